@@ -1,0 +1,414 @@
+"""The answers file: what the wizard asks, what `--auto` replays, validated in one model.
+
+The model is the single source of truth for the wizard's inputs, headless runs and the JSON Schema
+(`vast-loopback schema`). Secrets are references only (`env:NAME` / `file:PATH`), so a saved
+answers file never holds one. Errors name the file, line and column, the field, what was wrong and a
+hint ("did you mean ...?").
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import json
+import os
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from backend import yamlsafe
+from backend.errors import BadInput
+from backend.secrets import SecretRef
+
+# Proxmox's `dns-name` format for a VM name (pve-common JSONSchema.pm).
+_DNS_LABEL = r"[a-zA-Z0-9](?:[a-zA-Z0-9\-]*[a-zA-Z0-9])?"
+DNS_NAME = re.compile(rf"^(?:{_DNS_LABEL}\.)*{_DNS_LABEL}$")
+# Proxmox's `pve-storage-id` format.
+STORAGE_ID = re.compile(r"^[a-z][a-z0-9\-_.]*[a-z0-9]$", re.IGNORECASE)
+# An API token id: USER@REALM!TOKENID.
+TOKEN_ID = re.compile(r"^[A-Za-z0-9._\-]+@[A-Za-z0-9.\-_]+![A-Za-z][A-Za-z0-9.\-_]*$")
+BRIDGE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.\-]{0,14}$")
+VOLID = re.compile(r"^(?P<storage>[a-z][a-z0-9\-_.]*[a-z0-9]):import/(?P<file>[a-zA-Z0-9_.\-]+\.ova)$", re.I)
+SHA256_COLON = re.compile(r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
+SSH_FP = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+BUILD = re.compile(r"^release-\d+-\d+-\d+-\d+$")
+CLUSTER_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_]{0,31}$")
+
+
+def _to_ref(value: Any) -> Any:
+    if isinstance(value, SecretRef):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("a secret must be a reference, 'env:NAME' or 'file:PATH'")
+    return SecretRef.parse(value)
+
+
+SecretRefField = Annotated[
+    SecretRef,
+    BeforeValidator(_to_ref),
+    PlainSerializer(lambda ref: str(ref), return_type=str),
+    WithJsonSchema(
+        {"type": "string", "pattern": r"^(env|file):.+$",
+         "description": "A reference to a secret, never the secret: env:NAME or file:PATH."}
+    ),
+]
+
+IntOrAuto = int | Literal["auto"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ProxmoxAnswers(_Section):
+    """How to reach the Proxmox VE API."""
+
+    url: str = Field("lab", description="'lab' for the built-in lab, or https://HOST:8006")
+    token_id: str | None = Field(None, description="API token id, USER@REALM!TOKENID (e.g. root@pam!vlb)")
+    token_secret: SecretRefField | None = Field(None, description="env:NAME or file:PATH holding the token secret")
+    node: str = Field("auto", description="the node to place the VM on, or 'auto' for the best one")
+    fingerprint: str | None = Field(
+        None, description="SHA-256 fingerprint of the host's TLS certificate (AA:BB:...), pinned"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        value = value.strip()
+        if value == "lab":
+            return value
+        if not re.match(r"^https://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?$", value):
+            raise ValueError("must be 'lab' or https://HOST[:PORT] (e.g. https://pve.example:8006)")
+        return value.rstrip("/")
+
+    @field_validator("token_id")
+    @classmethod
+    def _token_id(cls, value: str | None) -> str | None:
+        if value is not None and not TOKEN_ID.match(value):
+            raise ValueError("must look like USER@REALM!TOKENID, e.g. root@pam!vlb")
+        return value
+
+    @field_validator("node")
+    @classmethod
+    def _node(cls, value: str) -> str:
+        if value != "auto" and not DNS_NAME.match(value):
+            raise ValueError("must be 'auto' or a node name")
+        return value
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        value = value.strip().upper()
+        if not SHA256_COLON.match(value):
+            raise ValueError("must be a SHA-256 fingerprint written as 32 hex pairs separated by ':'")
+        return value
+
+    @model_validator(mode="after")
+    def _credentials(self) -> ProxmoxAnswers:
+        if self.url != "lab" and (self.token_id is None or self.token_secret is None):
+            raise ValueError("a real Proxmox host needs token_id and token_secret (env:NAME or file:PATH)")
+        return self
+
+
+class VmAnswers(_Section):
+    """The VM to create. 'auto' takes the sizing recommendation for the chosen node."""
+
+    name: str = Field("vast-loopback", description="VM name (DNS name rules, as Proxmox requires)")
+    vcpus: IntOrAuto = Field("auto", description="vCPUs (1 socket x N cores); never more than physical cores")
+    memory_gib: IntOrAuto = Field("auto", description="RAM in GiB; at least 112, 128+ recommended")
+    disk_gib: IntOrAuto = Field("auto", description="OS disk size in GiB; at least 500, 1000 recommended")
+    storage: str = Field("local-lvm", description="storage for the VM disk")
+    bridge: str = Field("vmbr0", description="network bridge for the VM's NIC")
+    vmid: int | None = Field(None, ge=100, le=999_999_999, description="fixed VMID; default: next free")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if len(value) > 63 or not DNS_NAME.match(value):
+            raise ValueError(
+                "must be a DNS name: letters, digits and '-', not starting or ending with '-', at most 63"
+            )
+        return value
+
+    @field_validator("vcpus")
+    @classmethod
+    def _vcpus(cls, value: IntOrAuto) -> IntOrAuto:
+        if value != "auto" and not 1 <= value <= 512:
+            raise ValueError("must be between 1 and 512, or 'auto'")
+        return value
+
+    @field_validator("memory_gib")
+    @classmethod
+    def _memory(cls, value: IntOrAuto) -> IntOrAuto:
+        if value != "auto" and not 1 <= value <= 16384:
+            raise ValueError("must be between 1 and 16384 GiB, or 'auto'")
+        return value
+
+    @field_validator("disk_gib")
+    @classmethod
+    def _disk(cls, value: IntOrAuto) -> IntOrAuto:
+        if value != "auto" and not 1 <= value <= 1_048_576:
+            raise ValueError("must be between 1 and 1048576 GiB, or 'auto'")
+        return value
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str) -> str:
+        if not STORAGE_ID.match(value):
+            raise ValueError("must be a Proxmox storage id such as local-lvm")
+        return value
+
+    @field_validator("bridge")
+    @classmethod
+    def _bridge(cls, value: str) -> str:
+        if not BRIDGE.match(value):
+            raise ValueError("must be a bridge name such as vmbr0")
+        return value
+
+
+class GuestAnswers(_Section):
+    """How to reach the guest over SSH."""
+
+    address: str = Field("dhcp", description="'dhcp' (as seen by the host / guest agent) or an IP address")
+    user: str = Field("centos", description="SSH user in the guest (the OVA's is centos)")
+    port: int = Field(22, ge=1, le=65535)
+    password: SecretRefField | None = Field(None, description="env:NAME or file:PATH with the SSH password")
+    key: SecretRefField | None = Field(None, description="file:PATH of a private key (or env:NAME holding one)")
+    host_key: str | None = Field(None, description="pinned SSH host key fingerprint, SHA256:...")
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "dhcp":
+            return value
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError("must be 'dhcp' or an IP address") from None
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z_][a-z0-9_\-]{0,31}", value):
+            raise ValueError("must be a Linux user name")
+        return value
+
+    @field_validator("host_key")
+    @classmethod
+    def _host_key(cls, value: str | None) -> str | None:
+        if value is not None and not SSH_FP.match(value.strip()):
+            raise ValueError("must be an OpenSSH SHA256 fingerprint, SHA256:<43 base64 characters>")
+        return value.strip() if value else value
+
+
+class VastAnswers(_Section):
+    """The VAST cluster to create."""
+
+    build: str = Field("release-5-4-0-2043819", description="VAST build in the OVA's bundle")
+    cluster_name: str = Field("lb-vast54", description="name of the loopback cluster")
+    admin_user: str = Field("admin", description="VMS user")
+    admin_password: SecretRefField | None = Field(
+        None, description="env:NAME or file:PATH with the VMS password; default: the OVA's documented default"
+    )
+
+    @field_validator("build")
+    @classmethod
+    def _build(cls, value: str) -> str:
+        if not BUILD.match(value):
+            raise ValueError("must look like release-5-4-0-2043819")
+        return value
+
+    @field_validator("cluster_name")
+    @classmethod
+    def _cluster(cls, value: str) -> str:
+        if not CLUSTER_NAME.match(value):
+            raise ValueError("must start with a letter; letters, digits, '-' and '_'; at most 32")
+        return value
+
+    @field_validator("admin_user")
+    @classmethod
+    def _admin(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", value):
+            raise ValueError("must be a VMS user name")
+        return value
+
+
+class TuningAnswers(_Section):
+    """Optional tunings (the field report's are always applied)."""
+
+    limits: bool = Field(True, description="raise file-descriptor and inotify limits for the VAST containers")
+
+
+class FaultAnswers(_Section):
+    """Faults the lab injects (only with url: lab)."""
+
+    rate: float = Field(0.0, ge=0.0, le=1.0, description="probability of a fault per opportunity")
+    seed: int = Field(1, description="random seed, so a faulty run can be replayed")
+    kinds: list[Literal["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "vms_restart"]] = (
+        Field(default_factory=lambda: ["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "vms_restart"])
+    )
+
+
+class LabAnswers(_Section):
+    """The built-in lab (only with url: lab)."""
+
+    host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
+    faults: FaultAnswers = Field(default_factory=FaultAnswers)
+
+
+class Answers(_Section):
+    """Everything a run needs. `vast-loopback schema` prints this model as JSON Schema."""
+
+    version: Literal[1] = 1
+    proxmox: ProxmoxAnswers = Field(default_factory=ProxmoxAnswers)
+    vm: VmAnswers = Field(default_factory=VmAnswers)
+    ova: str = Field("local:import/vast-5.4.0-loopback.ova", description="volid of the OVA on a storage with 'import'")
+    guest: GuestAnswers = Field(default_factory=GuestAnswers)
+    vast: VastAnswers = Field(default_factory=VastAnswers)
+    tuning: TuningAnswers = Field(default_factory=TuningAnswers)
+    lab: LabAnswers = Field(default_factory=LabAnswers)
+
+    @field_validator("ova")
+    @classmethod
+    def _ova(cls, value: str) -> str:
+        if not VOLID.match(value):
+            raise ValueError("must be a volid like local:import/vast-5.4.0-loopback.ova")
+        return value
+
+
+def json_schema() -> dict[str, Any]:
+    """The answers file's JSON Schema, generated from the model."""
+    schema = Answers.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "vast-loopback answers file"
+    return schema
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _hint_unknown(path: tuple, model: type[BaseModel]) -> str | None:
+    """For an unknown key, suggest the closest known key at that level."""
+    section: Any = model
+    for part in path[:-1]:
+        fields = getattr(section, "model_fields", {})
+        if part not in fields:
+            return None
+        annotation = fields[part].annotation
+        section = annotation if isinstance(annotation, type) and issubclass(annotation, BaseModel) else None
+        if section is None:
+            return None
+    known = list(getattr(section, "model_fields", {}))
+    close = difflib.get_close_matches(str(path[-1]), known, n=1, cutoff=0.5)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"known keys here: {', '.join(known)}"
+
+
+def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
+    kind = error.get("type", "")
+    message = error.get("msg", "invalid value")
+    if message.startswith("Value error, "):
+        message = message[len("Value error, "):]
+    given = error.get("input")
+    if kind == "extra_forbidden":
+        return "unknown key", None
+    if kind == "missing":
+        return "required but missing", None
+    if kind in ("int_parsing", "int_type", "float_parsing", "bool_parsing", "string_type", "int_from_float",
+                "literal_error", "float_type", "bool_type"):
+        shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
+        return f"{message} (got {shown[:60]})", None
+    return message, None
+
+
+def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Located | None) -> str:
+    by_path: dict[tuple, list[dict[str, Any]]] = {}
+    for error in exc.errors():
+        # pydantic adds union member names to loc ('int', "literal['auto']"); drop them.
+        loc = tuple(p for p in error.get("loc", ()) if not (isinstance(p, str) and p.startswith(("int", "literal"))))
+        by_path.setdefault(loc, []).append(error)
+    lines = []
+    for loc, errors in by_path.items():
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        position = located.where(loc) if located else None
+        where = f"{source}:{position[0]}:{position[1]}" if position else source
+        kinds = {e.get("type") for e in errors}
+        hint = None
+        if "literal_error" in kinds and len(errors) > 1:
+            # int | 'auto': one message for both halves of the union.
+            given = errors[0].get("input")
+            message = f"must be a whole number or 'auto' (got {given!r:.60})"
+        else:
+            message, hint = _describe(errors[0])
+            if errors[0].get("type") == "extra_forbidden":
+                hint = _hint_unknown(loc, Answers)
+        lines.append(f"{where}: {path}: {message}" + (f"\n  hint: {hint}" if hint else ""))
+    return "\n".join(lines)
+
+
+def parse(text: str | bytes, source: str = "answers") -> Answers:
+    """Parse and validate answers text. Raises BadInput with file:line:col messages."""
+    located = yamlsafe.load(text, source)
+    if not isinstance(located.data, dict):
+        raise BadInput(f"{source}: the answers file must be a mapping of sections (proxmox, vm, ...)")
+    try:
+        return Answers.model_validate(located.data)
+    except ValidationError as exc:
+        raise BadInput(errors_to_message(exc, source, located)) from None
+
+
+def load(path: str | os.PathLike[str]) -> Answers:
+    """Read and validate an answers file."""
+    p = Path(path)
+    try:
+        if p.is_dir():
+            raise BadInput(f"{p}: is a directory, not an answers file")
+        size = p.stat().st_size
+        if size > yamlsafe.MAX_BYTES:
+            raise BadInput(f"{p}: file is {size} bytes; answers files are limited to {yamlsafe.MAX_BYTES}")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise BadInput(f"{p}: no such answers file") from None
+    except PermissionError:
+        raise BadInput(f"{p}: permission denied") from None
+    except OSError as exc:
+        raise BadInput(f"{p}: cannot read: {exc.strerror or exc.__class__.__name__}") from None
+    return parse(data, str(p))
+
+
+def to_yaml(answers: Answers) -> str:
+    """The answers as YAML, every value explicit (defaults included), secrets as references."""
+    data = answers.model_dump(mode="json")
+    header = "# vast-loopback answers file (secrets are references: env:NAME or file:PATH)\n"
+    return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
+
+
+def save(answers: Answers, path: str | os.PathLike[str]) -> Path:
+    """Write the answers file with mode 0600 (it holds no secret, only references, but may hold names)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(to_yaml(answers))
+    os.chmod(p, 0o600)
+    return p
+
+
+def schema_json() -> str:
+    return json.dumps(json_schema(), indent=2, sort_keys=False)

@@ -1,0 +1,172 @@
+"""The engine: runs a plan's steps in order, journals each one, and resumes where a run stopped.
+
+Every step records `StepStarted` before it begins and `StepFinished` (with the result later steps
+need: vmid, node, guest address...) before the next one begins. On `--resume`, a step that finished
+is skipped after its `recheck` (state the engine cannot trust is read again); a step that started
+and never finished runs again, which is safe because every step is idempotent (it finds its VM,
+re-attaches to its detached job, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from backend.answers import Answers
+from backend.bus import EventBus
+from backend.errors import RunFailed, SizingBlocked, VlbError
+from backend.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    StepFinished,
+    StepProgressed,
+    StepSkipped,
+    StepStarted,
+)
+from backend.journal import RunDir
+from backend.secrets import redact
+from backend.target import Target
+
+log = logging.getLogger(__name__)
+
+VERSION = "0.1.0"
+
+
+@dataclass
+class RunOptions:
+    force: bool = False  # go past sizing blockers on purpose
+    until: str | None = None  # stop after this step id (e.g. "snapshot_pre_install")
+    retry_on_failure: bool = False
+    resume: bool = False
+
+
+@dataclass
+class RunContext:
+    """What every step can use. `facts` holds the results of finished steps (vmid, node, ...)."""
+
+    answers: Answers
+    target: Target
+    bus: EventBus
+    run: RunDir
+    options: RunOptions = field(default_factory=RunOptions)
+    facts: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)
+    current_step: str = ""
+
+    def emit(self, event: Event) -> Event:
+        return self.bus.emit(event)
+
+    def progress(self, message: str, fraction: float | None = None) -> None:
+        self.emit(StepProgressed(step=self.current_step, message=message, fraction=fraction))
+
+    @property
+    def clock(self):  # noqa: ANN201 - Clock
+        return self.target.clock
+
+    async def close(self) -> None:
+        """Close every service a step opened (clients with an async `close`)."""
+        for name, service in list(self.services.items()):
+            closer = getattr(service, "close", None)
+            if closer is None:
+                continue
+            try:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:  # closing must never hide the run's real outcome
+                log.debug("closing %s failed", name, exc_info=True)
+        self.services.clear()
+
+
+StepFn = Callable[[RunContext], Awaitable[dict | None]]
+RecheckFn = Callable[[RunContext], Awaitable[bool]]
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    title: str
+    group: str  # "provision" | "prepare" | "install" | "finish"
+    run: StepFn
+    recheck: RecheckFn | None = None  # on resume: is the finished step's result still true?
+
+
+class Engine:
+    def __init__(self, ctx: RunContext, steps: list[Step]) -> None:
+        self.ctx = ctx
+        self.steps = steps
+
+    async def run(self) -> int:
+        """Run every step; returns the exit code and always ends with a RunFinished event."""
+        ctx = self.ctx
+        done = ctx.run.finished_steps() if ctx.options.resume else {}
+        ctx.emit(RunStarted(
+            run_id=ctx.run.run_id,
+            target=ctx.target.label,
+            vm_name=ctx.answers.vm.name,
+            resumed=ctx.options.resume,
+            clock=ctx.target.clock.to_dict(),
+            version=VERSION,
+        ))
+        outcome, code, message = "done", 0, ""
+        try:
+            for step in self.steps:
+                await self._run_step(step, done)
+                if ctx.options.until and step.id == ctx.options.until:
+                    outcome, message = "stopped", f"stopped after {step.id} as asked (--until)"
+                    break
+            else:
+                outcome = str(ctx.facts.get("outcome", "done"))
+        except SizingBlocked as exc:
+            outcome, code, message = "blocked", exc.exit_code, redact(str(exc))
+        except VlbError as exc:
+            outcome, code, message = "failed", exc.exit_code, redact(str(exc))
+        except asyncio.CancelledError:
+            ctx.emit(RunFinished(outcome="aborted", exit_code=130, message="aborted by the user"))
+            await ctx.close()
+            raise
+        except Exception as exc:  # a bug: journal it, never a traceback on screen
+            log.exception("step failed with an unexpected error")
+            outcome, code = "failed", 1
+            message = redact(f"internal error in step {ctx.current_step}: {exc.__class__.__name__}: {exc}")
+        ctx.emit(RunFinished(outcome=outcome, exit_code=code, message=message))
+        await ctx.close()
+        return code
+
+    async def _run_step(self, step: Step, done: dict[str, dict]) -> None:
+        ctx = self.ctx
+        ctx.current_step = step.id
+        if step.id in done:
+            result = done[step.id]
+            ctx.facts.update(result)
+            still_true = True
+            if step.recheck is not None:
+                still_true = await step.recheck(ctx)
+            if still_true:
+                ctx.emit(StepSkipped(step=step.id, reason="finished in an earlier run", result=result))
+                return
+        ctx.emit(StepStarted(step=step.id, title=step.title, group=step.group))
+        try:
+            result = await step.run(ctx) or {}
+        except VlbError as exc:
+            ctx.emit(StepFinished(step=step.id, ok=False, error=redact(str(exc))))
+            raise
+        except asyncio.CancelledError:
+            ctx.emit(StepFinished(step=step.id, ok=False, error="aborted"))
+            raise
+        except Exception as exc:
+            ctx.emit(StepFinished(step=step.id, ok=False, error=redact(f"{exc.__class__.__name__}: {exc}")))
+            raise
+        ctx.facts.update(result)
+        ctx.emit(StepFinished(step=step.id, ok=True, result=result))
+
+
+def require(ctx: RunContext, key: str) -> Any:
+    """A fact an earlier step must have produced."""
+    if key not in ctx.facts:
+        raise RunFailed(f"internal: step {ctx.current_step} needs '{key}', which no earlier step produced")
+    return ctx.facts[key]

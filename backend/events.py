@@ -1,0 +1,353 @@
+"""Typed events: facts, named in the past tense, that the engine emits and everyone else reads.
+
+The TUI, the headless printer, the run journal, resume, diagnosis and the report all consume the
+same events. An event serialises to one JSON object with a "type" key and its fields; `ts` is the
+target's clock (see `backend.clock`). Adding a field with a default is compatible; renaming is not.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+_REGISTRY: dict[str, type[Event]] = {}
+
+
+@dataclass(kw_only=True)
+class Event:
+    """Base of every event. `ts` is stamped by the bus when left at 0."""
+
+    ts: float = 0.0
+    kind: ClassVar[str] = "Event"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.kind = cls.__name__
+        _REGISTRY[cls.__name__] = cls
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": self.kind}
+        for f in dataclasses.fields(self):
+            data[f.name] = getattr(self, f.name)
+        return data
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> Event:
+        """Rebuild an event; unknown types become `UnknownEvent`, unknown fields are dropped."""
+        cls = _REGISTRY.get(str(data.get("type")))
+        if cls is None:
+            return UnknownEvent(ts=float(data.get("ts", 0.0)), raw=dict(data))
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def event_types() -> dict[str, type[Event]]:
+    return dict(_REGISTRY)
+
+
+@dataclass(kw_only=True)
+class UnknownEvent(Event):
+    """An event of a type this version does not know (e.g. written by a newer version)."""
+
+    raw: dict = field(default_factory=dict)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class RunStarted(Event):
+    run_id: str
+    target: str  # e.g. "lab (seed, speed 120)" or "https://pve:8006"
+    vm_name: str
+    resumed: bool = False
+    clock: dict = field(default_factory=dict)  # Clock.to_dict() of the target
+    version: str = ""
+
+
+@dataclass(kw_only=True)
+class RunFinished(Event):
+    outcome: str  # "online" | "prepared" | "failed" | "aborted" | "blocked"
+    exit_code: int
+    message: str = ""
+
+
+@dataclass(kw_only=True)
+class StepStarted(Event):
+    step: str
+    title: str
+    group: str  # "provision" | "prepare" | "install" | "finish"
+    detail: str = ""
+
+
+@dataclass(kw_only=True)
+class StepProgressed(Event):
+    step: str
+    message: str
+    fraction: float | None = None
+
+
+@dataclass(kw_only=True)
+class StepFinished(Event):
+    step: str
+    ok: bool
+    result: dict = field(default_factory=dict)  # what later steps and resume need (vmid, ...)
+    error: str = ""
+
+
+@dataclass(kw_only=True)
+class StepSkipped(Event):
+    step: str
+    reason: str
+    result: dict = field(default_factory=dict)
+
+
+# --- sizing and host facts ---------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class HostFactsGathered(Event):
+    node: str
+    facts: dict  # NodeFacts.to_dict()
+    pve_version: str = ""
+
+
+@dataclass(kw_only=True)
+class SizingEvaluated(Event):
+    findings: list  # [Finding.to_dict()]
+    recommendation: dict
+    forced: bool = False
+
+
+# --- Proxmox -----------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class ProxmoxTaskStarted(Event):
+    upid: str
+    task_type: str
+    description: str = ""
+
+
+@dataclass(kw_only=True)
+class ProxmoxTaskFinished(Event):
+    upid: str
+    task_type: str
+    exitstatus: str
+    ok: bool
+    duration_s: float = 0.0
+    log_tail: list = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class VmCreated(Event):
+    vmid: int
+    node: str
+    name: str
+    config: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
+class VmFound(Event):
+    vmid: int
+    node: str
+    name: str
+
+
+@dataclass(kw_only=True)
+class VmConfigured(Event):
+    vmid: int
+    changes: dict
+
+
+@dataclass(kw_only=True)
+class VmPowerChanged(Event):
+    vmid: int
+    state: str  # "running" | "stopped"
+    action: str  # "start" | "shutdown" | "stop" | "reboot"
+
+
+@dataclass(kw_only=True)
+class SnapshotCreated(Event):
+    vmid: int
+    name: str
+
+
+@dataclass(kw_only=True)
+class SnapshotRolledBack(Event):
+    vmid: int
+    name: str
+
+
+# --- guest -------------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class GuestAddressResolved(Event):
+    address: str
+    source: str  # "answers" | "dhcp" | "guest-agent"
+
+
+@dataclass(kw_only=True)
+class GuestConnected(Event):
+    address: str
+    user: str
+    host_key: str  # SHA256 fingerprint
+
+
+@dataclass(kw_only=True)
+class GuestDisconnected(Event):
+    reason: str
+
+
+@dataclass(kw_only=True)
+class GuestReconnected(Event):
+    attempts: int
+    down_s: float
+
+
+@dataclass(kw_only=True)
+class TuningChecked(Event):
+    """One tuning step read back from the guest."""
+
+    id: str
+    expected: str
+    observed: str
+    ok: bool
+    after_reboot: bool = False
+    persisted: bool | None = None
+    reason: str = ""
+
+
+@dataclass(kw_only=True)
+class TuningApplied(Event):
+    id: str
+    changed: bool
+    detail: str = ""
+
+
+@dataclass(kw_only=True)
+class PreflightChecked(Event):
+    items: list  # [{"id","title","expected","observed","ok","severity"}]
+    ok: bool
+
+
+# --- install -----------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class InstallLogAppended(Event):
+    """Lines of the install log, ANSI and spinners stripped, with the byte offset they end at."""
+
+    source: str  # e.g. "bootstrap", "cluster_create"
+    lines: list
+    offset: int
+
+
+@dataclass(kw_only=True)
+class ClusterStateChanged(Event):
+    state: str  # any string: VAST 5.4 has more states than 5.3; never validated against a list
+    previous: str = ""
+    source: str = "api"  # "api" | "log"
+
+
+@dataclass(kw_only=True)
+class VtaskChanged(Event):
+    name: str
+    task_id: int
+    state: str
+    runtime_s: float | None = None
+    message: str = ""
+
+
+@dataclass(kw_only=True)
+class ClusterVerified(Event):
+    hosts: list
+    containers: list
+    ok: bool
+
+
+# --- monitoring --------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class SampleTaken(Event):
+    """One sample of the guest agent (see backend/monitor/agent.py), timestamps on the target clock."""
+
+    sample: dict
+
+
+@dataclass(kw_only=True)
+class StallDetected(Event):
+    start: float
+    length_ms: float
+
+
+@dataclass(kw_only=True)
+class KernelMessageSeen(Event):
+    source: str  # "kmsg" | a log path
+    text: str
+    level: str = ""
+    match: str = ""  # what made it matter: "oom", "panic", "hung_task", ...
+
+
+@dataclass(kw_only=True)
+class SamplingGapped(Event):
+    """The monitor was not sampling from `start` to `end`: a gap, never interpolated."""
+
+    start: float
+    end: float
+    reason: str = ""
+
+
+@dataclass(kw_only=True)
+class MonitorStarted(Event):
+    agent_version: str
+    interval_s: float
+    python: str = ""
+
+
+# --- diagnosis, recovery, faults ---------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class AlertRaised(Event):
+    id: str
+    severity: str  # "warning" | "critical"
+    message: str
+    evidence: str = ""
+
+
+@dataclass(kw_only=True)
+class DiagnosisMade(Event):
+    items: list  # [{"id","cause","remedy","evidence"}]
+
+
+@dataclass(kw_only=True)
+class RemedyApplied(Event):
+    id: str
+    changes: dict
+    attempt: int
+
+
+@dataclass(kw_only=True)
+class RetryScheduled(Event):
+    """An operation failed in a way worth retrying; it will be retried after `delay_s`."""
+
+    operation: str
+    attempt: int
+    error: str
+    delay_s: float
+
+
+@dataclass(kw_only=True)
+class RecoveredFromFault(Event):
+    operation: str
+    attempts: int
+    error: str = ""
+
+
+@dataclass(kw_only=True)
+class ReportWritten(Event):
+    path: str

@@ -1,0 +1,210 @@
+"""The run directory: a journal of events that survives a crash, and what resume reads back.
+
+Layout (mode 0700):
+    run.json           id, creation time, version, status ("running" | "finished")
+    answers.yaml       the answers used (secrets as references only), mode 0600
+    events.jsonl       every event except samples, one JSON object per line
+    samples.jsonl      SampleTaken events (the monitor's 1 Hz samples)
+    install.log        the install log as received (ANSI and spinners stripped)
+    lab/               the lab's world and request logs, when the run is on the lab
+    report.md          written by `vast-loopback report`
+
+Each line is written and flushed before the engine goes on, so a SIGKILL loses nothing that was
+emitted; step boundaries are also fsync'd. A torn last line (killed mid-write) is skipped on read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets as _random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from backend.errors import BadInput
+from backend.events import Event, InstallLogAppended, RunFinished, RunStarted, SampleTaken, StepFinished
+from backend.secrets import redact
+
+EVENTS = "events.jsonl"
+SAMPLES = "samples.jsonl"
+INSTALL_LOG = "install.log"
+RUN_META = "run.json"
+ANSWERS = "answers.yaml"
+
+
+def default_runs_root() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "vast-loopback" / "runs"
+
+
+def new_run_id(vm_name: str = "run") -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{vm_name}-{_random.token_hex(2)}"
+
+
+def _mkdir_private(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(path, 0o700)
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    @classmethod
+    def create(cls, path: str | os.PathLike[str] | None, vm_name: str = "run") -> RunDir:
+        run_id = new_run_id(vm_name)
+        target = Path(path) if path else default_runs_root() / run_id
+        if target.exists() and any(target.iterdir()):
+            if (target / RUN_META).exists():
+                raise BadInput(
+                    f"{target} already holds a run",
+                    hint=f"resume it with --resume {target}, or pick another --run-dir",
+                )
+            raise BadInput(f"{target} is not empty; pick an empty or new --run-dir")
+        _mkdir_private(target)
+        run = cls(target)
+        run.write_meta({"id": run_id, "created": time.time(), "status": "running"})
+        return run
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str]) -> RunDir:
+        target = Path(path)
+        if not (target / RUN_META).exists() and not (target / EVENTS).exists():
+            raise BadInput(f"{target} is not a vast-loopback run directory (no {RUN_META} or {EVENTS})")
+        return cls(target)
+
+    # --- metadata ---
+
+    @property
+    def meta_path(self) -> Path:
+        return self.path / RUN_META
+
+    def read_meta(self) -> dict:
+        try:
+            return json.loads(self.meta_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def write_meta(self, meta: dict) -> None:
+        tmp = self.meta_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(meta, indent=2))
+        os.replace(tmp, self.meta_path)
+
+    def update_meta(self, **changes: object) -> None:
+        meta = self.read_meta()
+        meta.update(changes)
+        self.write_meta(meta)
+
+    @property
+    def run_id(self) -> str:
+        return str(self.read_meta().get("id", self.path.name))
+
+    @property
+    def lab_dir(self) -> Path:
+        path = self.path / "lab"
+        _mkdir_private(path)
+        return path
+
+    # --- reading ---
+
+    def events(self, include_samples: bool = False) -> Iterator[Event]:
+        """Events in the order written; samples merged in by time when asked for."""
+        yield from read_events(self.path / EVENTS)
+        if include_samples:
+            yield from read_events(self.path / SAMPLES)
+
+    def samples(self) -> Iterator[SampleTaken]:
+        for event in read_events(self.path / SAMPLES):
+            if isinstance(event, SampleTaken):
+                yield event
+
+    def finished_steps(self) -> dict[str, dict]:
+        """Step id -> result of every step that finished successfully."""
+        done: dict[str, dict] = {}
+        for event in self.events():
+            if isinstance(event, StepFinished) and event.ok:
+                done[event.step] = event.result
+        return done
+
+    def is_finished(self) -> bool:
+        return any(isinstance(e, RunFinished) for e in self.events())
+
+    def started(self) -> RunStarted | None:
+        return next((e for e in self.events() if isinstance(e, RunStarted)), None)
+
+
+def read_events(path: Path) -> Iterator[Event]:
+    try:
+        handle = path.open("r", encoding="utf-8")
+    except FileNotFoundError:
+        return
+    with handle:
+        for line in handle:
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue  # a line torn by a kill mid-write
+            if isinstance(data, dict):
+                yield Event.from_dict(data)
+
+
+class Journal:
+    """A bus subscriber that appends every event to the run directory, flushed line by line."""
+
+    def __init__(self, run: RunDir) -> None:
+        self.run = run
+        self._events = self._open(EVENTS)
+        self._samples = self._open(SAMPLES)
+        self._install_log = self._open(INSTALL_LOG)
+
+    def _open(self, name: str) -> IO[str]:
+        path = self.run.path / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        handle = os.fdopen(fd, "a", encoding="utf-8")
+        # Repair a torn last line so the next event starts on a line of its own.
+        if path.stat().st_size:
+            with path.open("rb") as reader:
+                reader.seek(-1, os.SEEK_END)
+                if reader.read(1) != b"\n":
+                    handle.write("\n")
+        return handle
+
+    def __call__(self, event: Event) -> None:
+        line = redact(json.dumps(event.to_dict(), separators=(",", ":"), default=str))
+        target = self._samples if isinstance(event, SampleTaken) else self._events
+        target.write(line + "\n")
+        target.flush()
+        if isinstance(event, InstallLogAppended) and event.lines:
+            self._install_log.write(redact("\n".join(event.lines)) + "\n")
+            self._install_log.flush()
+        if isinstance(event, StepFinished | RunFinished):
+            os.fsync(target.fileno())
+        if isinstance(event, RunFinished):
+            self.run.update_meta(status="finished", outcome=event.outcome, exit_code=event.exit_code)
+
+    def close(self) -> None:
+        for handle in (self._events, self._samples, self._install_log):
+            with contextlib.suppress(OSError):
+                handle.close()
+
+
+def unfinished_runs(root: Path | None = None) -> list[RunDir]:
+    """Runs under the default root that started and never finished, newest first."""
+    base = root or default_runs_root()
+    if not base.is_dir():
+        return []
+    runs = []
+    for child in sorted(base.iterdir(), reverse=True):
+        meta = child / RUN_META
+        if meta.exists():
+            run = RunDir(child)
+            if run.read_meta().get("status") == "running":
+                runs.append(run)
+    return runs

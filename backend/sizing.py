@@ -1,0 +1,390 @@
+"""Sizing rules: host facts and a proposed VM in, a recommendation and findings out.
+
+Pure functions, cheap enough to run on every keystroke. Every rule carries its evidence from the
+field report (../shared/seed/) or, where the report's prose and the raw logs disagree, from the raw
+traces of the successful run (../shared/traces/seed-run-2025-12-29/).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from backend.hostfacts import GIB, HostInventory, NodeFacts
+
+# The validated configuration and the thresholds the field report taught.
+VALIDATED_VCPUS = 12
+MAX_RECOMMENDED_VCPUS = 24  # the report's "16-24 (if host has cores)"
+MEMORY_MIN_GIB = 112  # 97 GB died of OOM; 117 GiB worked with little to spare
+MEMORY_RECOMMENDED_GIB = 128
+MEMORY_COMFORT_GIB = 160  # no evidence that more helps a loopback cluster; leave the rest to the host
+DISK_MIN_GIB = 500
+DISK_RECOMMENDED_GIB = 1000
+HOST_RESERVE_MIN_GIB = 8.0
+HOST_RESERVE_FRACTION = 0.06
+PVE_IMPORT_VERSION = (8, 3)
+
+EVIDENCE = {
+    "overcommit": (
+        "Field report, attempt 2: 24 vCPUs (2x12) on a 12-core / 24-thread Threadripper 2920X died of "
+        "PANIC[P653] in vmsg_keepalive_fiber (fiber stuck 245 s); attempt 3 with 12 vCPUs (1:1) succeeded."
+    ),
+    "validated": "Field report, attempt 3: 12 vCPUs / 117 GiB is the configuration that reached ONLINE.",
+    "oom": (
+        "Field report, attempt 1: 97 GB RAM died of the OOM killer during activation "
+        "('Out of memory: Kill process')."
+    ),
+    "tight": (
+        "Field traces of attempt 3 (117.5 GiB seen by the guest): MemAvailable fell to 4.7 GiB during "
+        "activation and to 1.2 GiB after ONLINE (memory.log, 19:21:37); the report recommends 128 GB+."
+    ),
+    "reserve": (
+        "The field report's 117 GiB VM ran on a 128 GB host: the host kept about 8 GiB for itself, "
+        "its ZFS/LVM and QEMU overhead."
+    ),
+    "disk": "Field report: disk minimum 500 GB, recommended 1 TB (the OVA's disk alone is about 600 GB).",
+    "cpu_host": "Field report: CPU type qemu64 in the failed attempts; 'host' (passthrough) in the one that worked.",
+    "sockets": "Field report: 2 sockets x 12 in the failed attempt; 1 socket x 12 cores in the one that worked.",
+    "balloon": "Field report: ballooning enabled in the failed attempts, disabled in the one that worked.",
+    "controller": (
+        "Field report: VirtIO SCSI single with IO thread gave max r_await 21.65 ms / w_await 36.02 ms "
+        "during the successful install."
+    ),
+    "numa": "A single-socket host has one NUMA node; NUMA emulation only adds overhead there.",
+    "kvm": "Field report: nested virtualization / KVM was enabled on the host.",
+    "import": "OVA import through the API (content 'import', import-from) arrived in Proxmox VE 8.3.",
+}
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """A proposed VM. The plan always uses the right CPU type, sockets, ballooning and controller;
+    a proposal may still describe something else (e.g. the field report's failed attempts)."""
+
+    vcpus: int
+    memory_gib: int
+    disk_gib: int
+    storage: str | None = None
+    sockets: int = 1
+    cpu_type: str = "host"
+    balloon: bool = False
+    scsihw: str = "virtio-scsi-single"
+    iothread: bool = True
+
+
+@dataclass(frozen=True)
+class Finding:
+    id: str
+    severity: str  # "blocker" | "warning" | "info"
+    message: str
+    remedy: str
+    evidence: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    vcpus: int
+    memory_gib: int
+    disk_gib: int
+    feasible: bool
+    reason: str = ""
+    sockets: int = 1
+    cpu: str = "host"
+    balloon: int = 0
+    scsihw: str = "virtio-scsi-single"
+    iothread: bool = True
+    numa: bool = False
+    storage: str | None = None
+    max_memory_gib: int = 0
+    host_reserve_gib: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class SizingResult:
+    recommendation: Recommendation
+    findings: tuple[Finding, ...] = field(default_factory=tuple)
+
+    @property
+    def blockers(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "blocker")
+
+    @property
+    def warnings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.blockers
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "recommendation": self.recommendation.to_dict(),
+        }
+
+
+def host_reserve_gib(node: NodeFacts) -> float:
+    """RAM the Proxmox host keeps for itself: at least 8 GiB, 6 % on big hosts."""
+    return max(HOST_RESERVE_MIN_GIB, HOST_RESERVE_FRACTION * node.mem_total_gib)
+
+
+def max_safe_memory_gib(node: NodeFacts) -> int:
+    """The largest VM RAM (whole GiB) that leaves the host its reserve."""
+    return max(0, math.floor(node.mem_total_gib - host_reserve_gib(node)))
+
+
+def _pve_version_tuple(version: str) -> tuple[int, int] | None:
+    digits = version.split("/")[-2] if "/" in version else version  # "pve-manager/9.1.3/..." or "9.1.3"
+    parts = digits.split(".")
+    try:
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except (ValueError, IndexError):
+        return None
+
+
+def _best_disk_storage(node: NodeFacts, wanted: str | None) -> tuple[str | None, float]:
+    candidates = [s for s in node.storages if s.active and s.holds("images")]
+    if wanted:
+        chosen = node.storage(wanted)
+        return (wanted, chosen.avail_gib if chosen else 0.0)
+    if not candidates:
+        return None, 0.0
+    best = max(candidates, key=lambda s: s.avail)
+    return best.storage, best.avail_gib
+
+
+def recommend(node: NodeFacts, storage: str | None = None) -> Recommendation:
+    """The configuration this node should get, or why it cannot host the cluster."""
+    reserve = host_reserve_gib(node)
+    max_mem = max_safe_memory_gib(node)
+    vcpus = max(1, min(node.cores, MAX_RECOMMENDED_VCPUS))
+    memory = min(max_mem, MEMORY_COMFORT_GIB)
+    storage_name, avail = _best_disk_storage(node, storage)
+    disk = DISK_RECOMMENDED_GIB if avail >= DISK_RECOMMENDED_GIB else max(DISK_MIN_GIB, int(avail * 0.95))
+    numa = node.sockets > 1 and vcpus > node.cores_per_socket
+    reasons = []
+    if max_mem < MEMORY_MIN_GIB:
+        reasons.append(
+            f"{node.mem_total_gib:.0f} GiB of RAM leaves at most {max_mem} GiB for the VM after the host's "
+            f"{reserve:.0f} GiB reserve; the cluster needs at least {MEMORY_MIN_GIB} GiB"
+        )
+    if avail < DISK_MIN_GIB:
+        reasons.append(
+            f"no storage with 'images' content has {DISK_MIN_GIB} GiB free"
+            + (f" (best: {storage_name}, {avail:.0f} GiB)" if storage_name else "")
+        )
+    if not node.hvm:
+        reasons.append("the CPU offers no hardware virtualization (vmx/svm) to guests")
+    return Recommendation(
+        vcpus=vcpus,
+        memory_gib=memory,
+        disk_gib=disk,
+        feasible=not reasons,
+        reason="; ".join(reasons),
+        numa=numa,
+        storage=storage_name,
+        max_memory_gib=max_mem,
+        host_reserve_gib=round(reserve, 1),
+    )
+
+
+def evaluate(node: NodeFacts, proposal: Proposal) -> SizingResult:
+    """Findings for a proposed VM on this node, most severe first."""
+    rec = recommend(node, proposal.storage)
+    findings: list[Finding] = []
+    add = findings.append
+
+    # --- vCPUs ---
+    if proposal.vcpus > node.cores:
+        smt = f" ({node.threads} threads: hyperthreads do not count)" if node.smt else ""
+        add(Finding(
+            "vcpus-over-cores", "blocker",
+            f"{proposal.vcpus} vCPUs exceed the host's {node.cores} physical cores{smt}.",
+            f"Use at most {node.cores} vCPUs (1 socket x {min(node.cores, MAX_RECOMMENDED_VCPUS)} cores).",
+            EVIDENCE["overcommit"],
+        ))
+    if proposal.vcpus < VALIDATED_VCPUS:
+        add(Finding(
+            "vcpus-below-validated", "warning",
+            f"{proposal.vcpus} vCPUs is below the validated {VALIDATED_VCPUS}.",
+            f"Use {min(VALIDATED_VCPUS, node.cores)} vCPUs or more if the host has the cores.",
+            EVIDENCE["validated"],
+        ))
+    if node.cores < VALIDATED_VCPUS:
+        add(Finding(
+            "host-few-cores", "warning",
+            f"The host has only {node.cores} physical cores; the validated size is {VALIDATED_VCPUS}.",
+            "Expect a slower activation; use a host with 12+ physical cores for a validated setup.",
+            EVIDENCE["validated"],
+        ))
+
+    # --- memory ---
+    max_mem = rec.max_memory_gib
+    if max_mem < MEMORY_MIN_GIB:
+        add(Finding(
+            "host-memory-too-small", "blocker",
+            f"This host cannot host the cluster: {node.mem_total_gib:.0f} GiB of RAM leaves at most {max_mem} GiB "
+            f"after the host's {rec.host_reserve_gib:.0f} GiB reserve, and activation needs {MEMORY_MIN_GIB} GiB.",
+            f"Use a host with at least {math.ceil(MEMORY_MIN_GIB + HOST_RESERVE_MIN_GIB)} GiB of RAM "
+            f"({MEMORY_RECOMMENDED_GIB + 8} GiB for the recommended size).",
+            EVIDENCE["oom"],
+        ))
+    if proposal.memory_gib < MEMORY_MIN_GIB:
+        add(Finding(
+            "memory-below-minimum", "blocker",
+            f"{proposal.memory_gib} GiB of RAM is below the {MEMORY_MIN_GIB} GiB that activation needs.",
+            f"Give the VM at least {MEMORY_MIN_GIB} GiB"
+            + (f"; this host allows up to {max_mem} GiB." if max_mem >= MEMORY_MIN_GIB else "."),
+            EVIDENCE["oom"],
+        ))
+    elif proposal.memory_gib < MEMORY_RECOMMENDED_GIB:
+        add(Finding(
+            "memory-tight", "warning",
+            f"{proposal.memory_gib} GiB of RAM works but leaves little to spare at the activation peak.",
+            f"{MEMORY_RECOMMENDED_GIB} GiB or more is recommended"
+            + (f"; this host allows up to {max_mem} GiB." if max_mem < MEMORY_RECOMMENDED_GIB else "."),
+            EVIDENCE["tight"],
+        ))
+    if proposal.memory_gib > max_mem and max_mem >= MEMORY_MIN_GIB:
+        add(Finding(
+            "memory-over-host-reserve", "blocker",
+            f"{proposal.memory_gib} GiB leaves the host less than its {rec.host_reserve_gib:.0f} GiB reserve "
+            f"({node.mem_total_gib:.1f} GiB in all).",
+            f"Use at most {max_mem} GiB on this host.",
+            EVIDENCE["reserve"],
+        ))
+    elif proposal.memory_gib > max_mem:
+        pass  # already explained by host-memory-too-small
+    elif proposal.memory_gib > node.mem_available_gib:
+        add(Finding(
+            "memory-in-use", "warning",
+            f"The host has {node.mem_available_gib:.0f} GiB available now ({node.running_vms} VMs running); "
+            f"the VM wants {proposal.memory_gib} GiB.",
+            "Stop other VMs before starting this one, or pick another node.",
+            EVIDENCE["reserve"],
+        ))
+
+    # --- disk ---
+    if proposal.disk_gib < DISK_MIN_GIB:
+        add(Finding(
+            "disk-below-minimum", "blocker",
+            f"A {proposal.disk_gib} GiB disk is below the {DISK_MIN_GIB} GiB minimum.",
+            f"Use {DISK_RECOMMENDED_GIB} GiB ({DISK_MIN_GIB} GiB at least).",
+            EVIDENCE["disk"],
+        ))
+    elif proposal.disk_gib < DISK_RECOMMENDED_GIB:
+        add(Finding(
+            "disk-small", "warning",
+            f"A {proposal.disk_gib} GiB disk is below the recommended {DISK_RECOMMENDED_GIB} GiB.",
+            f"Use {DISK_RECOMMENDED_GIB} GiB if the storage has room.",
+            EVIDENCE["disk"],
+        ))
+    storage = node.storage(proposal.storage) if proposal.storage else None
+    if proposal.storage and storage is None:
+        known = ", ".join(s.storage for s in node.storages if s.holds("images")) or "none"
+        add(Finding(
+            "storage-missing", "blocker",
+            f"Storage '{proposal.storage}' does not exist on node {node.node}.",
+            f"Pick one of: {known}.",
+            "Users of other installers most often hit \"storage 'local' not found\".",
+        ))
+    elif storage is not None:
+        if not storage.holds("images"):
+            add(Finding(
+                "storage-no-images", "blocker",
+                f"Storage '{storage.storage}' does not hold VM disks (content: {','.join(storage.content)}).",
+                "Pick a storage with 'images' content (e.g. local-lvm).",
+                "Proxmox places VM disks only on storages with 'images' content.",
+            ))
+        if storage.avail_gib < proposal.disk_gib:
+            add(Finding(
+                "storage-too-small", "blocker",
+                f"Storage '{storage.storage}' has {storage.avail_gib:.0f} GiB free; the disk needs {proposal.disk_gib} GiB.",
+                f"Use a smaller disk (at least {DISK_MIN_GIB} GiB) or another storage.",
+                EVIDENCE["disk"],
+            ))
+
+    # --- host capabilities ---
+    if not node.hvm:
+        add(Finding(
+            "no-kvm", "blocker",
+            f"Node {node.node} offers no hardware virtualization (vmx/svm) to guests.",
+            "Enable virtualization (VT-x/AMD-V) in the firmware, or nested virtualization if Proxmox is itself a VM.",
+            EVIDENCE["kvm"],
+        ))
+    version = _pve_version_tuple(node.pve_version)
+    if version is not None and version < PVE_IMPORT_VERSION:
+        add(Finding(
+            "pve-too-old", "blocker",
+            f"Proxmox VE {node.pve_version} cannot import an OVA through the API.",
+            "Upgrade to Proxmox VE 8.3 or later.",
+            EVIDENCE["import"],
+        ))
+
+    # --- the settings the plan always applies (deviations are explained) ---
+    if proposal.cpu_type != "host":
+        add(Finding("cpu-type", "warning", f"CPU type '{proposal.cpu_type}' hides host CPU features.",
+                    "Use CPU type 'host' (the plan sets it).", EVIDENCE["cpu_host"]))
+    if proposal.sockets != 1:
+        add(Finding("sockets", "warning", f"{proposal.sockets} sockets split the vCPUs across virtual NUMA nodes.",
+                    "Use 1 socket with N cores (the plan sets it).", EVIDENCE["sockets"]))
+    if proposal.balloon:
+        add(Finding("balloon", "warning", "Memory ballooning lets the host take RAM back during activation.",
+                    "Disable ballooning (balloon: 0; the plan sets it).", EVIDENCE["balloon"]))
+    if proposal.scsihw != "virtio-scsi-single" or not proposal.iothread:
+        add(Finding("controller", "warning",
+                    f"Controller {proposal.scsihw}{'' if proposal.iothread else ' without IO thread'}.",
+                    "Use VirtIO SCSI single with iothread=1 (the plan switches to it after the first boot).",
+                    EVIDENCE["controller"]))
+    if node.sockets <= 1:
+        add(Finding("numa", "info", "NUMA stays off: the host has a single socket.",
+                    "Nothing to do.", EVIDENCE["numa"]))
+    elif proposal.vcpus > node.cores_per_socket:
+        add(Finding("numa", "info",
+                    f"{proposal.vcpus} vCPUs span the host's {node.sockets} sockets "
+                    f"({node.cores_per_socket} cores each): NUMA is turned on.",
+                    "Nothing to do; or stay within one socket's cores to keep NUMA off.",
+                    "Guests spanning sockets run better when they see the host's NUMA layout."))
+    add(Finding("always", "info",
+                "The VM gets cpu 'host', 1 socket, ballooning off, q35, and VirtIO SCSI single with an IO thread.",
+                "Nothing to do.", EVIDENCE["controller"]))
+
+    order = {"blocker": 0, "warning": 1, "info": 2}
+    findings.sort(key=lambda f: order[f.severity])
+    return SizingResult(rec, tuple(findings))
+
+
+def proposal_for(node: NodeFacts, vcpus: int | str, memory_gib: int | str, disk_gib: int | str,
+                 storage: str | None = None) -> Proposal:
+    """A proposal from answers values, 'auto' taking the recommendation."""
+    rec = recommend(node, storage)
+    return Proposal(
+        vcpus=rec.vcpus if vcpus == "auto" else int(vcpus),
+        memory_gib=rec.memory_gib if memory_gib == "auto" else int(memory_gib),
+        disk_gib=rec.disk_gib if disk_gib == "auto" else int(disk_gib),
+        storage=storage or rec.storage,
+    )
+
+
+def pick_node(inventory: HostInventory) -> NodeFacts | None:
+    """The best node for the cluster: online, feasible, most physical cores, then most free RAM."""
+    online = [n for n in inventory.nodes if n.online]
+    if not online:
+        return None
+
+    def score(node: NodeFacts) -> tuple:
+        rec = recommend(node)
+        return (rec.feasible, min(node.cores, MAX_RECOMMENDED_VCPUS), node.mem_available, node.cores)
+
+    return max(online, key=score)
+
+
+def gib(value_bytes: int) -> float:
+    return value_bytes / GIB

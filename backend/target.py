@@ -1,0 +1,112 @@
+"""Where a run happens: the Proxmox endpoint, how the guest is reached, and whose clock is used.
+
+A `Target` is opened by a provider chosen from the answers' `proxmox.url` scheme: `https` for a
+real host (this module), `lab` for the built-in lab (registered by `backend.lab` when the entry
+point imports it). The engine only sees the `Target`; it never asks which provider made it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from backend.answers import Answers
+from backend.clock import Clock
+from backend.errors import BadInput
+from backend.secrets import Secret
+
+Route = Callable[[str, int], tuple[str, int]]
+
+
+def _direct(host: str, port: int) -> tuple[str, int]:
+    return host, port
+
+
+@dataclass
+class TargetOptions:
+    speed: float = 1.0
+    state_dir: Path | None = None  # where a provider may keep its own state (the lab's world)
+    resume: bool = False
+
+
+@dataclass
+class Target:
+    label: str
+    proxmox_url: str
+    token_id: str
+    token_secret: Secret
+    clock: Clock
+    fingerprint: str | None = None  # pinned SHA-256 of the API's TLS certificate
+    ca_file: str | None = None  # or a CA bundle to verify against
+    known_hosts: Path | None = None  # SSH host keys the guest may present
+    guest_password: Secret | None = None  # default credentials, when the answers name none
+    vms_password: Secret | None = None
+    route: Route = _direct  # how (host, port) in the guest's world is reached from here
+    details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
+    closer: Callable[[], Awaitable[None]] | None = None
+
+    async def close(self) -> None:
+        if self.closer is not None:
+            closer, self.closer = self.closer, None
+            await closer()
+
+
+Provider = Callable[[Answers, TargetOptions], Awaitable[Target]]
+_PROVIDERS: dict[str, Provider] = {}
+
+
+def register_provider(scheme: str, provider: Provider) -> None:
+    _PROVIDERS[scheme] = provider
+
+
+def provider_scheme(url: str) -> str:
+    return url.split(":", 1)[0]
+
+
+async def open_target(answers: Answers, options: TargetOptions) -> Target:
+    scheme = provider_scheme(answers.proxmox.url)
+    provider = _PROVIDERS.get(scheme)
+    if provider is None:
+        raise BadInput(f"proxmox.url: no provider for '{scheme}' targets")
+    return await provider(answers, options)
+
+
+async def _open_https(answers: Answers, options: TargetOptions) -> Target:
+    if options.speed != 1:
+        raise BadInput(
+            f"--speed compresses the lab's time; it is refused against a real host ({answers.proxmox.url})"
+        )
+    assert answers.proxmox.token_id and answers.proxmox.token_secret  # enforced by the model
+    secret = answers.proxmox.token_secret.resolve("proxmox.token_secret")
+    return Target(
+        label=answers.proxmox.url,
+        proxmox_url=answers.proxmox.url,
+        token_id=answers.proxmox.token_id,
+        token_secret=secret,
+        clock=Clock.wall(),
+        fingerprint=answers.proxmox.fingerprint,
+    )
+
+
+register_provider("https", _open_https)
+
+
+def fetch_certificate_fingerprint(url: str, timeout: float = 10.0) -> str:
+    """The SHA-256 fingerprint (AA:BB:...) of the certificate a TLS server presents, unverified:
+    shown to the user for confirmation, then pinned."""
+    import hashlib
+    import socket
+
+    parsed = urlparse(url)
+    host, port = parsed.hostname or "", parsed.port or 8006
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection((host, port), timeout=timeout) as sock, \
+            context.wrap_socket(sock, server_hostname=host) as tls:
+        der = tls.getpeercert(binary_form=True)
+    digest = hashlib.sha256(der or b"").hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))

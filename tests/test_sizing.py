@@ -1,0 +1,114 @@
+"""Sizing rules, table-driven, including the field report's three attempts."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend.sizing import Proposal, evaluate, recommend
+from tests.conftest import BIG, SEED, SMALL
+
+
+def ids(result, severity=None):
+    return {f.id for f in result.findings if severity is None or f.severity == severity}
+
+
+@pytest.mark.parametrize(
+    ("label", "proposal", "blockers", "warnings"),
+    [
+        # Attempt 1: 97 GB died of OOM during activation.
+        ("attempt 1", Proposal(vcpus=12, memory_gib=97, disk_gib=1000, storage="local-lvm"),
+         {"memory-below-minimum"}, set()),
+        # Attempt 2: 24 vCPUs (2x12), qemu64, ballooning, 109 GB: the P653 PANIC.
+        ("attempt 2", Proposal(vcpus=24, memory_gib=109, disk_gib=1000, storage="local-lvm", sockets=2,
+                               cpu_type="qemu64", balloon=True, scsihw="virtio-scsi-pci", iothread=False),
+         {"vcpus-over-cores", "memory-below-minimum"}, {"cpu-type", "sockets", "balloon", "controller"}),
+        # Attempt 3: 12 vCPUs / 117 GiB worked: no blocker, a warning that RAM is tight.
+        ("attempt 3", Proposal(vcpus=12, memory_gib=117, disk_gib=1000, storage="local-lvm"),
+         set(), {"memory-tight"}),
+    ],
+)
+def test_field_report_attempts_on_the_seed_host(label, proposal, blockers, warnings):
+    result = evaluate(SEED, proposal)
+    assert ids(result, "blocker") == blockers, label
+    assert warnings <= ids(result, "warning"), label
+    assert result.ok == (not blockers)
+
+
+def test_every_finding_has_message_remedy_and_evidence():
+    result = evaluate(SEED, Proposal(vcpus=24, memory_gib=97, disk_gib=100, storage="local-lvm", balloon=True))
+    for finding in result.findings:
+        assert finding.message and finding.remedy and finding.evidence
+        assert finding.severity in {"blocker", "warning", "info"}
+    assert [f.severity for f in result.findings] == sorted(
+        (f.severity for f in result.findings), key={"blocker": 0, "warning": 1, "info": 2}.get)
+
+
+def test_overcommit_evidence_names_the_panic():
+    finding = next(f for f in evaluate(SEED, Proposal(24, 117, 1000, "local-lvm")).findings
+                   if f.id == "vcpus-over-cores")
+    assert "P653" in finding.evidence and "vmsg_keepalive_fiber" in finding.evidence
+    assert "24 threads" in finding.message  # hyperthreads are named and not counted
+
+
+@pytest.mark.parametrize(
+    ("host", "vcpus", "memory", "feasible", "numa"),
+    [
+        (SEED, 12, 117, True, False),   # the field report's host: 12 vCPUs, the largest safe RAM
+        (SMALL, 8, 54, False, False),  # 8 cores / 64 GB cannot host it
+        (BIG, 24, 160, True, True),     # 2 x 16 cores / 512 GB: more vCPUs and RAM, NUMA on
+    ],
+)
+def test_recommendation_per_host(host, vcpus, memory, feasible, numa):
+    rec = recommend(host)
+    assert (rec.vcpus, rec.memory_gib, rec.feasible, rec.numa) == (vcpus, memory, feasible, numa)
+    assert rec.sockets == 1 and rec.cpu == "host" and rec.balloon == 0
+    assert rec.scsihw == "virtio-scsi-single" and rec.iothread
+
+
+def test_small_host_says_why_it_cannot():
+    rec = recommend(SMALL)
+    assert "112 GiB" in rec.reason
+    result = evaluate(SMALL, Proposal(8, 54, 1000, "local-lvm"))
+    assert "host-memory-too-small" in ids(result, "blocker")
+    assert "host-few-cores" in ids(result, "warning")
+
+
+def test_recommendation_passes_on_its_own_host():
+    for host in (SEED, BIG):
+        rec = recommend(host)
+        result = evaluate(host, Proposal(rec.vcpus, rec.memory_gib, rec.disk_gib, rec.storage))
+        assert result.ok, [f.message for f in result.blockers]
+
+
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [(111, "memory-below-minimum"), (112, "memory-tight"), (127, "memory-tight"), (118, "memory-over-host-reserve")],
+)
+def test_memory_thresholds(memory, expected):
+    assert expected in ids(evaluate(SEED, Proposal(12, memory, 1000, "local-lvm")))
+
+
+@pytest.mark.parametrize(
+    ("disk", "expected", "severity"),
+    [(499, "disk-below-minimum", "blocker"), (500, "disk-small", "warning"), (999, "disk-small", "warning")],
+)
+def test_disk_thresholds(disk, expected, severity):
+    assert expected in ids(evaluate(SEED, Proposal(12, 117, disk, "local-lvm")), severity)
+
+
+def test_storage_must_exist_hold_images_and_have_room():
+    assert "storage-missing" in ids(evaluate(SEED, Proposal(12, 117, 1000, "tank")), "blocker")
+    assert "storage-no-images" in ids(evaluate(SEED, Proposal(12, 117, 1000, "local")), "blocker")
+    assert "storage-too-small" in ids(evaluate(SEED, Proposal(12, 117, 5000, "local-lvm")), "blocker")
+
+
+def test_vcpus_equal_to_cores_pass_and_below_twelve_warn():
+    assert "vcpus-over-cores" not in ids(evaluate(SEED, Proposal(12, 117, 1000, "local-lvm")))
+    assert "vcpus-below-validated" in ids(evaluate(SEED, Proposal(8, 117, 1000, "local-lvm")), "warning")
+
+
+def test_old_proxmox_and_no_kvm_are_blockers():
+    from tests.conftest import node
+
+    assert "pve-too-old" in ids(evaluate(node(12, 24, 125.8, version="8.2.4"), Proposal(12, 117, 1000, "local-lvm")))
+    assert "no-kvm" in ids(evaluate(node(12, 24, 125.8, hvm=False), Proposal(12, 117, 1000, "local-lvm")))

@@ -1,0 +1,207 @@
+"""The `vast-loopback` command line: the wizard, headless runs and the tools around them.
+
+Exit codes everywhere: 0 done, 1 failed at run time, 2 bad input, 3 blocked by a sizing blocker.
+No command ever shows a traceback: unexpected errors are written to a crash file and summarised.
+Textual is imported only by the commands that show a UI, so headless runs never load it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
+
+from backend.errors import BadInput, VlbError
+from backend.secrets import redact
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
+
+DESCRIPTION = """\
+A terminal wizard that takes a Proxmox VE host and the VAST Data 5.4 loopback OVA to a tuned VAST
+loopback cluster, ONLINE, snapshotted, with a deployment analysis report.
+
+With no arguments it starts the wizard (the built-in lab is offered first)."""
+
+EPILOG = """\
+commands:
+  demo            the wizard on the built-in lab, the field report's host pre-selected
+  check ANSWERS   validate answers and sizing against the host, change nothing
+  schema          print the answers file's JSON Schema
+  lab             serve the built-in lab in the foreground
+  report RUN_DIR  write the deployment analysis report of a run
+  import-traces   turn a hand-made monitoring folder into a run directory
+  agent --print   print the monitoring agent exactly as it is shipped to the guest
+
+exit codes: 0 done, 1 failed at run time, 2 bad input, 3 blocked by a sizing blocker"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits 2 with one short line (its default), never a traceback."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message}\n")
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError("must be between 1 and 10000")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="vast-loopback",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--auto", metavar="ANSWERS", help="run headless from an answers file")
+    parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
+    parser.add_argument("--run-dir", metavar="DIR", help="where the run's journal goes")
+    parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
+    parser.add_argument("--force", action="store_true", help="go past sizing blockers on purpose")
+    parser.add_argument("--speed", type=_speed, default=None, metavar="N",
+                        help="compress the lab's time N-fold (refused against a real host)")
+    parser.add_argument("--until", metavar="STEP", help="stop after this step (e.g. pre-install)")
+    parser.add_argument("--retry-on-failure", action="store_true",
+                        help="after a diagnosed failure, roll back, apply the remedy and retry once")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="the wizard on the built-in lab")
+    demo.add_argument("--scenario", choices=["success", "oom", "overcommit"], default="success")
+    demo.add_argument("--speed", type=_speed, default=30.0, dest="demo_speed", metavar="N")
+    demo.add_argument("--web", action="store_true", help="serve the demo in a browser (textual-serve)")
+    demo.add_argument("--port", type=int, default=8000, help="port for --web")
+
+    check = sub.add_parser("check", help="validate answers and sizing, change nothing")
+    check.add_argument("answers", metavar="ANSWERS")
+    check.add_argument("--json", action="store_true", dest="check_json")
+
+    sub.add_parser("schema", help="print the answers file's JSON Schema")
+
+    lab = sub.add_parser("lab", help="serve the built-in lab in the foreground")
+    lab.add_argument("--host-profile", choices=["seed", "small", "big"], default="seed")
+    lab.add_argument("--speed", type=_speed, default=1.0, dest="lab_speed", metavar="N")
+    lab.add_argument("--state-dir", metavar="DIR", help="keep the lab's world here (default: a temp dir)")
+
+    report = sub.add_parser("report", help="write the deployment analysis report of a run")
+    report.add_argument("run_dir", metavar="RUN_DIR")
+    report.add_argument("--json", action="store_true", dest="report_json")
+    report.add_argument("--output", metavar="FILE", help="where report.md goes (default: RUN_DIR/report.md)")
+
+    imp = sub.add_parser("import-traces", help="turn a hand-made monitoring folder into a run directory")
+    imp.add_argument("traces", metavar="DIR")
+    imp.add_argument("--run-dir", required=True, dest="import_run_dir", metavar="OUT")
+
+    agent = sub.add_parser("agent", help="the monitoring agent shipped to the guest")
+    agent.add_argument("--print", action="store_true", dest="print_agent", help="print it")
+    return parser
+
+
+def _crash_file(exc: BaseException) -> Path:
+    fd, name = tempfile.mkstemp(prefix="vast-loopback-crash-", suffix=".txt")
+    with os.fdopen(fd, "w") as handle:
+        handle.write(redact("".join(traceback.format_exception(type(exc), exc, exc.__traceback__))))
+    return Path(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        code = _dispatch(build_parser().parse_args(argv))
+    except SystemExit as exc:  # argparse and --help
+        code = exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+    except VlbError as exc:
+        print(f"vast-loopback: {redact(str(exc))}", file=sys.stderr)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        print("vast-loopback: interrupted", file=sys.stderr)
+        code = 130
+    except BrokenPipeError:
+        code = EXIT_FAILED
+    except Exception as exc:  # never a traceback on screen
+        path = _crash_file(exc)
+        print(f"vast-loopback: internal error: {exc.__class__.__name__}: {redact(str(exc))[:300]}\n"
+              f"  details: {path}", file=sys.stderr)
+        code = EXIT_FAILED
+    if __name__ == "__main__" or argv is None:
+        sys.stdout.flush()
+    return code
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    import backend.lab  # noqa: F401  - registers the 'lab' target provider (the entry point's choice)
+
+    command = args.command
+    if command is None and args.auto and args.resume:
+        raise BadInput("--auto and --resume cannot be used together")
+    if command is None and (args.auto or args.resume):
+        from tui import headless
+
+        return headless.run_headless(
+            answers_path=args.auto,
+            resume_dir=args.resume,
+            run_dir=args.run_dir,
+            json_lines=args.json,
+            force=args.force,
+            speed=args.speed,
+            until=args.until,
+            retry_on_failure=args.retry_on_failure,
+        )
+    if command is None:
+        from tui.app import run_wizard
+
+        return run_wizard(speed=args.speed, run_dir=args.run_dir, force=args.force)
+    if command == "demo":
+        from tui.app import run_demo
+
+        return run_demo(scenario=args.scenario, speed=args.speed or args.demo_speed, web=args.web, port=args.port)
+    if command == "check":
+        from tui import headless
+
+        return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed)
+    if command == "schema":
+        from backend.answers import schema_json
+
+        print(schema_json())
+        return EXIT_OK
+    if command == "lab":
+        from backend.lab.serve import serve_foreground
+
+        return serve_foreground(profile=args.host_profile, speed=args.lab_speed, state_dir=args.state_dir)
+    if command == "report":
+        from backend.report import write_report
+
+        return write_report(args.run_dir, json_out=args.report_json or args.json, output=args.output)
+    if command == "import-traces":
+        from backend.importer import import_traces
+
+        started = time.monotonic()
+        run = import_traces(args.traces, args.import_run_dir)
+        print(f"imported {args.traces} into {run.path} in {time.monotonic() - started:.2f} s")
+        return EXIT_OK
+    if command == "agent":
+        from backend.monitor import agent_source
+
+        if not args.print_agent:
+            raise BadInput("agent: use --print to print the agent as it is shipped")
+        sys.stdout.write(agent_source())
+        return EXIT_OK
+    raise BadInput(f"unknown command {command}")
+
+
+def print_json(data: object) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

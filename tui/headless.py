@@ -1,0 +1,267 @@
+"""Headless runs (`--auto`, `--resume`, `check`) and the line printer that follows their events.
+
+This path never imports Textual. The printer reads the same events as the dashboard: in text mode
+it prints one line per fact worth a line; with --json it prints every event as one JSON object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from backend import answers as answers_mod
+from backend import events as ev
+from backend.bus import EventBus
+from backend.engine import Engine, RunContext, RunOptions
+from backend.errors import BadInput
+from backend.journal import ANSWERS, Journal, RunDir
+from backend.plan import build_plan, resolve_until, step_ids
+from backend.runstate import RunState
+from backend.secrets import redact
+from backend.target import TargetOptions, open_target
+
+SAMPLE_EVERY_S = 60.0  # text mode: one resource line per target minute
+
+
+def _fmt_elapsed(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    return f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def _fmt_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return ""
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs:02d} s"
+
+
+class HeadlessPrinter:
+    """Prints events as they happen: lines for people, or JSON objects for machines."""
+
+    def __init__(self, stream: TextIO | None = None, json_lines: bool = False) -> None:
+        self.stream = stream or sys.stdout
+        self.json_lines = json_lines
+        self.state = RunState()
+        self._last_sample_ts = 0.0
+
+    def __call__(self, event: ev.Event) -> None:
+        self.state.apply(event)
+        if self.json_lines:
+            self._write(json.dumps(event.to_dict(), separators=(",", ":"), default=str))
+            return
+        line = self.describe(event)
+        if line:
+            start = self.state.started or event.ts
+            self._write(f"[{_fmt_elapsed(event.ts - start)}] {line}")
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(redact(text) + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError):
+            pass
+
+    def describe(self, e: ev.Event) -> str | None:  # noqa: C901 - one branch per event type
+        s = self.state
+        match e:
+            case ev.RunStarted():
+                verb = "resumed" if e.resumed else "started"
+                return f"run {e.run_id} {verb} on {e.target} for VM {e.vm_name}"
+            case ev.StepStarted():
+                return f"> {e.title}"
+            case ev.StepFinished(ok=True):
+                step = s.steps.get(e.step)
+                return f"  done: {step.title if step else e.step} ({_fmt_duration(step.duration if step else None)})"
+            case ev.StepFinished(ok=False):
+                return f"  FAILED: {e.step}: {e.error}"
+            case ev.StepSkipped():
+                return f"  skipped {e.step}: {e.reason}"
+            case ev.StepProgressed():
+                return f"  {e.message}"
+            case ev.HostFactsGathered():
+                f = e.facts
+                return (f"  host {e.node}: {f.get('cores')} cores / {f.get('threads')} threads, "
+                        f"{f.get('mem_total', 0) / 1024**3:.1f} GiB RAM, PVE {e.pve_version}")
+            case ev.SizingEvaluated():
+                lines = [f"  sizing: recommendation {e.recommendation.get('vcpus')} vCPUs, "
+                         f"{e.recommendation.get('memory_gib')} GiB RAM, {e.recommendation.get('disk_gib')} GiB disk"]
+                for finding in e.findings:
+                    if finding["severity"] != "info":
+                        lines.append(f"  {finding['severity'].upper()}: {finding['message']} -> {finding['remedy']}")
+                if e.forced:
+                    lines.append("  blockers overridden with --force")
+                return "\n".join(lines)
+            case ev.ProxmoxTaskFinished(ok=False):
+                tail = "; ".join(e.log_tail[-3:])
+                return f"  Proxmox task {e.task_type} failed: {e.exitstatus}" + (f" ({tail})" if tail else "")
+            case ev.VmCreated():
+                return f"  created VM {e.vmid} '{e.name}' on {e.node}"
+            case ev.VmFound():
+                return f"  found VM {e.vmid} '{e.name}' on {e.node} (not creating another)"
+            case ev.VmConfigured():
+                return "  VM config: " + ", ".join(f"{k}={v}" for k, v in e.changes.items())
+            case ev.VmPowerChanged():
+                return f"  VM {e.vmid} {e.state} ({e.action})"
+            case ev.SnapshotCreated():
+                return f"  snapshot '{e.name}' taken"
+            case ev.SnapshotRolledBack():
+                return f"  rolled back to snapshot '{e.name}'"
+            case ev.GuestAddressResolved():
+                return f"  guest address {e.address} (from {e.source})"
+            case ev.GuestConnected():
+                return f"  SSH to {e.user}@{e.address} (host key {e.host_key})"
+            case ev.GuestDisconnected():
+                return f"  guest connection lost: {e.reason}"
+            case ev.GuestReconnected():
+                return f"  guest reconnected after {e.attempts} attempts ({_fmt_duration(e.down_s)} down)"
+            case ev.TuningChecked():
+                mark = "ok " if e.ok else "BAD"
+                when = " after reboot" if e.after_reboot else ""
+                return f"  [{mark}] {e.id}{when}: expected {e.expected}, observed {e.observed}"
+            case ev.PreflightChecked():
+                bad = [i for i in e.items if not i.get("ok")]
+                lines = [f"  preflight: {len(e.items) - len(bad)}/{len(e.items)} checks passed"]
+                lines += [f"  [{i.get('severity', 'blocker')}] {i.get('title')}: expected {i.get('expected')}, "
+                          f"observed {i.get('observed')}" for i in bad]
+                return "\n".join(lines)
+            case ev.ClusterStateChanged():
+                return f"  cluster state {e.previous or '-'} -> {e.state} (from {e.source})"
+            case ev.VtaskChanged():
+                runtime = f" in {_fmt_duration(e.runtime_s)}" if e.runtime_s else ""
+                return f"  task {e.name} ({e.task_id}) {e.state}{runtime}"
+            case ev.StallDetected() if e.length_ms >= 1000:
+                return f"  STALL: the guest stood still for {e.length_ms / 1000:.2f} s"
+            case ev.KernelMessageSeen():
+                return f"  kernel/{e.source}: {e.text}"
+            case ev.SamplingGapped():
+                return f"  monitoring gap of {_fmt_duration(e.end - e.start)} ({e.reason})"
+            case ev.SampleTaken():
+                if e.ts - self._last_sample_ts < SAMPLE_EVERY_S:
+                    return None
+                self._last_sample_ts = e.ts
+                return "  " + describe_sample(e.sample)
+            case ev.AlertRaised():
+                return f"  ALERT ({e.severity}): {e.message}"
+            case ev.DiagnosisMade():
+                return "\n".join(f"  DIAGNOSIS {i['id']}: {i['cause']} -> {i['remedy']}" for i in e.items)
+            case ev.RemedyApplied():
+                return f"  remedy {e.id} applied (attempt {e.attempt}): {e.changes}"
+            case ev.RetryScheduled():
+                return f"  retrying {e.operation} in {e.delay_s:.1f} s (attempt {e.attempt}): {e.error}"
+            case ev.RecoveredFromFault():
+                return f"  recovered: {e.operation} after {e.attempts} attempts"
+            case ev.ReportWritten():
+                return f"  report written to {e.path}"
+            case ev.RunFinished():
+                return f"run {e.outcome} (exit {e.exit_code})" + (f": {e.message}" if e.message else "")
+        return None
+
+
+def describe_sample(sample: dict) -> str:
+    cpu = sample.get("cpu", {})
+    mem = sample.get("mem", {})
+    load = sample.get("load", [0, 0, 0])
+    return (f"cpu user {cpu.get('user', 0):.0f}% sys {cpu.get('sys', 0):.0f}% steal {cpu.get('steal', 0):.1f}% | "
+            f"load {load[0]:.1f} | mem used {mem.get('used', 0) / 1024**3:.1f} GiB, "
+            f"available {mem.get('available', 0) / 1024**3:.1f} GiB")
+
+
+# --- headless runs ------------------------------------------------------------------------------
+
+
+def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: str | None, json_lines: bool,
+                 force: bool, speed: float | None, until: str | None, retry_on_failure: bool) -> int:
+    until = resolve_until(until)
+    if until and until not in step_ids():
+        raise BadInput(f"--until {until}: no such step", hint="use pre-install, online or one of: "
+                       + ", ".join(step_ids()))
+    if resume_dir:
+        run = RunDir.open(resume_dir)
+        if run.is_finished():
+            meta = run.read_meta()
+            print(f"run {run.path} already finished ({meta.get('outcome', 'done')}); nothing to resume")
+            return 0
+        answers = answers_mod.load(run.path / ANSWERS)
+        meta = run.read_meta()
+        speed = speed or float(meta.get("speed", 1.0))
+        force = force or bool(meta.get("force", False))
+        until = until or meta.get("until")
+        retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
+    else:
+        assert answers_path is not None
+        answers = answers_mod.load(answers_path)
+        run = RunDir.create(run_dir, answers.vm.name)
+        answers_mod.save(answers, run.path / ANSWERS)
+        speed = speed or 1.0
+        run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
+                        answers_source=str(Path(answers_path).resolve()))
+    options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
+    return asyncio.run(_run(answers, run, options, speed, json_lines))
+
+
+async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, speed: float,
+               json_lines: bool) -> int:
+    journal = Journal(run)
+    printer = HeadlessPrinter(json_lines=json_lines)
+    target = await open_target(answers, TargetOptions(speed=speed, state_dir=run.path / "lab",
+                                                      resume=options.resume))
+    bus = EventBus(target.clock)
+    bus.subscribe(journal)
+    bus.subscribe(printer)
+    ctx = RunContext(answers=answers, target=target, bus=bus, run=run, options=options)
+    engine_task = asyncio.ensure_future(Engine(ctx, build_plan()).run())
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, engine_task.cancel)
+    try:
+        code = await engine_task
+    except asyncio.CancelledError:
+        code = 130
+    finally:
+        await target.close()
+        journal.close()
+    if not json_lines:
+        print(f"run directory: {run.path}")
+    return code
+
+
+# --- check ---------------------------------------------------------------------------------------
+
+
+def run_check(answers_path: str, json_out: bool, speed: float | None) -> int:
+    answers = answers_mod.load(answers_path)
+    return asyncio.run(_check(answers, json_out, speed or 1.0))
+
+
+async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> int:
+    import tempfile
+
+    from backend.provision import check_host
+
+    with tempfile.TemporaryDirectory(prefix="vlb-check-") as state:
+        target = await open_target(answers, TargetOptions(speed=speed, state_dir=Path(state)))
+        try:
+            result = await check_host(answers, target)
+        finally:
+            await target.close()
+    if json_out:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        host = result["host"]
+        print(f"host {host.get('node')}: {host.get('cores')} cores / {host.get('threads')} threads, "
+              f"{host.get('mem_total', 0) / 1024**3:.1f} GiB RAM, PVE {host.get('pve_version')}")
+        rec = result["recommendation"]
+        print(f"recommendation: {rec['vcpus']} vCPUs, {rec['memory_gib']} GiB RAM, {rec['disk_gib']} GiB disk"
+              + ("" if rec.get("feasible", True) else f" (this host cannot host it: {rec.get('reason')})"))
+        for finding in result["findings"]:
+            print(f"{finding['severity'].upper():8} {finding['message']}\n         -> {finding['remedy']}")
+        print("ok" if result["ok"] else "blocked: fix the blockers above (or --force a run on purpose)")
+    return 0 if result["ok"] else 3
