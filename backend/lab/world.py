@@ -1,0 +1,110 @@
+"""The lab's world: its clock, its Proxmox host and VMs, the guests inside them, and the VMS.
+
+Everything the world knows lives under one state directory (a run's `lab/` folder), so the world
+outlives the process that served it: after a SIGKILL, `LabWorld.open` on the same directory finds
+the same VMs, snapshots and guest files, and the clock continues where it was (lab time kept
+running while the process was dead, as it would on a real host).
+
+Layout of the state directory:
+    clock.json              origin of the lab clock and its speed
+    pve/state.json          the Proxmox side: VMs, configs, snapshots, tasks (backend/lab/pve)
+    pve-requests.jsonl      every API request: {"method", "path", "params"}
+    vms-requests.jsonl      every VMS request
+    guests/<vmid>/          one guest per VM: its root filesystem and runtime files (backend/lab/guest)
+    tls/, ssh/              the lab's certificate and host keys, fixed for the life of the lab
+
+The Proxmox side and the guest side talk only through the two protocols below.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Protocol
+
+from backend.clock import Clock
+
+
+@dataclass(frozen=True)
+class GuestHardware:
+    """What a booting guest sees of its VM (and what the scenarios read: vCPUs vs host cores, RAM)."""
+
+    vmid: int
+    name: str
+    vcpus: int
+    sockets: int
+    cores: int
+    memory_mib: int
+    balloon_mib: int
+    cpu_type: str
+    scsihw: str  # "lsi" | "virtio-scsi-single" | ...
+    disk_iothread: bool
+    disk_gib: int
+    host_cores: int
+    host_threads: int
+    host_cpu_model: str
+    mac: str
+    ip: str  # the address the lab's DHCP gives this VM
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GuestHooks(Protocol):
+    """What the Proxmox side asks of the guest side."""
+
+    def power_on(self, hw: GuestHardware) -> None:
+        """The VM was started: boot the guest (it comes up after a boot delay on the lab clock)."""
+
+    def power_off(self, vmid: int, graceful: bool) -> None:
+        """The VM was shut down (graceful) or stopped: every guest process ends."""
+
+    def boot_state(self, vmid: int) -> str:
+        """"off" | "booting" | "up" | "unbootable" (e.g. virtio controller without drivers)."""
+
+    def agent_running(self, vmid: int) -> bool:
+        """Whether qemu-guest-agent runs in the guest (enabled, installed, booted)."""
+
+    def agent_interfaces(self, vmid: int) -> list[dict]:
+        """The guest agent's network-get-interfaces reply."""
+
+    def snapshot(self, vmid: int, name: str) -> None:
+        """Keep the guest's disk state under `name`."""
+
+    def rollback(self, vmid: int, name: str) -> None:
+        """Put the guest's disk state back to snapshot `name` (VM is stopped)."""
+
+    def destroy(self, vmid: int) -> None:
+        """Forget the guest entirely."""
+
+
+class PowerHooks(Protocol):
+    """What the guest side asks of the Proxmox side (a reboot or poweroff from inside the guest)."""
+
+    def guest_initiated(self, vmid: int, action: str) -> None:
+        """action: "reboot" | "poweroff"."""
+
+
+def load_clock(state_dir: Path, speed: float) -> Clock:
+    """The lab clock of this state directory; created on first use, continued afterwards.
+
+    A resumed world keeps its origin, so lab time = origin + speed x wall time since the origin,
+    including the time the process was dead; a new speed re-bases the clock at the current lab time.
+    """
+    path = state_dir / "clock.json"
+    if path.exists():
+        data = json.loads(path.read_text())
+        clock = Clock(float(data["scale"]), float(data["origin_wall"]), float(data["origin_target"]))
+        if clock.scale == speed:
+            return clock
+        clock = Clock.scaled(speed, origin_wall=time.time(), origin_target=clock.now())
+    else:
+        clock = Clock.scaled(speed)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(clock.to_dict()))
+    os.replace(tmp, path)
+    return clock
