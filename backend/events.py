@@ -282,6 +282,9 @@ class SampleTaken(Event):
 class StallDetected(Event):
     start: float
     length_ms: float
+    # The detector's nominal tick: the heartbeat was silent for interval_ms + length_ms. 0 for the
+    # agent's fine-grained detector; 1000 for the field run's `sleep 1` heartbeat loop (imported).
+    interval_ms: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -351,3 +354,16 @@ class RecoveredFromFault(Event):
 @dataclass(kw_only=True)
 class ReportWritten(Event):
     path: str
+
+
+# --- imported runs -----------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class TracesImported(Event):
+    """A folder of hand-made monitoring traces was turned into this run (backend/importer.py)."""
+
+    source: str  # the folder imported
+    files: list = field(default_factory=list)  # [{"name","kind","records","skipped","first","last","note"}]
+    facts: dict = field(default_factory=dict)  # what the traces tell about the guest: kernel, ncpu, ...
+    notes: list = field(default_factory=list)  # what was assumed or left out, one sentence each
