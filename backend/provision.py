@@ -1,9 +1,361 @@
-"""Steps of the 'provision' group (see backend/plan.py). Filled in by its issue."""
+"""Steps of the 'provision' group (see backend/plan.py): from connecting to Proxmox to the first boot.
+
+connect     connect (token, TLS), read the chosen node's facts            -> node, pve_version, host
+size        evaluate the answers ('auto' = recommendation) with sizing    -> vcpus, memory_gib, disk_gib, ...
+ova         the OVA is on the node; read its metadata                      -> ova_disks, import_working_storage
+create_vm   find the VM by name and tag, or create it for its first boot   -> vmid, node, vm_name
+first_boot  start it, resolve the guest's address                          -> guest_address
+
+Every step is idempotent (a rerun finds its VM, never creates a second one) and the ones whose
+result can go stale on a resume re-read it (`recheck`). `check_host` answers `vast-loopback check`
+with the same rules and changes nothing on the host.
+"""
 
 from __future__ import annotations
 
-from backend.engine import Step
+from backend import sizing, vmconfig
+from backend.answers import Answers
+from backend.engine import RunContext, Step, require
+from backend.errors import BadInput, RunFailed, SizingBlocked
+from backend.events import GuestAddressResolved, HostFactsGathered, SizingEvaluated, VmCreated, VmFound
+from backend.hostfacts import HostInventory, NodeFacts
+from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
+from backend.sizing import Finding, SizingResult
+from backend.target import Target
+
+SERVICE = "proxmox"
+ADDRESS_TIMEOUT_S = 15 * 60  # target seconds to wait for the first-boot address
+ADDRESS_POLL_S = 5.0
+
+OVA_UPLOAD_HINT = (
+    "upload it in the Proxmox UI (node > storage '{storage}' > Import > Upload), or let the host fetch it: "
+    "POST /nodes/{node}/storage/{storage}/download-url with content=import and filename={file}; "
+    "the storage needs the 'import' content type (Datacenter > Storage > {storage} > Content)"
+)
+
+
+# --- shared helpers ------------------------------------------------------------------------------
+
+
+async def proxmox_client(ctx: RunContext) -> ProxmoxClient:
+    """The run's Proxmox client, connected on first use (also after a resume skipped `connect`)."""
+    client = ctx.services.get(SERVICE)
+    if client is None:
+        client = await ProxmoxClient.connect(ctx.target, ctx.bus)
+        ctx.services[SERVICE] = client
+    return client
+
+
+def choose_node(inventory: HostInventory, wanted: str) -> NodeFacts:
+    """The node named in the answers, or the best one for 'auto'."""
+    names = ", ".join(n.node for n in inventory.nodes) or "none"
+    if wanted != "auto":
+        node = inventory.node(wanted)
+        if node is None:
+            raise BadInput(f"proxmox.node: there is no node '{wanted}' on this host", hint=f"nodes: {names}")
+        if not node.online:
+            raise RunFailed(f"node {wanted} is offline", hint="start it, or set proxmox.node to auto or another node")
+        return node
+    node = sizing.pick_node(inventory)
+    if node is None:
+        raise RunFailed("no Proxmox node is online", hint=f"nodes: {names}")
+    return node
+
+
+def proposal(node: NodeFacts, answers: Answers) -> sizing.Proposal:
+    return sizing.proposal_for(node, answers.vm.vcpus, answers.vm.memory_gib, answers.vm.disk_gib,
+                               answers.vm.storage)
+
+
+def numa_for(node: NodeFacts, vcpus: int) -> bool:
+    """NUMA on only when the vCPUs span more than one socket's cores (as the sizing findings say)."""
+    return node.sockets > 1 and vcpus > node.cores_per_socket
+
+
+def host_findings(node: NodeFacts, answers: Answers) -> list[Finding]:
+    """What the host must offer beyond sizing: the bridge the NIC goes on."""
+    findings = []
+    if answers.vm.bridge not in node.bridges:
+        known = ", ".join(node.bridges) or "none"
+        findings.append(Finding(
+            "bridge-missing", "blocker",
+            f"Bridge '{answers.vm.bridge}' does not exist on node {node.node}.",
+            f"Set vm.bridge to one of: {known}.",
+            "Proxmox refuses a NIC on a bridge the node does not have.",
+        ))
+    return findings
+
+
+def evaluate(node: NodeFacts, answers: Answers) -> SizingResult:
+    """Sizing findings plus the host's own, most severe first."""
+    result = sizing.evaluate(node, proposal(node, answers))
+    order = {"blocker": 0, "warning": 1, "info": 2}
+    findings = sorted([*result.findings, *host_findings(node, answers)], key=lambda f: order[f.severity])
+    return SizingResult(result.recommendation, tuple(findings))
+
+
+def _ova_parts(answers: Answers) -> tuple[str, str, str]:
+    storage, volname = vmconfig.split_volid(answers.ova)
+    return storage, volname, volname.rsplit("/", 1)[-1]
+
+
+async def ova_findings(client: ProxmoxClient, node: NodeFacts, answers: Answers) -> list[Finding]:
+    """Whether the OVA is where the answers say, and how Proxmox will extract it."""
+    storage_name, _, filename = _ova_parts(answers)
+    hint = OVA_UPLOAD_HINT.format(storage=storage_name, node=node.node, file=filename)
+    storage = node.storage(storage_name)
+    if storage is None or not storage.holds("import"):
+        what = "does not exist" if storage is None else "does not hold 'import' content"
+        return [Finding("ova-missing", "blocker", f"Storage '{storage_name}' {what} on node {node.node}.",
+                        hint[0].upper() + hint[1:] + ".", "OVA import through the API needs Proxmox VE 8.3+.")]
+    volids = {str(v.get("volid")) for v in await client.storage_content(node.node, storage_name, "import")}
+    if answers.ova not in volids:
+        return [Finding("ova-missing", "blocker", f"The OVA {answers.ova} is not on node {node.node}.",
+                        hint[0].upper() + hint[1:] + ".", f"Storage '{storage_name}' holds: "
+                        + (", ".join(sorted(volids)) or "no import files") + ".")]
+    working, enable = vmconfig.working_storage_for(storage_name, node.storages)
+    if enable:
+        return [Finding("import-working-storage", "info",
+                        f"Storage '{enable}' gets the 'images' content type so Proxmox can extract the OVA's disk.",
+                        "Nothing to do (or add 'images' to it yourself).",
+                        "Proxmox extracts an OVA's disk onto a file-based storage with 'images' content.")]
+    if working:
+        return [Finding("import-working-storage", "info",
+                        f"Proxmox extracts the OVA's disk on storage '{working}'.", "Nothing to do.",
+                        "Proxmox extracts an OVA's disk onto a file-based storage with 'images' content.")]
+    return []
+
+
+# --- connect -------------------------------------------------------------------------------------
+
+
+async def run_connect(ctx: RunContext) -> dict:
+    client = await proxmox_client(ctx)
+    ctx.progress(f"connected to Proxmox VE {client.pve_version} at {client.host}:{client.port}")
+    inventory = await client.inventory()
+    node = choose_node(inventory, ctx.answers.proxmox.node)
+    if ctx.answers.proxmox.node == "auto" and len(inventory.nodes) > 1:
+        ctx.progress(f"picked node {node.node} ({node.cores} cores, {node.mem_available_gib:.0f} GiB free) "
+                     f"of {len(inventory.nodes)}")
+    ctx.emit(HostFactsGathered(node=node.node, facts=node.to_dict(), pve_version=inventory.pve_version))
+    return {"node": node.node, "pve_version": inventory.pve_version, "host": node.to_dict()}
+
+
+async def recheck_connect(ctx: RunContext) -> bool:
+    """On resume: the host must still answer (and the client is needed by later steps anyway)."""
+    await proxmox_client(ctx)
+    return True
+
+
+# --- size ----------------------------------------------------------------------------------------
+
+
+async def run_size(ctx: RunContext) -> dict:
+    node = NodeFacts.from_dict(require(ctx, "host"))
+    chosen = proposal(node, ctx.answers)
+    result = evaluate(node, ctx.answers)
+    forced = bool(result.blockers) and ctx.options.force
+    ctx.emit(SizingEvaluated(findings=[f.to_dict() for f in result.findings],
+                             recommendation=result.recommendation.to_dict(), forced=forced))
+    if result.blockers and not ctx.options.force:
+        first = result.blockers[0]
+        more = f" (and {len(result.blockers) - 1} more blocker(s))" if len(result.blockers) > 1 else ""
+        raise SizingBlocked(f"sizing blocked on node {node.node}: {first.message}{more}",
+                            hint=f"{first.remedy} Or run with --force to go ahead on purpose.")
+    return {
+        "vcpus": chosen.vcpus,
+        "memory_gib": chosen.memory_gib,
+        "disk_gib": chosen.disk_gib,
+        "storage": chosen.storage or ctx.answers.vm.storage,
+        "numa": numa_for(node, chosen.vcpus),
+        "bridge": ctx.answers.vm.bridge,
+    }
+
+
+# --- ova -----------------------------------------------------------------------------------------
+
+
+def ova_disks(metadata: dict) -> list[tuple[str, int]]:
+    """(volid, size) of the OVA's disks, in the order of their keys (scsi0, scsi1, sata0...)."""
+    disks = []
+    for key, disk in sorted((metadata.get("disks") or {}).items()):
+        if key.startswith("efidisk") or not isinstance(disk, dict) or not disk.get("volid"):
+            continue
+        disks.append((str(disk["volid"]), int(disk.get("size") or 0)))
+    return disks
+
+
+async def run_ova(ctx: RunContext) -> dict:
+    client = await proxmox_client(ctx)
+    node = await client.node_facts(require(ctx, "node"))
+    storage_name, _, filename = _ova_parts(ctx.answers)
+    missing = [f for f in await ova_findings(client, node, ctx.answers) if f.severity == "blocker"]
+    if missing:
+        raise RunFailed(missing[0].message, hint=missing[0].remedy)
+    metadata = await client.ova_metadata(node.node, ctx.answers.ova)
+    disks = ova_disks(metadata)
+    if not disks:
+        raise RunFailed(f"the OVA {ctx.answers.ova} holds no disk Proxmox can import",
+                        hint="check the file: it should be the VAST 5.4 loopback OVA")
+    for warning in metadata.get("warnings") or ():
+        ctx.progress(f"Proxmox notes about the OVA: {warning.get('type')}"
+                     + (f" ({warning.get('key')}={warning.get('value')})" if warning.get("key") else ""))
+    working, enable = vmconfig.working_storage_for(storage_name, node.storages)
+    if enable and await client.add_storage_content(enable, "images"):
+        ctx.progress(f"added 'images' to storage {enable}'s content so Proxmox can extract the OVA's disk")
+    size_gib = disks[0][1] / 1024**3
+    ctx.progress(f"OVA {filename}: {len(disks)} disk(s), the system disk is {size_gib:.0f} GiB")
+    return {
+        "ova_disks": [volid for volid, _ in disks],
+        "ova_disk_bytes": disks[0][1],
+        "import_working_storage": working,
+    }
+
+
+# --- create_vm -----------------------------------------------------------------------------------
+
+
+def vm_spec(ctx: RunContext) -> vmconfig.VmSpec:
+    return vmconfig.VmSpec(
+        name=ctx.answers.vm.name,
+        vcpus=int(require(ctx, "vcpus")),
+        memory_gib=int(require(ctx, "memory_gib")),
+        storage=str(require(ctx, "storage")),
+        bridge=str(require(ctx, "bridge")),
+        numa=bool(ctx.facts.get("numa", False)),
+        vmid=ctx.answers.vm.vmid,
+    )
+
+
+async def run_create_vm(ctx: RunContext) -> dict:
+    client = await proxmox_client(ctx)
+    name = ctx.answers.vm.name
+    vm = await client.find_vm(name)
+    if vm is not None:
+        ctx.emit(VmFound(vmid=vm.vmid, node=vm.node, name=name))
+        await client.wait_unlocked(vm, on_progress=ctx.progress)
+    else:
+        strangers = await client.vms_named(name)
+        if strangers:
+            ids = ", ".join(f"{r.get('vmid')} on {r.get('node')}" for r in strangers)
+            raise RunFailed(f"a VM named {name} already exists ({ids}) and was not created by vast-loopback "
+                            f"(it has no '{vmconfig.TAG}' tag)",
+                            hint="pick another vm.name, or rename that VM; it is left alone")
+        node = require(ctx, "node")
+        config = vmconfig.first_boot_config(vm_spec(ctx), require(ctx, "ova_disks"),
+                                            ctx.facts.get("import_working_storage"))
+        ctx.progress(f"creating VM '{name}' on {node}: importing the OVA's disk onto {config['scsi0'].split(':')[0]}")
+        vm = await client.create_vm(node, config, on_progress=ctx.progress)
+        ctx.emit(VmCreated(vmid=vm.vmid, node=vm.node, name=name, config=config))
+    await _resize(ctx, client, vm)
+    return {"vmid": vm.vmid, "node": vm.node, "vm_name": name}
+
+
+async def _resize(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> None:
+    disk_gib = int(require(ctx, "disk_gib"))
+    config = await client.vm_config(vm)
+    size = vmconfig.resize_to(config, disk_gib)
+    if size is None:
+        current = vmconfig.drive_size_gib(config.get(vmconfig.OS_DISK, ""))
+        if current is not None and current > disk_gib:
+            ctx.progress(f"the system disk stays at {current:.0f} GiB (the OVA's size; disks cannot shrink)")
+        return
+    ctx.progress(f"growing the system disk to {size}")
+    await client.resize(vm, vmconfig.OS_DISK, size, on_progress=ctx.progress)
+
+
+def _vm_ref(ctx: RunContext) -> VmRef:
+    return VmRef(node=str(require(ctx, "node")), vmid=int(require(ctx, "vmid")), name=ctx.answers.vm.name)
+
+
+async def recheck_vm(ctx: RunContext) -> bool:
+    """On resume: our VM must still exist (with our tag) where the journal says it is."""
+    client = await proxmox_client(ctx)
+    vm = await client.find_vm(ctx.answers.vm.name)
+    return vm is not None and vm.vmid == int(ctx.facts.get("vmid", -1))
+
+
+# --- first_boot ----------------------------------------------------------------------------------
+
+
+async def resolve_address(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> tuple[str, str]:
+    """The guest's address: from the answers, else the host's DHCP lease, else the guest agent."""
+    if ctx.answers.guest.address != "dhcp":
+        return ctx.answers.guest.address, "answers"
+    started = ctx.clock.now()
+    ctx.progress("waiting for the guest's address (DHCP lease as the host sees it)")
+    while True:
+        address = await client.dhcp_address(vm)
+        if address:
+            return address, "dhcp"
+        addresses = await client.guest_addresses(vm)
+        if addresses:
+            return addresses[0], "guest-agent"
+        if ctx.clock.now() - started > ADDRESS_TIMEOUT_S:
+            raise RunFailed(
+                f"VM {vm.vmid} got no address the host can see within {ADDRESS_TIMEOUT_S // 60} min",
+                hint="set guest.address to the VM's IP (see its console), or use a bridge with Proxmox SDN DHCP "
+                     "so the host sees the lease")
+        await ctx.clock.sleep(ADDRESS_POLL_S)
+
+
+async def run_first_boot(ctx: RunContext) -> dict:
+    client = await proxmox_client(ctx)
+    vm = _vm_ref(ctx)
+    await client.start(vm)
+    address, source = await resolve_address(ctx, client, vm)
+    ctx.emit(GuestAddressResolved(address=address, source=source))
+    return {"vmid": vm.vmid, "node": vm.node, "guest_address": address, "address_source": source}
+
+
+async def recheck_first_boot(ctx: RunContext) -> bool:
+    """On resume: the VM must still be running (else it is started again and its address re-read)."""
+    client = await proxmox_client(ctx)
+    try:
+        status = await client.status(_vm_ref(ctx))
+    except ProxmoxApiError as exc:
+        if exc.status in (404, 500):
+            return False
+        raise
+    return status.get("status") == "running"
+
+
+# --- check (`vast-loopback check`) ---------------------------------------------------------------
+
+
+async def check_host(answers: Answers, target: Target) -> dict:
+    """Validate the answers and the sizing against the host; change nothing."""
+    client = await ProxmoxClient.connect(target)
+    try:
+        inventory = await client.inventory()
+        node = choose_node(inventory, answers.proxmox.node)
+        result = evaluate(node, answers)
+        extra = await ova_findings(client, node, answers)
+    finally:
+        await client.close()
+    order = {"blocker": 0, "warning": 1, "info": 2}
+    findings = sorted([*result.findings, *extra], key=lambda f: order[f.severity])
+    host = {
+        **node.to_dict(),
+        "pve_version": inventory.pve_version or node.pve_version,
+        "mem_available": node.mem_available,
+        "fingerprint": inventory.fingerprint,
+        "cluster_name": inventory.cluster_name,
+        "nodes": [n.node for n in inventory.nodes],
+    }
+    return {
+        "ok": not any(f.severity == "blocker" for f in findings),
+        "findings": [f.to_dict() for f in findings],
+        "recommendation": result.recommendation.to_dict(),
+        "host": host,
+    }
 
 
 def steps() -> list[Step]:
-    return []
+    return [
+        Step("connect", "Connect to Proxmox", "provision", run_connect, recheck_connect),
+        Step("size", "Check the sizing", "provision", run_size),
+        Step("ova", "Find the OVA", "provision", run_ova),
+        Step("create_vm", "Create the VM", "provision", run_create_vm, recheck_vm),
+        Step("first_boot", "First boot", "provision", run_first_boot, recheck_first_boot),
+    ]

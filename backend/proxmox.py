@@ -1,17 +1,82 @@
 """The Proxmox VE client: proxmoxer in worker threads behind an async API.
 
-Interface agreed between the engine, the screens and this module; bodies are filled in by the
-foundation issue's provisioning work. Every call runs in a thread (`asyncio.to_thread`), with
-timeouts long enough for slow calls, reads retried with backoff, creates checked before retry.
+- HTTPS with API-token auth. TLS is verified by default (system CAs, or `target.ca_file`); with a
+  pinned fingerprint (`target.fingerprint`) exactly that certificate is accepted (urllib3's
+  `assert_fingerprint`) and any other is refused, naming both fingerprints.
+- Every call runs in a thread (`asyncio.to_thread`) with timeouts long enough for slow calls
+  (import-metadata may take 30 s). Booleans go out as 1/0.
+- Reads and idempotent calls are retried with backoff on 5xx, timeouts and connection resets
+  (`RetryScheduled`, then `RecoveredFromFault`). A call that may have happened (creating the VM,
+  a snapshot, a power change) is checked before it is retried, never blindly repeated. A 401 is an
+  error, never a retry loop.
+- Failures become the errors of `backend.errors`, one clear sentence and a hint; the token's
+  secret never appears in any of them (`backend.secrets.redact`).
+- UPID tasks are awaited with their log lines as progress (`ProxmoxTaskStarted`/`Finished`); a
+  failed task raises with the tail of its log.
+
+Who emits what: this client emits the task, retry, power, configuration and snapshot events
+(`ProxmoxTask*`, `RetryScheduled`, `RecoveredFromFault`, `VmPowerChanged`, `VmConfigured`,
+`SnapshotCreated`, `SnapshotRolledBack`); steps emit `VmCreated`/`VmFound` and the host facts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import logging
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
 
+import requests
+from proxmoxer import ProxmoxAPI
+from proxmoxer.core import ResourceException
+from requests.adapters import HTTPAdapter
+
+from backend import vmconfig
 from backend.bus import EventBus
-from backend.hostfacts import HostInventory, NodeFacts
-from backend.target import Target
+from backend.clock import Clock
+from backend.errors import RunFailed, TargetUnreachable, VlbError
+from backend.events import (
+    Event,
+    ProxmoxTaskFinished,
+    ProxmoxTaskStarted,
+    RecoveredFromFault,
+    RetryScheduled,
+    SnapshotCreated,
+    SnapshotRolledBack,
+    VmConfigured,
+    VmPowerChanged,
+)
+from backend.hostfacts import HostInventory, NodeFacts, StorageFacts
+from backend.secrets import redact
+from backend.target import Target, fetch_certificate_fingerprint
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_S = 10.0  # wall seconds to open a connection
+READ_TIMEOUT_S = 90.0  # wall seconds for an answer (import-metadata alone may take 30 s)
+MAX_ATTEMPTS = 6  # a call is tried at most this often (backoff 1, 2, 4, 8, 16 s of target time)
+BACKOFF_FIRST_S = 1.0
+BACKOFF_MAX_S = 30.0
+TASK_POLL_S = 1.0  # target seconds between task status polls
+TASK_POLL_MIN_WALL_S = 0.05  # never poll faster than this on the wall, however fast the lab runs
+TASK_LOG_TAIL = 12
+
+Progress = Callable[[str, "float | None"], None]
+
+_SEGMENT = re.compile(r"^[A-Za-z0-9._:@!\-]+$")
+_WARNINGS = re.compile(r"^WARNINGS: \d+$")
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s*%")
+_PERMISSION = re.compile(r"\((?P<path>/[^,)]*),\s*(?P<privs>[^)]+)\)")
+_AGENT_NOT_READY = re.compile(
+    r"guest agent is not running|agent.*not running|No QEMU guest agent configured|is not running|"
+    r"got timeout|guest-ping|not responding",
+    re.IGNORECASE,
+)
+_RETRYABLE_STATUS = frozenset({500, 502, 503, 504, 595, 596, 597, 599})
 
 
 @dataclass(frozen=True)
@@ -21,71 +86,749 @@ class VmRef:
     name: str = ""
 
 
+class ProxmoxApiError(RunFailed):
+    """The API answered with an HTTP error; `status` and `reason` say which."""
+
+    def __init__(self, message: str, *, status: int, reason: str = "", errors: dict | None = None,
+                 hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.reason = reason
+        self.errors = errors or {}
+
+
+@dataclass(frozen=True)
+class _Failure:
+    error: VlbError
+    retryable: bool
+    short: str  # for RetryScheduled: what went wrong, in a few words
+
+
+# --- pure helpers (unit-tested without a server) -------------------------------------------------
+
+
+def encode_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Form/query parameters as Proxmox wants them: booleans as 1/0, lists comma-joined, no None."""
+    encoded: dict[str, Any] = {}
+    for key, value in params.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            encoded[key] = 1 if value else 0
+        elif isinstance(value, list | tuple | set | frozenset):
+            encoded[key] = ",".join(str(v) for v in value)
+        else:
+            encoded[key] = value
+    return encoded
+
+
+def check_segment(segment: object) -> str:
+    """One URL path segment (node, vmid, storage, UPID, snapshot name), refused if it could escape."""
+    text = str(segment)
+    if not _SEGMENT.match(text) or text in (".", ".."):
+        raise ValueError(f"unsafe path segment for the Proxmox API: {text!r}")
+    return text
+
+
+def upid_fields(upid: str) -> dict[str, str]:
+    """UPID:node:pid:pstart:starttime:type:id:user: -> its parts (empty strings when malformed)."""
+    parts = str(upid).split(":")
+    names = ("node", "pid", "pstart", "starttime", "type", "id", "user")
+    values = parts[1:8] if len(parts) >= 8 and parts[0] == "UPID" else [""] * 7
+    return dict(zip(names, values, strict=True))
+
+
+def task_succeeded(exitstatus: str | None) -> bool:
+    """Proxmox's own rule: 'OK' or 'WARNINGS: n' is success, anything else is the error."""
+    return exitstatus == "OK" or bool(_WARNINGS.match(exitstatus or ""))
+
+
+def progress_fraction(line: str) -> float | None:
+    """The last percentage in a task log line ('transferred 6.0 GiB of 600.0 GiB (1.00%)')."""
+    found = _PERCENT.findall(line)
+    if not found:
+        return None
+    return max(0.0, min(1.0, float(found[-1]) / 100.0))
+
+
+def pve_version_of(pveversion: str) -> str:
+    """'pve-manager/9.1.3/5b5a9a6c' -> '9.1.3' (unchanged when it has no slashes)."""
+    parts = str(pveversion or "").split("/")
+    return parts[1] if len(parts) >= 2 else str(pveversion or "")
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def parse_storages(rows: Sequence[dict]) -> tuple[StorageFacts, ...]:
+    """GET /nodes/{node}/storage rows -> StorageFacts (disabled storages left out)."""
+    result = []
+    for row in rows or ():
+        if "enabled" in row and not _truthy(row["enabled"]):
+            continue
+        content = tuple(c for c in str(row.get("content", "")).split(",") if c)
+        result.append(StorageFacts(
+            storage=str(row.get("storage", "")),
+            type=str(row.get("type", "")),
+            content=content,
+            total=int(row.get("total") or 0),
+            avail=int(row.get("avail") or 0),
+            shared=_truthy(row.get("shared", 0)),
+            active=_truthy(row.get("active", 0)),
+        ))
+    return tuple(sorted(result, key=lambda s: s.storage))
+
+
+def parse_bridges(rows: Sequence[dict]) -> tuple[str, ...]:
+    return tuple(sorted(str(r["iface"]) for r in rows or () if r.get("iface") and
+                        str(r.get("type", "bridge")) in ("bridge", "OVSBridge")))
+
+
+def parse_node_facts(node: str, status: dict, storages: Sequence[dict] = (), bridges: Sequence[dict] = (),
+                     running_vms: int = 0) -> NodeFacts:
+    """GET /nodes/{node}/status (+ storages, bridges) -> NodeFacts.
+
+    cpuinfo.cores is the sum of physical cores over all sockets, cpuinfo.cpus counts threads;
+    available memory is total - used (right on PVE 8.4+, where `free` changed meaning).
+    """
+    cpuinfo = status.get("cpuinfo") or {}
+    memory = status.get("memory") or {}
+    flags = str(cpuinfo.get("flags", "")).split()
+    hvm = _truthy(cpuinfo["hvm"]) if "hvm" in cpuinfo else ("vmx" in flags or "svm" in flags)
+    return NodeFacts(
+        node=node,
+        online=True,
+        cpu_model=str(cpuinfo.get("model", "")),
+        sockets=int(cpuinfo.get("sockets") or 1),
+        cores=int(cpuinfo.get("cores") or 0),
+        threads=int(cpuinfo.get("cpus") or 0),
+        mem_total=int(memory.get("total") or 0),
+        mem_used=int(memory.get("used") or 0),
+        hvm=hvm,
+        pve_version=pve_version_of(str(status.get("pveversion", ""))),
+        storages=parse_storages(storages),
+        bridges=parse_bridges(bridges),
+        running_vms=int(running_vms),
+    )
+
+
+def ipv4_addresses(interfaces: Sequence[dict]) -> list[str]:
+    """IPv4 addresses from the guest agent's network-get-interfaces, loopback left out."""
+    found = []
+    for iface in interfaces or ():
+        if iface.get("name") == "lo":
+            continue
+        for addr in iface.get("ip-addresses") or ():
+            if addr.get("ip-address-type") != "ipv4":
+                continue
+            try:
+                ip = ipaddress.ip_address(str(addr.get("ip-address", "")))
+            except ValueError:
+                continue
+            if not ip.is_loopback and not ip.is_link_local:
+                found.append(str(ip))
+    return found
+
+
+def normalize_fingerprint(value: str) -> str:
+    """'aa:bb:…' or 'aabb…' -> 'AA:BB:…'."""
+    digits = re.sub(r"[^0-9A-Fa-f]", "", value or "").upper()
+    return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+# --- TLS pinning ---------------------------------------------------------------------------------
+
+
+class _PinnedAdapter(HTTPAdapter):
+    """Accept exactly the certificate with this SHA-256 fingerprint (urllib3 checks it)."""
+
+    def __init__(self, fingerprint: str) -> None:
+        self._fingerprint = re.sub(r"[^0-9a-f]", "", fingerprint.lower())
+        super().__init__()
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        kwargs["assert_fingerprint"] = self._fingerprint
+        super().init_poolmanager(*args, **kwargs)
+
+
+# --- the client ----------------------------------------------------------------------------------
+
+
 class ProxmoxClient:
     """One connection to one Proxmox VE API (a host or a cluster)."""
 
+    def __init__(self, api: ProxmoxAPI, target: Target, bus: EventBus | None = None, *,
+                 max_attempts: int = MAX_ATTEMPTS, timeout: tuple[float, float] | None = None) -> None:
+        self._api = api
+        self.target = target
+        self.bus = bus
+        self.clock: Clock = target.clock
+        self.max_attempts = max(1, max_attempts)
+        self.timeout = timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+        parsed = urlparse(target.proxmox_url)
+        self.host = parsed.hostname or target.proxmox_url
+        self.port = parsed.port or 8006
+        self.fingerprint = normalize_fingerprint(target.fingerprint or "")
+        self.pve_version = ""
+        self._connected = False
+
+    # --- connecting ---
+
     @classmethod
-    async def connect(cls, target: Target, bus: EventBus | None = None) -> ProxmoxClient:
+    async def connect(cls, target: Target, bus: EventBus | None = None, *, max_attempts: int = MAX_ATTEMPTS,
+                      timeout: tuple[float, float] | None = None) -> ProxmoxClient:
         """Connect and authenticate (token), verifying TLS or the pinned fingerprint."""
-        raise NotImplementedError
+        parsed = urlparse(target.proxmox_url)
+        if parsed.scheme != "https" or not parsed.hostname:
+            raise RunFailed(f"not a Proxmox API URL: {target.proxmox_url}", hint="use https://HOST:8006")
+        user, sep, token_name = (target.token_id or "").partition("!")
+        if not sep or not user or not token_name:
+            raise RunFailed(f"not an API token id: {target.token_id!r}", hint="use USER@REALM!TOKENID")
+        if target.fingerprint:
+            verify: bool | str = False  # the pin replaces CA verification (Proxmox certificates are self-signed)
+        else:
+            verify = target.ca_file or True
+        timeouts = timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+        api = ProxmoxAPI(
+            parsed.hostname,
+            port=parsed.port or 8006,
+            backend="https",
+            service="PVE",
+            user=user,
+            token_name=token_name,
+            token_value=target.token_secret.reveal(),
+            verify_ssl=verify,
+            timeout=timeouts,
+        )
+        if target.fingerprint:
+            api._store["session"].mount("https://", _PinnedAdapter(target.fingerprint))
+        client = cls(api, target, bus, max_attempts=max_attempts, timeout=timeouts)
+        try:
+            client.pve_version = await client.version()
+        except BaseException:
+            await client.close()
+            raise
+        client._connected = True
+        return client
+
+    async def close(self) -> None:
+        session = self._api._store.get("session")
+        if session is not None:
+            await asyncio.to_thread(session.close)
+
+    # --- the one way every request goes ---
+
+    def _emit(self, event: Event) -> None:
+        if self.bus is not None:
+            self.bus.emit(event)
+
+    def _request_sync(self, method: str, parts: Sequence[object], params: dict[str, Any]) -> Any:
+        resource = self._api([check_segment(p) for p in parts])
+        encoded = encode_params(params)
+        if method == "GET":
+            return resource.get(**encoded)
+        if method == "POST":
+            return resource.post(**encoded)
+        if method == "PUT":
+            return resource.put(**encoded)
+        if method == "DELETE":
+            return resource.delete(**encoded)
+        raise ValueError(f"unknown method {method}")
+
+    async def request(self, method: str, parts: Sequence[object], params: dict[str, Any] | None = None, *,
+                      op: str, retry: bool | None = None,
+                      recover: Callable[[], Awaitable[Any]] | None = None,
+                      expected: Callable[[ProxmoxApiError], bool] | None = None) -> Any:
+        """One API call. `retry` defaults to True for GET; a call that may have happened passes
+        `recover` (returns a non-None result when the effect is already there) instead of retrying
+        blindly. An error `expected` by the caller is raised at once, never retried."""
+        if retry is None:
+            retry = method == "GET"
+        params = dict(params or {})
+        attempt, first_error = 1, ""
+        while True:
+            ok, result = await asyncio.to_thread(self._attempt_sync, method, parts, params, op)
+            if not ok:
+                failure: _Failure = result
+                if isinstance(failure.error, ProxmoxApiError) and expected and expected(failure.error):
+                    raise failure.error from None
+                if not failure.retryable or not (retry or recover) or attempt >= self.max_attempts:
+                    raise failure.error from None
+                first_error = first_error or failure.short
+                delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** (attempt - 1))
+                self._emit(RetryScheduled(operation=op, attempt=attempt, error=failure.short, delay_s=delay))
+                await self.clock.sleep(delay)
+                attempt += 1
+                if recover is not None:
+                    done = await recover()
+                    if done is not None:
+                        self._emit(RecoveredFromFault(operation=op, attempts=attempt, error=first_error))
+                        return done
+                continue
+            if attempt > 1:
+                self._emit(RecoveredFromFault(operation=op, attempts=attempt, error=first_error))
+            return result
+
+    def _attempt_sync(self, method: str, parts: Sequence[object], params: dict[str, Any],
+                      op: str) -> tuple[bool, Any]:
+        """One try, in a worker thread: (True, result) or (False, _Failure). Classifying here keeps
+        the blocking work of explaining a TLS failure (fetching the certificate) off the loop."""
+        try:
+            return True, self._request_sync(method, parts, params)
+        except Exception as exc:  # every failure is classified; nothing escapes unexplained
+            return False, self._classify(exc, op)
+
+    async def get(self, *parts: object, op: str, **params: Any) -> Any:
+        return await self.request("GET", parts, params, op=op)
+
+    def _classify(self, exc: Exception, op: str) -> _Failure:
+        where = f"{self.host}:{self.port}"
+        if isinstance(exc, ResourceException):
+            return self._classify_http(exc, op)
+        if isinstance(exc, requests.exceptions.SSLError):
+            return _Failure(self._tls_error(exc), False, "TLS error")
+        if isinstance(exc, requests.exceptions.ConnectTimeout):
+            return _Failure(TargetUnreachable(
+                f"cannot reach Proxmox at {where}: no answer within {self.timeout[0]:.0f} s ({op})",
+                hint="check proxmox.url, the network and any firewall between here and port "
+                     f"{self.port}"), True, "connect timeout")
+        if isinstance(exc, requests.exceptions.Timeout):
+            return _Failure(TargetUnreachable(
+                f"Proxmox at {where} did not answer within {self.timeout[1]:.0f} s ({op})",
+                hint="the host may be overloaded; check `systemctl status pveproxy pvedaemon` on it"),
+                True, "timeout")
+        if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.ChunkedEncodingError):
+            text = str(exc)
+            refused = "refused" in text.lower() or "Name or service not known" in text or \
+                "NameResolution" in text or "No route to host" in text
+            reason = ("connection refused" if "refused" in text.lower()
+                      else "name not resolved" if "resol" in text.lower() or "not known" in text
+                      else "no route to host" if "No route" in text
+                      else "connection reset")
+            return _Failure(TargetUnreachable(
+                f"cannot reach Proxmox at {where}: {reason} ({op})",
+                hint=f"check proxmox.url, that pveproxy runs on the host and that port {self.port} is reachable"),
+                self._connected or not refused, reason)
+        if isinstance(exc, ValueError):
+            return _Failure(RunFailed(redact(f"internal: {op}: {exc}")), False, "bad request")
+        return _Failure(RunFailed(redact(f"{op} failed: {exc.__class__.__name__}: {exc}")), False,
+                        exc.__class__.__name__)
+
+    def _classify_http(self, exc: ResourceException, op: str) -> _Failure:
+        status = int(exc.status_code)
+        reason = redact(str(exc.content or exc.status_message or "").strip())
+        errors = exc.errors if isinstance(exc.errors, dict) else {}
+        errors = {str(k): redact(str(v)).strip() for k, v in errors.items()}
+        token = self.target.token_id
+        if status == 401:
+            return _Failure(ProxmoxApiError(
+                f"authentication failed at {self.host}:{self.port} for API token {token}",
+                status=status, reason=reason,
+                hint="check proxmox.token_id (USER@REALM!TOKENID) and the secret its reference points to; "
+                     "the token may have been deleted or expired (Datacenter > Permissions > API Tokens). "
+                     "Note: a token with privilege separation has only the permissions granted to the token itself"),
+                False, "authentication failed")
+        if status == 403:
+            missing = _PERMISSION.search(reason)
+            what = (f"{missing.group('privs').strip()} on {missing.group('path')}" if missing
+                    else reason or "a permission")
+            return _Failure(ProxmoxApiError(
+                f"permission denied: API token {token} lacks {what} (needed to {op})",
+                status=status, reason=reason,
+                hint=f"grant it, e.g. `pveum acl modify {missing.group('path') if missing else '/'} "
+                     f"--tokens '{token}' --roles PVEAdmin`; a token with privilege separation (the default) "
+                     "does not inherit its user's permissions"),
+                False, "permission denied")
+        if status == 400:
+            detail = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items())) or reason
+            return _Failure(ProxmoxApiError(
+                f"Proxmox refused to {op}: {detail}", status=status, reason=reason, errors=errors),
+                False, "bad parameters")
+        message = f"Proxmox failed to {op}: HTTP {status} {reason}".rstrip()
+        return _Failure(ProxmoxApiError(message, status=status, reason=reason, errors=errors),
+                        status in _RETRYABLE_STATUS, f"HTTP {status} {reason}"[:120])
+
+    def _tls_error(self, exc: Exception) -> RunFailed:
+        where = f"{self.host}:{self.port}"
+        text = str(exc)
+        if self.fingerprint and "fingerprint" in text.lower():
+            actual = self._actual_fingerprint(text)
+            return RunFailed(
+                f"the TLS certificate of {where} does not match the pinned fingerprint: "
+                f"expected {self.fingerprint}, got {actual or 'an unknown one'}",
+                hint="if the host's certificate was renewed on purpose, check the new one on the host "
+                     "(`pvenode cert info`) and update proxmox.fingerprint; otherwise something is "
+                     "intercepting the connection: do not continue")
+        presented = self._presented_fingerprint()
+        return RunFailed(
+            f"the TLS certificate of {where} is not trusted (it is not signed by a known CA)",
+            hint="Proxmox uses a self-signed certificate by default: compare its fingerprint with "
+                 "`pvenode cert info` on the host and pin it with proxmox.fingerprint"
+                 + (f": {presented}" if presented else ""))
+
+    def _actual_fingerprint(self, text: str) -> str:
+        match = re.search(r'got\s+"?([0-9a-fA-F:]{64,95})"?', text)
+        if match:
+            return normalize_fingerprint(match.group(1))
+        return self._presented_fingerprint()
+
+    def _presented_fingerprint(self) -> str:
+        try:
+            return fetch_certificate_fingerprint(self.target.proxmox_url, timeout=self.timeout[0])
+        except OSError:
+            return ""
+
+    # --- tasks ---
+
+    async def wait_task(self, upid: str, *, description: str = "", on_progress: Progress | None = None,
+                        timeout_s: float | None = None) -> dict:
+        """Wait until a UPID task stops; its new log lines go to `on_progress`. Raises on failure."""
+        fields = upid_fields(upid)
+        node, task_type = fields["node"], fields["type"] or "task"
+        if not node:
+            raise RunFailed(f"Proxmox returned an unexpected task id: {upid!r}")
+        self._emit(ProxmoxTaskStarted(upid=upid, task_type=task_type, description=description))
+        started = self.clock.now()
+        lines: list[str] = []
+        offset = 0
+        poll = max(TASK_POLL_S, self.clock.duration(TASK_POLL_MIN_WALL_S))
+        while True:
+            status = await self.get("nodes", node, "tasks", upid, "status", op=f"read the {task_type} task's status")
+            offset = await self._read_task_log(node, upid, task_type, offset, lines, on_progress)
+            if status.get("status") == "stopped":
+                break
+            if timeout_s is not None and self.clock.now() - started > timeout_s:
+                raise RunFailed(f"Proxmox task {task_type} on {node} did not finish within {timeout_s:.0f} s",
+                                hint=f"see the task in the Proxmox UI (node {node} > Tasks)")
+            await self.clock.sleep(poll)
+        exitstatus = str(status.get("exitstatus", "unknown"))
+        ok = task_succeeded(exitstatus)
+        if not ok:  # the log may have grown after the last read
+            await self._read_task_log(node, upid, task_type, offset, lines, None)
+        tail = [redact(line) for line in lines[-TASK_LOG_TAIL:]]
+        self._emit(ProxmoxTaskFinished(upid=upid, task_type=task_type, exitstatus=redact(exitstatus), ok=ok,
+                                       duration_s=round(self.clock.now() - started, 3), log_tail=tail))
+        if not ok:
+            last = "; ".join(tail[-3:])
+            raise RunFailed(
+                redact(f"Proxmox task {task_type} on {node} failed: {exitstatus}"),
+                hint=f"task log ends with: {last}" if last else f"see the task log on {node} (Tasks)")
+        return status
+
+    async def _read_task_log(self, node: str, upid: str, task_type: str, offset: int, lines: list[str],
+                             on_progress: Progress | None) -> int:
+        try:
+            rows = await self.get("nodes", node, "tasks", upid, "log", op=f"read the {task_type} task's log",
+                                  start=offset, limit=500)
+        except ProxmoxApiError:
+            return offset  # progress is a nicety; the status decides
+        for row in rows or ():
+            number, text = int(row.get("n", 0)), str(row.get("t", ""))
+            if number == 1 and text == "no content":
+                continue
+            offset = max(offset, number)
+            lines.append(text)
+            if on_progress is not None and text.strip():
+                on_progress(redact(text.strip()), progress_fraction(text))
+        return offset
+
+    async def _maybe_wait(self, result: Any, *, description: str, on_progress: Progress | None = None,
+                          timeout_s: float | None = None) -> None:
+        if isinstance(result, str) and result.startswith("UPID:"):
+            await self.wait_task(result, description=description, on_progress=on_progress, timeout_s=timeout_s)
+
+    async def find_task(self, node: str, vmid: int, task_type: str) -> dict | None:
+        """The newest task of this type for this VM (running or not), if the node lists one."""
+        try:
+            rows = await self.get("nodes", node, "tasks", op="list tasks", vmid=vmid, typefilter=task_type,
+                                  source="all", limit=20)
+        except ProxmoxApiError:
+            return None
+        rows = [r for r in rows or () if r.get("type") == task_type]
+        return max(rows, key=lambda r: int(r.get("starttime", 0)), default=None)
+
+    # --- host facts ---
 
     async def version(self) -> str:
-        raise NotImplementedError
+        data = await self.get("version", op="read the Proxmox version")
+        return str((data or {}).get("version", ""))
+
+    async def nodes(self) -> list[dict]:
+        return list(await self.get("nodes", op="list the nodes") or [])
+
+    async def node_facts(self, node: str) -> NodeFacts:
+        status = await self.get("nodes", node, "status", op=f"read node {node}'s status")
+        storages = await self.get("nodes", node, "storage", op=f"list node {node}'s storages")
+        bridges = await self.get("nodes", node, "network", op=f"list node {node}'s bridges", type="bridge")
+        vms = await self.get("nodes", node, "qemu", op=f"list node {node}'s VMs")
+        running = sum(1 for vm in vms or () if vm.get("status") == "running")
+        return parse_node_facts(node, status or {}, storages or (), bridges or (), running)
 
     async def inventory(self) -> HostInventory:
         """Every node's facts (physical cores, threads, RAM, storages, bridges)."""
-        raise NotImplementedError
+        version = self.pve_version or await self.version()
+        facts = []
+        for row in sorted(await self.nodes(), key=lambda r: str(r.get("node", ""))):
+            name = str(row.get("node", ""))
+            if row.get("status") == "online":
+                facts.append(await self.node_facts(name))
+            else:
+                facts.append(NodeFacts(node=name, online=False, cpu_model="", sockets=0, cores=0,
+                                       threads=int(row.get("maxcpu") or 0), mem_total=int(row.get("maxmem") or 0),
+                                       mem_used=int(row.get("mem") or 0), hvm=False))
+        return HostInventory(pve_version=version, nodes=tuple(facts),
+                             fingerprint=self.fingerprint or await asyncio.to_thread(self._presented_fingerprint),
+                             cluster_name=await self.cluster_name())
 
-    async def node_facts(self, node: str) -> NodeFacts:
-        raise NotImplementedError
+    async def cluster_name(self) -> str:
+        try:
+            rows = await self.get("cluster", "status", op="read the cluster status")
+        except ProxmoxApiError:
+            return ""
+        return next((str(r.get("name", "")) for r in rows or () if r.get("type") == "cluster"), "")
+
+    # --- storage and the OVA ---
+
+    async def storage_content(self, node: str, storage: str, content: str | None = None) -> list[dict]:
+        return list(await self.get("nodes", node, "storage", storage, "content",
+                                   op=f"list the content of storage {storage} on {node}", content=content) or [])
+
+    async def ova_metadata(self, node: str, volid: str) -> dict:
+        """GET import-metadata for an OVA volid ('local:import/x.ova'); `volume` is the volname."""
+        storage, volname = vmconfig.split_volid(volid)
+        return dict(await self.get("nodes", node, "storage", storage, "import-metadata",
+                                   op=f"read the OVA's metadata ({volid})", volume=volname) or {})
+
+    async def storage_config(self, storage: str) -> dict:
+        return dict(await self.get("storage", storage, op=f"read storage {storage}'s configuration") or {})
+
+    async def add_storage_content(self, storage: str, content: str) -> bool:
+        """Add one content type to a storage (PUT replaces the list, so it is read first).
+        Returns False when it was already there."""
+        config = await self.storage_config(storage)
+        current = [c for c in str(config.get("content", "")).split(",") if c]
+        if content in current:
+            return False
+        await self.request("PUT", ("storage", storage), {"content": ",".join([*current, content]),
+                                                         "digest": config.get("digest")},
+                           op=f"add '{content}' to storage {storage}'s content", retry=True)
+        return True
+
+    # --- VMs ---
+
+    async def next_vmid(self) -> int:
+        return int(await self.get("cluster", "nextid", op="get a free VMID"))
+
+    async def vms(self) -> list[dict]:
+        """Every VM of the cluster (GET /cluster/resources?type=vm, qemu only)."""
+        rows = await self.get("cluster", "resources", op="list the cluster's VMs", type="vm")
+        return [r for r in rows or () if r.get("type", "qemu") == "qemu"]
+
+    async def vms_named(self, name: str) -> list[dict]:
+        return sorted((r for r in await self.vms() if r.get("name") == name), key=lambda r: int(r.get("vmid", 0)))
 
     async def find_vm(self, name: str) -> VmRef | None:
         """The VM this tool created with that name (by name and tag), if any."""
-        raise NotImplementedError
+        ours = [r for r in await self.vms_named(name) if vmconfig.has_tag(r.get("tags"))]
+        if len(ours) > 1:
+            ids = ", ".join(str(r.get("vmid")) for r in ours)
+            raise RunFailed(f"there are {len(ours)} VMs named {name} tagged {vmconfig.TAG} ({ids})",
+                            hint="remove the ones you do not want, then run again")
+        if not ours:
+            return None
+        row = ours[0]
+        return VmRef(node=str(row.get("node", "")), vmid=int(row["vmid"]), name=name)
 
-    async def ova_metadata(self, node: str, volid: str) -> dict:
-        raise NotImplementedError
+    async def vm_exists(self, vm: VmRef) -> bool:
+        return any(int(r.get("vmid", -1)) == vm.vmid for r in await self.vms())
 
-    async def create_vm(self, node: str, config: dict) -> VmRef:
-        raise NotImplementedError
+    async def create_vm(self, node: str, config: dict, *, on_progress: Progress | None = None,
+                        timeout_s: float | None = 6 * 3600) -> VmRef:
+        """POST /nodes/{node}/qemu and wait for the task (the OVA import happens in it).
 
-    async def vm_config(self, vm: VmRef) -> dict:
-        raise NotImplementedError
+        A failure that may have created the VM anyway (a timeout, a reset, a 5xx) is checked by
+        looking for the VM by name and tag before anything is retried."""
+        name = str(config["name"])
+        params = dict(config)
+        if params.get("vmid") is None:
+            params["vmid"] = await self.next_vmid()
+        vmid = int(params["vmid"])
 
-    async def update_config(self, vm: VmRef, changes: dict, delete: tuple[str, ...] = ()) -> None:
-        raise NotImplementedError
+        async def created() -> VmRef | None:
+            return await self.find_vm(name)
+
+        result = await self.request("POST", ("nodes", node, "qemu"), params, op=f"create VM {vmid} ({name})",
+                                    recover=created)
+        if isinstance(result, VmRef):
+            await self.wait_unlocked(result, on_progress=on_progress, timeout_s=timeout_s)
+            return result
+        await self._maybe_wait(result, description=f"create VM {vmid} ({name})", on_progress=on_progress,
+                               timeout_s=timeout_s)
+        return VmRef(node=node, vmid=vmid, name=name)
+
+    async def wait_unlocked(self, vm: VmRef, *, on_progress: Progress | None = None,
+                            timeout_s: float | None = 6 * 3600) -> None:
+        """Wait for a create still running on a VM found again (its config is locked 'create')."""
+        config = await self.vm_config(vm)
+        if config.get("lock") != "create":
+            return
+        task = await self.find_task(vm.node, vm.vmid, "qmcreate")
+        if task and task.get("upid"):
+            await self.wait_task(str(task["upid"]), description=f"create VM {vm.vmid} ({vm.name})",
+                                 on_progress=on_progress, timeout_s=timeout_s)
+            return
+        started = self.clock.now()
+        while (await self.vm_config(vm)).get("lock") == "create":
+            if on_progress is not None:
+                on_progress(f"VM {vm.vmid} is still being created", None)
+            if timeout_s is not None and self.clock.now() - started > timeout_s:
+                raise RunFailed(f"VM {vm.vmid} is still locked for creation after {timeout_s:.0f} s")
+            await self.clock.sleep(5.0)
+
+    async def vm_config(self, vm: VmRef, *, current: bool = False) -> dict:
+        return dict(await self.get("nodes", vm.node, "qemu", vm.vmid, "config",
+                                   op=f"read VM {vm.vmid}'s configuration", current=current or None) or {})
+
+    async def update_config(self, vm: VmRef, changes: dict, delete: tuple[str, ...] = (), *,
+                            on_progress: Progress | None = None) -> None:
+        """POST .../config (async: a UPID, or null when done within the background delay)."""
+        params = dict(changes)
+        if delete:
+            params["delete"] = list(delete)
+        result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "config"), params,
+                                    op=f"change VM {vm.vmid}'s configuration", retry=True)
+        await self._maybe_wait(result, description=f"configure VM {vm.vmid}", on_progress=on_progress)
+        shown = {k: v for k, v in changes.items()}
+        if delete:
+            shown["delete"] = ",".join(delete)
+        self._emit(VmConfigured(vmid=vm.vmid, changes=shown))
+
+    async def resize(self, vm: VmRef, disk: str, size: str, *, on_progress: Progress | None = None) -> None:
+        """PUT .../resize with an absolute size ('1000G'), so a retry is harmless."""
+        result = await self.request("PUT", ("nodes", vm.node, "qemu", vm.vmid, "resize"),
+                                    {"disk": disk, "size": size}, op=f"resize VM {vm.vmid}'s {disk} to {size}",
+                                    retry=True)
+        await self._maybe_wait(result, description=f"resize {disk} of VM {vm.vmid}", on_progress=on_progress)
+        self._emit(VmConfigured(vmid=vm.vmid, changes={f"{disk} size": size}))
 
     async def status(self, vm: VmRef) -> dict:
-        raise NotImplementedError
+        return dict(await self.get("nodes", vm.node, "qemu", vm.vmid, "status", "current",
+                                   op=f"read VM {vm.vmid}'s status") or {})
+
+    async def _power(self, vm: VmRef, action: str, want: str, params: dict | None = None,
+                     timeout_s: float | None = None) -> None:
+        if (await self.status(vm)).get("status") == want:
+            return
+
+        async def reached() -> bool | None:
+            return True if (await self.status(vm)).get("status") == want else None
+
+        result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "status", action), params or {},
+                                    op=f"{action} VM {vm.vmid}", recover=reached)
+        if result is not True:
+            await self._maybe_wait(result, description=f"{action} VM {vm.vmid}", timeout_s=timeout_s)
+        self._emit(VmPowerChanged(vmid=vm.vmid, state=want, action=action))
 
     async def start(self, vm: VmRef) -> None:
-        raise NotImplementedError
+        await self._power(vm, "start", "running", timeout_s=600)
 
-    async def shutdown(self, vm: VmRef, timeout_s: int = 300) -> None:
-        raise NotImplementedError
+    async def shutdown(self, vm: VmRef, timeout_s: int = 300, *, force_stop: bool = False) -> None:
+        """A clean shutdown through ACPI or the guest agent; `force_stop` stops it after the timeout."""
+        await self._power(vm, "shutdown", "stopped", {"timeout": int(timeout_s), "forceStop": force_stop},
+                          timeout_s=timeout_s + 120)
 
     async def stop(self, vm: VmRef) -> None:
-        raise NotImplementedError
+        await self._power(vm, "stop", "stopped", timeout_s=600)
+
+    async def reboot(self, vm: VmRef, timeout_s: int = 300) -> None:
+        result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "status", "reboot"),
+                                    {"timeout": int(timeout_s)}, op=f"reboot VM {vm.vmid}")
+        await self._maybe_wait(result, description=f"reboot VM {vm.vmid}", timeout_s=timeout_s + 120)
+        self._emit(VmPowerChanged(vmid=vm.vmid, state="running", action="reboot"))
+
+    # --- snapshots ---
 
     async def snapshots(self, vm: VmRef) -> list[dict]:
-        raise NotImplementedError
+        rows = await self.get("nodes", vm.node, "qemu", vm.vmid, "snapshot", op=f"list VM {vm.vmid}'s snapshots")
+        return [r for r in rows or () if r.get("name") != "current"]
 
-    async def snapshot(self, vm: VmRef, name: str, description: str = "") -> None:
-        raise NotImplementedError
+    async def snapshot(self, vm: VmRef, name: str, description: str = "", *, vmstate: bool = False) -> None:
+        """Take a snapshot; one that already exists is left alone (so a rerun never takes two)."""
+        check_segment(name)
+
+        async def taken() -> bool | None:
+            return True if any(s.get("name") == name for s in await self.snapshots(vm)) else None
+
+        if await taken():
+            return
+        result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "snapshot"),
+                                    {"snapname": name, "description": description or None,
+                                     "vmstate": True if vmstate else None},
+                                    op=f"snapshot VM {vm.vmid} as {name}", recover=taken)
+        if result is not True:
+            await self._maybe_wait(result, description=f"snapshot {name} of VM {vm.vmid}", timeout_s=3600)
+        self._emit(SnapshotCreated(vmid=vm.vmid, name=name))
 
     async def rollback(self, vm: VmRef, name: str) -> None:
-        raise NotImplementedError
+        result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "snapshot", name, "rollback"), {},
+                                    op=f"roll VM {vm.vmid} back to {name}", retry=True)
+        await self._maybe_wait(result, description=f"rollback of VM {vm.vmid} to {name}", timeout_s=3600)
+        self._emit(SnapshotRolledBack(vmid=vm.vmid, name=name))
+
+    # --- guest agent and addresses ---
+
+    @staticmethod
+    def _agent_not_ready(error: ProxmoxApiError) -> bool:
+        return error.status == 500 and bool(_AGENT_NOT_READY.search(error.reason))
 
     async def agent_ping(self, vm: VmRef) -> bool:
-        raise NotImplementedError
+        """Whether the guest agent answers (False while it is not running yet)."""
+        try:
+            await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "agent", "ping"), {},
+                               op=f"ping VM {vm.vmid}'s guest agent", retry=True, expected=self._agent_not_ready)
+        except ProxmoxApiError as exc:
+            if self._agent_not_ready(exc):
+                return False
+            raise
+        return True
 
     async def guest_addresses(self, vm: VmRef) -> list[str]:
-        """IPv4 addresses the guest agent reports (loopback excluded)."""
-        raise NotImplementedError
+        """IPv4 addresses the guest agent reports (loopback excluded); [] while it is not running."""
+        try:
+            data = await self.request("GET", ("nodes", vm.node, "qemu", vm.vmid, "agent", "network-get-interfaces"),
+                                      {}, op=f"read VM {vm.vmid}'s addresses from the guest agent",
+                                      expected=self._agent_not_ready)
+        except ProxmoxApiError as exc:
+            if self._agent_not_ready(exc):
+                return []
+            raise
+        return ipv4_addresses((data or {}).get("result") or [])
 
     async def dhcp_address(self, vm: VmRef) -> str | None:
         """The address the host's DHCP (SDN IPAM) gave the VM's NIC, before a guest agent exists."""
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        raise NotImplementedError
+        mac = vmconfig.mac_of((await self.vm_config(vm)).get("net0"))
+        if not mac:
+            return None
+        try:
+            ipams = await self.get("cluster", "sdn", "ipams", op="list the SDN IPAMs")
+        except ProxmoxApiError:
+            return None
+        for ipam in ipams or ():
+            try:
+                rows = await self.get("cluster", "sdn", "ipams", ipam.get("ipam", ""), "status",
+                                      op=f"read IPAM {ipam.get('ipam')}'s leases")
+            except (ProxmoxApiError, ValueError):
+                continue
+            for row in rows or ():
+                if str(row.get("mac", "")).upper() != mac or not row.get("ip"):
+                    continue
+                try:
+                    address = ipaddress.ip_address(str(row["ip"]).split("/")[0])
+                except ValueError:
+                    continue
+                if address.version == 4:
+                    return str(address)
+        return None

@@ -1,0 +1,164 @@
+"""The VM configuration the field report requires, for the first boot and after preparation."""
+
+from __future__ import annotations
+
+import pytest
+
+from backend import vmconfig
+from backend.hostfacts import GIB, StorageFacts
+from backend.vmconfig import VmSpec
+
+SEED_SPEC = VmSpec(name="vast-loopback", vcpus=12, memory_gib=117, storage="local-lvm", bridge="vmbr0")
+OVA_DISK = "local:import/vast-5.4.0-loopback.ova/vast-5.4.0-loopback-disk1.vmdk"
+
+
+def test_first_boot_config_is_exactly_what_the_ova_needs():
+    config = vmconfig.first_boot_config(SEED_SPEC, [OVA_DISK])
+    assert config == {
+        "name": "vast-loopback",
+        "machine": "q35",
+        "ostype": "l26",
+        "scsihw": "lsi",  # LSI 53C895A: the OVA is built for VMware, no virtio drivers yet
+        "cpu": "host",
+        "sockets": 1,
+        "cores": 12,
+        "memory": 117 * 1024,
+        "balloon": 0,
+        "numa": 0,
+        "agent": "1",
+        "net0": "virtio,bridge=vmbr0",
+        "scsi0": f"local-lvm:0,import-from={OVA_DISK}",
+        "boot": "order=scsi0",
+        "tags": "vast-loopback",
+    }
+
+
+@pytest.mark.parametrize(
+    ("spec", "disks", "working", "expected"),
+    [
+        (VmSpec("a", 24, 160, "local-lvm", "vmbr1", numa=True), [OVA_DISK], None,
+         {"cores": 24, "memory": 163840, "numa": 1, "net0": "virtio,bridge=vmbr1"}),
+        (VmSpec("b", 12, 128, "fast", "vmbr0", vmid=4242), [OVA_DISK], None, {"vmid": 4242, "scsi0":
+         f"fast:0,import-from={OVA_DISK}"}),
+        (SEED_SPEC, [OVA_DISK, "local:import/x.ova/data.vmdk"], "scratch",
+         {"scsi1": "local-lvm:0,import-from=local:import/x.ova/data.vmdk", "import-working-storage": "scratch"}),
+    ],
+)
+def test_first_boot_config_variants(spec, disks, working, expected):
+    config = vmconfig.first_boot_config(spec, disks, working)
+    for key, value in expected.items():
+        assert config[key] == value
+    assert all(not isinstance(v, bool) for v in config.values()), "booleans must go out as 1/0"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("bridge", "vmbr0,firewall=1"),
+        ("storage", "local-lvm,cache=unsafe"),
+        ("storage", "bad storage"),
+        ("name", "no_underscores"),
+        ("name", "-leading"),
+    ],
+)
+def test_values_that_would_change_a_property_string_are_refused(field, value):
+    spec = VmSpec(**{**SEED_SPEC.__dict__, field: value})
+    with pytest.raises(ValueError):
+        vmconfig.first_boot_config(spec, [OVA_DISK])
+
+
+@pytest.mark.parametrize("volid", [
+    "local:import/x.ova/disk.vmdk,iothread=0",
+    "local:import/x.ova/disk 1.vmdk",
+    "local:../../etc/passwd",
+    "noprefix.vmdk",
+    "local:import/x.ova/disk=1.vmdk",
+])
+def test_unsafe_disk_volids_are_refused(volid):
+    with pytest.raises(ValueError):
+        vmconfig.first_boot_config(SEED_SPEC, [volid])
+
+
+def test_an_ova_without_disks_is_refused():
+    with pytest.raises(ValueError, match="no disk"):
+        vmconfig.first_boot_config(SEED_SPEC, [])
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"scsihw": "lsi", "scsi0": "local-lvm:vm-100-disk-0,size=600G"},
+         {"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=600G,iothread=1"}),
+        ({"scsihw": "lsi", "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=1000G"},
+         {"scsihw": "virtio-scsi-single"}),
+        ({"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=1000G"},
+         {"scsi0": "local-lvm:vm-100-disk-0,size=1000G,iothread=1"}),
+        ({"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=1000G"}, {}),
+        ({"scsihw": "lsi", "scsi0": "file=local-lvm:vm-7-disk-0,discard=on"},
+         {"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-7-disk-0,discard=on,iothread=1"}),
+    ],
+)
+def test_second_stage_switches_to_virtio_scsi_single_with_an_io_thread_on_the_same_volume(config, expected):
+    assert vmconfig.final_controller_changes(config) == expected
+
+
+def test_second_stage_refuses_a_disk_still_being_imported():
+    with pytest.raises(ValueError, match="still being imported"):
+        vmconfig.final_controller_changes({"scsi0": f"local-lvm:0,import-from={OVA_DISK}"})
+
+
+@pytest.mark.parametrize(
+    ("drive", "disk_gib", "expected"),
+    [
+        ("local-lvm:vm-100-disk-0,size=600G", 1000, "1000G"),
+        ("local-lvm:vm-100-disk-0,size=1000G", 1000, None),
+        ("local-lvm:vm-100-disk-0,size=1T", 1000, None),
+        ("local-lvm:vm-100-disk-0,size=1T", 1200, "1200G"),
+        ("local-lvm:vm-100-disk-0,size=600G", 500, None),  # never shrinks
+        ("local-lvm:vm-100-disk-0,size=614400M", 600, None),
+        ("local-lvm:vm-100-disk-0", 600, "600G"),  # no size known: ask for the absolute size
+    ],
+)
+def test_resize_only_grows(drive, disk_gib, expected):
+    assert vmconfig.resize_to({"scsi0": drive}, disk_gib) == expected
+
+
+@pytest.mark.parametrize(
+    ("tags", "expected"),
+    [("vast-loopback", True), ("prod;vast-loopback", True), ("vast-loopback,x", True),
+     ("vast-loopback-old", False), ("", False), (None, False)],
+)
+def test_tag_matching(tags, expected):
+    assert vmconfig.has_tag(tags) is expected
+
+
+@pytest.mark.parametrize(
+    ("net", "mac"),
+    [("virtio=BC:24:11:aa:bb:cc,bridge=vmbr0", "BC:24:11:AA:BB:CC"),
+     ("model=virtio,macaddr=bc:24:11:00:00:01,bridge=vmbr0", "BC:24:11:00:00:01"),
+     ("virtio,bridge=vmbr0", None), (None, None)],
+)
+def test_mac_of_a_nic(net, mac):
+    assert vmconfig.mac_of(net) == mac
+
+
+def _st(name, type_, content, avail_gib=100, active=True):
+    return StorageFacts(name, type_, tuple(content), int(500 * GIB), int(avail_gib * GIB), active=active)
+
+
+@pytest.mark.parametrize(
+    ("storages", "expected"),
+    [
+        # the usual host: 'local' holds the OVA but not images; no other file storage -> enable images on it
+        ([_st("local", "dir", ["iso", "import"]), _st("local-lvm", "lvmthin", ["images"])], (None, "local")),
+        # the OVA's own storage can hold images: nothing to pass
+        ([_st("local", "dir", ["import", "images"]), _st("local-lvm", "lvmthin", ["images"])], (None, None)),
+        # another file-based storage with images: use it as the working storage
+        ([_st("local", "dir", ["import"]), _st("scratch", "dir", ["images"], 50), _st("nfs", "nfs", ["images"], 900)],
+         ("nfs", None)),
+        # an inactive one does not count
+        ([_st("local", "dir", ["import"]), _st("scratch", "dir", ["images"], active=False)], (None, "local")),
+    ],
+)
+def test_where_the_ova_is_extracted(storages, expected):
+    assert vmconfig.working_storage_for("local", storages) == expected
