@@ -1,0 +1,120 @@
+"""What every wizard step shares: the step bar, a title, the body, Back/Next with their keys, a
+status line for the one clear sentence about what is wrong, and the footer.
+
+A step's screen reads and changes the app's `WizardState`; `commit()` writes the step's answers
+(raising BadInput with the reason) and the app decides which screen comes next.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.reactive import reactive
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Input, Static
+
+from backend.errors import VlbError
+from tui.state import WizardState, first_line
+from tui.widgets.progress import WizardProgress
+
+if TYPE_CHECKING:
+    from tui.app import WizardApp
+
+
+class WizardScreen(Screen):
+    """Subclasses set STEP, TITLE and HELP, and implement compose_body() and commit()."""
+
+    STEP: ClassVar[str] = ""
+    TITLE: ClassVar[str] = ""
+    HELP: ClassVar[str] = ""
+    NEXT_LABEL: ClassVar[str] = "Next ^n"
+
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next"),
+        Binding("escape", "back", "Back"),
+    ]
+
+    next_enabled: reactive[bool] = reactive(True, bindings=True)
+    status: reactive[str] = reactive("")
+    status_is_error: reactive[bool] = reactive(False)
+
+    @property
+    def wizard(self) -> WizardState:
+        return self.wizard_app.state
+
+    @property
+    def wizard_app(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield WizardProgress(self.STEP)
+        yield Static(self.TITLE, classes="step-title")
+        with VerticalScroll(classes="step-body"):
+            yield from self.compose_body()
+        with Horizontal(classes="step-nav"):
+            yield Button("Back esc", id="back", compact=True)
+            yield Static("", id="status")
+            yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
+        yield Footer()
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def on_mount(self) -> None:
+        for field in self.query(Input):
+            field.cursor_blink = self.wizard_app.blink
+        self.query_one("#next", Button).disabled = not self.next_enabled
+
+    # --- status line and the Next button --------------------------------------------------------
+
+    def say(self, text: str, error: bool = False) -> None:
+        self.status_is_error = error
+        self.status = text
+
+    def watch_status(self, text: str) -> None:
+        for widget in self.query("#status"):
+            assert isinstance(widget, Static)
+            widget.update(text)
+            widget.set_class(self.status_is_error, "error")
+
+    def watch_next_enabled(self, enabled: bool) -> None:
+        for button in self.query("#next"):
+            button.disabled = not enabled
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "next" and not self.next_enabled:
+            return None  # shown dimmed in the footer: not available now
+        return True
+
+    # --- navigation -----------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "next":
+            event.stop()
+            self.action_next()
+        elif event.button.id == "back":
+            event.stop()
+            self.action_back()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.focus_next()
+
+    def commit(self) -> None:
+        """Write this step's answers into the wizard state; raise BadInput when they are wrong."""
+
+    def action_next(self) -> None:
+        if not self.next_enabled:
+            self.app.bell()
+            return
+        try:
+            self.commit()
+        except VlbError as exc:
+            self.say(first_line(exc), error=True)
+            return
+        self.wizard_app.go_next(self.STEP)
+
+    def action_back(self) -> None:
+        self.wizard_app.go_back()

@@ -1,0 +1,220 @@
+"""Step 1, Connect: the built-in lab or a Proxmox VE host (URL, API token id, and a reference to the
+token secret). "Test connection" opens the target in a worker, shows the certificate's fingerprint
+for the user to trust, and only then sends the token and reads the PVE version and the nodes."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
+
+from backend.answers import Answers, LabAnswers, ProxmoxAnswers
+from backend.errors import VlbError
+from backend.target import provider_scheme
+from screens.base import WizardScreen
+from tui.connection import describe_error
+from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
+from tui.state import first_line, validated
+from tui.widgets.fingerprint import FingerprintDialog
+
+LAB_HOSTS = {
+    "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",
+    "small": "small: 8 cores / 16 threads, 64 GB (cannot host it)",
+    "big": "big: 3 nodes of 2 × 16 cores, 512 GB",
+}
+
+
+class ConnectScreen(WizardScreen):
+    STEP = "connect"
+    TITLE = "Connect to Proxmox VE"
+    CSS_PATH = "connect.tcss"
+    HELP = """\
+Pick the built-in lab (a Proxmox VE API, a guest and a VMS that behave like the field report's
+host) or a real Proxmox VE host.
+
+For a real host give its URL (https://HOST:8006), an API token id (USER@REALM!TOKENID, create it
+under Datacenter → Permissions → API Tokens) and where the token secret is: env:NAME (an
+environment variable) or file:PATH. The secret itself is never typed here, saved or shown.
+
+^t tests the connection: the host's TLS certificate is shown first and nothing is sent until you
+trust it (y). Its fingerprint is then pinned in the answers. Next is available after a successful
+test."""
+
+    BINDINGS = [
+        *WizardScreen.BINDINGS,
+        Binding("ctrl+t", "test", "Test connection"),
+    ]
+
+    scheme: reactive[str] = reactive("lab")
+    tested: reactive[bool] = reactive(False)
+
+    def __init__(self, scheme: str | None = None) -> None:
+        super().__init__()
+        self._first_scheme = scheme  # the start screen's choice; else the answers' url decides
+        self._tested_with: ProxmoxAnswers | None = None
+
+    def compose_body(self) -> ComposeResult:
+        answers = self.wizard.answers
+        proxmox = answers.proxmox
+        scheme = self._first_scheme or provider_scheme(proxmox.url)
+        demo = self.wizard_app.demo
+        if demo is not None:
+            yield Static(demo.hint, classes="demo-hint")
+        with Horizontal(classes="form-row"):
+            yield Label("Target", classes="label")
+            with RadioSet(id="scheme"):
+                yield RadioButton("Built-in lab", id="scheme-lab", value=scheme == "lab")
+                yield RadioButton("Proxmox VE host", id="scheme-https", value=scheme == "https")
+        with Horizontal(classes="form-row lab-only"):
+            yield Label("Lab host", classes="label")
+            yield Select([(text, name) for name, text in LAB_HOSTS.items()], value=answers.lab.host_profile,
+                         allow_blank=False, id="profile", compact=True)
+        with Horizontal(classes="form-row https-only"):
+            yield Label("URL", classes="label")
+            yield Input(proxmox.url if provider_scheme(proxmox.url) == "https" else "", placeholder="https://pve.example:8006",
+                        id="url", compact=True)
+        with Horizontal(classes="form-row https-only"):
+            yield Label("Token id", classes="label")
+            yield Input(proxmox.token_id or "", placeholder="root@pam!vlb", id="token-id", compact=True)
+        with Horizontal(classes="form-row https-only"):
+            yield Label("Token secret", classes="label")
+            yield Input(str(proxmox.token_secret or ""), placeholder="env:PVE_TOKEN or file:~/.pve-token",
+                        id="token-secret", compact=True)
+        yield Static("The secret is a reference (env:NAME or file:PATH), never the value.",
+                     classes="hint https-only")
+        yield Button("Test connection ^t", id="test", compact=True)
+        yield Static("", id="result", classes="panel")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.scheme = self._first_scheme or provider_scheme(self.wizard.answers.proxmox.url)
+        self.next_enabled = False
+        if self.wizard.inventory is not None:  # came back from a later step: still connected
+            self._tested_with = self.wizard.answers.proxmox.model_copy()
+            self._show_connected(self.wizard.inventory.pve_version, self.wizard.fingerprint,
+                                 len(self.wizard.inventory.nodes))
+            self.tested = True
+        self.query_one("#test", Button).focus()
+
+    # --- form ---------------------------------------------------------------------------------
+
+    def watch_scheme(self, scheme: str) -> None:
+        self.set_class(scheme == "lab", "-lab")
+        self.set_class(scheme == "https", "-https")
+
+    def watch_tested(self, tested: bool) -> None:
+        self.next_enabled = tested
+
+    def on_radio_set_changed(self, event: RadioSet.Changed) -> None:
+        self.scheme = (event.pressed.id or "scheme-lab").removeprefix("scheme-")
+        self._form_changed()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._form_changed()
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        self._form_changed()
+
+    def _form_changed(self) -> None:
+        if not self.tested:
+            return
+        try:
+            proxmox, lab = self._form_answers()
+        except VlbError:
+            proxmox, lab = None, None
+        same_lab = lab is None or lab.host_profile == self.wizard.answers.lab.host_profile
+        if proxmox != self._tested_with or not same_lab:
+            self.tested = False
+            self.say("the target changed: test the connection again (^t)")
+
+    def _form_answers(self) -> tuple[ProxmoxAnswers, LabAnswers]:
+        """The Proxmox and lab sections as the form stands; BadInput names what is wrong."""
+        current = self.wizard.answers
+        url = self.scheme if self.scheme != "https" else self.query_one("#url", Input).value.strip()
+        data: dict = {"url": url, "node": current.proxmox.node}
+        token_id = self.query_one("#token-id", Input).value.strip()
+        secret = self.query_one("#token-secret", Input).value.strip()
+        if self.scheme == "https":
+            if not url:
+                from backend.errors import BadInput
+
+                raise BadInput("proxmox.url: give the host's URL, e.g. https://pve.example:8006")
+            data.update(token_id=token_id or None, token_secret=secret or None)
+            if url == current.proxmox.url:
+                data["fingerprint"] = current.proxmox.fingerprint  # keep a pin for the same host
+        proxmox = validated(ProxmoxAnswers, data, "proxmox")
+        profile = self.query_one("#profile", Select).value
+        lab = validated(LabAnswers, {**current.lab.model_dump(), "host_profile": profile}, "lab")
+        return proxmox, lab
+
+    # --- testing ------------------------------------------------------------------------------
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "test":
+            event.stop()
+            self.action_test()
+        else:
+            super().on_button_pressed(event)
+
+    def action_test(self) -> None:
+        try:
+            proxmox, lab = self._form_answers()
+        except VlbError as exc:
+            self.say(first_line(exc), error=True)
+            return
+        answers = self.wizard.answers.model_copy(update={"proxmox": proxmox, "lab": lab})
+        self.tested = False
+        self.query_one("#result", Static).update("")
+        self.say(f"connecting to {self._where(proxmox)}…")
+        self.test_connection(answers)
+
+    @staticmethod
+    def _where(proxmox: ProxmoxAnswers) -> str:
+        return "the built-in lab" if provider_scheme(proxmox.url) != "https" else proxmox.url
+
+    @work(exclusive=True, group="connect", exit_on_error=False, description="test the connection")
+    async def test_connection(self, answers: Answers) -> None:
+        url = answers.proxmox.url
+        try:
+            probe = await self.wizard_app.probe_opener(answers)
+        except Exception as exc:
+            self.post_message(ConnectionFailed(url, describe_error(exc, url)))
+            return
+        try:
+            trusted = await self.app.push_screen_wait(FingerprintDialog(probe.label, probe.url, probe.fingerprint))
+            if not trusted:
+                self.post_message(CertificateRejected(url, probe.fingerprint))
+                return
+            self.say("certificate trusted; reading the host's facts…")
+            inventory = await probe.inventory()
+        except Exception as exc:
+            self.post_message(ConnectionFailed(url, describe_error(exc, probe.url)))
+            return
+        finally:
+            await probe.close()
+        self.wizard.answers = answers
+        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save)
+        self._tested_with = answers.proxmox.model_copy()
+        self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
+
+    def on_connection_tested(self, message: ConnectionTested) -> None:
+        self._show_connected(message.pve_version, message.fingerprint, len(message.inventory.nodes))
+        self.tested = True
+        self.say("connected: Next (^n) to choose the host")
+        self.query_one("#next").focus()
+
+    def on_connection_failed(self, message: ConnectionFailed) -> None:
+        self.say(message.error, error=True)
+        self.query_one("#result", Static).update("")
+
+    def on_certificate_rejected(self, message: CertificateRejected) -> None:
+        self.say("certificate not trusted: nothing was sent to the host", error=True)
+
+    def _show_connected(self, version: str, fingerprint: str, nodes: int) -> None:
+        self.query_one("#result", Static).update(
+            f"[green]✓[/] Proxmox VE [b]{version}[/b] · {nodes} node{'s' if nodes != 1 else ''}\n"
+            f"certificate [b]{fingerprint[:47]}[/b]\n            {fingerprint[48:]}  (trusted)"
+        )

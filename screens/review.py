@@ -1,0 +1,89 @@
+"""Step 5, Review: every answer and the findings in one place; ^s saves the answers file (secrets as
+references only), Start (^n) creates the run directory with the answers in it and starts the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Input, Label, Static
+
+from backend import answers as answers_mod
+from backend.errors import BadInput
+from screens.base import WizardScreen
+from tui.messages import AnswersSaved
+from tui.widgets.findings import FindingsList
+from tui.widgets.summary import AnswersSummary, summary_rows
+
+DEFAULT_ANSWERS_FILE = "vast-loopback-answers.yaml"
+
+
+class ReviewScreen(WizardScreen):
+    STEP = "review"
+    TITLE = "Review and start"
+    CSS_PATH = "review.tcss"
+    NEXT_LABEL = "Start ^n"
+    HELP = """\
+Everything the run will use, and the sizing findings for it.
+
+^s saves the answers file to the path shown (YAML, mode 0600). It holds every value, defaults
+included, and secrets only as references (env:NAME / file:PATH), so
+`vast-loopback --auto FILE` replays the same run headless.
+
+Start (^n) creates the run directory (its journal, the answers, the lab's state) and starts the
+run; Esc goes back to change something."""
+
+    BINDINGS = [
+        *WizardScreen.BINDINGS,
+        Binding("ctrl+s", "save", "Save answers"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        yield AnswersSummary(id="summary")
+        yield Static("", id="forced")
+        yield FindingsList(id="review-findings")
+        with Horizontal(classes="form-row", id="save-row"):
+            yield Label("Save to", classes="label")
+            yield Input(DEFAULT_ANSWERS_FILE, id="save-path", compact=True)
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        state = self.wizard
+        self.query_one(AnswersSummary).rows = tuple(summary_rows(state.answers, state.node, state.fingerprint))
+        result = state.sizing()
+        findings = self.query_one(FindingsList)
+        findings.show_info = False
+        findings.show_evidence = False
+        findings.overridden = state.overridden
+        findings.findings = result.findings
+        unresolved = state.unresolved_blockers(result)
+        overridden = [f.id for f in result.blockers if f.id not in unresolved]
+        forced = self.query_one("#forced", Static)
+        if overridden:
+            why = "--force" if state.force else "overridden on purpose"
+            forced.update(f"[b magenta]Blockers {why}:[/] {', '.join(overridden)}")
+        self.next_enabled = not unresolved
+        if unresolved:
+            self.say("a blocker is left: go back to Sizing (esc)", error=True)
+        self.query_one("#next").focus()
+
+    def action_save(self) -> None:
+        raw = self.query_one("#save-path", Input).value.strip()
+        if not raw:
+            self.say("give a file name to save the answers to", error=True)
+            return
+        path = Path(raw).expanduser()
+        try:
+            saved = answers_mod.save(self.wizard.answers, path)
+        except OSError as exc:
+            self.say(f"cannot save {path}: {exc.strerror or exc.__class__.__name__}", error=True)
+            return
+        self.say(f"saved {saved}")
+        self.post_message(AnswersSaved(str(saved)))
+
+    def commit(self) -> None:
+        result = self.wizard.sizing()
+        if self.wizard.unresolved_blockers(result):
+            raise BadInput("a sizing blocker is left: go back to Sizing to fix or override it")

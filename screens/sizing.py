@@ -1,0 +1,165 @@
+"""Step 3, Sizing: vCPUs, RAM and disk for the VM. The recommendation and the findings
+(backend.sizing.evaluate) follow every keystroke; ^r applies the recommendation; a blocker
+disables Next until it is fixed or overridden on purpose (^o), with its reason shown."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.reactive import reactive
+from textual.widgets import Input, Label, Static
+
+from backend.answers import VmAnswers
+from backend.sizing import SizingResult
+from screens.base import WizardScreen
+from tui.messages import BlockersOverridden, RecommendationApplied, SizingChanged
+from tui.state import validated
+from tui.widgets.findings import FindingsList
+from tui.widgets.override import OverrideDialog
+
+FIELDS = (("vcpus", "vCPUs"), ("memory", "RAM GiB"), ("disk", "Disk GiB"))
+
+
+def parse_size(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+class SizingScreen(WizardScreen):
+    STEP = "sizing"
+    TITLE = "Size the VM"
+    CSS_PATH = "sizing.tcss"
+    HELP = """\
+vCPUs, RAM and disk for the VM. Findings update as you type, each with its remedy and the field
+report's evidence:
+
+• vCPUs above the host's physical cores block (24 vCPUs on 12 cores died of a P653 PANIC in
+  vmsg_keepalive_fiber); below 12 is a warning.
+• RAM below 112 GiB blocks (97 GB died of OOM during activation); 112-127 GiB is a warning; the
+  host keeps a reserve (8 GiB or 6 %).
+• Disk below 500 GiB blocks; below 1000 GiB is a warning; the storage must have the space.
+
+^r applies the recommendation. A blocker disables Next; ^o overrides it on purpose after showing
+why it blocks (the run will most likely fail as the field report's did)."""
+
+    BINDINGS = [
+        *WizardScreen.BINDINGS,
+        Binding("ctrl+r", "apply_recommendation", "Apply recommendation"),
+        Binding("ctrl+o", "override", "Override blocker"),
+    ]
+
+    result: reactive[SizingResult | None] = reactive(None, init=False, always_update=True)
+
+    def compose_body(self) -> ComposeResult:
+        node = self.wizard.node
+        assert node is not None, "the sizing screen comes after a node is chosen"
+        vcpus, memory, disk = self.wizard.sizes()
+        demo = self.wizard_app.demo
+        if demo is not None:
+            yield Static(demo.hint, classes="demo-hint")
+        yield Static(
+            f"Node [b]{node.node}[/b]: {node.cores} physical cores / {node.threads} threads, "
+            f"{node.mem_total_gib:.1f} GiB RAM", id="node-line")
+        with Horizontal(id="sizes"):
+            for (key, label), value in zip(FIELDS, (vcpus, memory, disk), strict=True):
+                yield Label(label, classes="size-label")
+                yield Input(str(value), id=key, type="integer", max_length=7, compact=True, classes="size")
+        yield Static("", id="recommendation")
+        yield Static("", id="override-banner")
+        yield FindingsList(id="findings")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.recompute()
+        self.query_one("#vcpus", Input).focus()
+
+    # --- live evaluation ----------------------------------------------------------------------
+
+    def values(self) -> tuple[int | None, int | None, int | None]:
+        return tuple(parse_size(self.query_one(f"#{key}", Input).value) for key, _ in FIELDS)  # type: ignore[return-value]
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.recompute()
+
+    def recompute(self) -> None:
+        vcpus, memory, disk = self.values()
+        if vcpus is None or memory is None or disk is None:
+            self.result = None
+        else:
+            self.result = self.wizard.evaluate(vcpus, memory, disk)
+        self.post_message(SizingChanged(vcpus, memory, disk, self.result))
+
+    def watch_result(self, result: SizingResult | None) -> None:
+        findings = self.query_one(FindingsList)
+        banner = self.query_one("#override-banner", Static)
+        if result is None:
+            findings.findings = ()
+            self.next_enabled = False
+            self.say("vCPUs, RAM and disk must be whole numbers", error=True)
+            banner.update("")
+            return
+        rec = result.recommendation
+        storage = f" on {rec.storage}" if rec.storage else ""
+        recommendation = (f"Recommended: [b]{rec.vcpus}[/b] vCPUs · [b]{rec.memory_gib}[/b] GiB · "
+                          f"[b]{rec.disk_gib}[/b] GiB{storage}  (^r applies it)")
+        if not rec.feasible:
+            recommendation += f"\n[red]This node cannot host the cluster: {rec.reason}[/]"
+        self.query_one("#recommendation", Static).update(recommendation)
+        findings.overridden = self.wizard.overridden
+        findings.findings = result.findings
+        unresolved = self.wizard.unresolved_blockers(result)
+        overridden = [f for f in result.blockers if f.id not in unresolved]
+        banner.update(
+            "[b magenta]Overridden on purpose:[/] " + "; ".join(f.message for f in overridden)
+            if overridden else ""
+        )
+        self.next_enabled = not unresolved
+        if unresolved:
+            self.say(f"{len(unresolved)} blocker{'s' if len(unresolved) > 1 else ''}: fix "
+                     f"{'them' if len(unresolved) > 1 else 'it'}, ^r for the recommendation, or ^o to override",
+                     error=True)
+        elif overridden:
+            self.say("blockers overridden on purpose: Next (^n) goes on anyway")
+        else:
+            warnings = len(result.warnings)
+            self.say(f"{warnings} warning{'s' if warnings != 1 else ''}" if warnings else "no blockers")
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def action_apply_recommendation(self) -> None:
+        result = self.result or self.wizard.sizing()
+        rec = result.recommendation
+        for (key, _), value in zip(FIELDS, (rec.vcpus, rec.memory_gib, rec.disk_gib), strict=True):
+            self.query_one(f"#{key}", Input).value = str(value)
+        self.recompute()
+        self.post_message(RecommendationApplied(rec.vcpus, rec.memory_gib, rec.disk_gib))
+
+    def action_override(self) -> None:
+        result = self.result
+        if result is None:
+            self.say("enter whole numbers first", error=True)
+            return
+        unresolved = self.wizard.unresolved_blockers(result)
+        blockers = [f for f in result.blockers if f.id in unresolved]
+        if not blockers:
+            self.say("there is no blocker to override")
+            return
+
+        def decided(confirmed: bool | None) -> None:
+            if not confirmed:
+                self.say("not overridden: the blockers still stop the wizard", error=True)
+                return
+            self.wizard.overridden = self.wizard.overridden | {f.id for f in blockers}
+            self.post_message(BlockersOverridden(tuple(f.id for f in blockers),
+                                                 tuple(f.message for f in blockers)))
+            self.recompute()
+
+        self.app.push_screen(OverrideDialog(blockers), decided)
+
+    def commit(self) -> None:
+        vcpus, memory, disk = self.values()
+        current = self.wizard.answers.vm.model_dump()
+        vm = validated(VmAnswers, {**current, "vcpus": vcpus, "memory_gib": memory, "disk_gib": disk}, "vm")
+        self.wizard.answers.vm = vm

@@ -1,0 +1,77 @@
+"""The first screen: start a new run on a Proxmox VE host, try the built-in lab, or resume one of the
+runs that started and never finished (backend.journal.unfinished_runs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from textual.app import ComposeResult
+from textual.screen import Screen
+from textual.widgets import Footer, OptionList, Static
+from textual.widgets.option_list import Option
+
+from backend.journal import RunDir
+
+if TYPE_CHECKING:
+    from tui.app import WizardApp
+
+INTRO = """\
+[b]vast-loopback[/b]: from a Proxmox VE host and the VAST Data 5.4 loopback OVA to a tuned VAST
+loopback cluster, ONLINE and snapshotted, with a deployment analysis report."""
+
+
+def describe_run(run: RunDir) -> str:
+    started = run.started()
+    done = len(run.finished_steps())
+    vm = started.vm_name if started else "?"
+    where = started.target if started else "not started"
+    return f"Resume {run.path.name}  (VM {vm} on {where}, {done} step{'s' if done != 1 else ''} done)"
+
+
+class StartScreen(Screen):
+    CSS_PATH = "start.tcss"
+    TITLE = "Start"
+    HELP = """\
+New run: the wizard asks for a Proxmox VE host (URL and API token), then the node, the VM's size,
+its storage and network, and starts the run.
+Built-in lab: the same wizard against a lab that behaves like the field report's host, nothing
+real is touched.
+Resume: a run that started and never finished continues where it stopped: a finished step is
+not repeated, the VM is found again, never created twice."""
+
+    def compose(self) -> ComposeResult:
+        yield Static(INTRO, id="intro")
+        options = [
+            Option("New run on a Proxmox VE host", id="new"),
+            Option("Try it on the built-in lab (the field report's host)", id="lab"),
+        ]
+        self._runs = {f"resume:{i}": run.path for i, run in enumerate(self.wizard_app.unfinished_runs())}
+        for key, path in self._runs.items():
+            options.append(Option(describe_run(RunDir(path)), id=key))
+        yield OptionList(*options, id="choices")
+        hint = (f"{len(self._runs)} unfinished run{'s' if len(self._runs) != 1 else ''} can be resumed"
+                if self._runs else "no unfinished runs")
+        yield Static(hint, classes="hint", id="runs-hint")
+        yield Footer()
+
+    @property
+    def wizard_app(self) -> WizardApp:
+        return self.app  # type: ignore[return-value]
+
+    def on_mount(self) -> None:
+        self.query_one(OptionList).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        choice = event.option.id or ""
+        app = self.wizard_app
+        if choice in self._runs:
+            app.resume_run(Path(self._runs[choice]))
+            return
+        from screens.connect import ConnectScreen
+
+        if choice == "new":
+            app.push_screen(ConnectScreen(scheme="https"))
+        else:
+            app.state.answers.lab.host_profile = "seed"
+            app.push_screen(ConnectScreen(scheme="lab"))

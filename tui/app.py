@@ -1,0 +1,230 @@
+"""The Textual app: the wizard from connect to review, then the run.
+
+The app owns the `WizardState` being edited and the order of the steps; each step is a Screen in
+`screens/` that reads and changes the state. Everything slow (connection tests, the engine) runs in
+workers. Seams for tests and the demo: the probe opener (how Connect reaches a host), the plan and
+the target opener the run uses, where unfinished runs are looked for, and the run screen factory
+(the live dashboard replaces the placeholder run screen through it).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+from textual.screen import Screen
+
+from backend.answers import Answers
+from backend.engine import Step
+from backend.errors import VlbError
+from backend.journal import RunDir, unfinished_runs
+from backend.plan import build_plan
+from backend.target import open_target
+from tui.connection import ProbeOpener, target_opener
+from tui.runner import Launch, TargetOpener, new_launch, resume_launch
+from tui.state import WizardState, first_line
+
+STEP_ORDER = ("connect", "host", "sizing", "storage_network", "review")
+
+SCENARIO_PRESETS: dict[str, dict[str, int]] = {
+    "success": {},
+    "oom": {"memory_gib": 97},  # the field report's first attempt: OOM during activation
+    "overcommit": {"vcpus": 24},  # its second: 24 vCPUs on 12 cores, PANIC in vmsg_keepalive_fiber
+}
+
+SCENARIO_HINTS = {
+    "success": "Demo: the field report's host. Press ^t to connect, then follow the recommendations.",
+    "oom": "Demo (oom): 97 GB, as in the field report's first attempt. Sizing will block it; "
+           "override it on purpose (^o) to watch it fail.",
+    "overcommit": "Demo (overcommit): 24 vCPUs on 12 cores, as in the second attempt. Sizing will block "
+                  "it; override it on purpose (^o) to watch it fail.",
+}
+
+
+@dataclass
+class Demo:
+    scenario: str = "success"
+
+    @property
+    def hint(self) -> str:
+        return SCENARIO_HINTS.get(self.scenario, "")
+
+
+def demo_state(scenario: str, speed: float | None) -> WizardState:
+    """The lab with the field report's host pre-selected, and the scenario's sizing preset."""
+    answers = Answers()
+    answers.proxmox.url = "lab"
+    answers.lab.host_profile = "seed"
+    for key, value in SCENARIO_PRESETS.get(scenario, {}).items():
+        setattr(answers.vm, key, value)
+    return WizardState(answers=answers, speed=speed)
+
+
+class WizardApp(App[int]):
+    CSS_PATH = "app.tcss"
+    TITLE = "vast-loopback"
+    ENABLE_COMMAND_PALETTE = False
+
+    BINDINGS = [
+        Binding("f1", "help", "Help"),
+        Binding("question_mark", "help", "Help", show=False),
+        Binding("ctrl+q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        state: WizardState | None = None,
+        *,
+        probe_opener: ProbeOpener | None = None,
+        runs_root: Path | None = None,
+        first_step: str = "start",
+        demo: Demo | None = None,
+        plan: Callable[[], list[Step]] = build_plan,
+        run_target_opener: TargetOpener = open_target,
+        run_screen_factory: Callable[[Launch], Screen] | None = None,
+        blink: bool = True,
+    ) -> None:
+        super().__init__()
+        self.state = state or WizardState()
+        self.probe_opener = probe_opener or target_opener(self.state.speed)
+        self.runs_root = runs_root
+        self.first_step = first_step
+        self.demo = demo
+        self.plan = plan
+        self.run_target_opener = run_target_opener
+        self.run_screen_factory = run_screen_factory or self._placeholder_run_screen
+        self.blink = blink  # cursor blink off keeps snapshots deterministic
+        self.exit_code = 0
+        self.launched: Launch | None = None
+
+    # --- screens --------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        if self.first_step == "start":
+            from screens.start import StartScreen
+
+            self.push_screen(StartScreen())
+        else:
+            self.push_screen(self.make_step(self.first_step))
+
+    def make_step(self, step: str) -> Screen:
+        if step == "connect":
+            from screens.connect import ConnectScreen
+
+            return ConnectScreen()
+        if step == "host":
+            from screens.host import HostScreen
+
+            return HostScreen()
+        if step == "sizing":
+            from screens.sizing import SizingScreen
+
+            return SizingScreen()
+        if step == "storage_network":
+            from screens.storage_network import StorageNetworkScreen
+
+            return StorageNetworkScreen()
+        if step == "review":
+            from screens.review import ReviewScreen
+
+            return ReviewScreen()
+        raise ValueError(f"unknown wizard step {step}")
+
+    def go_next(self, step: str) -> None:
+        index = STEP_ORDER.index(step)
+        if index + 1 < len(STEP_ORDER):
+            self.push_screen(self.make_step(STEP_ORDER[index + 1]))
+        else:
+            self.start_new_run()
+
+    def go_back(self) -> None:
+        # The default screen plus the first one pushed stay: Back never leaves an empty app.
+        if len(self.screen_stack) > 2:
+            self.pop_screen()
+        else:
+            self.bell()
+
+    def action_help(self) -> None:
+        from screens.help import HelpScreen
+
+        if isinstance(self.screen, HelpScreen):
+            return
+        self.push_screen(HelpScreen(getattr(self.screen, "HELP", ""), getattr(self.screen, "TITLE", "")))
+
+    # --- runs -----------------------------------------------------------------------------------
+
+    def start_new_run(self) -> None:
+        state = self.state
+        try:
+            launch = new_launch(state.answers, state.run_dir, state.speed, state.forced)
+        except VlbError as exc:
+            self.notify(first_line(exc), severity="error", timeout=8)
+            return
+        self.launch(launch)
+
+    def resume_run(self, path: Path) -> None:
+        try:
+            launch = resume_launch(path, self.state.speed)
+        except VlbError as exc:
+            self.notify(first_line(exc), severity="error", timeout=8)
+            return
+        self.launch(launch)
+
+    def launch(self, launch: Launch) -> None:
+        from tui.messages import RunLaunched
+
+        self.launched = launch
+        self.post_message(RunLaunched(str(launch.run.path), launch.options.resume))
+        screen = self.run_screen_factory(launch)
+        # The wizard is done: the run screen replaces every step, so Back cannot edit a running run.
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(screen)
+
+    def _placeholder_run_screen(self, launch: Launch) -> Screen:
+        from screens.run import RunScreen
+
+        return RunScreen(launch)
+
+    def unfinished_runs(self) -> list[RunDir]:
+        return unfinished_runs(self.runs_root)
+
+    def finish(self, exit_code: int) -> None:
+        """Leave the app with the engine's exit code."""
+        self.exit_code = exit_code
+        self.exit(result=exit_code, return_code=exit_code)
+
+
+# --- entry points (called from tui/cli.py) ------------------------------------------------------------
+
+
+def run_wizard(speed: float | None, run_dir: str | None, force: bool) -> int:
+    """The wizard: start screen (new run, resume, lab), then the steps. Returns the exit code."""
+    app = WizardApp(WizardState(speed=speed, run_dir=run_dir, force=force))
+    result = app.run()
+    return int(result) if result is not None else app.exit_code
+
+
+def run_demo(scenario: str, speed: float, web: bool, port: int) -> int:
+    """The wizard on the lab with the field report's host; `--web` serves it in a browser."""
+    if web:
+        return _serve_web(scenario, speed, port)
+    app = WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario))
+    result = app.run()
+    return int(result) if result is not None else app.exit_code
+
+
+def _serve_web(scenario: str, speed: float, port: int) -> int:
+    try:
+        from textual_serve.server import Server
+    except ImportError:
+        raise VlbError("--web needs textual-serve", hint="pip install 'vast-loopback[web]'") from None
+    command = shlex.join([sys.executable, "-m", "tui.cli", "demo", "--scenario", scenario, "--speed", f"{speed:g}"])
+    print(f"serving the demo on http://localhost:{port} (Ctrl+C to stop)")
+    Server(command, host="localhost", port=port, title="vast-loopback demo").serve()
+    return 0

@@ -1,0 +1,105 @@
+"""Messages the wizard's screens post, each a fact in the past tense.
+
+The app and tests listen to these (tests collect them with `run_test(message_hook=...)`); screens
+never reach into each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from backend.events import Event
+from backend.hostfacts import HostInventory
+from backend.sizing import SizingResult
+
+
+@dataclass
+class ConnectionTested(Message):
+    """The target answered and the user trusted its certificate."""
+
+    url: str
+    pve_version: str
+    fingerprint: str
+    inventory: HostInventory
+
+
+@dataclass
+class ConnectionFailed(Message):
+    """A connection test failed; `error` is the one line shown to the user."""
+
+    url: str
+    error: str
+
+
+@dataclass
+class CertificateRejected(Message):
+    """The user did not trust the certificate the target presented; no token was sent."""
+
+    url: str
+    fingerprint: str
+
+
+@dataclass
+class HostChosen(Message):
+    node: str  # a node name, or "auto"
+    resolved: str  # the node that "auto" stood for
+
+
+@dataclass
+class SizingChanged(Message):
+    """The sizing inputs changed and the findings were recomputed."""
+
+    vcpus: int | None
+    memory_gib: int | None
+    disk_gib: int | None
+    result: SizingResult | None  # None while an input is not a number
+
+
+@dataclass
+class RecommendationApplied(Message):
+    vcpus: int
+    memory_gib: int
+    disk_gib: int
+
+
+@dataclass
+class BlockersOverridden(Message):
+    """The user went past these blockers on purpose, having seen why they block."""
+
+    ids: tuple[str, ...]
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class StorageNetworkChosen(Message):
+    storage: str
+    bridge: str
+    ova: str
+    address: str
+
+
+@dataclass
+class AnswersSaved(Message):
+    path: str
+
+
+@dataclass
+class RunLaunched(Message):
+    run_dir: str
+    resumed: bool
+
+
+@dataclass
+class EngineEventEmitted(Message):
+    """One engine event on its way to the run screen's widgets."""
+
+    event: Event
+
+
+@dataclass
+class RunEnded(Message):
+    exit_code: int
+    outcome: str
+    message: str

@@ -1,0 +1,76 @@
+"""Starting a run from the wizard: a new run directory with the answers saved in it, or an unfinished
+run to resume; then the engine, whose events go to the journal and to the screen.
+
+No Textual here: the run screen calls `run_engine` in an async worker and turns each event it
+receives into a message. The plan and the target opener are parameters so a screen can be tested
+with a plan of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from backend import answers as answers_mod
+from backend.answers import Answers
+from backend.bus import EventBus, Subscriber
+from backend.engine import Engine, RunContext, RunOptions, Step
+from backend.journal import ANSWERS, Journal, RunDir
+from backend.plan import build_plan
+from backend.target import Target, TargetOptions, open_target
+
+TargetOpener = Callable[[Answers, TargetOptions], Awaitable[Target]]
+
+
+@dataclass
+class Launch:
+    """Everything the engine needs for one run, decided before it starts."""
+
+    run: RunDir
+    answers: Answers
+    options: RunOptions
+    speed: float = 1.0
+    planned: list[tuple[str, str, str]] = field(default_factory=list)  # (id, title, group) shown before they start
+
+
+def new_launch(answers: Answers, run_dir: str | Path | None, speed: float | None, force: bool) -> Launch:
+    """Create the run directory and save the answers in it (secrets stay references)."""
+    run = RunDir.create(run_dir, answers.vm.name)
+    answers_mod.save(answers, run.path / ANSWERS)
+    speed = speed or 1.0
+    run.update_meta(speed=speed, force=force, until=None, retry_on_failure=False, answers_source="wizard")
+    return Launch(run, answers, RunOptions(force=force), speed)
+
+
+def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
+    """An unfinished run, continued with the answers and options it started with."""
+    run = RunDir.open(path)
+    answers = answers_mod.load(run.path / ANSWERS)
+    meta = run.read_meta()
+    options = RunOptions(force=bool(meta.get("force", False)), until=meta.get("until"),
+                         retry_on_failure=bool(meta.get("retry_on_failure", False)), resume=True)
+    return Launch(run, answers, options, speed or float(meta.get("speed", 1.0)))
+
+
+async def run_engine(launch: Launch, subscriber: Subscriber, *,
+                     plan: Callable[[], list[Step]] = build_plan,
+                     opener: TargetOpener = open_target) -> int:
+    """Run the plan; every event reaches the journal first, then `subscriber`. Returns the exit code."""
+    steps = plan()
+    launch.planned = [(s.id, s.title, s.group) for s in steps]
+    journal = Journal(launch.run)
+    try:
+        target = await opener(launch.answers, TargetOptions(speed=launch.speed, state_dir=launch.run.path / "lab",
+                                                            resume=launch.options.resume))
+        try:
+            bus = EventBus(target.clock)
+            bus.subscribe(journal)
+            bus.subscribe(subscriber)
+            ctx = RunContext(answers=launch.answers, target=target, bus=bus, run=launch.run,
+                             options=launch.options)
+            return await Engine(ctx, steps).run()
+        finally:
+            await target.close()
+    finally:
+        journal.close()

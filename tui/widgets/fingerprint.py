@@ -1,0 +1,64 @@
+"""The fingerprint dialog: shows the certificate a Proxmox API presented and asks whether to trust
+it. Nothing (no token) is sent to the host before the user answers yes."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+
+def split_fingerprint(fingerprint: str, pairs_per_line: int = 16) -> str:
+    """AA:BB:... in lines of 16 pairs, so a SHA-256 fingerprint fits an 80-column terminal."""
+    pairs = fingerprint.split(":")
+    return "\n".join(":".join(pairs[i:i + pairs_per_line]) for i in range(0, len(pairs), pairs_per_line))
+
+
+class FingerprintDialog(ModalScreen[bool]):
+    """Dismissed with True (trusted) or False (rejected)."""
+
+    DEFAULT_CSS = """
+    FingerprintDialog { align: center middle; }
+    FingerprintDialog > Vertical {
+        width: 64; height: auto; padding: 1 2; border: thick $warning; background: $surface;
+    }
+    FingerprintDialog #fp { margin: 1 0; text-style: bold; color: $warning; }
+    FingerprintDialog Horizontal { height: auto; align: center middle; }
+    FingerprintDialog Button { margin: 0 1; }
+    """
+
+    BINDINGS = [
+        Binding("y", "trust", "Trust"),
+        Binding("n,escape", "reject", "Reject"),
+    ]
+
+    def __init__(self, label: str, url: str, fingerprint: str) -> None:
+        super().__init__()
+        self.label = label
+        self.url = url
+        self.fingerprint = fingerprint
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(f"[b]Trust this certificate?[/b]\n{self.label}\n{self.url}")
+            yield Static(split_fingerprint(self.fingerprint), id="fp")
+            yield Static("Compare it with the host's (Datacenter → node → Certificates, or "
+                         "[i]pvenode cert info[/i]). The API token is sent only after you trust it; "
+                         "the fingerprint is then pinned in the answers.", classes="hint")
+            with Horizontal():
+                yield Button("Trust (y)", id="trust", variant="warning", compact=True)
+                yield Button("Reject (n)", id="reject", compact=True)
+
+    def on_mount(self) -> None:
+        self.query_one("#reject", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "trust")
+
+    def action_trust(self) -> None:
+        self.dismiss(True)
+
+    def action_reject(self) -> None:
+        self.dismiss(False)
