@@ -84,7 +84,8 @@ q quits: while the run is going, a second q aborts it (the journal records where
         self.query_one("#headline", Static).update(text)
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        if event.worker.group != "engine" or not event.worker.is_finished:
+        finished = (WorkerState.SUCCESS, WorkerState.ERROR, WorkerState.CANCELLED)
+        if event.worker.group != "engine" or event.state not in finished:
             return
         if event.state == WorkerState.SUCCESS:
             code = int(event.worker.result or 0)

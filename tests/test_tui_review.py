@@ -1,0 +1,175 @@
+"""Storage & network, Review and the run: answers saved and read back equal (no secret in them),
+Start creates the run directory and runs the plan, the app exits with the engine's exit code."""
+
+from __future__ import annotations
+
+import json
+
+from textual.widgets import Input, Select
+
+from backend import answers as answers_mod
+from backend.journal import ANSWERS, RunDir
+from tests.tui_helpers import Opener, make_app, posted, small_plan, to_step
+from tui.messages import AnswersSaved, EngineEventEmitted, RunEnded, RunLaunched, StorageNetworkChosen
+from tui.state import WizardState
+from tui.widgets.findings import FindingsList
+from tui.widgets.steplist import StepList
+from tui.widgets.summary import AnswersSummary
+
+SECRET_VALUE = "3f9a61c2-tok-secret-value"
+
+
+async def test_storage_and_network_answers_are_written():
+    app = make_app()
+    seen = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await to_step(pilot, app, "storage_network")
+        screen = app.screen
+        assert screen.query_one("#storage", Select).value == "local-lvm"
+        screen.query_one("#address", Input).value = "10.0.0.50"
+        screen.query_one("#name", Input).value = "lb-test"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        chosen = posted(seen, StorageNetworkChosen)[-1]
+        assert (chosen.storage, chosen.bridge, chosen.address) == ("local-lvm", "vmbr0", "10.0.0.50")
+        assert app.state.answers.vm.name == "lb-test"
+        assert type(app.screen).__name__ == "ReviewScreen"
+
+
+async def test_a_bad_guest_address_keeps_the_screen_and_names_the_field():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "storage_network")
+        app.screen.query_one("#address", Input).value = "10.0.0.300"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "StorageNetworkScreen"
+        assert app.screen.status.startswith("guest.address:")
+
+
+async def test_a_disk_too_big_for_the_storage_is_shown_on_the_storage_screen():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "sizing")
+        app.screen.query_one("#disk", Input).value = "1900"
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("o")
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        ids = [f.id for f in app.screen.query_one(FindingsList).findings]
+        assert ids == ["storage-too-small"]
+
+
+async def test_review_saves_answers_that_load_back_equal_without_the_secret(tmp_path, monkeypatch):
+    monkeypatch.setenv("PVE_TOKEN", SECRET_VALUE)
+    state = WizardState()
+    state.answers = answers_mod.parse(
+        "proxmox: {url: 'https://pve.example:8006', token_id: 'root@pam!vlb', token_secret: 'env:PVE_TOKEN'}\n")
+    app = make_app(state, opener=Opener(pin=True))
+    seen = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await to_step(pilot, app, "review")
+        summary = " ".join(value for _, value in app.screen.query_one(AnswersSummary).rows)
+        assert "env:PVE_TOKEN" in summary and SECRET_VALUE not in summary
+        target = tmp_path / "saved" / "answers.yaml"
+        app.screen.query_one("#save-path", Input).value = str(target)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert posted(seen, AnswersSaved)[-1].path == str(target)
+        text = target.read_text()
+        assert SECRET_VALUE not in text and "token_secret: env:PVE_TOKEN" in text
+        loaded = answers_mod.load(target)
+        assert loaded == app.state.answers
+        assert loaded.vm.vcpus == 12 and loaded.vm.memory_gib == 117  # explicit, not 'auto'
+        assert loaded.proxmox.fingerprint is not None
+        assert target.stat().st_mode & 0o777 == 0o600
+
+
+async def test_start_creates_the_run_and_the_app_exits_with_the_engine_code(tmp_path):
+    state = WizardState(run_dir=str(tmp_path / "run"))
+    app = make_app(state, plan=small_plan())
+    seen = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await to_step(pilot, app, "review")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunScreen"
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+        launched = posted(seen, RunLaunched)
+        assert launched and launched[0].run_dir == str(tmp_path / "run") and not launched[0].resumed
+        ended = posted(seen, RunEnded)
+        assert ended and ended[0].exit_code == 0
+        kinds = [m.event.kind for m in posted(seen, EngineEventEmitted)]
+        assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
+        steps = app.screen.query_one(StepList).steps
+        assert [s.status for s in steps] == ["done", "done", "done"]
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+    run = RunDir.open(tmp_path / "run")
+    assert answers_mod.load(run.path / ANSWERS) == state.answers
+    assert json.loads((run.path / "run.json").read_text())["status"] == "finished"
+
+
+async def test_a_failed_run_exits_1_with_the_reason_on_screen(tmp_path):
+    state = WizardState(run_dir=str(tmp_path / "run"))
+    app = make_app(state, plan=small_plan(fail_at="create_vm"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "review")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+        headline = str(app.screen.query_one("#headline").render())
+        assert "run failed" in headline and "the OVA is missing" in headline
+        assert [s.status for s in app.screen.query_one(StepList).steps] == ["done", "failed", "pending"]
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 1
+
+
+async def test_the_run_is_not_left_by_back_and_q_twice_aborts(tmp_path):
+    import asyncio
+
+    from backend.engine import Step
+
+    started = asyncio.Event()
+
+    async def forever(ctx):
+        started.set()
+        await asyncio.sleep(3600)
+
+    state = WizardState(run_dir=str(tmp_path / "run"))
+    app = make_app(state, plan=lambda: [Step("wait", "Wait forever", "install", forever)])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "review")
+        await pilot.press("ctrl+n")
+        await asyncio.wait_for(started.wait(), 5)
+        await pilot.press("escape")
+        assert type(app.screen).__name__ == "RunScreen"
+        await pilot.press("q")
+        assert "again aborts" in str(app.screen.query_one("#headline").render())
+        await pilot.press("q")
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert "aborted" in str(app.screen.query_one("#headline").render())
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 130
+    assert RunDir.open(tmp_path / "run").is_finished()
+
+
+async def test_back_walks_all_the_way_to_connect():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "review")
+        names = []
+        for _ in range(4):
+            await pilot.press("escape")
+            await pilot.pause()
+            names.append(type(app.screen).__name__)
+        assert names == ["StorageNetworkScreen", "SizingScreen", "HostScreen", "ConnectScreen"]

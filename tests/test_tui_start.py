@@ -1,0 +1,86 @@
+"""The start screen (new run, the lab, unfinished runs to resume) and the help screen."""
+
+from __future__ import annotations
+
+from textual.widgets import OptionList
+
+from backend.answers import Answers
+from tests.tui_helpers import make_app, posted, small_plan
+from tui.messages import RunLaunched
+from tui.runner import new_launch
+
+
+def _unfinished(root, name="lb-one"):
+    answers = Answers()
+    answers.vm.name = name
+    return new_launch(answers, root / f"20260101-000000-{name}", speed=None, force=False).run
+
+
+async def test_start_offers_new_lab_and_unfinished_runs(tmp_path):
+    _unfinished(tmp_path)
+    app = make_app(first_step="start", runs_root=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = app.screen.query_one(OptionList)
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert labels[0].startswith("New run") and "built-in lab" in labels[1]
+        assert labels[2].startswith("Resume 20260101-000000-lb-one")
+        assert "1 unfinished run can be resumed" in str(app.screen.query_one("#runs-hint").render())
+
+
+async def test_new_run_asks_for_a_proxmox_host(tmp_path):
+    app = make_app(first_step="start", runs_root=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConnectScreen" and app.screen.scheme == "https"
+        assert app.screen.query_one("#url").display
+
+
+async def test_lab_choice_preselects_the_field_report_host(tmp_path):
+    app = make_app(first_step="start", runs_root=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen.scheme == "lab" and app.state.answers.lab.host_profile == "seed"
+        await pilot.press("escape")  # back to the start screen
+        await pilot.pause()
+        assert type(app.screen).__name__ == "StartScreen"
+
+
+async def test_resume_continues_an_unfinished_run(tmp_path):
+    run = _unfinished(tmp_path)
+    app = make_app(first_step="start", runs_root=tmp_path, plan=small_plan())
+    seen = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "RunScreen" and app.screen.launch.options.resume
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+        assert posted(seen, RunLaunched)[0].resumed
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0 and run.is_finished()
+
+
+async def test_help_shows_the_current_step_and_closes():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("f1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        assert "Connect to Proxmox VE" in str(app.screen.query_one("#topic").render())
+        await pilot.press("f1")  # F1 again does not stack a second help
+        await pilot.press("escape")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConnectScreen"
+
+
+async def test_question_mark_opens_help_outside_text_fields(tmp_path):
+    app = make_app(first_step="start", runs_root=tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        assert "Resume" in str(app.screen.query_one("#topic").render())
