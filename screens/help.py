@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
@@ -10,10 +11,27 @@ from textual.widgets import Static
 
 GENERAL = """\
 [b]Keys[/b]
-  Tab / Shift+Tab  move between fields      ↑ ↓ Enter  lists, tables, choices
-  ^n  Next (Start on Review)                 Esc        Back
-  F1 or ?  this help                         ^q         quit (before a run starts: nothing changes)
-"""
+  Tab, Shift+Tab   next / previous field
+  ↑ ↓ Enter        lists, tables and choices
+  ^n / Esc         Next (Start on Review) / Back
+  F1 or ?          this help
+  ^q               quit (nothing changes before a run starts)"""
+
+
+def reflow(text: str) -> str:
+    """Join hard-wrapped lines into paragraphs; keep blank lines and lines that start a bullet."""
+    paragraphs: list[str] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped:
+            paragraphs.append("")
+        elif paragraphs and paragraphs[-1] and not stripped.startswith(("•", "-")) and not line.startswith("  "):
+            paragraphs[-1] += " " + stripped
+        elif paragraphs and paragraphs[-1] and line.startswith("  "):
+            paragraphs[-1] += " " + stripped
+        else:
+            paragraphs.append(stripped)
+    return "\n".join(paragraphs)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -31,7 +49,7 @@ class HelpScreen(ModalScreen[None]):
             with VerticalScroll():
                 yield Static(GENERAL)
                 if self.topic:
-                    yield Static(f"[b]{self.topic_title}[/b]\n{self.topic}", id="topic", markup=True)
+                    yield Static(Text.assemble((self.topic_title, "bold"), "\n", reflow(self.topic)), id="topic")
             yield Static("Esc closes this help", classes="hint")
 
     def action_close(self) -> None:

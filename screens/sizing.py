@@ -117,11 +117,10 @@ why it blocks (the run will most likely fail as the field report's did)."""
         )
         self.next_enabled = not unresolved
         if unresolved:
-            self.say(f"{len(unresolved)} blocker{'s' if len(unresolved) > 1 else ''}: fix "
-                     f"{'them' if len(unresolved) > 1 else 'it'}, ^r for the recommendation, or ^o to override",
-                     error=True)
+            self.say(f"{len(unresolved)} blocker{'s' if len(unresolved) > 1 else ''}: "
+                     "^r recommends, ^o overrides", error=True)
         elif overridden:
-            self.say("blockers overridden on purpose: Next (^n) goes on anyway")
+            self.say("overridden on purpose: ^n goes on")
         else:
             warnings = len(result.warnings)
             self.say(f"{warnings} warning{'s' if warnings != 1 else ''}" if warnings else "no blockers")

@@ -16,9 +16,8 @@ from backend.journal import RunDir
 if TYPE_CHECKING:
     from tui.app import WizardApp
 
-INTRO = """\
-[b]vast-loopback[/b]: from a Proxmox VE host and the VAST Data 5.4 loopback OVA to a tuned VAST
-loopback cluster, ONLINE and snapshotted, with a deployment analysis report."""
+INTRO = ("[b]vast-loopback[/b]: from a Proxmox VE host and the VAST Data 5.4 loopback OVA to a tuned VAST "
+         "loopback cluster, ONLINE and snapshotted, with a deployment analysis report.")
 
 
 def describe_run(run: RunDir) -> str:

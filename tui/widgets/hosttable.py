@@ -12,7 +12,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.sizing import recommend
 
-COLUMNS = ("Node", "Cores", "Threads", "RAM GiB", "RAM free", "VM storage free", "Fit")
+COLUMNS = ("Node", "Cores", "Threads", "RAM GiB", "Free", "Disk free", "Fit")
 
 
 def images_free_gib(node: NodeFacts) -> float:
@@ -25,8 +25,8 @@ def fit_text(node: NodeFacts, best: str | None) -> Text:
     rec = recommend(node)
     if not rec.feasible:
         return Text("✖ cannot host it", style="red")
-    label = f"✓ {rec.vcpus} vCPU, {rec.memory_gib} GiB"
-    return Text(label + (" ★" if node.node == best else ""), style="green")
+    label = f"✓ {rec.vcpus} vCPU {rec.memory_gib} GiB"
+    return Text(label + (" ★ best" if node.node == best else ""), style="green")
 
 
 class HostTable(DataTable):

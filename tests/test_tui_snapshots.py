@@ -1,0 +1,120 @@
+"""Snapshots of every wizard screen at 80x24 (and one on a bigger terminal), from fixed host facts,
+with no clock and no cursor blink. Update on purpose with `pytest --snapshot-update`."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from textual.widgets import Input
+
+from tests.tui_helpers import BIG_INVENTORY, Opener, connect, make_app, small_plan, to_step, wait_for_screen
+from tui.state import WizardState
+
+RUN_DIR = Path("/tmp/vlb-snapshot-run")  # shown on the run screen, so it must not vary
+
+
+def test_start_screen(snap_compare, tmp_path):
+    assert snap_compare(make_app(first_step="start", runs_root=tmp_path), terminal_size=(80, 24))
+
+
+def test_connect_screen_connected(snap_compare):
+    async def run_before(pilot):
+        await connect(pilot, pilot.app)
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_connect_screen_real_host_form(snap_compare):
+    async def run_before(pilot):
+        await pilot.click("#scheme-https")
+        pilot.app.screen.query_one("#url", Input).value = "https://pve.example:8006"
+        pilot.app.screen.query_one("#token-id", Input).value = "root@pam!vlb"
+        pilot.app.screen.query_one("#token-secret", Input).value = "env:PVE_TOKEN"
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_fingerprint_dialog(snap_compare):
+    async def run_before(pilot):
+        await pilot.press("ctrl+t")
+        await wait_for_screen(pilot, pilot.app, "FingerprintDialog")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_host_screen_three_nodes(snap_compare):
+    async def run_before(pilot):
+        await to_step(pilot, pilot.app, "host")
+
+    assert snap_compare(make_app(opener=Opener(facts=BIG_INVENTORY)), terminal_size=(80, 24), run_before=run_before)
+
+
+async def _sizing_with_24_vcpus(pilot):
+    await to_step(pilot, pilot.app, "sizing")
+    pilot.app.screen.query_one("#vcpus", Input).value = "24"
+    await pilot.pause()
+
+
+def test_sizing_screen_blocked(snap_compare):
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=_sizing_with_24_vcpus)
+
+
+def test_override_dialog(snap_compare):
+    async def run_before(pilot):
+        await _sizing_with_24_vcpus(pilot)
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_storage_network_screen(snap_compare):
+    async def run_before(pilot):
+        await to_step(pilot, pilot.app, "storage_network")
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_review_screen(snap_compare):
+    async def run_before(pilot):
+        await to_step(pilot, pilot.app, "review")
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_help_screen_on_sizing(snap_compare):
+    async def run_before(pilot):
+        await to_step(pilot, pilot.app, "sizing")
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_run_screen_after_a_failed_step(snap_compare):
+    shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+    async def run_before(pilot):
+        app = pilot.app
+        await to_step(pilot, app, "review")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await app.screen.workers.wait_for_complete()
+        await pilot.pause()
+
+    app = make_app(WizardState(run_dir=str(RUN_DIR)), plan=small_plan(fail_at="create_vm"))
+    try:
+        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    finally:
+        shutil.rmtree(RUN_DIR, ignore_errors=True)
+
+
+def test_sizing_screen_on_a_big_terminal(snap_compare):
+    async def run_before(pilot):
+        await to_step(pilot, pilot.app, "sizing")
+
+    app = make_app(opener=Opener(facts=BIG_INVENTORY))
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
