@@ -25,10 +25,8 @@ def reflow(text: str) -> str:
         stripped = line.strip()
         if not stripped:
             paragraphs.append("")
-        elif paragraphs and paragraphs[-1] and not stripped.startswith(("•", "-")) and not line.startswith("  "):
-            paragraphs[-1] += " " + stripped
-        elif paragraphs and paragraphs[-1] and line.startswith("  "):
-            paragraphs[-1] += " " + stripped
+        elif paragraphs and paragraphs[-1] and (line.startswith("  ") or not stripped.startswith(("•", "-"))):
+            paragraphs[-1] += " " + stripped  # a wrapped line, or the continuation of a bullet
         else:
             paragraphs.append(stripped)
     return "\n".join(paragraphs)
