@@ -1,0 +1,566 @@
+"""Diagnosis: failure signatures in a run's events -> cause -> remedy, with the evidence.
+
+Signatures (the field report's three attempts and the raw traces of the one that worked):
+- OOM killer lines (or /proc/vmstat's oom_kill rising) -> RAM too small; the remedy names the RAM
+  the observed peak needs, capped at what the host can give.
+- `PANIC[P653...]` / `vmsg_keepalive_fiber`, or stalls of seconds with rising steal -> vCPU
+  overcommit; the remedy is vCPUs <= the host's physical cores.
+- ACTIVATING -> (UNKNOWN ->) INIT, a FAILED cluster, `cluster_deploy` FAILED.
+- A phase (or ACTIVATING) running far beyond the field run's duration -> stuck.
+- Early warnings, raised as alerts before a failure: sustained steal, a stall over 1 s,
+  MemAvailable under a few GiB (critical during activation).
+
+`Watcher` consumes events one at a time (live: the dashboard, headless) and returns what became
+true with each one; `diagnose(events)` is the same over a recorded run (the report). Remedies carry
+`changes` a later rollback-and-retry can apply through the Proxmox API (`{"vcpus": 12}`,
+`{"memory_gib": 128}`). Severity "critical" explains (or foretells) a failed install; "warning"
+is a risk the run survived.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from backend import events as ev
+from backend.hostfacts import GIB, NodeFacts
+from backend.sizing import MEMORY_MIN_GIB, MEMORY_RECOMMENDED_GIB, VALIDATED_VCPUS, max_safe_memory_gib
+
+# --- thresholds (the field run as reference) ---------------------------------------------------
+
+STEAL_SUSTAINED_PCT = 10.0  # mean over STEAL_WINDOW_S
+STEAL_WINDOW_S = 60.0
+STEAL_RISING_PCT = 5.0  # the recent mean that, with stalls of seconds, says overcommit
+STEAL_BASELINE_S = 300.0
+STALL_ALERT_MS = 1000.0
+STALL_SECONDS_MS = 2000.0  # one stall this long, or two over STALL_ALERT_MS within STALL_PAIR_S
+STALL_PAIR_S = 600.0
+MEM_LOW_GIB = 4.0  # warning; the field run's MemAvailable fell to 3.3 GiB in activation, 1.2 GiB after
+MEM_CRITICAL_GIB = 2.0  # critical when it falls this low before the cluster is ONLINE
+MEM_HEADROOM_GIB = 8.0  # what a remedy leaves available at the observed peak
+STUCK_FACTOR = 3.0
+STUCK_MIN_EXTRA_S = 600.0
+
+# Durations of the field run (seconds), from its raw install log: Phase 8 bootstrap 18:32:13 ->
+# 18:47:00, Phase 9 cluster creation 18:47:00 -> 19:04:54, ACTIVATING 18:48:39 -> ONLINE 18:59:20,
+# cluster_deploy runtime 1064.11 s. Step ids are matched exactly first, then by keyword.
+REFERENCE_STEP_S = {
+    "bootstrap": 887.0,
+    "cluster_create": 1074.0,
+    "wait_online": 650.0,
+    "wait_deploy": 1064.0,
+}
+REFERENCE_KEYWORDS = (("bootstrap", 887.0), ("deploy", 1064.0), ("create", 1074.0), ("online", 650.0))
+REFERENCE_STATE_S = {"ACTIVATING": 641.0, "INIT": 9.0}
+FIELD_REFERENCE = (
+    "the field run: bootstrap 14 min 47 s, ACTIVATING -> ONLINE 10 min 41 s, cluster_deploy 1064 s"
+)
+
+KERNEL_SIGNATURES = (
+    ("oom", re.compile(r"invoked oom-killer|Out of memory|oom-kill:|Memory cgroup out of memory|Killed process \d+")),
+    ("panic", re.compile(r"PANIC\[|Kernel panic|vmsg_keepalive_fiber")),
+    ("hung_task", re.compile(r"blocked for more than \d+ seconds")),
+    ("soft_lockup", re.compile(r"soft lockup")),
+    ("rcu_stall", re.compile(r"rcu.{0,20}detected stall")),
+)
+OVERCOMMIT_LINE = re.compile(r"PANIC\[P653|vmsg_keepalive_fiber|test_if_stuck")
+STAMP_IN_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
+
+
+def classify_line(text: str) -> str:
+    """The signature a kernel or VAST log line matches ("oom", "panic", ...), or ""."""
+    for name, pattern in KERNEL_SIGNATURES:
+        if pattern.search(text):
+            return name
+    return ""
+
+
+def reference_duration(step: str) -> float | None:
+    """The field run's duration of a step, when it has one."""
+    if step in REFERENCE_STEP_S:
+        return REFERENCE_STEP_S[step]
+    lowered = step.lower()
+    return next((seconds for word, seconds in REFERENCE_KEYWORDS if word in lowered), None)
+
+
+def stuck_limit(reference_s: float) -> float:
+    return max(STUCK_FACTOR * reference_s, reference_s + STUCK_MIN_EXTRA_S)
+
+
+# --- what a diagnosis is -----------------------------------------------------------------------
+
+
+@dataclass
+class Evidence:
+    t: float | None
+    source: str  # "kmsg", "install log", "samples", "heartbeat", "cluster state", "vtask", "step", ...
+    text: str
+    value: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"t": self.t, "source": self.source, "text": self.text, "value": self.value}
+
+
+@dataclass
+class Item:
+    """One diagnosis (a cause) or alert (an early warning), with its remedy and evidence."""
+
+    id: str
+    kind: str  # "diagnosis" | "alert"
+    severity: str  # "critical" | "warning"
+    cause: str
+    remedy: str = ""
+    changes: dict = field(default_factory=dict)
+    evidence: list[Evidence] = field(default_factory=list)
+    t: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "kind": self.kind, "severity": self.severity, "cause": self.cause,
+                "remedy": self.remedy, "changes": dict(self.changes), "t": self.t,
+                "evidence": [e.to_dict() for e in self.evidence]}
+
+    def to_event(self) -> ev.Event:
+        """An AlertRaised for an alert; a one-item DiagnosisMade for a diagnosis."""
+        if self.kind == "alert":
+            return ev.AlertRaised(ts=self.t or 0.0, id=self.id, severity=self.severity, message=self.cause,
+                                  evidence="; ".join(e.text for e in self.evidence))
+        return ev.DiagnosisMade(ts=self.t or 0.0, items=[self.to_dict()])
+
+
+def _gib(value: float) -> str:
+    return f"{value / GIB:.1f} GiB"
+
+
+# --- the watcher -------------------------------------------------------------------------------
+
+
+class Watcher:
+    """Consumes a run's events one by one; `feed` returns the items that became true with it.
+
+    Memory stays bounded over a 24-hour run: a few minutes of steal and stalls, a few counters."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, Item] = {}
+        self.now: float = 0.0
+        self.host_cores: int | None = None
+        self.host: NodeFacts | None = None
+        self.vm_vcpus: int | None = None
+        self.vm_memory_gib: float | None = None
+        self.mem_total: float | None = None
+        self.mem_peak_used: float = 0.0
+        self.mem_peak_used_t: float | None = None
+        self.mem_min_available: float | None = None
+        self.mem_min_available_t: float | None = None
+        self.mem_min_available_state = ""
+        self.mem_min_activation: float | None = None
+        self.oom_kills: int | None = None
+        self.cluster_state = ""
+        self.state_since: float | None = None
+        self.states: deque[tuple[float, str]] = deque(maxlen=4)
+        self.running: dict[str, tuple[float, str]] = {}  # step -> (start, title)
+        # steal of the last minute (recent) and of the four minutes before it (baseline), with sums
+        self._recent: deque[tuple[float, float]] = deque()
+        self._baseline: deque[tuple[float, float]] = deque()
+        self._recent_sum = 0.0
+        self._baseline_sum = 0.0
+        self._stalls: deque[tuple[float, float]] = deque()
+        self.stall_max_ms = 0.0
+
+    # --- public ---
+
+    def feed(self, event: ev.Event) -> list[Item]:
+        if event.ts:
+            self.now = max(self.now, event.ts)
+        handler = getattr(self, f"_on_{event.kind}", None)
+        new = handler(event) if handler is not None else []
+        new = list(new or [])
+        new.extend(self._check_stuck())
+        return new
+
+    def feed_sample(self, sample: dict, ts: float | None = None) -> list[Item]:
+        """A sample dict as the agent writes it (the report's fast path skips building events)."""
+        t = float(sample.get("t") or ts or 0.0)
+        if t:
+            self.now = max(self.now, t)
+        new = self._sample(t, sample)
+        new.extend(self._check_stuck())
+        return new
+
+    def finish(self) -> list[Item]:
+        """Conclusions only the whole run allows (called once, at the end of a recording)."""
+        new: list[Item] = []
+        low = self.mem_min_available
+        if low is not None and low < MEM_LOW_GIB * GIB and "oom" not in self.items:
+            memory_gib = self._memory_needed(oom=False)
+            state = f" (cluster {self.mem_min_available_state})" if self.mem_min_available_state else ""
+            new.append(self._raise(Item(
+                "memory_tight", "diagnosis", "warning",
+                f"Memory headroom was tight: MemAvailable fell to {_gib(low)} of {_gib(self.mem_total or 0)}"
+                f"{state}; a little more load would have met the OOM killer (the field run's attempt 1).",
+                self._memory_remedy(memory_gib),
+                {"memory_gib": memory_gib} if memory_gib else {},
+                [Evidence(self.mem_min_available_t, "samples", f"MemAvailable {_gib(low)}", low / GIB),
+                 Evidence(self.mem_peak_used_t, "samples", f"peak used {_gib(self.mem_peak_used)}",
+                          self.mem_peak_used / GIB)],
+                self.mem_min_available_t,
+            )))
+        collapsed = self.items.get("activation_collapsed")
+        root = self.items.get("overcommit") or self.items.get("oom")
+        if collapsed is not None and root is not None and not collapsed.changes:
+            collapsed.changes = dict(root.changes)
+            collapsed.remedy = f"Roll back to the pre-install snapshot, then: {root.remedy}"
+        return [i for i in new if i is not None]
+
+    def diagnoses(self) -> list[Item]:
+        return [i for i in self.items.values() if i.kind == "diagnosis"]
+
+    def alerts(self) -> list[Item]:
+        return [i for i in self.items.values() if i.kind == "alert"]
+
+    # --- facts about the host and the VM ---
+
+    def _on_HostFactsGathered(self, e: ev.HostFactsGathered) -> list[Item]:
+        try:
+            self.host = NodeFacts.from_dict(dict(e.facts))
+            self.host_cores = self.host.cores
+        except (TypeError, ValueError, KeyError):
+            cores = e.facts.get("cores") if isinstance(e.facts, dict) else None
+            self.host_cores = int(cores) if isinstance(cores, int | float) else self.host_cores
+        return []
+
+    def _vm_config(self, config: dict) -> None:
+        cores, sockets = config.get("cores"), config.get("sockets", 1)
+        if isinstance(config.get("vcpus"), int | float):
+            self.vm_vcpus = int(config["vcpus"])
+        elif isinstance(cores, int | float):
+            self.vm_vcpus = int(cores) * int(sockets if isinstance(sockets, int | float) else 1)
+        memory = config.get("memory")
+        if isinstance(memory, int | float) or (isinstance(memory, str) and memory.isdigit()):
+            self.vm_memory_gib = int(memory) / 1024  # Proxmox: MiB
+        if isinstance(config.get("memory_gib"), int | float):
+            self.vm_memory_gib = float(config["memory_gib"])
+
+    def _on_VmCreated(self, e: ev.VmCreated) -> list[Item]:
+        self._vm_config(dict(e.config))
+        return []
+
+    def _on_VmConfigured(self, e: ev.VmConfigured) -> list[Item]:
+        self._vm_config(dict(e.changes))
+        return []
+
+    def _on_TracesImported(self, e: ev.TracesImported) -> list[Item]:
+        if isinstance(e.facts.get("ncpu"), int):
+            self.vm_vcpus = self.vm_vcpus or e.facts["ncpu"]
+        return []
+
+    # --- steps and the cluster ---
+
+    def _on_StepStarted(self, e: ev.StepStarted) -> list[Item]:
+        self.running[e.step] = (e.ts, e.title)
+        return []
+
+    def _on_StepFinished(self, e: ev.StepFinished) -> list[Item]:
+        self.running.pop(e.step, None)
+        return []
+
+    def _on_StepSkipped(self, e: ev.StepSkipped) -> list[Item]:
+        self.running.pop(e.step, None)
+        return []
+
+    def _on_RunFinished(self, e: ev.RunFinished) -> list[Item]:
+        self.running.clear()
+        return []
+
+    def _on_ClusterStateChanged(self, e: ev.ClusterStateChanged) -> list[Item]:
+        state = e.state.upper()
+        if state == self.cluster_state:
+            return []
+        self.cluster_state, self.state_since = state, e.ts
+        self.states.append((e.ts, state))
+        names = [s for _, s in self.states]
+        new: list[Item] = []
+        if state == "INIT" and "ACTIVATING" in names[:-1]:
+            path = " -> ".join(names[names.index("ACTIVATING"):])
+            new.append(self._raise(Item(
+                "activation_collapsed", "diagnosis", "critical",
+                f"Activation collapsed: the cluster went {path} (the leader was lost and the cluster fell "
+                "back to INIT, as in the field run's attempt 2); it will not come ONLINE by itself.",
+                "Roll back to the pre-install snapshot and retry once the cause below is fixed "
+                "(most often vCPU overcommit or too little RAM).",
+                {},
+                [Evidence(t, "cluster state", s) for t, s in self.states],
+                e.ts,
+            )))
+        if state in ("FAILED", "KILLED"):
+            new.append(self._raise(Item(
+                "cluster_failed", "diagnosis", "critical", f"The cluster went to {state}.",
+                "Roll back to the pre-install snapshot and retry once the cause below is fixed.", {},
+                [Evidence(e.ts, "cluster state", f"{e.previous or '?'} -> {state}")], e.ts)))
+        return [i for i in new if i is not None]
+
+    def _on_VtaskChanged(self, e: ev.VtaskChanged) -> list[Item]:
+        if e.name == "cluster_deploy" and e.state.upper() in ("FAILED", "TIMEOUT", "KILLED", "ERROR"):
+            item = self._raise(Item(
+                "deploy_failed", "diagnosis", "critical",
+                f"The cluster_deploy task ({e.task_id}) ended {e.state.upper()}.",
+                "Roll back to the pre-install snapshot and retry once the cause below is fixed "
+                "(`PATCH /clusters/{id}/resume_deploy/` rarely helps after a collapsed activation).",
+                {}, [Evidence(e.ts, "vtask", e.message or f"cluster_deploy {e.state}")], e.ts))
+            return [item] if item else []
+        return []
+
+    def _check_stuck(self) -> list[Item]:
+        new: list[Item] = []
+        for step, (start, title) in list(self.running.items()):
+            reference = reference_duration(step)
+            if reference is None or self.now - start <= stuck_limit(reference):
+                continue
+            new.append(self._raise(Item(
+                f"stuck:{step}", "diagnosis", "critical",
+                f"Stuck: step '{title or step}' has run {_mmss(self.now - start)}, far beyond the "
+                f"{_mmss(reference)} it took in the field run.",
+                "Look at the install log's last lines; if nothing moves, roll back to the pre-install "
+                "snapshot and retry.",
+                {}, [Evidence(start, "step", f"{step} started"),
+                     Evidence(self.now, "step", f"still running after {_mmss(self.now - start)}",
+                              self.now - start)],
+                self.now)))
+        state_ref = REFERENCE_STATE_S.get(self.cluster_state)
+        if state_ref and self.state_since is not None and self.now - self.state_since > stuck_limit(state_ref):
+            new.append(self._raise(Item(
+                f"stuck:{self.cluster_state}", "diagnosis", "critical",
+                f"Stuck: the cluster has been {self.cluster_state} for {_mmss(self.now - self.state_since)} "
+                f"({_mmss(state_ref)} in the field run).",
+                "Check steal, stalls and memory; if nothing moves, roll back and retry.",
+                {}, [Evidence(self.state_since, "cluster state", self.cluster_state)], self.now)))
+        return [i for i in new if i is not None]
+
+    # --- kernel and log lines ---
+
+    def _on_KernelMessageSeen(self, e: ev.KernelMessageSeen) -> list[Item]:
+        return self._line(e.ts, e.text, e.match or classify_line(e.text), e.source or "kmsg")
+
+    def _on_InstallLogAppended(self, e: ev.InstallLogAppended) -> list[Item]:
+        new: list[Item] = []
+        for line in e.lines:
+            text = str(line)
+            if "PANIC" in text or "oom" in text.lower() or "Out of memory" in text or "vmsg_keepalive" in text:
+                new.extend(self._line(e.ts, text, classify_line(text), "install log"))
+        return new
+
+    def _line(self, t: float, text: str, match: str, source: str) -> list[Item]:
+        if match == "oom":
+            return self._oom(Evidence(t, source, text.strip()[:300]))
+        if match == "panic" and OVERCOMMIT_LINE.search(text):
+            return self._overcommit([Evidence(t, source, text.strip()[:300])], panic=True)
+        if match in ("hung_task", "soft_lockup", "rcu_stall"):
+            item = self._raise(Item(f"kernel_{match}", "alert", "warning",
+                                    f"The guest kernel reported a {match.replace('_', ' ')}.", "", {},
+                                    [Evidence(t, source, text.strip()[:300])], t))
+            return [item] if item else []
+        return []
+
+    def _oom(self, evidence: Evidence) -> list[Item]:
+        if "oom" in self.items:
+            if len(self.items["oom"].evidence) < 5:
+                self.items["oom"].evidence.append(evidence)
+            return []
+        memory_gib = self._memory_needed(oom=True)
+        during = f" during {self.cluster_state}" if self.cluster_state else ""
+        item = self._raise(Item(
+            "oom", "diagnosis", "critical",
+            f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB).",
+            self._memory_remedy(memory_gib),
+            {"memory_gib": memory_gib} if memory_gib else {},
+            [evidence] + ([Evidence(self.mem_peak_used_t, "samples", f"peak used {_gib(self.mem_peak_used)}",
+                                    self.mem_peak_used / GIB)] if self.mem_peak_used else []),
+            evidence.t))
+        return [item] if item else []
+
+    def _memory_needed(self, *, oom: bool) -> int:
+        """Whole GiB (a multiple of 8) that leaves MEM_HEADROOM_GIB available at the observed peak,
+        at least the recommended 128; after an OOM the peak was cut short, so at least +16 GiB."""
+        need = max(float(MEMORY_RECOMMENDED_GIB), self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
+        current = self.vm_memory_gib or ((self.mem_total or 0.0) / GIB)
+        if oom and current:
+            need = max(need, current + 16)
+        return int(math.ceil(need / 8) * 8)
+
+    def _memory_remedy(self, memory_gib: int) -> str:
+        text = f"Give the VM {memory_gib} GiB of RAM (the observed peak used {_gib(self.mem_peak_used)} " \
+               f"and wants {MEM_HEADROOM_GIB:.0f} GiB to spare)."
+        if self.host is not None:
+            cap = max_safe_memory_gib(self.host)
+            if cap < memory_gib:
+                text += (f" This host can give at most {cap} GiB and keep its reserve"
+                         + (f"; {cap} GiB is the best it can do (117 GiB worked in the field, tightly)."
+                            if cap >= MEMORY_MIN_GIB else "; use a bigger host."))
+        return text
+
+    # --- samples ---
+
+    def _on_SampleTaken(self, e: ev.SampleTaken) -> list[Item]:
+        return self._sample(float(e.sample.get("t") or e.ts or 0.0), e.sample)
+
+    def _sample(self, t: float, sample: dict) -> list[Item]:
+        new: list[Item] = []
+        cpu = sample.get("cpu")
+        if isinstance(cpu, dict) and isinstance(cpu.get("steal"), int | float):
+            new.extend(self._steal_sample(t, float(cpu["steal"])))
+            if isinstance(cpu.get("ncpu"), int) and self.vm_vcpus is None:
+                self.vm_vcpus = cpu["ncpu"]
+        mem = sample.get("mem")
+        if isinstance(mem, dict):
+            new.extend(self._mem_sample(t, mem))
+        oom_kill = sample.get("oom_kill")
+        if isinstance(oom_kill, int | float):
+            if self.oom_kills is not None and oom_kill > self.oom_kills:
+                new.extend(self._oom(Evidence(t, "samples", f"/proc/vmstat oom_kill rose to {int(oom_kill)}",
+                                              float(oom_kill))))
+            self.oom_kills = int(oom_kill)
+        return new
+
+    def _mem_sample(self, t: float, mem: dict) -> list[Item]:
+        total, available = mem.get("total"), mem.get("available")
+        if not isinstance(total, int | float) or not isinstance(available, int | float):
+            return []
+        self.mem_total = float(total)
+        used = float(mem.get("used", total - available))
+        if used > self.mem_peak_used:
+            self.mem_peak_used, self.mem_peak_used_t = used, t
+        if self.mem_min_available is None or available < self.mem_min_available:
+            self.mem_min_available, self.mem_min_available_t = float(available), t
+            self.mem_min_available_state = self.cluster_state
+        activating = self.cluster_state == "ACTIVATING"
+        if activating and (self.mem_min_activation is None or available < self.mem_min_activation):
+            self.mem_min_activation = float(available)
+        new: list[Item] = []
+        where = "during activation" if activating else (f"while {self.cluster_state}" if self.cluster_state else "")
+        if available < MEM_LOW_GIB * GIB and "memory_low" not in self.items:
+            new.append(self._raise(Item(
+                "memory_low", "alert", "warning",
+                f"MemAvailable is down to {_gib(available)} of {_gib(total)} {where}".rstrip() + ".",
+                "", {}, [Evidence(t, "samples", f"MemAvailable {_gib(available)}", available / GIB)], t)))
+        before_online = self.cluster_state not in ("ONLINE",) and bool(self.cluster_state or self.running)
+        if available < MEM_CRITICAL_GIB * GIB and before_online and "memory_critical" not in self.items:
+            new.append(self._raise(Item(
+                "memory_critical", "alert", "critical",
+                f"MemAvailable is down to {_gib(available)} of {_gib(total)} {where}".rstrip()
+                + ": the OOM killer is close.",
+                "", {}, [Evidence(t, "samples", f"MemAvailable {_gib(available)}", available / GIB)], t)))
+        return [i for i in new if i is not None]
+
+    def _steal_sample(self, t: float, steal: float) -> list[Item]:
+        self._recent.append((t, steal))
+        self._recent_sum += steal
+        while self._recent and self._recent[0][0] <= t - STEAL_WINDOW_S:
+            moved = self._recent.popleft()
+            self._recent_sum -= moved[1]
+            self._baseline.append(moved)
+            self._baseline_sum += moved[1]
+        while self._baseline and self._baseline[0][0] <= t - STEAL_BASELINE_S:
+            self._baseline_sum -= self._baseline.popleft()[1]
+        if len(self._recent) < STEAL_WINDOW_S / 2 or "steal_sustained" in self.items:
+            return []
+        mean = self._recent_sum / len(self._recent)
+        if mean < STEAL_SUSTAINED_PCT:
+            return []
+        item = self._raise(Item(
+            "steal_sustained", "alert", "warning",
+            f"CPU steal has averaged {mean:.1f} % over the last minute: the host is not giving the VM its "
+            "vCPUs (overcommit or other load on the host).",
+            "", {}, [Evidence(t, "samples", f"steal mean {mean:.1f} % over {STEAL_WINDOW_S:.0f} s", mean)], t))
+        return [item] if item else []
+
+    def steal_trend(self) -> tuple[float | None, float | None]:
+        """Mean steal of the last minute and of the four minutes before it (None when unknown)."""
+        recent = self._recent_sum / len(self._recent) if self._recent else None
+        before = self._baseline_sum / len(self._baseline) if self._baseline else None
+        return recent, before
+
+    # --- stalls ---
+
+    def _on_StallDetected(self, e: ev.StallDetected) -> list[Item]:
+        t = e.start or e.ts
+        self.stall_max_ms = max(self.stall_max_ms, e.length_ms)
+        new: list[Item] = []
+        if e.length_ms >= STALL_ALERT_MS:
+            self._stalls.append((t, e.length_ms))
+            while self._stalls and self._stalls[0][0] < t - STALL_PAIR_S:
+                self._stalls.popleft()
+            item = self._raise(Item(
+                "stall_over_1s", "alert", "critical" if e.length_ms >= STALL_SECONDS_MS else "warning",
+                f"The guest stalled for {e.length_ms / 1000:.2f} s: nothing ran on its vCPUs.",
+                "", {}, [Evidence(t, "heartbeat", f"stall {e.length_ms:.0f} ms", e.length_ms)], t))
+            if item:
+                new.append(item)
+            seconds = [s for s in self._stalls if s[1] >= STALL_SECONDS_MS]
+            if seconds or len(self._stalls) >= 2:
+                recent, before = self.steal_trend()
+                rising = recent is not None and recent >= STEAL_RISING_PCT and (
+                    before is None or recent >= before + 3.0)
+                if rising or (recent is not None and recent >= STEAL_SUSTAINED_PCT):
+                    evidence = [Evidence(ts, "heartbeat", f"stall {ms:.0f} ms", ms) for ts, ms in self._stalls]
+                    evidence.append(Evidence(t, "samples", f"steal {recent:.1f} % over the last minute"
+                                             + (f" (was {before:.1f} % before)" if before is not None else ""),
+                                             recent))
+                    new.extend(self._overcommit(evidence, panic=False))
+        return new
+
+    def _overcommit(self, evidence: list[Evidence], *, panic: bool) -> list[Item]:
+        if "overcommit" in self.items:
+            item = self.items["overcommit"]
+            if len(item.evidence) < 8:
+                item.evidence.extend(evidence[: 8 - len(item.evidence)])
+            return []
+        vcpus, cores = self.vm_vcpus, self.host_cores
+        target: int | None
+        if cores:
+            target = cores if vcpus is None or vcpus > cores else None
+            where = f"this host's {cores} physical cores"
+        else:
+            target = VALIDATED_VCPUS if vcpus is None or vcpus > VALIDATED_VCPUS else None
+            where = f"the host's physical cores (not known here; the field host had {VALIDATED_VCPUS})"
+        if vcpus is not None and cores:
+            evidence.append(Evidence(None, "config", f"{vcpus} vCPUs on {cores} physical cores", float(vcpus)))
+        what = ("the VMsg keepalive fiber was starved and VAST panicked (P653, as in the field run's attempt 2)"
+                if panic else "the guest stalls for seconds while steal rises")
+        if target is not None:
+            remedy = f"Give the VM {target} vCPUs (1 socket): no more vCPUs than {where}; hyperthreads do not count."
+        else:
+            remedy = (f"The VM's {vcpus} vCPUs are already within {where}: the host itself is busy; stop other "
+                      "VMs or load on the host, then retry.")
+        item = self._raise(Item(
+            "overcommit", "diagnosis", "critical",
+            f"vCPU overcommit: {what}.", remedy, {"vcpus": target} if target else {}, evidence,
+            evidence[0].t if evidence and evidence[0].t else self.now))
+        return [item] if item else []
+
+    # --- bookkeeping ---
+
+    def _raise(self, item: Item) -> Item | None:
+        if item.id in self.items:
+            return None
+        self.items[item.id] = item
+        return item
+
+
+def _mmss(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+def diagnose(events: Iterable[ev.Event]) -> list[dict]:
+    """Every diagnosis and alert of a recorded run, in the order they became true."""
+    watcher = Watcher()
+    for event in events:
+        watcher.feed(event)
+    watcher.finish()
+    return [item.to_dict() for item in sorted(watcher.items.values(), key=lambda i: i.t or 0.0)]
