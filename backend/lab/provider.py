@@ -1,14 +1,63 @@
-"""The 'lab' target provider: starts the lab's world for a run and hands the engine a Target."""
+"""The 'lab' target provider: starts the lab's world for a run and hands the engine a Target.
+
+The world lives in `options.state_dir` (a run's `lab/` folder; a temporary directory without one),
+so a resumed run finds the same VMs. The token is the answers' (`proxmox.token_id` and the
+resolved `token_secret` reference) when given, so the same secret flows through real auth;
+otherwise the lab's own. Guest-related fields (known_hosts, route, guest_password) come from the
+guest side through its optional `target_fields()` hook.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
+from pathlib import Path
+
 from backend.answers import Answers
-from backend.errors import RunFailed
+from backend.lab.faults import plan_from_answers
+from backend.lab.world import LabWorld
+from backend.secrets import Secret
 from backend.target import Target, TargetOptions, register_provider
+
+DEFAULT_TOKEN_ID = "root@pam!vlb"
+
+
+def lab_label(profile: str, speed: float) -> str:
+    return f"lab {profile} x{speed:g}"
 
 
 async def open_lab(answers: Answers, options: TargetOptions) -> Target:
-    raise RunFailed("the built-in lab is not available yet")
+    state_dir = Path(options.state_dir) if options.state_dir else Path(tempfile.mkdtemp(prefix="vlb-lab-"))
+    token_id = answers.proxmox.token_id or DEFAULT_TOKEN_ID
+    secret = answers.proxmox.token_secret.resolve("proxmox.token_secret") if answers.proxmox.token_secret else None
+    faults_answers = answers.lab.faults
+    faults = (plan_from_answers(faults_answers, state_dir / "faults.jsonl") if faults_answers.rate > 0 else None)
+    world = LabWorld(state_dir, answers.lab.host_profile, options.speed, token_id=token_id,
+                     token_secret=secret.reveal() if secret else None, faults=faults)
+    await asyncio.to_thread(world.start)
+    pve = world.pve
+    assert pve is not None
+
+    async def closer() -> None:
+        await asyncio.to_thread(world.stop)
+
+    target = Target(
+        label=lab_label(world.profile.name, world.speed),
+        proxmox_url=pve.url,
+        token_id=token_id,
+        token_secret=secret or Secret(pve.token_secret),
+        clock=world.clock,
+        fingerprint=pve.fingerprint,
+        details={"lab": {"profile": world.profile.name, "speed": world.speed, "state_dir": str(state_dir),
+                         "schema": pve.endpoints()["schema"]}},
+        closer=closer,
+    )
+    # SEAM (guest side, backend/lab/guest): known_hosts, route and guest_password for the Target.
+    fields = getattr(world.guest, "target_fields", None)
+    if callable(fields):
+        for key, value in fields().items():
+            setattr(target, key, value)
+    return target
 
 
 register_provider("lab", open_lab)

@@ -21,11 +21,15 @@ from __future__ import annotations
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from backend.clock import Clock
+
+if TYPE_CHECKING:
+    from backend.lab.faults import FaultPlan
 
 
 @dataclass(frozen=True)
@@ -108,3 +112,95 @@ def load_clock(state_dir: Path, speed: float) -> Clock:
     tmp.write_text(json.dumps(clock.to_dict()))
     os.replace(tmp, path)
     return clock
+
+
+# --- the composed lab ----------------------------------------------------------------------------
+
+GuestFactory = Callable[[Path, Clock, PowerHooks], GuestHooks]
+
+
+def standin_guest_factory(state_dir: Path, clock: Clock, power: PowerHooks) -> GuestHooks:
+    """The in-memory stand-in guest (no SSH): what the lab uses until the real guest side is wired in."""
+    from backend.lab.pve.standin import StandInGuests
+
+    return StandInGuests(clock)
+
+
+class LabWorld:
+    """The lab composed: state directory, lab clock, host profile, Proxmox API, guest side (and later
+    the VMS). `start()` serves it in background threads; `stop()` ends them; the state stays on disk.
+    """
+
+    def __init__(self, state_dir: Path, profile: str = "seed", speed: float = 1.0, *,
+                 token_id: str = "root@pam!vlb", token_secret: str | None = None,
+                 faults: FaultPlan | None = None, guest_factory: GuestFactory | None = None,
+                 port: int = 0) -> None:
+        from backend.lab.profiles import PROFILES
+
+        self.state_dir = Path(state_dir)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if isinstance(profile, str):
+            if profile not in PROFILES:
+                raise ValueError(f"unknown host profile '{profile}' (known: {', '.join(PROFILES)})")
+            self.profile = PROFILES[profile]
+        else:
+            self.profile = profile
+        self.speed = float(speed)
+        self.clock = load_clock(self.state_dir, self.speed)
+        self.faults = faults
+        if faults is not None and faults.clock_now is None:
+            faults.clock_now = self.clock.now
+        self._token = (token_id, token_secret)
+        self._guest_factory = guest_factory or standin_guest_factory
+        self._port = port
+        self.guest: GuestHooks | None = None
+        self.pve = None  # backend.lab.pve.server.PveServer once started
+
+    def start(self) -> LabWorld:
+        from backend.lab.pve.server import PveServer
+
+        power = _LatePowerHooks()
+        self.guest = self._guest_factory(self.state_dir, self.clock, power)
+        token_id, token_secret = self._token
+        self.pve = PveServer(self.state_dir, self.profile, self.clock, self.guest, token_id=token_id,
+                             token_secret=token_secret, port=self._port, faults=self.faults).start()
+        power.target = self.pve
+        return self
+
+    def stop(self) -> None:
+        if self.pve is not None:
+            self.pve.stop()
+            self.pve = None
+        closer = getattr(self.guest, "close", None)
+        if callable(closer):
+            closer()
+
+    def __enter__(self) -> LabWorld:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def endpoints(self) -> dict:
+        """What a client needs: the Proxmox URL, token id, TLS fingerprint, node names, schema note."""
+        if self.pve is None:
+            raise RuntimeError("the lab is not started")
+        return {"profile": self.profile.name, "speed": self.speed, "state_dir": str(self.state_dir),
+                "proxmox": self.pve.endpoints()}
+
+    @property
+    def token_secret(self) -> str:
+        if self.pve is None:
+            raise RuntimeError("the lab is not started")
+        return self.pve.token_secret
+
+
+class _LatePowerHooks:
+    """PowerHooks handed to the guest side before the Proxmox side exists; forwards once it does."""
+
+    def __init__(self) -> None:
+        self.target: PowerHooks | None = None
+
+    def guest_initiated(self, vmid: int, action: str) -> None:
+        if self.target is not None:
+            self.target.guest_initiated(vmid, action)

@@ -1,0 +1,57 @@
+"""`vast-loopback lab`: serve the lab in the foreground and print how to reach it.
+
+Prints the Proxmox API's URL, the token id and secret (the lab's own, or $VLB_LAB_TOKEN_SECRET),
+the root@pam password for ticket auth, the TLS fingerprint to pin and a curl example, then runs
+until Ctrl-C (or SIGTERM) and exits 0. The world stays in the state directory for the next start.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from backend.lab.world import LabWorld
+
+
+def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str | os.PathLike | None = None,
+                     port: int = 0) -> int:
+    directory = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="vlb-lab-"))
+    world = LabWorld(directory, profile, speed, token_secret=os.environ.get("VLB_LAB_TOKEN_SECRET") or None,
+                     port=port).start()
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        pve = world.pve
+        assert pve is not None
+        p = world.profile
+        lines = [
+            f"vast-loopback lab: host profile '{p.name}' (Proxmox VE {p.pve_version}, "
+            f"nodes {', '.join(n.node for n in p.nodes)}), lab time x{world.speed:g}",
+            f"  Proxmox API    {pve.url}/api2/json",
+            f"  TLS SHA-256    {pve.fingerprint}",
+            f"  API token      {pve.token_id}",
+            f"  token secret   {pve.token_secret}",
+            f"  ticket login   {pve.user} / {pve.password}",
+            f"  state dir      {directory}",
+            f"  schema         {pve.endpoints()['schema']}",
+            "",
+            "try:",
+            f"  curl -k -H 'Authorization: PVEAPIToken={pve.token_id}={pve.token_secret}' {pve.url}/api2/json/nodes",
+            "",
+            "Ctrl-C stops the lab.",
+        ]
+        print("\n".join(lines), flush=True)
+        try:
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        world.stop()
+    print("lab stopped", file=sys.stderr)
+    return 0
