@@ -122,20 +122,21 @@ class StageStats:
     def __init__(self) -> None:
         self.stages: dict[str, dict] = {}
 
-    def add(self, stage: str, t: float, **values: float) -> None:
+    def add(self, stage: str, t: float, values: dict[str, float]) -> None:
+        """Keys ending in `_min` keep the smallest value, all others the largest."""
         entry = self.stages.get(stage)
         if entry is None:
             entry = self.stages[stage] = {"stage": stage, "start": t, "end": t, "n": 0}
         entry["end"] = t
         entry["n"] += 1
         for key, value in values.items():
-            if key.endswith("_min"):
-                entry[key] = value if key not in entry else min(entry[key], value)
-            else:
-                entry[key] = value if key not in entry else max(entry[key], value)
-            if key == "steal_max":
-                entry["_steal_sum"] = entry.get("_steal_sum", 0.0) + value
-                entry["_steal_n"] = entry.get("_steal_n", 0) + 1
+            old = entry.get(key)
+            if old is None or (value < old if key.endswith("_min") else value > old):
+                entry[key] = value
+        steal = values.get("steal_max")
+        if steal is not None:
+            entry["_steal_sum"] = entry.get("_steal_sum", 0.0) + steal
+            entry["_steal_n"] = entry.get("_steal_n", 0) + 1
 
     def rows(self) -> list[dict]:
         out = []
@@ -196,7 +197,7 @@ class Analysis:
                 self.bins["steal"].add(t, values["steal"])
             if "user" in values and "sys" in values:
                 self.bins["user_sys"].add(t, values["user"] + values["sys"])
-            self.stage_cpu.add(stage, t, **{f"{k}_max": v for k, v in values.items() if k != "steal_max_cpu"})
+            self.stage_cpu.add(stage, t, {f"{k}_max": v for k, v in values.items() if k != "steal_max_cpu"})
         load = s.get("load")
         if isinstance(load, list | tuple) and len(load) >= 3:
             for key, value in zip(("load1", "load5", "load15"), load, strict=False):
@@ -204,8 +205,8 @@ class Analysis:
                     self.load[key].add(float(value), t)
             if isinstance(load[0], int | float):
                 self.bins["load1"].add(t, float(load[0]))
-                self.stage_load.add(stage, t, load1_max=float(load[0]), load5_max=float(load[1]),
-                                    load15_max=float(load[2]), load1_min=float(load[0]))
+                self.stage_load.add(stage, t, {"load1_max": float(load[0]), "load5_max": float(load[1]),
+                                               "load15_max": float(load[2])})
         if isinstance(s.get("runnable"), int | float):
             self.runnable.add(float(s["runnable"]), t)
         mem = s.get("mem")
@@ -218,17 +219,22 @@ class Analysis:
             self.mem_available.add(available / GIB, t)
             self.bins["mem_used"].add(t, used / GIB)
             self.bins["mem_available"].add(t, available / GIB)
-            self.stage_mem.add(stage, t, used_max=used / GIB, used_min=used / GIB, available_min=available / GIB,
-                               available_max=available / GIB)
+            self.stage_mem.add(stage, t, {"used_max": used / GIB, "used_min": used / GIB,
+                                          "available_min": available / GIB, "available_max": available / GIB})
         disks = s.get("disks")
         if isinstance(disks, dict):
             for name, disk in disks.items():
                 if not isinstance(disk, dict):
                     continue
-                stats = self.disks.setdefault(name, {})
+                stats = self.disks.get(name)
+                if stats is None:
+                    stats = self.disks[name] = {}
                 for key, value in disk.items():
                     if isinstance(value, int | float):
-                        stats.setdefault(key, Stat()).add(float(value), t)
+                        stat = stats.get(key)
+                        if stat is None:
+                            stat = stats[key] = Stat()
+                        stat.add(float(value), t)
         containers = s.get("containers")
         if isinstance(containers, dict):
             for name, row in containers.items():

@@ -200,8 +200,7 @@ class Watcher:
                 "memory_tight", "diagnosis", "warning",
                 f"Memory headroom was tight: MemAvailable fell to {_gib(low)} of {_gib(self.mem_total or 0)}"
                 f"{state}; a little more load would have met the OOM killer (the field run's attempt 1).",
-                self._memory_remedy(memory_gib),
-                {"memory_gib": memory_gib} if memory_gib else {},
+                *self._memory_remedy(memory_gib),
                 [Evidence(self.mem_min_available_t, "samples", f"MemAvailable {_gib(low)}", low / GIB),
                  Evidence(self.mem_peak_used_t, "samples", f"peak used {_gib(self.mem_peak_used)}",
                           self.mem_peak_used / GIB)],
@@ -373,8 +372,7 @@ class Watcher:
         item = self._raise(Item(
             "oom", "diagnosis", "critical",
             f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB).",
-            self._memory_remedy(memory_gib),
-            {"memory_gib": memory_gib} if memory_gib else {},
+            *self._memory_remedy(memory_gib),
             [evidence] + ([Evidence(self.mem_peak_used_t, "samples", f"peak used {_gib(self.mem_peak_used)}",
                                     self.mem_peak_used / GIB)] if self.mem_peak_used else []),
             evidence.t))
@@ -389,16 +387,21 @@ class Watcher:
             need = max(need, current + 16)
         return int(math.ceil(need / 8) * 8)
 
-    def _memory_remedy(self, memory_gib: int) -> str:
+    def _memory_remedy(self, memory_gib: int) -> tuple[str, dict]:
+        """The remedy's text and changes: `memory_gib` capped at what the host can give (when known)."""
         text = f"Give the VM {memory_gib} GiB of RAM (the observed peak used {_gib(self.mem_peak_used)} " \
                f"and wants {MEM_HEADROOM_GIB:.0f} GiB to spare)."
+        changes = {"memory_gib": memory_gib}
         if self.host is not None:
             cap = max_safe_memory_gib(self.host)
-            if cap < memory_gib:
-                text += (f" This host can give at most {cap} GiB and keep its reserve"
-                         + (f"; {cap} GiB is the best it can do (117 GiB worked in the field, tightly)."
-                            if cap >= MEMORY_MIN_GIB else "; use a bigger host."))
-        return text
+            if cap < memory_gib and cap >= MEMORY_MIN_GIB:
+                text += (f" This host can give at most {cap} GiB and keep its reserve: use {cap} GiB (117 GiB "
+                         "worked in the field, tightly), or a bigger host.")
+                changes = {"memory_gib": cap}
+            elif cap < memory_gib:
+                text += f" This host can give at most {cap} GiB and keep its reserve: use a bigger host."
+                changes = {}
+        return text, changes
 
     # --- samples ---
 
