@@ -82,11 +82,14 @@ class FaultPlan:
         if not self.active:
             return None
         with self._lock:
-            for rule in self.schedule:
+            struck: Fault | None = None
+            for rule in self.schedule:  # every rule counts its matching requests
                 if rule.kind.startswith(source + "_") and rule.matches(method, path):
                     rule.seen += 1
-                    if rule.nth <= rule.seen < rule.nth + rule.count:
-                        return Fault(rule.kind, rule.after)
+                    if struck is None and rule.nth <= rule.seen < rule.nth + rule.count:
+                        struck = Fault(rule.kind, rule.after)
+            if struck is not None:
+                return struck
             kinds = [k for k in self.kinds if k.startswith(source + "_")]
             if not kinds or self.rate <= 0:
                 return None

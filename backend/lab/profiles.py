@@ -122,6 +122,7 @@ def _big_node(index: int, used_gib: float) -> NodeProfile:
         ),
         flags="fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 "
               "ss ht syscall nx pdpe1gb rdtscp lm constant_tsc vmx avx2 avx512f aes",
+        kernel="6.8.12-9-pve",  # the PVE 8.4 kernel
     )
 
 

@@ -352,6 +352,25 @@ class Qemu:
             vm["qemu_pid"] = None
             self.state.changed()
 
+    def reattach_guests(self) -> None:
+        """After a restart of the lab: tell the guest side which VMs Proxmox says are running.
+
+        A guest side with a `resume(hardware_list)` hook gets the list; otherwise a guest that is
+        "off" although its VM runs is powered on again (it boots afresh, as after a host crash).
+        """
+        running = [self.hardware(vm) for vm in self.vms() if vm["status"] == "running"]
+        guest = self.state.guest
+        resume = getattr(guest, "resume", None)
+        if callable(resume):
+            self.state.defer(lambda: resume(running))
+            return
+        def power_on_if_off(hw: GuestHardware) -> None:
+            if guest.boot_state(hw.vmid) == "off":
+                guest.power_on(hw)
+
+        for hw in running:
+            self.state.defer(lambda hw=hw: power_on_if_off(hw))
+
     # --- config --------------------------------------------------------------------------------
 
     def config_view(self, vm: dict, current: bool, snapshot: str | None) -> dict:

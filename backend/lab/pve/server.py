@@ -121,8 +121,8 @@ class PveServer:
         self._threads = [serve, ticker]
         for thread in self._threads:
             thread.start()
-        with self.state.transaction():
-            pass  # finish tasks that ended while no server ran
+        with self.state.transaction():  # finishes the tasks that ended while no server ran
+            self.api.qemu.reattach_guests()
         return self
 
     def stop(self) -> None:
