@@ -1,0 +1,10 @@
+#!/bin/bash
+# Lab stand-in for VAST's vman.sh:
+#   vman.sh <build> <pem> vcli -u <user> -p <password> -c cluster create --build <build> --name <name> --loopback
+#   vman.sh <build> <pem> start
+# It hands over to the lab's player, which validates the arguments as the real tool would and plays
+# this guest's scenario on the lab clock (backend/lab/vast/player.py in vast-loopback).
+set -euo pipefail
+python="${LAB_PYTHON:-/usr/libexec/platform-python}"
+player="${LAB_VAST_PLAYER:-/usr/lib/lab/vast/player.py}"
+exec "$python" "$player" vman "$@"
