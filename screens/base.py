@@ -74,7 +74,7 @@ class WizardScreen(Screen):
         self.status_is_error = error
         self.status = text
 
-    def watch_status(self, text: str) -> None:
+    def watch_status(self, text: str) -> None:  # a reactive: unchanged text costs nothing
         for widget in self.query("#status"):
             assert isinstance(widget, Static)
             widget.update(text)

@@ -51,6 +51,10 @@ why it blocks (the run will most likely fail as the field report's did)."""
 
     result: reactive[SizingResult | None] = reactive(None, init=False, always_update=True)
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._shown: dict[str, str] = {}
+
     def compose_body(self) -> ComposeResult:
         node = self.wizard.node
         assert node is not None, "the sizing screen comes after a node is chosen"
@@ -93,12 +97,11 @@ why it blocks (the run will most likely fail as the field report's did)."""
 
     def watch_result(self, result: SizingResult | None) -> None:
         findings = self.query_one(FindingsList)
-        banner = self.query_one("#override-banner", Static)
         if result is None:
             findings.findings = ()
             self.next_enabled = False
             self.say("vCPUs, RAM and disk must be whole numbers", error=True)
-            banner.update("")
+            self._show("#override-banner", "")
             return
         rec = result.recommendation
         storage = f" on {rec.storage}" if rec.storage else ""
@@ -106,15 +109,13 @@ why it blocks (the run will most likely fail as the field report's did)."""
                           f"[b]{rec.disk_gib}[/b] GiB{storage}  (^r applies it)")
         if not rec.feasible:
             recommendation += f"\n[red]This node cannot host the cluster: {rec.reason}[/]"
-        self.query_one("#recommendation", Static).update(recommendation)
+        self._show("#recommendation", recommendation)
         findings.overridden = self.wizard.overridden
         findings.findings = result.findings
         unresolved = self.wizard.unresolved_blockers(result)
         overridden = [f for f in result.blockers if f.id not in unresolved]
-        banner.update(
-            "[b magenta]Overridden on purpose:[/] " + "; ".join(f.message for f in overridden)
-            if overridden else ""
-        )
+        self._show("#override-banner", "[b magenta]Overridden on purpose:[/] " + "; ".join(
+            f.message for f in overridden) if overridden else "")
         self.next_enabled = not unresolved
         if unresolved:
             self.say(f"{len(unresolved)} blocker{'s' if len(unresolved) > 1 else ''}: "
@@ -124,6 +125,12 @@ why it blocks (the run will most likely fail as the field report's did)."""
         else:
             warnings = len(result.warnings)
             self.say(f"{warnings} warning{'s' if warnings != 1 else ''}" if warnings else "no blockers")
+
+    def _show(self, selector: str, markup: str) -> None:
+        """Update a Static only when its text changes (markup parsing is most of a keystroke's cost)."""
+        if self._shown.get(selector) != markup:
+            self._shown[selector] = markup
+            self.query_one(selector, Static).update(markup)
 
     # --- actions ------------------------------------------------------------------------------
 

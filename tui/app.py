@@ -23,7 +23,6 @@ from backend.answers import Answers
 from backend.engine import Step
 from backend.errors import VlbError
 from backend.journal import RunDir, unfinished_runs
-from backend.plan import build_plan
 from backend.target import open_target
 from tui.connection import ProbeOpener, target_opener
 from tui.runner import Launch, TargetOpener, new_launch, resume_launch
@@ -84,7 +83,7 @@ class WizardApp(App[int]):
         runs_root: Path | None = None,
         first_step: str = "start",
         demo: Demo | None = None,
-        plan: Callable[[], list[Step]] = build_plan,
+        plan: Callable[[], list[Step]] | None = None,
         run_target_opener: TargetOpener = open_target,
         run_screen_factory: Callable[[Launch], Screen] | None = None,
         blink: bool = True,

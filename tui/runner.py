@@ -17,7 +17,6 @@ from backend.answers import Answers
 from backend.bus import EventBus, Subscriber
 from backend.engine import Engine, RunContext, RunOptions, Step
 from backend.journal import ANSWERS, Journal, RunDir
-from backend.plan import build_plan
 from backend.target import Target, TargetOptions, open_target
 
 TargetOpener = Callable[[Answers, TargetOptions], Awaitable[Target]]
@@ -54,9 +53,14 @@ def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
 
 
 async def run_engine(launch: Launch, subscriber: Subscriber, *,
-                     plan: Callable[[], list[Step]] = build_plan,
+                     plan: Callable[[], list[Step]] | None = None,
                      opener: TargetOpener = open_target) -> int:
-    """Run the plan; every event reaches the journal first, then `subscriber`. Returns the exit code."""
+    """Run the plan (backend.plan's by default); every event reaches the journal first, then
+    `subscriber`. Returns the exit code."""
+    if plan is None:
+        from backend.plan import build_plan  # the steps pull in SSH and friends: only when a run starts
+
+        plan = build_plan
     steps = plan()
     launch.planned = [(s.id, s.title, s.group) for s in steps]
     journal = Journal(launch.run)
