@@ -189,6 +189,20 @@ def _nextid(api: PveApi, p: dict, user: str) -> object:
     return str(next(n for n in range(100, 1_000_000_000) if str(n) not in used))
 
 
+@route("GET", "/cluster/sdn/ipams")
+def _ipams(api: PveApi, p: dict, user: str) -> object:
+    if p.get("type") not in (None, "pve"):
+        return []
+    return [{"ipam": "pve", "type": "pve", "digest": "0" * 40}]
+
+
+@route("GET", "/cluster/sdn/ipams/{ipam}")
+def _ipam(api: PveApi, p: dict, user: str) -> object:
+    if p["ipam"] != "pve":
+        raise failed(f"sdn '{p['ipam']}' does not exist")
+    return {"ipam": "pve", "type": "pve", "digest": "0" * 40}
+
+
 @route("GET", "/cluster/sdn/ipams/{ipam}/status")
 def _ipam_status(api: PveApi, p: dict, user: str) -> object:
     if p["ipam"] != "pve":

@@ -44,6 +44,7 @@ from backend.lab.world import GuestHooks
 from backend.secrets import redact, register_secret
 
 log = logging.getLogger("vlb.lab.pve")
+log.addHandler(logging.NullHandler())  # never to the terminal; each server also writes <state>/pve.log
 
 BASE = "/api2/json"
 MAX_POST = 64 * 1024
@@ -91,15 +92,14 @@ class PveServer:
         self.auth = Auth(clock, token_id=token_id, token_secret=self.token_secret, user=self.user,
                          password=self.password, key=bytes.fromhex(own["authkey"]))
         self.schema = ApiSchema.load() if schema == "auto" else schema
-        if self.schema is None:
-            self.schema_note = f"API schema not found at {schema_path()}: requests are NOT validated"
-            log.warning(self.schema_note)
-        else:
-            self.schema_note = ""
+        self.schema_note = "" if self.schema is not None else (
+            f"API schema not found at {schema_path()}: requests are NOT validated")
         self.cert, self.key, self.fingerprint = ensure_certificate(self.state_dir / "tls")
         self.api = PveApi(self.state, self.fingerprint)
         self.requests_log = self.state_dir / "pve-requests.jsonl"
         self._log_lock = threading.Lock()
+        self._log_handler = logging.FileHandler(self.state_dir / "pve.log", encoding="utf-8", delay=True)
+        self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         self._stop = threading.Event()
         self._httpd: ThreadingHTTPServer | None = None
         self._threads: list[threading.Thread] = []
@@ -107,6 +107,9 @@ class PveServer:
     # --- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> PveServer:
+        log.addHandler(self._log_handler)
+        if self.schema_note:
+            log.warning(self.schema_note)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.minimum_version = ssl.TLSVersion.TLSv1_2
         context.load_cert_chain(str(self.cert), str(self.key))
@@ -134,6 +137,8 @@ class PveServer:
         for thread in self._threads:
             thread.join(timeout=2)
         self._threads = []
+        log.removeHandler(self._log_handler)
+        self._log_handler.close()
 
     def __enter__(self) -> PveServer:
         return self.start()
