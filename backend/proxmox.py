@@ -56,8 +56,9 @@ from backend.target import Target, fetch_certificate_fingerprint
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 10.0  # wall seconds to open a connection
-READ_TIMEOUT_S = 90.0  # wall seconds for an answer (import-metadata alone may take 30 s)
+CONNECT_TIMEOUT_S = 10.0  # target seconds to open a connection
+READ_TIMEOUT_S = 90.0  # target seconds for an answer (import-metadata alone may take 30 s)
+MIN_TIMEOUT_WALL_S = 5.0  # however fast a compressed lab runs, never give up sooner on the wall
 MAX_ATTEMPTS = 6  # a call is tried at most this often (backoff 1, 2, 4, 8, 16 s of target time)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
@@ -102,6 +103,11 @@ class _Failure:
     error: VlbError
     retryable: bool
     short: str  # for RetryScheduled: what went wrong, in a few words
+
+
+def _not_transient(error: ProxmoxApiError) -> bool:
+    """Errors not worth a retry for a call that is polled anyway (missing, refused, not served)."""
+    return error.status in (400, 403, 404, 501)
 
 
 # --- pure helpers (unit-tested without a server) -------------------------------------------------
@@ -233,6 +239,15 @@ def ipv4_addresses(interfaces: Sequence[dict]) -> list[str]:
     return found
 
 
+def default_timeouts(clock: Clock) -> tuple[float, float]:
+    """(connect, read) wall seconds: the target-time limits on this clock, never below a floor.
+
+    A real host runs at speed 1 (10 s, 90 s); a lab compressed N-fold answers N times faster, so
+    its limits shrink with it, down to MIN_TIMEOUT_WALL_S."""
+    return (max(MIN_TIMEOUT_WALL_S, clock.wall_seconds(CONNECT_TIMEOUT_S)),
+            max(MIN_TIMEOUT_WALL_S, clock.wall_seconds(READ_TIMEOUT_S)))
+
+
 def normalize_fingerprint(value: str) -> str:
     """'aa:bb:…' or 'aabb…' -> 'AA:BB:…'."""
     digits = re.sub(r"[^0-9A-Fa-f]", "", value or "").upper()
@@ -267,13 +282,14 @@ class ProxmoxClient:
         self.bus = bus
         self.clock: Clock = target.clock
         self.max_attempts = max(1, max_attempts)
-        self.timeout = timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+        self.timeout = timeout or default_timeouts(target.clock)
         parsed = urlparse(target.proxmox_url)
         self.host = parsed.hostname or target.proxmox_url
         self.port = parsed.port or 8006
         self.fingerprint = normalize_fingerprint(target.fingerprint or "")
         self.pve_version = ""
         self._connected = False
+        self._ipam_names: list[str] | None = None
 
     # --- connecting ---
 
@@ -291,7 +307,7 @@ class ProxmoxClient:
             verify: bool | str = False  # the pin replaces CA verification (Proxmox certificates are self-signed)
         else:
             verify = target.ca_file or True
-        timeouts = timeout or (CONNECT_TIMEOUT_S, READ_TIMEOUT_S)
+        timeouts = timeout or default_timeouts(target.clock)
         api = ProxmoxAPI(
             parsed.hostname,
             port=parsed.port or 8006,
@@ -807,19 +823,27 @@ class ProxmoxClient:
             raise
         return ipv4_addresses((data or {}).get("result") or [])
 
+    async def _ipams(self) -> list[str]:
+        """The cluster's IPAMs, the built-in 'pve' first (read once; 'pve' alone if they cannot be listed)."""
+        if self._ipam_names is None:
+            try:
+                rows = await self.request("GET", ("cluster", "sdn", "ipams"), {}, op="list the SDN IPAMs",
+                                          expected=_not_transient)
+                names = [str(r.get("ipam")) for r in rows or () if r.get("ipam")]
+            except ProxmoxApiError:
+                names = []
+            self._ipam_names = ["pve", *(n for n in names if n != "pve")]
+        return self._ipam_names
+
     async def dhcp_address(self, vm: VmRef) -> str | None:
         """The address the host's DHCP (SDN IPAM) gave the VM's NIC, before a guest agent exists."""
         mac = vmconfig.mac_of((await self.vm_config(vm)).get("net0"))
         if not mac:
             return None
-        try:
-            ipams = await self.get("cluster", "sdn", "ipams", op="list the SDN IPAMs")
-        except ProxmoxApiError:
-            return None
-        for ipam in ipams or ():
+        for ipam in await self._ipams():
             try:
-                rows = await self.get("cluster", "sdn", "ipams", ipam.get("ipam", ""), "status",
-                                      op=f"read IPAM {ipam.get('ipam')}'s leases")
+                rows = await self.request("GET", ("cluster", "sdn", "ipams", ipam, "status"), {},
+                                          op=f"read IPAM {ipam}'s leases", expected=_not_transient)
             except (ProxmoxApiError, ValueError):
                 continue
             for row in rows or ():

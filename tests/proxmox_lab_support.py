@@ -1,0 +1,60 @@
+"""Helpers for the Proxmox client and provisioning tests: a lab target, its request log, events."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import backend.lab  # noqa: F401 - registers the 'lab' target provider, as the entry points do
+from backend.answers import Answers
+from backend.bus import EventBus
+from backend.events import Event
+from backend.lab.faults import FaultPlan
+from backend.lab.world import LabWorld
+from backend.secrets import Secret
+from backend.target import Target, TargetOptions, open_target
+
+SPEED = 600.0
+
+
+def lab_answers(profile: str = "seed", **sections: dict) -> Answers:
+    data: dict = {"lab": {"host_profile": profile}}
+    data.update(sections)
+    return Answers.model_validate(data)
+
+
+async def open_lab(state_dir: Path, profile: str = "seed", speed: float = SPEED) -> Target:
+    """A lab target through the provider registry, as a run opens it."""
+    return await open_target(lab_answers(profile), TargetOptions(speed=speed, state_dir=state_dir))
+
+
+def world_target(world: LabWorld) -> Target:
+    """A target for a lab world started directly (for scheduled faults)."""
+    assert world.pve is not None
+    return Target(label="lab", proxmox_url=world.pve.url, token_id="root@pam!vlb",
+                  token_secret=Secret(world.token_secret), clock=world.clock, fingerprint=world.pve.fingerprint)
+
+
+def start_world(state_dir: Path, profile: str = "seed", faults: FaultPlan | None = None) -> LabWorld:
+    return LabWorld(state_dir, profile, SPEED, faults=faults).start()
+
+
+def requests_log(state_dir: Path) -> list[dict]:
+    path = state_dir / "pve-requests.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def requests_to(state_dir: Path, method: str, path: str) -> list[dict]:
+    return [r for r in requests_log(state_dir) if r["method"] == method and r["path"] == path]
+
+
+class Recorder:
+    """A bus that keeps every event."""
+
+    def __init__(self, clock=None) -> None:  # noqa: ANN001 - a Clock
+        self.bus = EventBus(clock)
+        self.events: list[Event] = []
+        self.bus.subscribe(self.events.append)
+
+    def of(self, kind: str) -> list[Event]:
+        return [e for e in self.events if e.kind == kind]
