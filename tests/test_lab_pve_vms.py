@@ -33,7 +33,9 @@ def test_create_with_ova_import_is_a_task_that_runs_then_ends_ok(world):
     assert upid.startswith("UPID:pve:") and ":qmcreate:100:root@pam!vlb:" in upid
     running = api.nodes("pve").tasks(upid).status.get()
     assert running["status"] == "running" and "exitstatus" not in running
-    assert api.nodes("pve").qemu(100).config.get()["lock"] == "create"
+    creating = api.nodes("pve").qemu(100).config.get()
+    assert creating["lock"] == "create" and "name" not in creating  # only the lock until the worker ends
+    assert [r["name"] for r in api.cluster.resources.get(type="vm")] == ["VM 100"]
 
     done = wait_task(api, "pve", upid)
     assert (done["status"], done["exitstatus"]) == ("stopped", "OK")
@@ -61,7 +63,18 @@ def test_a_second_create_of_the_same_vmid_is_refused(world):
     _create(api)
     with pytest.raises(ResourceException) as info:
         _create(api)
-    assert (info.value.status_code, info.value.content) == (500, "VM 100 already exists on node 'pve'")
+    assert (info.value.status_code, info.value.content) == (
+        500, "unable to create VM 100 - VM 100 already exists on node 'pve'")
+
+
+def test_an_import_from_a_missing_volume_fails_the_task_and_leaves_no_vm(world):
+    api = client(world)
+    upid = _create(api, scsi0="local-lvm:0,import-from=local:import/other.ova/other-disk1.vmdk")
+    status = wait_task(api, "pve", upid)
+    assert status["exitstatus"] == ("unable to create VM 100 - cannot import from "
+                                    "'local:import/other.ova/other-disk1.vmdk' - could not get size of "
+                                    "local:import/other.ova/other-disk1.vmdk")
+    assert api.nodes("pve").qemu.get() == []
 
 
 def test_start_boots_the_guest_with_the_vms_hardware_and_the_agent_answers_once_up(world):

@@ -22,7 +22,7 @@ import uuid
 
 from backend.lab.profiles import GIB, OVA_DISK_SIZE, OVA_NAME, OVA_SIZE, NodeProfile
 from backend.lab.pve import vmconf
-from backend.lab.pve.errors import ApiError, failed, param_error
+from backend.lab.pve.errors import failed, param_error
 from backend.lab.pve.state import PveState
 from backend.lab.pve.tasks import transfer_lines
 from backend.lab.world import GuestHardware
@@ -60,7 +60,7 @@ class Qemu:
     def __init__(self, state: PveState) -> None:
         self.state = state
         state.effects.update({
-            "create": self._created, "start": self._started, "shutdown": self._shut_down, "stop": self._shut_down,
+            "create": self._created, "create_failed": self._create_failed, "start": self._started, "shutdown": self._shut_down, "stop": self._shut_down,
             "reboot": self._rebooted, "snapshot": self._snapshotted, "rollback": self._rolled_back,
             "delsnapshot": self._snapshot_deleted, "destroy": self._destroyed, "unlock": self._unlock,
         })
@@ -97,9 +97,6 @@ class Qemu:
                                      duration=FAIL_S if error else duration, lines=lines, error=error,
                                      op="" if error else op, args=args)
 
-    def _failed_task(self, node: str, vmid: int, kind: str, user: str, error: str) -> str:
-        return self.state.start_task(node=node, kind=kind, ident=str(vmid), user=user, duration=FAIL_S, error=error)
-
     # --- create --------------------------------------------------------------------------------
 
     def create(self, node_name: str, params: dict[str, str], user: str) -> str:
@@ -108,7 +105,7 @@ class Qemu:
         vmid = int(params["vmid"])
         existing = state.data["vms"].get(str(vmid))
         if existing is not None:
-            raise failed(f"VM {vmid} already exists on node '{existing['node']}'")
+            raise failed(f"unable to create VM {vmid} - VM {vmid} already exists on node '{existing['node']}'")
         config = {k: v for k, v in params.items() if k not in NOT_CONFIG}
         drives = {k: vmconf.parse_drive(v) for k, v in config.items() if vmconf.is_drive(k)}
         imports: dict[str, dict] = {}
@@ -126,15 +123,18 @@ class Qemu:
             boot = vmconf.default_boot_order(config)
             if boot:
                 config["boot"] = boot
-        placeholder = {k: v for k, v in config.items() if not vmconf.is_drive(k)}
-        placeholder["lock"] = "create"
+        # Like create_and_lock_config: until the worker writes the whole config at its end, the VM's
+        # config holds nothing but the lock (no name, no tags).
         state.data["vms"][str(vmid)] = {
-            "vmid": vmid, "node": node.node, "config": placeholder, "pending": {}, "pending_delete": [],
+            "vmid": vmid, "node": node.node, "config": {"lock": "create"}, "pending": {}, "pending_delete": [],
             "snapshots": {}, "status": "stopped", "started": None, "qemu_pid": None,
         }
-        lines, duration, final = self._plan_disks(vmid, node, drives, imports)
-        final_config = {**{k: v for k, v in config.items() if not vmconf.is_drive(k)}, **final}
         state.changed()
+        lines, duration, final, error = self._plan_disks(vmid, node, drives, imports)
+        if error:
+            return state.start_task(node=node.node, kind="qmcreate", ident=str(vmid), user=user, duration=duration,
+                                    lines=lines, op="create_failed", error=f"unable to create VM {vmid} - {error}")
+        final_config = {**{k: v for k, v in config.items() if not vmconf.is_drive(k)}, **final}
         return state.start_task(node=node.node, kind="qmcreate", ident=str(vmid), user=user, duration=duration,
                                 lines=lines, op="create",
                                 args={"config": final_config, "start": params.get("start") == "1"})
@@ -160,11 +160,14 @@ class Qemu:
                 if work_store.type != "dir" or "images" not in self.state.storage_content(work_store):
                     raise param_error({"import-working-storage": (
                         f"storage '{working}' does not support 'images' content type or is not file based")})
+            source_volume = re.match(r"^([^:/]+):", source)
+            if source_volume:
+                self.state.storage(node, source_volume.group(1))
             imports[key] = {"source": source, "inner": inner.groupdict() if inner else None}
 
     def _plan_disks(self, vmid: int, node: NodeProfile, drives: dict[str, dict],
-                    imports: dict[str, dict]) -> tuple[list[tuple[float, str]], float, dict[str, str]]:
-        """The create task's log, its duration and the drives as they end up in the config."""
+                    imports: dict[str, dict]) -> tuple[list[tuple[float, str]], float, dict[str, str], str | None]:
+        """The create task's log, its duration, the drives as they end up in the config, or an error."""
         lines: list[tuple[float, str]] = []
         t = 0.5
         final: dict[str, str] = {}
@@ -180,8 +183,10 @@ class Qemu:
             disk_no += 1
             source = drive.pop("import-from", None)
             if source:
-                size, t, more = self._plan_import(vmid, node, storage, volname, imports[key], t)
+                size, t, more, error = self._plan_import(vmid, node, storage, volname, imports[key], t)
                 lines += more
+                if error:
+                    return lines, t + FAIL_S, final, error
             else:
                 size = int(float(match.group(3)) * GIB)
                 lines.append((t, f'  Logical volume "{volname}" created.'))
@@ -191,33 +196,36 @@ class Qemu:
             drive.pop("format", None)
             final[key] = vmconf.print_drive(drive)
             lines.append((t, f"{key}: successfully created disk '{final[key]}'"))
-        return lines, max(t, CREATE_S), final
+        return lines, max(t, CREATE_S), final, None
 
     def _plan_import(self, vmid: int, node: NodeProfile, storage: str, volname: str, info: dict,
-                     t: float) -> tuple[int, float, list[tuple[float, str]]]:
+                     t: float) -> tuple[int, float, list[tuple[float, str]], str | None]:
+        """Extraction (OVA) and conversion of one imported disk; the lab has only the VAST OVA's disk."""
         source, inner = info["source"], info["inner"]
         lines: list[tuple[float, str]] = []
-        if inner is not None:
-            ova_ok = (inner["storage"] == node.ova_storage and inner["ova"] == OVA_NAME
-                      and inner["inner"] == ova_disk_name())
-            if not ova_ok:
-                raise ApiError(500, f"cannot import from '{source}' - could not get size of {source}\n")
-            workdir = f"/var/lib/vz/images/{vmid}/tmp_{self.state.data['next_pid']}_{vmid}"
-            extract_s = OVA_SIZE / EXTRACT_RATE
-            lines.append((t, f"extracting {inner['inner']} from {inner['storage']}:import/{inner['ova']}"))
-            t += extract_s
-            lines.append((t, f"renaming {workdir}/{inner['inner']} to /var/lib/vz/images/{vmid}/"
-                             f"vm-{vmid}-disk-0.vmdk"))
-            size = OVA_DISK_SIZE
-        else:
-            raise ApiError(500, f"cannot import from '{source}' - could not get size of {source}\n")
+        missing = f"cannot import from '{source}' - could not get size of {source}"
+        if inner is None or not (inner["storage"] == node.ova_storage and inner["ova"] == OVA_NAME
+                                 and inner["inner"] == ova_disk_name()):
+            return 0, t, lines, missing
+        workdir = f"/var/lib/vz/images/{vmid}/tmp_{self.state.data['next_pid']}_{vmid}"
+        extract_s = OVA_SIZE / EXTRACT_RATE
+        lines.append((t, f"extracting {inner['inner']} from {inner['storage']}:import/{inner['ova']}"))
+        t += extract_s
+        lines.append((t, f"renaming {workdir}/{inner['inner']} to /var/lib/vz/images/{vmid}/"
+                         f"vm-{vmid}-disk-0.vmdk"))
+        size = OVA_DISK_SIZE
         lines.append((t, f"importing disk '{source}' to VM {vmid} ..."))
         lines.append((t + 0.2, f'  Logical volume "{volname}" created.'))
         convert_s = size / CONVERT_RATE
         lines += transfer_lines(t + 0.5, convert_s, size)
         t += 0.5 + convert_s + 0.5
         lines.append((t, f"Successfully imported disk as 'unused0:{storage}:{volname}'"))
-        return size, t, lines
+        return size, t, lines, None
+
+    def _create_failed(self, task: dict) -> None:
+        """A failed create leaves nothing behind (create_vm destroys the config)."""
+        self.state.data["vms"].pop(task["id"], None)
+        self.state.changed()
 
     def _created(self, task: dict) -> None:
         vm = self.state.data["vms"].get(task["id"])
