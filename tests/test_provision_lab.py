@@ -1,0 +1,213 @@
+"""The provisioning steps against the lab: one VM, created exactly for the OVA's first boot, found
+again on a rerun; sizing blockers stop before anything is created; `check` changes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from backend import provision, vmconfig
+from backend.engine import Engine, RunContext, RunOptions
+from backend.journal import Journal, RunDir
+from backend.proxmox import ProxmoxClient, VmRef
+from tests.proxmox_lab_support import Recorder, lab_answers, open_lab, requests_log, requests_to
+
+OVA_PREFIX = "local:import/vast-5.4.0-loopback.ova/"
+
+
+async def _provision(tmp_path, target, answers, name="run", *, force=False, resume_dir=None):
+    run = RunDir.open(resume_dir) if resume_dir else RunDir.create(tmp_path / name, answers.vm.name)
+    recorder = Recorder(target.clock)
+    journal = Journal(run)
+    recorder.bus.subscribe(journal)
+    ctx = RunContext(answers=answers, target=target, bus=recorder.bus, run=run,
+                     options=RunOptions(force=force, resume=resume_dir is not None))
+    code = await Engine(ctx, provision.steps()).run()
+    journal.close()
+    return code, recorder, ctx
+
+
+@pytest.fixture
+async def seed(tmp_path):
+    target = await open_lab(tmp_path / "lab", "seed")
+    yield target
+    await target.close()
+
+
+async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_path, seed):
+    code, rec, ctx = await _provision(tmp_path, seed, lab_answers("seed"))
+    assert code == 0, [e.to_dict() for e in rec.of("RunFinished")]
+    creates = requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")
+    assert len(creates) == 1
+    params = creates[0]["params"]
+    scsi0 = params.pop("scsi0")
+    assert scsi0.startswith(f"local-lvm:0,import-from={OVA_PREFIX}") and scsi0.endswith(".vmdk")
+    assert params == {
+        "vmid": "100", "name": "vast-loopback", "machine": "q35", "ostype": "l26",
+        "scsihw": "lsi", "cpu": "host", "sockets": "1", "cores": "12", "memory": str(117 * 1024),
+        "balloon": "0", "numa": "0", "agent": "1", "net0": "virtio,bridge=vmbr0", "boot": "order=scsi0",
+        "tags": "vast-loopback",
+    }
+    # 'local' holds the OVA but not images: it gets 'images' once so Proxmox can extract the disk
+    puts = requests_to(tmp_path / "lab", "PUT", "/storage/local")
+    assert len(puts) == 1 and "images" in puts[0]["params"]["content"].split(",")
+
+    kinds = [e.kind for e in rec.events]
+    assert kinds.count("VmCreated") == 1 and "VmFound" not in kinds
+    host = rec.of("HostFactsGathered")[0]
+    assert (host.node, host.facts["cores"], host.facts["threads"]) == ("pve", 12, 24)
+    sizing = rec.of("SizingEvaluated")[0]
+    assert sizing.recommendation["vcpus"] == 12 and sizing.recommendation["memory_gib"] == 117
+    address = rec.of("GuestAddressResolved")[0]
+    assert address.source == "dhcp" and address.address.startswith("192.168.30.")
+    assert ctx.facts["guest_address"] == address.address and ctx.facts["vmid"] == 100
+    assert any(e.kind == "StepProgressed" and e.step == "create_vm" and e.fraction == 1.0 for e in rec.events)
+
+    client = await ProxmoxClient.connect(seed)
+    try:
+        vm = VmRef("pve", 100, "vast-loopback")
+        config = await client.vm_config(vm)
+        status = await client.status(vm)
+    finally:
+        await client.close()
+    assert vmconfig.drive_size_gib(config["scsi0"]) == 1000  # grown from the OVA's 600 GiB
+    assert config["scsihw"] == "lsi" and config["balloon"] in (0, "0") and config["cpu"] == "host"
+    assert status["status"] == "running"
+
+
+async def test_a_rerun_finds_its_vm_and_never_creates_a_second(tmp_path, seed):
+    assert (await _provision(tmp_path, seed, lab_answers("seed"), "first"))[0] == 0
+    code, rec, ctx = await _provision(tmp_path, seed, lab_answers("seed"), "second")
+    assert code == 0
+    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
+    assert [e.vmid for e in rec.of("VmFound")] == [100] and not rec.of("VmCreated")
+    assert len(requests_to(tmp_path / "lab", "PUT", "/nodes/pve/qemu/100/resize")) == 1
+    assert ctx.facts["vmid"] == 100
+
+
+async def test_resume_rechecks_the_vm_and_skips_what_is_still_true(tmp_path, seed):
+    code, _, ctx = await _provision(tmp_path, seed, lab_answers("seed"), "run")
+    assert code == 0
+    run_dir = tmp_path / "run"
+    meta = RunDir.open(run_dir)
+    meta.write_meta({**meta.read_meta(), "status": "running"})  # as if it had been killed
+    code, rec, _ = await _provision(tmp_path, seed, lab_answers("seed"), resume_dir=run_dir)
+    assert code == 0
+    assert [e.step for e in rec.of("StepSkipped")] == ["connect", "size", "ova", "create_vm", "first_boot"]
+    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
+
+
+async def test_resume_after_the_vm_was_stopped_starts_it_again(tmp_path, seed):
+    assert (await _provision(tmp_path, seed, lab_answers("seed"), "run"))[0] == 0
+    client = await ProxmoxClient.connect(seed)
+    try:
+        await client.stop(VmRef("pve", 100, "vast-loopback"))
+    finally:
+        await client.close()
+    meta = RunDir.open(tmp_path / "run")
+    meta.write_meta({**meta.read_meta(), "status": "running"})
+    code, rec, ctx = await _provision(tmp_path, seed, lab_answers("seed"), resume_dir=tmp_path / "run")
+    assert code == 0
+    assert "first_boot" not in [e.step for e in rec.of("StepSkipped")]
+    assert [e.action for e in rec.of("VmPowerChanged")] == ["start"]
+    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
+
+
+async def test_a_fixed_guest_address_is_taken_from_the_answers(tmp_path, seed):
+    answers = lab_answers("seed", guest={"address": "10.1.2.3"})
+    code, rec, _ = await _provision(tmp_path, seed, answers)
+    assert code == 0
+    assert [(e.address, e.source) for e in rec.of("GuestAddressResolved")] == [("10.1.2.3", "answers")]
+
+
+async def test_a_vm_of_the_same_name_not_made_by_us_is_left_alone(tmp_path, seed):
+    client = await ProxmoxClient.connect(seed)
+    try:
+        upid = await client.request("POST", ("nodes", "pve", "qemu"), {"vmid": 555, "name": "vast-loopback",
+                                                                       "memory": 1024}, op="create a stranger")
+        await client.wait_task(upid)
+    finally:
+        await client.close()
+    code, rec, _ = await _provision(tmp_path, seed, lab_answers("seed"))
+    assert code == 1
+    message = rec.of("RunFinished")[0].message
+    assert "555" in message and "not created by vast-loopback" in message
+    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1  # only the stranger
+
+
+async def test_sizing_blockers_stop_before_anything_is_created(tmp_path):
+    target = await open_lab(tmp_path / "lab", "small")
+    try:
+        code, rec, _ = await _provision(tmp_path, target, lab_answers("small"))
+    finally:
+        await target.close()
+    assert code == 3
+    finished = rec.of("RunFinished")[0]
+    assert finished.outcome == "blocked" and "--force" in finished.message
+    assert not [r for r in requests_log(tmp_path / "lab") if r["method"] != "GET"]
+
+
+async def test_too_many_vcpus_for_the_cores_is_blocked_as_in_attempt_2(tmp_path, seed):
+    code, rec, _ = await _provision(tmp_path, seed, lab_answers("seed", vm={"vcpus": 24}))
+    assert code == 3
+    blockers = [f["id"] for f in rec.of("SizingEvaluated")[0].findings if f["severity"] == "blocker"]
+    assert blockers == ["vcpus-over-cores"]
+    assert not requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")
+
+
+async def test_big_cluster_places_the_vm_on_the_best_node_with_numa(tmp_path):
+    target = await open_lab(tmp_path / "lab", "big")
+    try:
+        code, rec, ctx = await _provision(tmp_path, target, lab_answers("big"))
+    finally:
+        await target.close()
+    assert code == 0
+    assert ctx.facts["node"] == "pve2"  # most free memory among equal nodes
+    create = requests_to(tmp_path / "lab", "POST", "/nodes/pve2/qemu")[0]["params"]
+    assert (create["cores"], create["numa"], create["memory"]) == ("24", "1", str(160 * 1024))
+
+
+@pytest.mark.parametrize(
+    ("profile", "ok", "node", "blockers", "rec"),
+    [
+        ("seed", True, "pve", [], (12, 117, 1000)),
+        ("small", False, "pve-small", ["host-memory-too-small", "memory-below-minimum"], (8, 54, 930)),
+        ("big", True, "pve2", [], (24, 160, 1000)),
+    ],
+)
+async def test_check_host_on_each_profile_changes_nothing(tmp_path, profile, ok, node, blockers, rec):
+    target = await open_lab(tmp_path / "lab", profile)
+    try:
+        result = await provision.check_host(lab_answers(profile), target)
+    finally:
+        await target.close()
+    assert result["ok"] is ok
+    assert result["host"]["node"] == node and result["host"]["pve_version"]
+    assert sorted(f["id"] for f in result["findings"] if f["severity"] == "blocker") == sorted(blockers)
+    recommendation = result["recommendation"]
+    assert (recommendation["vcpus"], recommendation["memory_gib"])  == rec[:2]
+    assert all(set(f) == {"id", "severity", "message", "remedy", "evidence"} for f in result["findings"])
+    assert not [r for r in requests_log(tmp_path / "lab") if r["method"] != "GET"]
+
+
+async def test_check_host_reports_a_missing_ova_and_bridge(tmp_path, seed):
+    answers = lab_answers("seed", ova="local:import/other.ova", vm={"bridge": "vmbr9"})
+    result = await provision.check_host(answers, seed)
+    blockers = {f["id"]: f for f in result["findings"] if f["severity"] == "blocker"}
+    assert set(blockers) == {"ova-missing", "bridge-missing"}
+    assert "Upload" in blockers["ova-missing"]["remedy"] and "vmbr0" in blockers["bridge-missing"]["remedy"]
+
+
+@pytest.mark.parametrize(("profile", "exit_code"), [("seed", 0), ("small", 3)])
+def test_cli_check_json_exit_codes(tmp_path, capsys, profile, exit_code):
+    from tui.cli import main
+
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(f"proxmox: {{url: lab}}\nlab: {{host_profile: {profile}}}\n")
+    assert main(["check", str(answers), "--json"]) == exit_code
+    result = json.loads(capsys.readouterr().out)
+    assert set(result) >= {"ok", "findings", "recommendation", "host"}
+    assert result["ok"] is (exit_code == 0)
+    assert set(result["recommendation"]) >= {"vcpus", "memory_gib", "disk_gib"}
+    assert result["host"]["cores"] == {"seed": 12, "small": 8}[profile]
