@@ -221,3 +221,19 @@ def test_the_world_continues_after_a_restart_and_finishes_a_task_that_was_runnin
         assert state_file["vms"]["100"]["config"]["scsi0"].endswith("size=600G")
     finally:
         again.stop()
+
+
+def test_reboot_and_a_poweroff_from_inside_the_guest(world):
+    api = client(world)
+    wait_task(api, "pve", api.nodes("pve").qemu.post(vmid=100, name="a", memory=1024, cores=2))
+    vm = api.nodes("pve").qemu(100)
+    with pytest.raises(ResourceException) as info:
+        vm.status.reboot.post()
+    assert info.value.content == "VM 100 not running"
+    wait_task(api, "pve", vm.status.start.post())
+    vm.config.put(cores=4)  # pending until the VM is started again; an API reboot is a stop + start
+    assert wait_task(api, "pve", vm.status.reboot.post())["exitstatus"] == "OK"
+    assert world.guest.hardware[100].vcpus == 4
+    assert [c[0] for c in world.guest.calls if c[1] == 100][-2:] == ["power_off", "power_on"]
+    world.pve.guest_initiated(100, "poweroff")  # PowerHooks, as the guest side calls it
+    assert vm.status.current.get()["status"] == "stopped"
