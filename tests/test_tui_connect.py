@@ -128,3 +128,16 @@ async def test_opener_bad_input_shows_its_message():
         await app.workers.wait_for_complete()
         await pilot.pause()
         assert app.screen.status == "proxmox.token_secret: environment variable PVE_TOKEN is not set"
+
+
+def test_describe_error_is_one_line_and_never_shows_a_secret():
+    from backend.errors import TargetUnreachable
+    from backend.secrets import Secret
+    from tui.connection import describe_error
+
+    secret = Secret("tok-9c1e-known-secret")
+    error = TargetUnreachable(f"401 for token {secret.reveal()}", hint="check the token")
+    line = describe_error(error, "https://pve.example:8006")
+    assert line == "401 for token ***"
+    assert describe_error(TimeoutError(), "https://pve.example:8006").startswith("no answer from https://pve")
+    assert describe_error(RuntimeError("boom\nsecond line")) == "connection test failed: RuntimeError: boom"

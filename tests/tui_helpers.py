@@ -13,7 +13,7 @@ from backend.errors import RunFailed, TargetUnreachable
 from backend.hostfacts import HostInventory
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions
-from tests.conftest import BIG, SEED, SMALL, node
+from tests.conftest import SEED, SMALL, node
 from tui.app import Demo, WizardApp
 from tui.connection import Probe
 from tui.state import WizardState
@@ -32,7 +32,6 @@ BIG_INVENTORY = HostInventory(
     FINGERPRINT,
     "lab-cluster",
 )
-assert BIG.cores == 32
 
 
 @dataclass
