@@ -90,6 +90,8 @@ def _header(data: dict) -> list[str]:
         status = "✅ SUCCESSFUL (cluster ONLINE, cluster_deploy completed)"
     elif critical or run["outcome"] == "failed" or (deploy and deploy["state"] == "FAILED"):
         status = f"❌ FAILED ({critical[0]['id'] if critical else 'see the findings'})"
+    elif run["outcome"] in ("blocked", "aborted", "stopped", "prepared"):
+        status = f"⏹️ {run['outcome'].upper()}" + (f" ({run['message']})" if run["message"] else "")
     elif cluster["final_state"]:
         status = f"⚠️ NOT FINISHED (last cluster state {cluster['final_state']})"
     else:

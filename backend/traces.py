@@ -145,7 +145,7 @@ def read_loadavg(lines: Iterable[str], stats: FileStats) -> Iterator[tuple[float
 # --- memory.log ----------------------------------------------------------------------------------
 
 _MEMINFO = re.compile(r"^(?P<key>[A-Za-z_()0-9]+):\s+(?P<value>\d+)(?:\s*kB)?\s*$")
-_SIZE = re.compile(r"^(?P<num>[\d.,]+)\s*(?P<unit>[KMGTPE]?i?B?|[kKmMgGtT])?$")
+_SIZE = re.compile(r"^(?P<num>[\d.,]+)\s*(?P<unit>[KkMmGgTtPp]?i?B?)$")
 _UNIT_BYTES = {
     "": 1, "B": 1,
     "K": KIB, "KI": KIB, "KIB": KIB, "KB": 1000,
@@ -377,6 +377,8 @@ def read_iostat(lines: Iterable[str], stats: FileStats, facts: dict | None = Non
             if key and number is not None:
                 disk[key] = number
         record["disks"][name] = disk
+    if expect_cpu:
+        stats.skipped += 1  # a report torn after its avg-cpu header
     yield from finish()
     if reports:
         stats.note("first report (averages since boot) left out")
