@@ -8,6 +8,8 @@ Response shapes copy the Proxmox source (keys the schema does not list included)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Callable
 
@@ -318,7 +320,7 @@ def _storage_profile(api: PveApi, name: str):
 def _storage_config(api: PveApi, p: dict, user: str) -> object:
     storage = _storage_profile(api, p["storage"])
     config = {"storage": storage.storage, "type": storage.type,
-              "content": ",".join(api.state.storage_content(storage)), "digest": "0" * 40}
+              "content": ",".join(api.state.storage_content(storage)), "digest": _storage_digest(api)}
     if storage.type == "dir":
         config.update({"path": storage.path or "/var/lib/vz", "prune-backups": "keep-all=1", "shared": 0})
     else:
@@ -326,9 +328,17 @@ def _storage_config(api: PveApi, p: dict, user: str) -> object:
     return config
 
 
+def _storage_digest(api: PveApi) -> str:
+    """The digest of storage.cfg: changes whenever a storage's content list changes."""
+    text = json.dumps(api.state.data["storage_content"], sort_keys=True)
+    return hashlib.sha1(f"{api.profile.name}:{text}".encode()).hexdigest()
+
+
 @route("PUT", "/storage/{storage}")
 def _storage_update(api: PveApi, p: dict, user: str) -> object:
     storage = _storage_profile(api, p["storage"])
+    if p.get("digest") and p["digest"] != _storage_digest(api):
+        raise failed("detected modified configuration - file changed by other user? Try again.")
     if p.get("content") is not None:
         content = [c for c in re.split(r"[,;\s]+", p["content"]) if c]
         allowed = {"dir": {"images", "rootdir", "vztmpl", "iso", "backup", "snippets", "import"},
@@ -388,7 +398,8 @@ def _qemu_config_put(api: PveApi, p: dict, user: str) -> object:
 
 @route("POST", "/nodes/{node}/qemu/{vmid}/config")
 def _qemu_config_post(api: PveApi, p: dict, user: str) -> object:
-    return api.qemu.update_config_task(p["node"], int(p["vmid"]), p, user)
+    upid = api.qemu.update_config_task(p["node"], int(p["vmid"]), p, user)
+    return None if p.get("background_delay") else upid  # done within the delay: null, as on a host
 
 
 @route("GET", "/nodes/{node}/qemu/{vmid}/pending")

@@ -159,9 +159,8 @@ class PveServer:
         return f"https://{self.host}:{self.port}"
 
     def guest_initiated(self, vmid: int, action: str) -> None:
-        """PowerHooks: the guest rebooted or powered itself off."""
-        with self.state.transaction():
-            self.api.qemu.guest_initiated(vmid, action)
+        """PowerHooks: the guest rebooted or powered itself off (applied by the next transaction)."""
+        self.state.post(lambda: self.api.qemu.guest_initiated(vmid, action))
 
     # --- request handling ----------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import queue
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,7 @@ class PveState:
         self.lock = threading.RLock()
         self.effects: dict[str, Effect] = {}
         self._deferred: list[Callable[[], None]] = []
+        self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._dirty = False
         self.dir.mkdir(parents=True, exist_ok=True)
         if self.file.exists():
@@ -73,6 +75,7 @@ class PveState:
         with self.lock:
             try:
                 self.advance()
+                self._drain_inbox()
                 yield self
             finally:
                 if self._dirty:
@@ -83,6 +86,21 @@ class PveState:
                 call()
             except Exception:  # the guest side must never take the API down
                 log.exception("guest hook failed")
+
+    def post(self, change: Callable[[], None]) -> None:
+        """Queue a change from another thread (the guest side); applied by the next transaction.
+
+        Never blocks, so a guest that calls back while the API holds the lock cannot deadlock.
+        """
+        self._inbox.put(change)
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                change = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            change()
 
     def changed(self) -> None:
         self._dirty = True
