@@ -225,6 +225,12 @@ class VastLoad:
                 "wkb_s": interp(WRITE_KB, f), "r_await": interp(R_AWAIT, f), "w_await": interp(W_AWAIT, f),
                 "util": interp(UTIL, f)}
         floor_gib = 1.2  # the field's lowest MemAvailable: the cluster grows into what is left
+        if self.name != "oom" and self.mem_total < FIELD_MEM_TOTAL:
+            # a smaller guest that still holds the cluster: its nodes size their memory to the guest
+            # (MemAvailable keeps the field's proportion); a bigger one keeps the field's absolute use
+            ratio = self.mem_total / FIELD_MEM_TOTAL
+            used, anon = used * ratio, anon * ratio
+            containers = {name: value * ratio for name, value in containers.items()}
         if since is not None and self.name == "oom":
             used, anon, cached, loads, cpu, containers, runnable, floor_gib = self._oom(
                 since, used, anon, cached, loads, cpu, containers, runnable)

@@ -1,0 +1,206 @@
+"""The guest-side VAST stand-ins: argument checks as the real tools do them, one run at a time, the
+world events and containers they produce, and the two failure scenarios' end states."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.installlog import clean_lines, parse_line
+from backend.lab.vast import HERE
+from tests.vast_lab_helpers import BUILD, IP, hardware, make_guest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_scripts_pass_shellcheck():
+    scripts = [str(HERE / "vast_bootstrap.sh"), str(HERE / "vman.sh")]
+    result = subprocess.run([str(REPO / ".venv/bin/shellcheck"), *scripts], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_player_runs_on_the_guests_python_36():
+    result = subprocess.run([str(REPO / ".venv/bin/vermin"), "-t=3.6-", "--no-tips", "--violations",
+                             str(HERE / "player.py")], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_bootstrap_starts_the_vms_containers_and_brings_vms_up(tmp_path):
+    guest = make_guest(tmp_path)
+    result = guest.bootstrap()
+    assert result.returncode == 0, result.stderr
+    world = guest.world()
+    assert world.vms_up and world.cluster is None
+    calls = guest.docker_calls()
+    assert calls[0] == "info"
+    started = [c.split("--name ")[1].split()[0] for c in calls if c.startswith("run")]
+    assert started == ["registry", "vast_vms", "mcvms"]
+
+
+def test_cluster_create_makes_an_online_cluster_with_four_containers(tmp_path):
+    guest = make_guest(tmp_path)
+    assert guest.bootstrap().returncode == 0
+    result = guest.create()
+    assert result.returncode == 0, result.stderr
+    world = guest.world()
+    assert world.cluster["state"] == "ONLINE" and world.cluster["name"] == "lb-vast54"
+    assert world.tasks[2]["state"] == "COMPLETED" and world.tasks[2]["runtime"] == 1064.11
+    assert [h["install_state"] for h in world.hosts] == ["INSTALLED"] * 4
+    assert {n["state"] for n in world.nodes.values()} == {"ACTIVE"}
+    assert world.license["state"] == "ACTIVE"
+    platform = [c for c in guest.docker_calls() if "--name vast_platform_11.0.0.1-" in c]
+    assert len(platform) == 4
+    assert "-p ******" in result.stdout.decode() and "123456" not in result.stdout.decode()
+
+
+@pytest.mark.parametrize(("args", "code", "message"), [
+    ((), 2, "usage: vast_bootstrap.sh"),
+    (("--interface", "10.9.9.9", "--skip-prompt"), 1, "no interface with address 10.9.9.9"),
+    (("--interface", IP, "--bogus"), 2, "unknown argument: --bogus"),
+])
+def test_bootstrap_refuses_bad_arguments(tmp_path, args, code, message):
+    guest = make_guest(tmp_path)
+    result = guest.run("/vast/bundles/vast_bootstrap.sh", *args)
+    assert result.returncode == code
+    assert message in result.stderr.decode()
+    assert guest.events() == []
+
+
+def test_bootstrap_asks_before_it_starts_without_skip_prompt(tmp_path):
+    guest = make_guest(tmp_path)
+    result = guest.run("/vast/bundles/vast_bootstrap.sh", "--interface", IP, stdin="n\n")
+    assert result.returncode == 1 and "aborted" in result.stderr.decode()
+
+
+def test_bootstrap_needs_docker_and_the_release_bundle(tmp_path):
+    guest = make_guest(tmp_path)
+    (tmp_path / "docker-down").touch()
+    result = guest.bootstrap()
+    assert result.returncode == 1 and "docker is not running" in result.stderr.decode()
+    (tmp_path / "docker-down").unlink()
+    for package in (tmp_path / "vast/bundles").glob("vastdata_release_*"):
+        package.unlink()
+    result = guest.bootstrap()
+    assert result.returncode == 1 and "no package found" in result.stderr.decode()
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"build": "release-5-4-0-9999999"}, "Build release-5-4-0-9999999 not found"),
+    ({"pem": "/vast/deploy/missing.pem"}, "ssh key /vast/deploy/missing.pem not found"),
+    ({"password": "wrong"}, "401 Unauthorized"),
+    ({"loopback": False}, "use --loopback"),
+])
+def test_vman_refuses_what_the_real_vcli_refuses(tmp_path, change, message):
+    guest = make_guest(tmp_path)
+    assert guest.bootstrap().returncode == 0
+    build = change.get("build", BUILD)
+    args = [build, change.get("pem", "/vast/deploy/ssh_key.pem"), "vcli", "-u", "admin", "-p",
+            change.get("password", "123456"), "-c", "cluster", "create", "--build", build, "--name", "lb"]
+    if change.get("loopback", True):
+        args.append("--loopback")
+    result = guest.run("/vast/deploy/vman.sh", *args)
+    assert result.returncode == 1
+    assert message in result.stderr.decode()
+    assert guest.world().cluster is None
+
+
+def test_vman_needs_the_bootstrapped_vms_and_creates_one_cluster_only(tmp_path):
+    guest = make_guest(tmp_path)
+    result = guest.create()
+    assert result.returncode == 1 and "run vast_bootstrap.sh first" in result.stderr.decode()
+    assert guest.bootstrap().returncode == 0
+    assert guest.create().returncode == 0
+    again = guest.create()
+    assert again.returncode == 1 and "Cluster lb-vast54 already exists" in again.stderr.decode()
+
+
+def test_a_tool_never_runs_twice_at_once(tmp_path):
+    guest = make_guest(tmp_path, speed=50.0)  # bootstrap lasts ~18 s of wall time at this speed
+    first = guest.start("/vast/bundles/vast_bootstrap.sh", "--interface", IP, "--skip-prompt")
+    try:
+        deadline = time.monotonic() + 10
+        while not guest.events() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        second = guest.bootstrap()
+        assert second.returncode == 1
+        assert "bootstrap is already running" in second.stderr.decode()
+    finally:
+        first.terminate()
+        first.wait(timeout=10)
+    assert first.returncode == 143
+    assert guest.world().tools["bootstrap"].exit == 143  # the world knows the tool ended
+
+
+def test_the_world_moves_on_whatever_the_lab_clock_speed_is_changed_to(tmp_path):
+    guest = make_guest(tmp_path, speed=1.0)
+    running = guest.start("/vast/bundles/vast_bootstrap.sh", "--interface", IP, "--skip-prompt")
+    try:
+        time.sleep(0.3)
+        assert running.poll() is None  # at speed 1 bootstrap would take 15 minutes
+        guest.write_clock(20000.0, origin_target=guest.world().tools["bootstrap"].started + 1)  # a faster lab
+        assert running.wait(timeout=10) == 0
+    finally:
+        if running.poll() is None:
+            running.kill()
+    assert guest.world().vms_up
+
+
+def _failed_run(tmp_path, hw):
+    guest = make_guest(tmp_path, hw)
+    assert guest.bootstrap().returncode == 0
+    result = guest.create()
+    facts = [f for f in map(parse_line, clean_lines(result.stdout.decode())) if f]
+    return guest, result, facts
+
+
+def test_oom_kills_during_activation_and_the_deploy_fails_in_init(tmp_path):
+    guest, result, facts = _failed_run(tmp_path, hardware(memory_gib=97))
+    assert guest.scenario["name"] == "oom"
+    assert result.returncode == 1
+    states = [f.value for f in facts if f.kind == "cluster_state"]
+    assert states[:2] == ["INIT", "ACTIVATING"] and states[-1] == "INIT" and "ONLINE" not in states
+    assert ("task", "FAILED") in [(f.kind, f.value) for f in facts]
+    kmsg = (tmp_path / "dev/kmsg").read_text().splitlines()
+    assert any("invoked oom-killer" in line for line in kmsg)
+    killed = [line for line in kmsg if "Out of memory: Killed process" in line]
+    assert len(killed) == 2 and killed[0].startswith("3,")  # /dev/kmsg records: prio,seq,usec,flags;text
+    world = guest.world()
+    assert world.cluster["state"] == "INIT" and world.tasks[2]["state"] == "FAILED"
+    assert len(world.ooms) == 2
+    activating = next(t for t, s in world.state_changes if s == "ACTIVATING")
+    assert 0 < world.ooms[0] - activating < 120  # during activation
+
+
+def test_overcommit_panics_in_the_keepalive_fiber_and_falls_back_to_init(tmp_path):
+    guest, result, facts = _failed_run(tmp_path, hardware(vcpus=24))
+    assert guest.scenario["name"] == "overcommit"
+    assert result.returncode == 1
+    world = guest.world()
+    states = [s for _, s in world.state_changes]
+    assert states[:4] == ["INSTALLING", "INIT", "ACTIVATING", "UNKNOWN"] and states[-1] == "INIT"
+    assert "ONLINE" not in states
+    activating = next(t for t, s in world.state_changes if s == "ACTIVATING")
+    unknown = next(t for t, s in world.state_changes if s == "UNKNOWN")
+    assert unknown - activating == pytest.approx(117, abs=0.01)  # the support case's 10:39:56 -> 10:41:53
+    assert world.tasks[2]["state"] == "FAILED"
+    workers = (tmp_path / "vast/vman/vms/log/workers.log").read_text()
+    assert workers.startswith('PANIC[P653:E9:S255:F28d time="2025-12-29 ')
+    assert "vmsg_keepalive_fiber" in workers and "test_if_stuck" in workers
+    panic = next(f for f in map(parse_line, workers.splitlines()) if f)
+    assert (panic.kind, panic.value) == ("panic", "P653")
+    assert "Failed to connect to address=11.0.0.1:6001 after 3 attempts." in (
+        tmp_path / "vast/vman/vms/log/vms.log").read_text()
+    assert [f.value for f in facts if f.kind == "task"] == ["FAILED"]
+
+
+def test_start_after_a_reboot_brings_a_deployed_cluster_back(tmp_path):
+    guest = make_guest(tmp_path)
+    assert guest.bootstrap().returncode == 0 and guest.create().returncode == 0
+    result = guest.run("/vast/deploy/vman.sh", BUILD, "/vast/deploy/ssh_key.pem", "start")
+    assert result.returncode == 0, result.stderr
+    world = guest.world()
+    assert world.tools["start"].exit == 0 and world.cluster["state"] == "ONLINE" and world.vms_up
