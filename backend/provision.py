@@ -231,6 +231,12 @@ async def run_create_vm(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     name = ctx.answers.vm.name
     vm = await client.find_vm(name)
+    if vm is None:
+        # a create an interrupted run sent may still be importing: its VM shows no name until it ends
+        for pending in await client.creates_in_progress(require(ctx, "node")):
+            ctx.progress(f"VM {pending.vmid} is still being created by an earlier run; waiting for it")
+            await client.wait_unlocked(pending, on_progress=ctx.progress)
+        vm = await client.find_vm(name)
     if vm is not None:
         ctx.emit(VmFound(vmid=vm.vmid, node=vm.node, name=name))
         await client.wait_unlocked(vm, on_progress=ctx.progress)

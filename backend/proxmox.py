@@ -624,13 +624,19 @@ class ProxmoxClient:
     async def add_storage_content(self, storage: str, content: str) -> bool:
         """Add one content type to a storage (PUT replaces the list, so it is read first).
         Returns False when it was already there."""
+        async def present() -> bool | None:
+            config = await self.storage_config(storage)
+            return True if content in str(config.get("content", "")).split(",") else None
+
         config = await self.storage_config(storage)
         current = [c for c in str(config.get("content", "")).split(",") if c]
         if content in current:
             return False
+        # the digest refuses the change if someone edited the storage meanwhile; a lost answer is
+        # checked (the content is there) rather than sent again with a digest that no longer matches
         await self.request("PUT", ("storage", storage), {"content": ",".join([*current, content]),
                                                          "digest": config.get("digest")},
-                           op=f"add '{content}' to storage {storage}'s content", retry=True)
+                           op=f"add '{content}' to storage {storage}'s content", recover=present)
         return True
 
     # --- VMs ---
@@ -674,16 +680,43 @@ class ProxmoxClient:
         vmid = int(params["vmid"])
 
         async def created() -> VmRef | None:
-            return await self.find_vm(name)
+            # While the import runs, qemu-server's config holds nothing but 'lock: create' (no name,
+            # no tag): the VMID we sent, locked for creation, is the create we sent.
+            found = await self.find_vm(name)
+            if found is not None:
+                return found
+            row = next((r for r in await self.vms() if int(r.get("vmid", -1)) == vmid), None)
+            if row is not None and (row.get("lock") == "create" or row.get("name") == name):
+                return VmRef(node=str(row.get("node") or node), vmid=vmid, name=name)
+            return None
 
         result = await self.request("POST", ("nodes", node, "qemu"), params, op=f"create VM {vmid} ({name})",
                                     recover=created)
         if isinstance(result, VmRef):
             await self.wait_unlocked(result, on_progress=on_progress, timeout_s=timeout_s)
+            await self._confirm_ours(result)
             return result
         await self._maybe_wait(result, description=f"create VM {vmid} ({name})", on_progress=on_progress,
                                timeout_s=timeout_s)
         return VmRef(node=node, vmid=vmid, name=name)
+
+    async def _confirm_ours(self, vm: VmRef) -> None:
+        config = await self.vm_config(vm)
+        if config.get("name") != vm.name or not vmconfig.has_tag(config.get("tags")):
+            raise RunFailed(f"VM {vm.vmid} on {vm.node} is not the VM that was being created ({vm.name})",
+                            hint="another client took that VMID; run again to create the VM with a new one")
+
+    async def creates_in_progress(self, node: str) -> list[VmRef]:
+        """VMs this token is still creating on `node` (an earlier, interrupted run's create, say):
+        their config holds only 'lock: create' until the import ends, so only the task tells."""
+        try:
+            rows = await self.get("nodes", node, "tasks", op=f"list the running tasks on {node}",
+                                  typefilter="qmcreate", source="active")
+        except ProxmoxApiError:
+            return []
+        return [VmRef(node=node, vmid=int(r["id"])) for r in rows or ()
+                if r.get("type") == "qmcreate" and r.get("user") == self.target.token_id
+                and str(r.get("id", "")).isdigit()]
 
     async def wait_unlocked(self, vm: VmRef, *, on_progress: Progress | None = None,
                             timeout_s: float | None = 6 * 3600) -> None:

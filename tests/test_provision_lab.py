@@ -211,3 +211,58 @@ def test_cli_check_json_exit_codes(tmp_path, capsys, profile, exit_code):
     assert result["ok"] is (exit_code == 0)
     assert set(result["recommendation"]) >= {"vcpus", "memory_gib", "disk_gib"}
     assert result["host"]["cores"] == {"seed": 12, "small": 8}[profile]
+
+
+@pytest.mark.parametrize("seed_value", [3, 11])
+async def test_provisioning_survives_random_api_faults_without_a_second_vm(tmp_path, seed_value):
+    faults = {"rate": 0.2, "seed": seed_value, "kinds": ["pve_500", "pve_503", "pve_reset", "pve_timeout"]}
+    answers = lab_answers("seed", lab={"host_profile": "seed", "faults": faults})
+    from backend.target import TargetOptions, open_target
+
+    target = await open_target(answers, TargetOptions(speed=600, state_dir=tmp_path / "lab"))
+    try:
+        run = RunDir.create(tmp_path / "run", answers.vm.name)
+        rec = Recorder(target.clock)
+        ctx = RunContext(answers=answers, target=target, bus=rec.bus, run=run)
+        # a short read timeout so that injected hangs cost a second, not the default floor
+        ctx.services["proxmox"] = await ProxmoxClient.connect(target, rec.bus, timeout=(5.0, 1.0))
+        code = await Engine(ctx, provision.steps()).run()
+    finally:
+        await target.close()
+    assert code == 0, rec.of("RunFinished")[0].message
+    injected = [json.loads(line) for line in (tmp_path / "lab" / "faults.jsonl").read_text().splitlines()]
+    assert len(injected) >= 5
+    assert rec.of("RetryScheduled") and rec.of("RecoveredFromFault")
+    creates = requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")
+    assert len([c for c in creates if c.get("status") == 200 or c.get("fault")]) >= 1
+    client = await ProxmoxClient.connect(await open_lab(tmp_path / "lab", "seed"))
+    try:
+        ours = [vm for vm in await client.vms() if vm.get("name") == "vast-loopback"]
+    finally:
+        await client.close()
+    assert len(ours) == 1
+
+
+async def test_a_create_still_importing_from_an_interrupted_run_is_awaited_not_repeated(tmp_path):
+    # slower lab: the OVA import (about 6 lab minutes) must still run when the new run looks
+    target = await open_lab(tmp_path / "lab", "seed", speed=120)
+    try:
+        client = await ProxmoxClient.connect(target)
+        try:
+            await client.add_storage_content("local", "images")
+            disk = (await client.ova_metadata("pve", "local:import/vast-5.4.0-loopback.ova"))["disks"]["scsi0"]
+            spec = vmconfig.VmSpec(name="vast-loopback", vcpus=12, memory_gib=117, storage="local-lvm",
+                                   bridge="vmbr0", vmid=100)
+            # the interrupted run sent its create and died before the task ended
+            await client.request("POST", ("nodes", "pve", "qemu"), vmconfig.first_boot_config(spec, [disk["volid"]]),
+                                 op="create VM 100")
+            assert (await client.vm_config(VmRef("pve", 100))).get("name") is None  # only 'lock: create'
+        finally:
+            await client.close()
+        code, rec, ctx = await _provision(tmp_path, target, lab_answers("seed"))
+    finally:
+        await target.close()
+    assert code == 0, rec.of("RunFinished")[0].message
+    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
+    assert any("still being created" in e.message for e in rec.of("StepProgressed"))
+    assert [e.vmid for e in rec.of("VmFound")] == [100] and ctx.facts["vmid"] == 100
