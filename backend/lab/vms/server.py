@@ -169,7 +169,7 @@ class VmsServer:
         self._serve_thread.start()
 
     def _close_listener(self, rebind: bool) -> None:
-        httpd, self._httpd = self._httpd, None
+        httpd = self._httpd
         if httpd is None:
             return
         httpd.shutdown()
@@ -179,6 +179,7 @@ class VmsServer:
             self._serve_thread = None
         if rebind:
             self._reserved = self._bind()
+        self._httpd = None  # only now: `listening` is False once connections are refused
 
     def scenario(self) -> dict:
         from backend.lab.vast import SCENARIO_PATH
