@@ -19,7 +19,7 @@ from backend.diagnose import Watcher
 from backend.hostfacts import GIB
 from backend.installlog import line_timestamp
 from backend.journal import SAMPLES, RunDir
-from backend.stats import Stat, TimeBins, histogram, spans
+from backend.stats import Stat, TimeBins, histogram
 
 BIN_S = 10.0
 STALL_EDGES = (50, 100, 250, 500, 1000, 2000, 5000)
@@ -81,6 +81,9 @@ class Stages:
              "activation", "online (deploy finishing)", "after activation", "steady state")
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
         self.step = ""
         self.group = ""
         self.cluster_state = ""
@@ -88,7 +91,9 @@ class Stages:
         self.deploy_done = False
 
     def apply(self, event: ev.Event) -> None:
-        if isinstance(event, ev.StepStarted):
+        if isinstance(event, ev.SnapshotRolledBack):  # the guest is back before the install: start over
+            self.reset()
+        elif isinstance(event, ev.StepStarted):
             self.step, self.group = event.step, event.group
         elif isinstance(event, ev.ClusterStateChanged):
             self.cluster_state = event.state.upper()
@@ -339,31 +344,57 @@ def stall_summary(events: list[ev.Event], late: Stat) -> dict:
 
 
 def phase_rows(events: list[ev.Event]) -> list[dict]:
-    rows: dict[str, dict] = {}
+    """Every run of every step, in order. `attempt` counts rollbacks (a retry after a diagnosed
+    failure starts attempt 2); a step cut short by a crash and run again on resume shows twice, the
+    first time as "interrupted"."""
+    rows: list[dict] = []
+    open_rows: dict[str, dict] = {}
+    attempt = 1
     for event in events:
-        if isinstance(event, ev.StepStarted):
-            rows[event.step] = {"id": event.step, "title": event.title, "group": event.group, "start": event.ts,
-                                "end": None, "duration_s": None, "status": "running"}
-        elif isinstance(event, ev.StepFinished) and event.step in rows:
-            row = rows[event.step]
+        if isinstance(event, ev.SnapshotRolledBack):
+            attempt += 1
+        elif isinstance(event, ev.RunStarted) and event.resumed:
+            for row in open_rows.values():
+                row["status"] = "interrupted"
+            open_rows.clear()
+        elif isinstance(event, ev.StepStarted):
+            if event.step in open_rows:
+                open_rows[event.step]["status"] = "interrupted"
+            row = {"id": event.step, "title": event.title, "group": event.group, "start": event.ts, "end": None,
+                   "duration_s": None, "status": "running", "attempt": attempt}
+            rows.append(row)
+            open_rows[event.step] = row
+        elif isinstance(event, ev.StepFinished) and event.step in open_rows:
+            row = open_rows.pop(event.step)
             row["end"], row["status"] = event.ts, "done" if event.ok else "failed"
             row["duration_s"] = round(event.ts - row["start"], 3)
             if event.error:
                 row["error"] = event.error[:300]
-        elif isinstance(event, ev.StepSkipped) and event.step not in rows:
-            rows[event.step] = {"id": event.step, "title": event.step, "group": "", "start": event.ts, "end": event.ts,
-                                "duration_s": 0.0, "status": "skipped", "reason": event.reason}
-    return sorted(rows.values(), key=lambda r: r["start"])
+        elif isinstance(event, ev.StepSkipped) and not any(r["id"] == event.step for r in rows):
+            rows.append({"id": event.step, "title": event.step, "group": "", "start": event.ts, "end": event.ts,
+                         "duration_s": 0.0, "status": "skipped", "reason": event.reason, "attempt": attempt})
+    return sorted(rows, key=lambda r: r["start"])
 
 
 def cluster_rows(events: list[ev.Event], end: float | None) -> tuple[list[dict], str]:
-    changes: list[tuple[float, str]] = []
+    """Cluster states with how long each lasted. A rollback ends the state it interrupts (the guest
+    went back to before the install), so the retry's INIT is a state of its own."""
+    rows: list[dict] = []
+    open_row: dict | None = None
     for event in events:
-        if isinstance(event, ev.ClusterStateChanged) and (not changes or changes[-1][1] != event.state):
-            changes.append((event.ts, event.state))
-    rows = [{"state": s["value"], "t": s["start"], "duration_s": s["duration_s"]}
-            for s in spans(changes, end)]
-    return rows, (changes[-1][1] if changes else "")
+        if isinstance(event, ev.SnapshotRolledBack) and open_row is not None:
+            open_row["duration_s"] = round(event.ts - open_row["t"], 3)
+            open_row = None
+        elif isinstance(event, ev.ClusterStateChanged):
+            if open_row is not None and open_row["state"] == event.state:
+                continue
+            if open_row is not None:
+                open_row["duration_s"] = round(event.ts - open_row["t"], 3)
+            open_row = {"state": event.state, "t": event.ts, "duration_s": None}
+            rows.append(open_row)
+    if open_row is not None and end is not None:
+        open_row["duration_s"] = round(end - open_row["t"], 3)
+    return rows, (rows[-1]["state"] if rows else "")
 
 
 # --- assembling the result ---------------------------------------------------------------------
@@ -382,16 +413,28 @@ def _gib(value: float | None) -> float | None:
 
 def _timeline(events: list[ev.Event], phases: list[dict], states: list[dict]) -> dict:
     install = [p for p in phases if p["group"] == "install"]
-    install_start = install[0]["start"] if install else None
     deploy_done = next((e.ts for e in events if isinstance(e, ev.VtaskChanged) and e.name == "cluster_deploy"
                         and e.state.upper() in ("COMPLETED", "SUCCEEDED")), None)
-    activating = next((s["t"] for s in states if s["state"] == "ACTIVATING"), None)
-    online = next((s["t"] for s in states if s["state"] == "ONLINE" and activating is not None
-                   and s["t"] >= activating), None)
-    init = next((s["t"] for s in states if s["state"] == "INIT"), None)
-    ended = [p["end"] for p in install if p["end"] is not None]
-    script_end = max(ended) if ended and all(p["end"] is not None for p in install) else None
-    bootstrap = next((p for p in install if "bootstrap" in p["id"]), None)
+    # the attempt that completed (after a rollback and retry, the last one), else the last attempt
+    if deploy_done is not None:
+        before = [p for p in install if p["start"] <= deploy_done]
+        attempt = max((p["attempt"] for p in before), default=1)
+    else:
+        attempt = max((p["attempt"] for p in install), default=1)
+    current = [p for p in install if p["attempt"] == attempt]
+    install_start = min((p["start"] for p in current), default=None)
+    online = next((s["t"] for s in states if s["state"] == "ONLINE"), None)
+    activating = None
+    for state in states:
+        if state["state"] == "ACTIVATING" and (online is None or state["t"] <= online):
+            activating = state["t"]
+    init = None
+    for state in states:
+        if state["state"] == "INIT" and activating is not None and state["t"] <= activating:
+            init = state["t"]
+    ended = [p["end"] for p in current if p["end"] is not None]
+    script_end = max(ended) if current and len(ended) == len(current) else None
+    bootstrap = next((p for p in reversed(current) if "bootstrap" in p["id"] and p["status"] == "done"), None)
 
     def span(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None else round(b - a, 3)
@@ -400,12 +443,12 @@ def _timeline(events: list[ev.Event], phases: list[dict], states: list[dict]) ->
         "start": install_start,
         "deploy_completed": deploy_done,
         "total_s": span(install_start, deploy_done),
+        "attempts": max((p["attempt"] for p in phases), default=0),
         "total_end": "cluster_deploy completed",
         "install_end": script_end,
         "install_script_s": span(install_start, script_end),
         "activation_s": span(activating, online),
-        "init_to_activating_s": span(init, activating) if init is not None and activating is not None
-        and init <= activating else None,
+        "init_to_activating_s": span(init, activating),
         "online_to_deploy_s": span(online, deploy_done),
         "bootstrap_s": bootstrap["duration_s"] if bootstrap else None,
         "phases": phases,

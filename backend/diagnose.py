@@ -206,11 +206,12 @@ class Watcher:
                           self.mem_peak_used / GIB)],
                 self.mem_min_available_t,
             )))
-        collapsed = self.items.get("activation_collapsed")
         root = self.items.get("overcommit") or self.items.get("oom")
-        if collapsed is not None and root is not None and not collapsed.changes:
-            collapsed.changes = dict(root.changes)
-            collapsed.remedy = f"Roll back to the pre-install snapshot, then: {root.remedy}"
+        for consequence in ("activation_collapsed", "deploy_failed", "cluster_failed"):
+            item = self.items.get(consequence)
+            if item is not None and root is not None and not item.changes:
+                item.changes = dict(root.changes)
+                item.remedy = f"Roll back to the pre-install snapshot, then ({root.id}): {root.remedy}"
         return [i for i in new if i is not None]
 
     def diagnoses(self) -> list[Item]:
@@ -269,6 +270,14 @@ class Watcher:
         self.running.pop(e.step, None)
         return []
 
+    def _on_SnapshotRolledBack(self, e: ev.SnapshotRolledBack) -> list[Item]:
+        """The guest is back where it was before the install: the cluster and its steps start over."""
+        self.cluster_state, self.state_since = "", None
+        self.states.clear()
+        self.running.clear()
+        self.mem_min_activation = None
+        return []
+
     def _on_RunFinished(self, e: ev.RunFinished) -> list[Item]:
         self.running.clear()
         return []
@@ -287,7 +296,7 @@ class Watcher:
                 "activation_collapsed", "diagnosis", "critical",
                 f"Activation collapsed: the cluster went {path} (the leader was lost and the cluster fell "
                 "back to INIT, as in the field run's attempt 2); it will not come ONLINE by itself.",
-                "Roll back to the pre-install snapshot and retry once the cause below is fixed "
+                "Roll back to the pre-install snapshot and retry once its cause is fixed "
                 "(most often vCPU overcommit or too little RAM).",
                 {},
                 [Evidence(t, "cluster state", s) for t, s in self.states],
@@ -296,7 +305,7 @@ class Watcher:
         if state in ("FAILED", "KILLED"):
             new.append(self._raise(Item(
                 "cluster_failed", "diagnosis", "critical", f"The cluster went to {state}.",
-                "Roll back to the pre-install snapshot and retry once the cause below is fixed.", {},
+                "Roll back to the pre-install snapshot and retry once its cause is fixed.", {},
                 [Evidence(e.ts, "cluster state", f"{e.previous or '?'} -> {state}")], e.ts)))
         return [i for i in new if i is not None]
 
@@ -305,7 +314,7 @@ class Watcher:
             item = self._raise(Item(
                 "deploy_failed", "diagnosis", "critical",
                 f"The cluster_deploy task ({e.task_id}) ended {e.state.upper()}.",
-                "Roll back to the pre-install snapshot and retry once the cause below is fixed "
+                "Roll back to the pre-install snapshot and retry once its cause is fixed "
                 "(`PATCH /clusters/{id}/resume_deploy/` rarely helps after a collapsed activation).",
                 {}, [Evidence(e.ts, "vtask", e.message or f"cluster_deploy {e.state}")], e.ts))
             return [item] if item else []
@@ -516,6 +525,9 @@ class Watcher:
     def _overcommit(self, evidence: list[Evidence], *, panic: bool) -> list[Item]:
         if "overcommit" in self.items:
             item = self.items["overcommit"]
+            if panic and "P653" not in item.cause:
+                item.cause = ("vCPU overcommit: the guest stalled for seconds while steal rose, then the VMsg "
+                              "keepalive fiber was starved and VAST panicked (P653, as in the field run's attempt 2).")
             if len(item.evidence) < 8:
                 item.evidence.extend(evidence[: 8 - len(item.evidence)])
             return []

@@ -167,9 +167,11 @@ def _timeline(data: dict) -> list[str]:
     t = data["timeline"]
     lines = ["## Timeline", ""]
     rows: list[tuple[float, str, str]] = []
+    retried = t.get("attempts", 1) > 1
     for phase in t["phases"]:
         status = "" if phase["status"] == "done" else f" ({phase['status']})"
-        rows.append((phase["start"], f"{phase['title']}{status}", duration(phase["duration_s"])))
+        attempt = f" [attempt {phase['attempt']}]" if retried else ""
+        rows.append((phase["start"], f"{phase['title']}{attempt}{status}", duration(phase["duration_s"])))
     for milestone in t["milestones"]:
         rows.append((milestone["t"], milestone["event"], ""))
     for state in data["cluster"]["states"]:
@@ -180,6 +182,10 @@ def _timeline(data: dict) -> list[str]:
     for container in data["containers"]:
         if container["name"] in ("vast_vms", "registry") or container["name"].startswith("vast_platform"):
             rows.append((container["first_seen"], f"container {container['name']} first seen", ""))
+    for rollback in data["faults"]["rollbacks"]:
+        rows.append((rollback["t"], f"Rolled back to snapshot {rollback['snapshot']}", ""))
+    for remedy in data["faults"]["remedies"]:
+        rows.append((remedy["t"], f"Remedy {remedy['id']} applied: {json.dumps(remedy['changes'])}", ""))
     for item in data["diagnosis"] + data["alerts"]:
         if item["t"] is not None and item["severity"] == "critical":
             rows.append((item["t"], f"❗ {item['id']}: {item['cause'][:90]}", ""))
@@ -206,9 +212,12 @@ def _timeline(data: dict) -> list[str]:
         lines += ["### Key durations", ""] + _table(["Span", "Duration"], known)
     if t["phases"]:
         lines += ["### Phase durations", ""]
-        lines += _table(["Phase", "Group", "Start", "End", "Duration", "Status"],
-                        [[p["title"], p["group"], clock(p["start"]), clock(p["end"]), duration(p["duration_s"]),
-                          p["status"]] for p in t["phases"]])
+        lines += _table(["Phase", "Group", "Attempt", "Start", "End", "Duration", "Status"],
+                        [[p["title"], p["group"], p["attempt"], clock(p["start"]), clock(p["end"]),
+                          duration(p["duration_s"]), p["status"]] for p in t["phases"]])
+        if retried:
+            lines += [f"The install ran {t['attempts']} times (a rollback to the pre-install snapshot starts a new "
+                      "attempt); the totals above are those of the attempt that completed.", ""]
     return lines + ["---", ""]
 
 
@@ -398,7 +407,8 @@ def _findings(data: dict) -> list[str]:
                                                         if item.get("changes") else ""), ""]
         if item.get("evidence"):
             lines += ["**Evidence:**", ""]
-            lines += [f"- {clock(e.get('t'))} [{e.get('source', '')}] {e.get('text', '')}" for e in item["evidence"]]
+            lines += [f"- {clock(e['t']) + ' ' if e.get('t') else ''}[{e.get('source', '')}] {e.get('text', '')}"
+                      for e in item["evidence"]]
             lines.append("")
     if data["alerts"]:
         lines += ["### Alerts raised during the run", ""]

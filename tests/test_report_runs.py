@@ -166,3 +166,70 @@ def test_report_refuses_what_is_not_a_run_directory(tmp_path: Path, capsys):
         write_report(str(tmp_path))
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "not a vast-loopback run directory" in capsys.readouterr().err
+
+
+def install_attempt(start: float, *, ok: bool) -> list[ev.Event]:
+    """One install attempt: bootstrap (887 s), cluster creation, then ONLINE or a collapse."""
+    create = start + 887
+    events: list[ev.Event] = [
+        ev.StepStarted(ts=start, step="system_checks", title="System checks", group="install"),
+        ev.StepFinished(ts=start, step="system_checks", ok=True),
+        ev.StepStarted(ts=start, step="bootstrap", title="Bootstrap", group="install"),
+        ev.StepFinished(ts=create, step="bootstrap", ok=True),
+        ev.StepStarted(ts=create, step="cluster_create", title="Create the cluster", group="install"),
+        ev.ClusterStateChanged(ts=create + 90, state="INIT"),
+        ev.ClusterStateChanged(ts=create + 99, state="ACTIVATING", previous="INIT"),
+    ]
+    if ok:
+        events += [ev.ClusterStateChanged(ts=create + 740, state="ONLINE", previous="ACTIVATING"),
+                   ev.VtaskChanged(ts=create + 1068, name="cluster_deploy", task_id=2, state="COMPLETED"),
+                   ev.StepFinished(ts=create + 1074, step="cluster_create", ok=True)]
+    else:
+        events += [ev.StallDetected(ts=create + 300, start=create + 297, length_ms=3000.0),
+                   ev.KernelMessageSeen(ts=create + 344, source="workers.log", match="panic",
+                                        text="PANIC[P653:E9:S255:F28d] vmsg_keepalive_fiber"),
+                   ev.ClusterStateChanged(ts=create + 350, state="UNKNOWN", previous="ACTIVATING"),
+                   ev.ClusterStateChanged(ts=create + 380, state="INIT", previous="UNKNOWN"),
+                   ev.VtaskChanged(ts=create + 400, name="cluster_deploy", task_id=2, state="FAILED"),
+                   ev.StepFinished(ts=create + 400, step="cluster_create", ok=False, error="cluster_deploy FAILED")]
+    return events
+
+
+def test_a_rollback_and_retry_reports_both_attempts_and_times_the_one_that_worked(tmp_path: Path):
+    first = install_attempt(T, ok=False)
+    retry_at = T + 887 + 400 + 120
+    run = write_run(tmp_path / "run", [
+        ev.RunStarted(ts=T - 1, run_id="retry", target="lab", vm_name="vast-lb"),
+        *first,
+        ev.SnapshotRolledBack(ts=retry_at - 60, vmid=100, name="pre-install"),
+        ev.RemedyApplied(ts=retry_at - 30, id="overcommit", changes={"vcpus": 12}, attempt=2),
+        *install_attempt(retry_at, ok=True),
+        ev.RunFinished(ts=retry_at + 2000, outcome="online", exit_code=0),
+    ])
+    data = analyse(run.path)
+    timeline = data["timeline"]
+    assert timeline["attempts"] == 2
+    assert timeline["total_s"] == 887 + 1068  # the second attempt only
+    assert timeline["activation_s"] == 641 and timeline["init_to_activating_s"] == 9
+    assert [(p["id"], p["attempt"], p["status"]) for p in timeline["phases"] if p["id"] == "cluster_create"] == [
+        ("cluster_create", 1, "failed"), ("cluster_create", 2, "done")]
+    assert data["cluster"]["final_state"] == "ONLINE"
+    ids = {d["id"]: d for d in data["diagnosis"]}
+    assert ids["overcommit"]["changes"] == {"vcpus": 12}  # the first attempt's failure stays in the history
+    assert "stuck:ACTIVATING" not in ids and "stuck:INIT" not in ids
+    assert data["faults"]["counts"]["rollbacks"] == 1 and data["faults"]["remedies"][0]["changes"] == {"vcpus": 12}
+    write_report(str(run.path))
+    text = (run.path / "report.md").read_text()
+    assert "Rolled back to snapshot pre-install" in text and "[attempt 2]" in text
+
+
+def test_a_step_cut_short_by_a_crash_shows_as_interrupted_after_resume(tmp_path: Path):
+    run = write_run(tmp_path / "run", [
+        ev.RunStarted(ts=T, run_id="r", target="lab", vm_name="vast-lb"),
+        ev.StepStarted(ts=T + 1, step="bootstrap", title="Bootstrap", group="install"),
+        ev.RunStarted(ts=T + 300, run_id="r", target="lab", vm_name="vast-lb", resumed=True),
+        ev.StepStarted(ts=T + 301, step="bootstrap", title="Bootstrap", group="install"),
+        ev.StepFinished(ts=T + 888, step="bootstrap", ok=True),
+    ])
+    phases = analyse(run.path)["timeline"]["phases"]
+    assert [(p["status"], p["attempt"]) for p in phases] == [("interrupted", 1), ("done", 1)]
