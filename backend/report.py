@@ -16,6 +16,7 @@ from pathlib import Path
 from backend.analysis import analyse
 from backend.charts import clock, column_chart
 from backend.engine import VERSION
+from backend.errors import BadInput
 from backend.journal import RunDir
 
 
@@ -491,6 +492,8 @@ def write_report(run_dir: str, json_out: bool = False, output: str | None = None
     run = RunDir.open(run_dir)
     data = analyse(run.path)
     path = Path(output) if output else run.path / "report.md"
+    if not path.parent.is_dir():
+        raise BadInput(f"{path.parent}: no such folder for the report", hint="give --output a path in an existing folder")
     text = render(data)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

@@ -166,6 +166,9 @@ def test_report_refuses_what_is_not_a_run_directory(tmp_path: Path, capsys):
         write_report(str(tmp_path))
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "not a vast-loopback run directory" in capsys.readouterr().err
+    run = write_run(tmp_path / "run", [ev.RunStarted(ts=T, run_id="r", target="lab", vm_name="v")])
+    assert main(["report", str(run.path), "--output", str(tmp_path / "missing" / "r.md")]) == 2
+    assert "no such folder" in capsys.readouterr().err
 
 
 def install_attempt(start: float, *, ok: bool) -> list[ev.Event]:
