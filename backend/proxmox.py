@@ -65,6 +65,7 @@ BACKOFF_MAX_S = 30.0
 TASK_POLL_S = 1.0  # target seconds between task status polls
 TASK_POLL_MIN_WALL_S = 0.05  # never poll faster than this on the wall, however fast the lab runs
 TASK_LOG_TAIL = 12
+PROGRESS_STEP = 0.05  # report a task's percentages in steps of 5 %
 
 Progress = Callable[[str, "float | None"], None]
 
@@ -252,6 +253,34 @@ def normalize_fingerprint(value: str) -> str:
     """'aa:bb:…' or 'aabb…' -> 'AA:BB:…'."""
     digits = re.sub(r"[^0-9A-Fa-f]", "", value or "").upper()
     return ":".join(digits[i:i + 2] for i in range(0, len(digits), 2))
+
+
+class _TaskLog:
+    """A task's log as read so far, and which of its lines are worth a progress message: every
+    line, except percentages that moved less than PROGRESS_STEP (a 600 GiB import prints 100)."""
+
+    def __init__(self, on_progress: Progress | None) -> None:
+        self.on_progress = on_progress
+        self.lines: list[str] = []
+        self.offset = 0
+        self._fraction = -1.0
+
+    def add(self, number: int, text: str) -> None:
+        if number == 1 and text == "no content":  # Proxmox's placeholder for an empty log
+            return
+        if number <= self.offset:
+            return
+        self.offset = number
+        self.lines.append(text)
+        shown = text.strip()
+        if self.on_progress is None or not shown or shown.startswith("TASK "):
+            return
+        fraction = progress_fraction(shown)
+        if fraction is not None:
+            if fraction < 1.0 and fraction - self._fraction < PROGRESS_STEP - 1e-9:
+                return
+            self._fraction = fraction
+        self.on_progress(redact(shown), fraction)
 
 
 # --- TLS pinning ---------------------------------------------------------------------------------
@@ -508,12 +537,11 @@ class ProxmoxClient:
             raise RunFailed(f"Proxmox returned an unexpected task id: {upid!r}")
         self._emit(ProxmoxTaskStarted(upid=upid, task_type=task_type, description=description))
         started = self.clock.now()
-        lines: list[str] = []
-        offset = 0
+        log = _TaskLog(on_progress)
         poll = max(TASK_POLL_S, self.clock.duration(TASK_POLL_MIN_WALL_S))
         while True:
             status = await self.get("nodes", node, "tasks", upid, "status", op=f"read the {task_type} task's status")
-            offset = await self._read_task_log(node, upid, task_type, offset, lines, on_progress)
+            await self._read_task_log(node, upid, task_type, log)
             if status.get("status") == "stopped":
                 break
             if timeout_s is not None and self.clock.now() - started > timeout_s:
@@ -523,8 +551,8 @@ class ProxmoxClient:
         exitstatus = str(status.get("exitstatus", "unknown"))
         ok = task_succeeded(exitstatus)
         if not ok:  # the log may have grown after the last read
-            await self._read_task_log(node, upid, task_type, offset, lines, None)
-        tail = [redact(line) for line in lines[-TASK_LOG_TAIL:]]
+            await self._read_task_log(node, upid, task_type, log)
+        tail = [redact(line) for line in log.lines[-TASK_LOG_TAIL:]]
         self._emit(ProxmoxTaskFinished(upid=upid, task_type=task_type, exitstatus=redact(exitstatus), ok=ok,
                                        duration_s=round(self.clock.now() - started, 3), log_tail=tail))
         if not ok:
@@ -534,22 +562,14 @@ class ProxmoxClient:
                 hint=f"task log ends with: {last}" if last else f"see the task log on {node} (Tasks)")
         return status
 
-    async def _read_task_log(self, node: str, upid: str, task_type: str, offset: int, lines: list[str],
-                             on_progress: Progress | None) -> int:
+    async def _read_task_log(self, node: str, upid: str, task_type: str, log: _TaskLog) -> None:
         try:
             rows = await self.get("nodes", node, "tasks", upid, "log", op=f"read the {task_type} task's log",
-                                  start=offset, limit=500)
+                                  start=log.offset, limit=500)
         except ProxmoxApiError:
-            return offset  # progress is a nicety; the status decides
+            return  # progress is a nicety; the status decides
         for row in rows or ():
-            number, text = int(row.get("n", 0)), str(row.get("t", ""))
-            if number == 1 and text == "no content":
-                continue
-            offset = max(offset, number)
-            lines.append(text)
-            if on_progress is not None and text.strip():
-                on_progress(redact(text.strip()), progress_fraction(text))
-        return offset
+            log.add(int(row.get("n", 0)), str(row.get("t", "")))
 
     async def _maybe_wait(self, result: Any, *, description: str, on_progress: Progress | None = None,
                           timeout_s: float | None = None) -> None:

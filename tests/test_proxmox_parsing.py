@@ -123,3 +123,18 @@ def test_guest_agent_addresses_skip_loopback_and_ipv6():
 def test_fingerprints_are_normalized():
     assert proxmox.normalize_fingerprint("ab:cd:0f") == "AB:CD:0F"
     assert proxmox.normalize_fingerprint("abcd0f") == "AB:CD:0F"
+
+
+def test_task_progress_reports_every_line_but_percentages_only_in_5_percent_steps():
+    shown: list[tuple[str, float | None]] = []
+    log = proxmox._TaskLog(lambda message, fraction: shown.append((message, fraction)))
+    log.add(1, "no content")  # an empty log's placeholder is not a line
+    log.add(1, "extracting disk1.vmdk from local:import/x.ova")
+    for step in range(101):
+        log.add(2 + step, f"transferred {step * 6}.0 GiB of 600.0 GiB ({step}.00%)")
+    log.add(2, "a line read twice is not repeated")
+    log.add(103, "TASK OK")
+    assert shown[0] == ("extracting disk1.vmdk from local:import/x.ova", None)
+    fractions = [f for _, f in shown[1:]]
+    assert fractions == [round(0.05 * i, 2) for i in range(21)]
+    assert len(log.lines) == 103 and log.offset == 103
