@@ -138,3 +138,61 @@ def test_task_progress_reports_every_line_but_percentages_only_in_5_percent_step
     fractions = [f for _, f in shown[1:]]
     assert fractions == [round(0.05 * i, 2) for i in range(21)]
     assert len(log.lines) == 103 and log.offset == 103
+
+
+def _client(secret: str = "tok-secret-123456"):
+    from backend.clock import Clock
+    from backend.secrets import Secret
+    from backend.target import Target
+
+    target = Target(label="pve", proxmox_url="https://pve.example:8006", token_id="root@pam!vlb",
+                    token_secret=Secret(secret), clock=Clock.wall())
+    return proxmox.ProxmoxClient(None, target)  # the API object is not needed to explain an error
+
+
+def test_a_403_names_the_missing_permission_and_how_to_grant_it():
+    from proxmoxer.core import ResourceException
+
+    failure = _client()._classify(
+        ResourceException(403, "Forbidden", "Permission check failed (/vms/100, VM.Allocate)"), "create VM 100")
+    assert not failure.retryable
+    assert failure.error.message == "permission denied: API token root@pam!vlb lacks VM.Allocate on /vms/100 " \
+                                    "(needed to create VM 100)"
+    assert "pveum acl modify /vms/100 --tokens 'root@pam!vlb'" in failure.error.hint
+    assert "privilege separation" in failure.error.hint
+
+
+def test_a_400_lists_the_parameter_errors():
+    from proxmoxer.core import ResourceException
+
+    failure = _client()._classify(ResourceException(
+        400, "Bad Request", "Parameter verification failed.",
+        errors={"scsi0": "'import-from' requires special syntax", "cores": "value must be at least 1"}), "create VM")
+    assert failure.error.message == ("Proxmox refused to create VM: cores: value must be at least 1; "
+                                     "scsi0: 'import-from' requires special syntax")
+    assert failure.error.errors["cores"] == "value must be at least 1"
+
+
+@pytest.mark.parametrize(("status", "retryable"), [(500, True), (502, True), (503, True), (596, True),
+                                                    (501, False), (404, False), (401, False)])
+def test_which_http_errors_are_worth_a_retry(status, retryable):
+    from proxmoxer.core import ResourceException
+
+    assert _client()._classify(ResourceException(status, "x", "reason"), "read").retryable is retryable
+
+
+def test_the_token_secret_never_appears_in_an_error_even_if_the_server_echoes_it():
+    from proxmoxer.core import ResourceException
+
+    secret = "echoed-secret-value-42"
+    failure = _client(secret)._classify(
+        ResourceException(401, "Unauthorized", f"invalid token value {secret}"), "read the version")
+    assert secret not in str(failure.error) and secret not in failure.error.reason
+
+
+def test_timeouts_follow_the_target_clock_with_a_floor():
+    from backend.clock import Clock
+
+    assert proxmox.default_timeouts(Clock.wall()) == (10.0, 90.0)
+    assert proxmox.default_timeouts(Clock.scaled(600)) == (5.0, 5.0)
+    assert proxmox.default_timeouts(Clock.scaled(6)) == (5.0, 15.0)
