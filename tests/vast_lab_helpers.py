@@ -52,7 +52,7 @@ class Guest:
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "LAB_ROOT": str(self.root), "LAB_DOCKER": str(self.root / "fake-docker"),
-                "LAB_PYTHON": sys.executable, "LAB_VAST_PLAYER": str(self.root / "usr/lib/lab/vast/player.py")}
+                "LAB_PYTHON": sys.executable, "LAB_VAST_PLAYER": str(self.root / "opt/lab/vast/player.py")}
 
     def run(self, script: str, *args: str, timeout: float = 30, stdin: str = "") -> subprocess.CompletedProcess:
         """Run /vast/bundles/vast_bootstrap.sh or /vast/deploy/vman.sh of this guest with bash."""
@@ -85,7 +85,7 @@ class Guest:
 def make_guest(root: Path, hw: GuestHardware | None = None, speed: float = 20000.0) -> Guest:
     """A guest root with the VAST stand-ins, the scenario of `hw` and a lab clock at `speed`."""
     hw = hw or hardware()
-    install_guest_files(root)
+    install_guest_files(root, with_package=True)
     scenario = scenarios.write_guest_scenario(root, hw, boot_t=FIELD_START - 300)
     (root / "vast/deploy/ssh_key.pem").write_text("lab key\n")
     (root / "dev").mkdir(exist_ok=True)

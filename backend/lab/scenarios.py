@@ -6,7 +6,7 @@ The scenario follows from the VM's hardware, never from a flag the client passes
   (MemTotal - MemAvailable, of which ~107.5 GiB in the containers) for the first ten minutes of
   activation and MemAvailable down to 4.5 GiB. The threshold is the sizing rule's minimum,
   `backend.sizing.MEMORY_MIN_GIB` (112 GiB), so the lab and the wizard's blocker agree: a smaller VM
-  cannot hold that peak next to the kernel's own ~2 % (see curves.MEMTOTAL_RATIO). Checked first:
+  cannot hold that peak next to what the kernel keeps (see curves.guest_mem_total). Checked first:
   the field's OOM run also had 24 vCPUs, and the kill comes ~50 s into activation, long before the
   overcommit's trouble.
 - `overcommit` when the VM has more vCPUs than the host has physical cores (the field's 24 on 12
@@ -25,7 +25,7 @@ import json
 import os
 from pathlib import Path
 
-from backend.lab.vast import BUILD, SCENARIO_PATH, in_guest, timeline
+from backend.lab.vast import BUILD, SCENARIO_PATH, GuestPaths, as_paths, timeline
 from backend.lab.vast.curves import FIELD_CREATE_START, activation_crossing, guest_mem_total
 from backend.lab.world import GuestHardware
 from backend.sizing import MEMORY_MIN_GIB
@@ -114,10 +114,10 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
     }
 
 
-def write_guest_scenario(guest_root: Path, hw: GuestHardware, boot_t: float, **options: str) -> dict:
-    """Write the scenario into the guest (at power-on); returns it."""
+def write_guest_scenario(guest: GuestPaths | Path, hw: GuestHardware, boot_t: float, **options: str) -> dict:
+    """Write the scenario into the guest (at every boot: it lives in /run); returns it."""
     scenario = build(hw, boot_t, **options)
-    target = in_guest(guest_root, SCENARIO_PATH)
+    target = as_paths(guest).host(SCENARIO_PATH)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     tmp.write_text(json.dumps(scenario))
@@ -125,8 +125,8 @@ def write_guest_scenario(guest_root: Path, hw: GuestHardware, boot_t: float, **o
     return scenario
 
 
-def read_guest_scenario(guest_root: Path) -> dict | None:
+def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
     try:
-        return json.loads(in_guest(guest_root, SCENARIO_PATH).read_text())
+        return json.loads(as_paths(guest).host(SCENARIO_PATH).read_text())
     except (FileNotFoundError, ValueError):
         return None

@@ -8,7 +8,8 @@ containers through the guest's `docker`, and appends world events to an events f
 lab's VMS (backend/lab/vms) and load model read. Because the player runs detached inside the guest,
 the world keeps moving while the lab process is dead, and a restarted lab reads where it is.
 
-Paths inside the guest (all relative to the guest's root):
+Paths inside the guest (`GuestPaths` maps them to the host: /run and /dev/kmsg live in the boot's
+runtime directory, the rest on the guest's disk):
     /run/lab/clock.json                the lab clock {scale, origin_wall, origin_target} (lab writes)
     /run/lab/vast/scenario.json        the scenario timeline for this boot (lab writes at power-on)
     /var/lib/lab/vast/events.jsonl     world events, one JSON object a line (the player appends)
@@ -16,6 +17,7 @@ Paths inside the guest (all relative to the guest's root):
     /vast/vman/vms/log/workers.log     VAST's worker log (PANIC lines)
     /vast/vman/vms/log/vms.log         VMS log (leader connection errors)
     /dev/kmsg                          kernel messages (only appended when it is a regular file)
+    /opt/lab/vast/player.py            the player (/usr/lib is this machine's, read-only, in the guest)
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 CLOCK_PATH = "/run/lab/clock.json"
 SCENARIO_PATH = "/run/lab/vast/scenario.json"
 EVENTS_PATH = "/var/lib/lab/vast/events.jsonl"
-PLAYER_PATH = "/usr/lib/lab/vast/player.py"
+PLAYER_PATH = "/opt/lab/vast/player.py"
 BOOTSTRAP_PATH = "/vast/bundles/vast_bootstrap.sh"
 VMAN_PATH = "/vast/deploy/vman.sh"
 WORKERS_LOG = "/vast/vman/vms/log/workers.log"
@@ -37,28 +39,49 @@ BUILD_NUMBER = BUILD.rsplit("-", 1)[1]
 PACKAGE_PATH = f"/vast/bundles/vastdata_release_{BUILD_NUMBER}.vast.tar.gz"
 
 
-def in_guest(guest_root: Path, guest_path: str) -> Path:
-    """A guest path (absolute, as the guest sees it) under the guest's root directory on the host."""
-    return guest_root / guest_path.lstrip("/")
+class GuestPaths:
+    """Where a guest path lives on this machine: the boot's runtime directory for /run and /dev/kmsg
+    (recreated at every boot), the guest's disk for everything else. With no runtime directory,
+    everything is under `disk` (a plain guest root, as the tests use)."""
+
+    def __init__(self, disk: Path, runtime: Path | None = None) -> None:
+        self.disk = Path(disk)
+        self.runtime = Path(runtime) if runtime is not None else None
+
+    def host(self, guest_path: str) -> Path:
+        rel = guest_path.lstrip("/")
+        if self.runtime is not None and (rel.startswith("run/") or rel == "dev/kmsg"):
+            return self.runtime / rel
+        return self.disk / rel
+
+    def __repr__(self) -> str:
+        return f"GuestPaths(disk={self.disk}, runtime={self.runtime})"
 
 
-def guest_files() -> dict[str, tuple[bytes, int]]:
-    """Files to install in the lab guest's root filesystem: guest path -> (content, mode).
+def as_paths(guest: GuestPaths | Path) -> GuestPaths:
+    return guest if isinstance(guest, GuestPaths) else GuestPaths(Path(guest))
 
-    The release tarball is a placeholder of the OVA's bundle (its presence is what the tools and
-    the preflight check); the scenario and clock files are written by the lab, not listed here."""
-    return {
+
+def guest_files(with_package: bool = False) -> dict[str, tuple[bytes, int]]:
+    """Files to install on the lab guest's disk: guest path -> (content, mode).
+
+    The release bundle placeholder (whose presence the tools and the preflight check) comes with
+    the guest's disk; `with_package` adds a small one for a bare guest root (tests)."""
+    files = {
         BOOTSTRAP_PATH: ((HERE / "vast_bootstrap.sh").read_bytes(), 0o755),
         VMAN_PATH: ((HERE / "vman.sh").read_bytes(), 0o755),
         PLAYER_PATH: ((HERE / "player.py").read_bytes(), 0o644),
-        PACKAGE_PATH: (b"lab placeholder of the VAST 5.4 release bundle\n", 0o644),
     }
+    if with_package:
+        files[PACKAGE_PATH] = (b"lab placeholder of the VAST 5.4 release bundle\n", 0o644)
+    return files
 
 
-def install_guest_files(guest_root: Path) -> None:
-    """Write `guest_files()` under `guest_root` (idempotent)."""
-    for guest_path, (data, mode) in guest_files().items():
-        target = in_guest(guest_root, guest_path)
+def install_guest_files(disk: Path, with_package: bool = False) -> None:
+    """Write `guest_files()` on the guest's disk (idempotent; call it when the disk is seeded and at
+    every boot, so a guest always has the current tools)."""
+    for guest_path, (data, mode) in guest_files(with_package).items():
+        target = Path(disk) / guest_path.lstrip("/")
         target.parent.mkdir(parents=True, exist_ok=True)
         if not target.exists() or target.read_bytes() != data:
             target.write_bytes(data)

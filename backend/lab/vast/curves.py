@@ -33,9 +33,6 @@ FIELD_CREATE_START = 887.0
 FIELD_ACTIVATING = 986.0
 FIELD_CREATE_END = 1961.0
 FIELD_MEM_TOTAL = 123_223_064 * 1024  # MemTotal of the field's guest (117.5 GiB)
-# A guest's MemTotal is its RAM minus what the kernel keeps (struct pages, crash kernel...): 2.07 %
-# on the field's guest (MemTotal 117.5 GiB of what must have been a 120 GiB VM).
-MEMTOTAL_RATIO = 0.9793
 IDLE_F = -60.0  # a guest before any install: the idle baseline
 
 Points = tuple[tuple[float, float], ...]
@@ -133,8 +130,12 @@ def interp(points: Points, x: float) -> float:
 
 
 def guest_mem_total(memory_mib: int) -> int:
-    """MemTotal (bytes) a guest with `memory_mib` of RAM reports (see MEMTOTAL_RATIO)."""
-    return int(memory_mib * 1024 * 1024 * MEMTOTAL_RATIO)
+    """MemTotal (bytes) of a guest with `memory_mib` of RAM: the kernel keeps 1/64 for its page
+    structures plus ~625 MiB. The lab guest's /proc/meminfo uses the same formula
+    (backend/lab/guest/rocky.memtotal_kib); it fits the field run, whose MemTotal of 123223064 kB
+    (117.5 GiB) means a 120 GiB VM."""
+    kib = memory_mib * 1024
+    return max(65536, kib - kib // 64 - 640_000) * 1024
 
 
 def activation_crossing(mem_total: int, margin_gib: float = 0.2) -> float | None:
@@ -220,7 +221,7 @@ class VastLoad:
         steal_mean, steal_max = interp(STEAL, f), interp(STEAL_MAX, f)
         loads = [interp(LOAD1, f), interp(LOAD5, f), interp(LOAD15, f)]
         runnable, tasks = interp(RUNNABLE, f), interp(TASKS, f)
-        containers = {name: interp(points, f) for name, points in CONTAINERS.items()}
+        containers = {name: interp(points, f) for name, points in CONTAINERS.items() if f >= points[0][0]}
         disk = {"r_s": interp(READS, f), "w_s": interp(WRITES, f), "rkb_s": interp(READ_KB, f),
                 "wkb_s": interp(WRITE_KB, f), "r_await": interp(R_AWAIT, f), "w_await": interp(W_AWAIT, f),
                 "util": interp(UTIL, f)}

@@ -4,6 +4,6 @@
 # this guest's scenario on the lab clock (backend/lab/vast/player.py in vast-loopback).
 set -euo pipefail
 python="${LAB_PYTHON:-/usr/libexec/platform-python}"
-player="${LAB_VAST_PLAYER:-/usr/lib/lab/vast/player.py}"
+player="${LAB_VAST_PLAYER:-/opt/lab/vast/player.py}"
 cd "$(dirname "$0")"
 exec "$python" "$player" bootstrap "$@"

@@ -38,7 +38,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from backend.clock import Clock
 from backend.lab.faults import FaultPlan
 from backend.lab.pve.tls import ensure_certificate
-from backend.lab.vast import EVENTS_PATH, in_guest
+from backend.lab.vast import EVENTS_PATH, SCENARIO_PATH, GuestPaths, as_paths
 from backend.lab.vast.state import WorldReader
 from backend.lab.vms.resources import COLLECTIONS, Renderer
 from backend.secrets import register_secret
@@ -55,18 +55,18 @@ MAX_BODY = 64 * 1024
 class VmsServer:
     """One guest's VMS. `start()`, then reach it at (`host`, `port`) once the guest's VMS is up."""
 
-    def __init__(self, state_dir: Path, clock: Clock, guest_root: Path, *, host: str = "127.0.0.1",
+    def __init__(self, state_dir: Path, clock: Clock, guest: GuestPaths | Path, *, host: str = "127.0.0.1",
                  port: int = 0, user: str = "admin", password: str = "123456",
                  faults: FaultPlan | None = None, guest_up: Callable[[], bool] | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.clock = clock
-        self.guest_root = Path(guest_root)
+        self.guest = as_paths(guest)
         self.host, self.port = host, port
         self.user, self.password = user, password
         register_secret(password)
         self.faults = faults or FaultPlan.off()
         self.guest_up = guest_up or (lambda: True)
-        self.reader = WorldReader(in_guest(self.guest_root, EVENTS_PATH))
+        self.reader = WorldReader(self.guest.host(EVENTS_PATH))
         self.requests_log = self.state_dir / "vms-requests.jsonl"
         self.own_dir = self.state_dir / "vms"
         self.cert, self.key, self.fingerprint = ensure_certificate(self.own_dir / "tls", "vms.lab.local")
@@ -182,9 +182,7 @@ class VmsServer:
         self._httpd = None  # only now: `listening` is False once connections are refused
 
     def scenario(self) -> dict:
-        from backend.lab.vast import SCENARIO_PATH
-
-        path = in_guest(self.guest_root, SCENARIO_PATH)
+        path = self.guest.host(SCENARIO_PATH)
         try:
             stat = path.stat()
         except FileNotFoundError:
