@@ -157,7 +157,7 @@ _UNIT_BYTES = {
 
 
 def parse_size(text: str) -> float | None:
-    """`117Gi`, `893.7MiB`, `8.285MiB`, `63.8GB`, `0B`, `1.5k` -> bytes (IEC for Ki/Mi/Gi and for
+    """`61Gi`, `412.5MiB`, `41.2GB`, `73kB`, `0B`, `1.5k` -> bytes (IEC for Ki/Mi/Gi and for
     `free -h`'s bare letters, SI for kB/MB/GB as docker prints them)."""
     match = _SIZE.match(text.strip())
     if not match:

@@ -24,8 +24,8 @@ def stats(kind: str = "x") -> FileStats:
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("117Gi", 117 * GIB), ("893.7MiB", 893.7 * 1024**2), ("8.285MiB", 8.285 * 1024**2), ("0B", 0),
-    ("63.8GB", 63.8e9), ("86kB", 86e3), ("1.5KiB", 1536), ("819Mi", 819 * 1024**2), ("12", 12),
+    ("61Gi", 61 * GIB), ("412.5MiB", 412.5 * 1024**2), ("3.141MiB", 3.141 * 1024**2), ("0B", 0),
+    ("41.2GB", 41.2e9), ("73kB", 73e3), ("1.5KiB", 1536), ("300Mi", 300 * 1024**2), ("12", 12),
     ("2.1TiB", 2.1 * 1024**4), ("nonsense", None), ("1.2XB", None),
 ])
 def test_sizes_as_docker_and_free_print_them(text, expected):
@@ -89,9 +89,9 @@ Docker not running
 
 === 2026-03-01 10:00:07.000 ===
 NAME                  CPU %     MEM USAGE / LIMIT     MEM %     NET I/O   BLOCK I/O         PIDS
-vast_platform_a       318.61%   38.36GiB / 117.5GiB   32.64%    0B / 0B   63.8GB / 12.4GB   626
-mcvms                 1.01%     893.7MiB / 117.5GiB   0.74%     0B / 0B   86kB / 18.9kB     9
-registry              0.00%     8.285MiB / 117.5GiB   0.01%     0B / 0B   6.15MB / 105kB    16
+vast_platform_a       211.40%   21.25GiB / 61GiB      34.84%    0B / 0B   12.1GB / 3.3GB    402
+mcvms                 2.50%     412.5MiB / 61GiB      0.66%     0B / 0B   73kB / 11.2kB     7
+registry              0.00%     3.141MiB / 61GiB      0.01%     0B / 0B   2.20MB / 64kB     12
 this line is torn
 
 === 2026-03-01 10:00:14.000 ===
@@ -105,22 +105,22 @@ def test_docker_stats_units_and_layouts():
     records = list(traces.read_docker_stats(DOCKER.splitlines(keepends=True), s))
     assert [r[1] for r in records][0] == {}  # Docker not running: a measurement of no containers
     containers = records[1][1]
-    assert containers["vast_platform_a"]["mem"] == pytest.approx(38.36 * GIB)
-    assert containers["vast_platform_a"]["limit"] == pytest.approx(117.5 * GIB)
-    assert containers["vast_platform_a"]["cpu_pct"] == 318.61
-    assert containers["mcvms"]["mem"] == pytest.approx(893.7 * 1024**2)
-    assert containers["registry"]["mem"] == pytest.approx(8.285 * 1024**2)
+    assert containers["vast_platform_a"]["mem"] == pytest.approx(21.25 * GIB)
+    assert containers["vast_platform_a"]["limit"] == pytest.approx(61 * GIB)
+    assert containers["vast_platform_a"]["cpu_pct"] == 211.4
+    assert containers["mcvms"]["mem"] == pytest.approx(412.5 * 1024**2)
+    assert containers["registry"]["mem"] == pytest.approx(3.141 * 1024**2)
     assert records[2][1] == {"vast_vms": {"mem": 512 * 1024, "limit": 2 * GIB}}  # with the CONTAINER ID column
     assert s.skipped == 1
 
 
 VMSTAT = """procs -----------memory---------- ---swap-- -----io---- -system-- ------cpu----- -----timestamp-----
  r  b   swpd   free   buff  cache   si   so    bi    bo   in   cs us sy id wa st                 UTC
- 5  0      0 1000000   4188 319116    0    0   202     4  121  112  1  1 98  0  0 2026-03-01 10:00:00
- 2  1      0 1000000   4188 321864    0    0  1376    23 1707 1114 40  9 30  1 20 2026-03-01 10:00:01
+ 4  0      0 2000000   1024 250000    0    0   150     7  300  250  2  1 97  0  0 2026-03-01 10:00:00
+ 2  1      0 1990000   1024 250100    0    0   900    12 1500 1300 40  9 30  1 20 2026-03-01 10:00:01
 procs -----------memory---------- ---swap-- -----io---- -system-- ------cpu----- -----timestamp-----
  r  b   swpd   free   buff  cache   si   so    bi    bo   in   cs us sy id wa st                 UTC
- 7  0      0 1000000   4188 321884    0    0     0     4  825  572  3  2 95  0  0 2026-03-01 10:00:02
+ 7  0      0 1980000   1024 250200    0    0     0     8  700  640  3  2 95  0  0 2026-03-01 10:00:02
  7  0      0 10000
 """
 
@@ -140,10 +140,10 @@ IOSTAT_12H = """Linux 4.18.0-553.el8_10.x86_64 (guest.example) \t03/01/2026 \t_x
 
 03/01/2026 11:59:59 AM
 avg-cpu:  %user   %nice %system %iowait  %steal   %idle
-           0.95    0.00    0.53    0.09    0.01   98.43
+           1.10    0.00    0.60    0.20    0.05   98.05
 
 Device            r/s     w/s     rkB/s     wkB/s   rrqm/s   wrqm/s  %rrqm  %wrqm r_await w_await aqu-sz rareq-sz wareq-sz  svctm  %util
-sda            105.41    1.98   2424.38     49.47     0.05     0.55   0.05  21.75    0.11    0.35   0.01    23.00    25.01   0.08   0.85
+sda             88.20    3.10   1900.10     61.00     0.10     0.40   0.11  11.43    0.20    0.41   0.02    21.54    19.68   0.07   0.66
 
 03/01/2026 12:00:00 PM
 avg-cpu:  %user   %nice %system %iowait  %steal   %idle
@@ -212,9 +212,9 @@ State Recv-Q Send-Q Local Address:Port Peer Address:PortProcess
 
 === 2026-03-01 10:00:01.000 ===
 State  Recv-Q Send-Q   Local Address:Port    Peer Address:Port Process
-ESTAB  0      0             11.0.0.1:50682       11.0.0.1:6001
-ESTAB  12     4096          11.0.0.1:6001        11.0.0.1:50682
-CLOSE-WAIT 1  0             11.0.0.1:6001        11.0.0.1:50700
+ESTAB  0      0             11.0.0.1:41000       11.0.0.1:6001
+ESTAB  12     4096          11.0.0.1:6001        11.0.0.1:41000
+CLOSE-WAIT 1  0             11.0.0.1:6001        11.0.0.1:41010
 torn
 """
 
@@ -228,7 +228,7 @@ def test_ss_blocks_count_states_and_queues():
 
 
 DMESG = """[Sun Mar  1 09:58:00 2026] Linux version 4.18.0-553.el8_10.x86_64 (builder@example) #1 SMP
-[Sun Mar  1 09:58:00 2026] DMI: QEMU Standard PC (Q35 + ICH9, 2009), BIOS rel-1.17.0 04/01/2014
+[Sun Mar  1 09:58:00 2026] DMI: QEMU Standard PC (Q35 + ICH9, 2009), BIOS test-bios 01/01/2026
 [Sun Mar  1 09:58:00 2026] Hypervisor detected: KVM
 [Sun Mar  1 09:58:00 2026] smpboot: CPU0: Example CPU 8-Core Processor (family: 0x17, model: 0x8, stepping: 0x2)
 [Sun Mar  1 09:58:01 2026] smp: Brought up 1 node, 8 CPUs

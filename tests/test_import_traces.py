@@ -91,7 +91,7 @@ def write_folder(root: Path, install_log: str = ANSI_SPINNER_LOG) -> Path:
     (mon / "ss_6001.log").write_text(
         "=== 2026-03-01 10:00:04.000 ===\nState Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n\n"
         "=== 2026-03-01 10:00:08.000 ===\nState Recv-Q Send-Q Local Address:Port Peer Address:PortProcess\n"
-        "ESTAB 0 0 11.0.0.1:50682 11.0.0.1:6001\nESTAB 0 10 11.0.0.1:6001 11.0.0.1:50682\n")
+        "ESTAB 0 0 11.0.0.1:42000 11.0.0.1:6001\nESTAB 0 10 11.0.0.1:6001 11.0.0.1:42000\n")
     (mon / "dmesg_live.log").write_text(
         "[Sun Mar  1 09:50:00 2026] Linux version 4.18.0-test (builder) #1 SMP\n"
         "[Sun Mar  1 10:00:08 2026] Out of memory: Killed process 4242 (vast_platform) total-vm:1kB\n")

@@ -190,7 +190,7 @@ def install_attempt(start: float, *, ok: bool) -> list[ev.Event]:
     else:
         events += [ev.StallDetected(ts=create + 300, start=create + 297, length_ms=3000.0),
                    ev.KernelMessageSeen(ts=create + 344, source="workers.log", match="panic",
-                                        text="PANIC[P653:E9:S255:F28d] vmsg_keepalive_fiber"),
+                                        text="PANIC[P653:E4:S17:F3c1] vmsg_keepalive_fiber"),
                    ev.ClusterStateChanged(ts=create + 350, state="UNKNOWN", previous="ACTIVATING"),
                    ev.ClusterStateChanged(ts=create + 380, state="INIT", previous="UNKNOWN"),
                    ev.VtaskChanged(ts=create + 400, name="cluster_deploy", task_id=2, state="FAILED"),
