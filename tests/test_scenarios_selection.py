@@ -50,3 +50,18 @@ def test_overcommit_stalls_grow_from_100_ms_to_seconds_before_the_panic():
 def test_the_scenario_file_keeps_no_password():
     scenario = scenarios.build(hardware(), boot_t=0.0, vms_password="s3cret-pass")
     assert "s3cret-pass" not in str(scenario)
+
+
+def test_on_boot_puts_tools_on_the_disk_and_clock_and_scenario_in_run(tmp_path):
+    from backend.clock import Clock
+    from backend.lab.vast import GuestPaths
+
+    guest = GuestPaths(tmp_path / "disk", tmp_path / "runtime")
+    clock = Clock.scaled(120.0)
+    scenario = scenarios.on_boot(guest, hardware(vcpus=24), clock)
+    assert scenario["name"] == "overcommit" and scenario["boot_t"] == pytest.approx(clock.now(), abs=5)
+    assert (tmp_path / "disk/vast/bundles/vast_bootstrap.sh").stat().st_mode & 0o111
+    assert (tmp_path / "disk/vast/deploy/vman.sh").exists() and (tmp_path / "disk/opt/lab/vast/player.py").exists()
+    assert scenarios.read_guest_scenario(guest)["name"] == "overcommit"
+    assert (tmp_path / "runtime/run/lab/vast/scenario.json").exists()
+    assert '"scale": 120.0' in (tmp_path / "runtime/run/lab/clock.json").read_text()

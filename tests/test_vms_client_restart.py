@@ -61,6 +61,32 @@ async def test_reads_cluster_task_and_nodes_as_plain_dicts(tmp_path, online):
         server.stop()
 
 
+async def test_the_run_reaches_vms_through_the_targets_route_with_the_answers_credentials(tmp_path, online):
+    from types import SimpleNamespace
+
+    from backend.answers import Answers
+    from backend.target import Target
+
+    clock = Clock.scaled(SPEED)
+    server = _served(tmp_path, online.root, clock)
+    asked = []
+
+    def route(host: str, port: int) -> tuple[str, int]:
+        asked.append((host, port))
+        return "127.0.0.1", server.port
+
+    target = Target(label="lab", proxmox_url="lab://", token_id="t", token_secret=Secret("x"), clock=clock,
+                    route=route)
+    ctx = SimpleNamespace(answers=Answers(), target=target, bus=EventBus(clock))
+    try:
+        assert server.wait_listening(True)
+        client = VmsClient.for_run(ctx, "192.168.30.109")
+        assert asked == [("192.168.30.109", 443)]
+        assert (await client.cluster())["name"] == "lb-vast54"
+    finally:
+        server.stop()
+
+
 async def test_no_cluster_yet_is_none_and_new_states_pass_through(tmp_path):
     guest = make_guest(tmp_path / "guest")
     assert guest.bootstrap().returncode == 0

@@ -25,7 +25,16 @@ import json
 import os
 from pathlib import Path
 
-from backend.lab.vast import BUILD, SCENARIO_PATH, GuestPaths, as_paths, timeline
+from backend.clock import Clock
+from backend.lab.vast import (
+    BUILD,
+    SCENARIO_PATH,
+    GuestPaths,
+    as_paths,
+    install_guest_files,
+    timeline,
+    write_guest_clock,
+)
 from backend.lab.vast.curves import FIELD_CREATE_START, activation_crossing, guest_mem_total
 from backend.lab.world import GuestHardware
 from backend.sizing import MEMORY_MIN_GIB
@@ -130,3 +139,12 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
         return json.loads(as_paths(guest).host(SCENARIO_PATH).read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
+            vms_password: str = "123456") -> dict:
+    """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
+    clock and this boot's scenario in its /run. Returns the scenario."""
+    install_guest_files(guest.disk)
+    write_guest_clock(guest, clock.to_dict())
+    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password)

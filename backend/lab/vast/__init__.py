@@ -22,6 +22,8 @@ runtime directory, the rest on the guest's disk):
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -86,3 +88,13 @@ def install_guest_files(disk: Path, with_package: bool = False) -> None:
         if not target.exists() or target.read_bytes() != data:
             target.write_bytes(data)
         target.chmod(mode)
+
+
+def write_guest_clock(guest: GuestPaths | Path, clock_dict: dict) -> None:
+    """Write the lab clock ({scale, origin_wall, origin_target}, `Clock.to_dict()`) where the guest's
+    tools read it; call it at every boot and whenever the lab's clock is re-based (a new speed)."""
+    target = as_paths(guest).host(CLOCK_PATH)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(clock_dict))
+    os.replace(tmp, target)
