@@ -223,3 +223,31 @@ def test_vms_goes_away_with_the_guest_and_after_a_reboot(tmp_path, online):
     finally:
         (guest.root / "run/lab/vast/scenario.json").write_text(json.dumps(scenario))
         server.stop()
+
+
+def test_a_new_vms_process_picks_up_the_world_where_it_is(tmp_path):
+    """The lab process dies mid-install; the guest's tools carry on; a new VMS reads where they are."""
+    guest = make_guest(tmp_path / "guest", speed=800.0)  # the cluster create lasts ~1.3 s of wall time
+    assert guest.bootstrap().returncode == 0
+    running = guest.start("/vast/deploy/vman.sh", "release-5-4-0-2043819", "/vast/deploy/ssh_key.pem", "vcli",
+                          "-u", "admin", "-p", "123456", "-c", "cluster", "create", "--build",
+                          "release-5-4-0-2043819", "--name", "lb-vast54", "--loopback")
+    first = _server(tmp_path / "one", guest.root)
+    try:
+        assert first.wait_listening(True)
+        client = _client(first)
+        seen = set()
+        while not seen & {"ACTIVATING", "INSTALLING", "INIT"}:
+            seen |= {c["state"] for c in client.clusters.get()}
+    finally:
+        first.stop()  # as if the lab process were killed
+    assert running.poll() is None  # the install carries on inside the guest
+    assert running.wait(timeout=20) == 0
+    second = _server(tmp_path / "two", guest.root)
+    try:
+        assert second.wait_listening(True)
+        client = _client(second)
+        assert client.clusters.get()[0]["state"] == "ONLINE"
+        assert client.vtasks.get(name="cluster_deploy")[0]["state"] == "COMPLETED"
+    finally:
+        second.stop()
