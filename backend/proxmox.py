@@ -787,13 +787,33 @@ class ProxmoxClient:
         return dict(await self.get("nodes", vm.node, "qemu", vm.vmid, "status", "current",
                                    op=f"read VM {vm.vmid}'s status") or {})
 
+    async def _task_upids(self, vm: VmRef, task_type: str) -> set[str]:
+        try:
+            rows = await self.get("nodes", vm.node, "tasks", op=f"list VM {vm.vmid}'s {task_type} tasks",
+                                  vmid=vm.vmid, typefilter=task_type, source="all", limit=50)
+        except ProxmoxApiError:
+            return set()
+        return {str(r["upid"]) for r in rows or () if r.get("type") == task_type and r.get("upid")}
+
+    async def _started_task(self, vm: VmRef, task_type: str) -> Callable[[], Awaitable[str | None]]:
+        """A check for a call whose answer may be lost: the UPID of a `task_type` task for this VM
+        that was not there before the call (the host's clock never enters into it)."""
+        before = await self._task_upids(vm, task_type)
+
+        async def started() -> str | None:
+            new = await self._task_upids(vm, task_type) - before
+            return max(new) if new else None
+
+        return started
+
     async def _power(self, vm: VmRef, action: str, want: str, params: dict | None = None,
                      timeout_s: float | None = None) -> None:
         if (await self.status(vm)).get("status") == want:
             return
+        started = await self._started_task(vm, f"qm{action}")
 
-        async def reached() -> bool | None:
-            return True if (await self.status(vm)).get("status") == want else None
+        async def reached() -> bool | str | None:
+            return True if (await self.status(vm)).get("status") == want else await started()
 
         result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "status", action), params or {},
                                     op=f"{action} VM {vm.vmid}", recover=reached)
@@ -813,8 +833,10 @@ class ProxmoxClient:
         await self._power(vm, "stop", "stopped", timeout_s=600)
 
     async def reboot(self, vm: VmRef, timeout_s: int = 300) -> None:
+        """Shut the guest down and start it again; a lost answer is checked in the node's task list."""
+        started = await self._started_task(vm, "qmreboot")
         result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "status", "reboot"),
-                                    {"timeout": int(timeout_s)}, op=f"reboot VM {vm.vmid}")
+                                    {"timeout": int(timeout_s)}, op=f"reboot VM {vm.vmid}", recover=started)
         await self._maybe_wait(result, description=f"reboot VM {vm.vmid}", timeout_s=timeout_s + 120)
         self._emit(VmPowerChanged(vmid=vm.vmid, state="running", action="reboot"))
 
@@ -828,11 +850,17 @@ class ProxmoxClient:
         """Take a snapshot; one that already exists is left alone (so a rerun never takes two)."""
         check_segment(name)
 
-        async def taken() -> bool | None:
-            return True if any(s.get("name") == name for s in await self.snapshots(vm)) else None
+        async def exists() -> bool:
+            return any(s.get("name") == name for s in await self.snapshots(vm))
 
-        if await taken():
+        if await exists():
             return
+        started = await self._started_task(vm, "qmsnapshot")
+
+        async def taken() -> bool | str | None:
+            upid = await started()  # a snapshot being taken is listed before its task ends
+            return upid if upid else (True if await exists() else None)
+
         result = await self.request("POST", ("nodes", vm.node, "qemu", vm.vmid, "snapshot"),
                                     {"snapname": name, "description": description or None,
                                      "vmstate": True if vmstate else None},

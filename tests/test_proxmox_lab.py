@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import re
 import socket
 
 import pytest
@@ -13,7 +15,7 @@ from backend.lab.faults import FaultPlan, ScheduledFault
 from backend.lab.profiles import PROFILES
 from backend.proxmox import ProxmoxApiError, ProxmoxClient
 from backend.secrets import Secret
-from tests.proxmox_lab_support import Recorder, open_lab, requests_to, start_world, world_target
+from tests.proxmox_lab_support import Recorder, open_lab, requests_log, requests_to, start_world, world_target
 
 OVA = "local:import/vast-5.4.0-loopback.ova"
 
@@ -279,3 +281,38 @@ async def test_a_create_refused_with_500_before_it_happened_is_retried_once_chec
     lookups = requests_to(state, "GET", "/cluster/resources")
     assert lookups, "the VM was looked for before the create was sent again"
     assert vm.vmid == int(creates[1]["params"]["vmid"])
+
+
+@pytest.mark.parametrize(("kind", "path"), [
+    ("pve_reset", r"/status/reboot$"), ("pve_reset", r"/status/start$"), ("pve_503", r"/snapshot$"),
+    ("pve_timeout", r"/snapshot$"), ("pve_reset", r"^/storage/local$"),
+])
+async def test_calls_whose_answer_is_lost_are_checked_not_repeated(tmp_path, kind, path):
+    state = tmp_path / "lab"
+    plan = FaultPlan(record=state / "faults.jsonl", schedule=[
+        ScheduledFault(kind, method=None if "storage" in path else "POST", path=path, after=True)])
+    world = start_world(state, faults=plan)
+    try:
+        target = world_target(world)
+        recorder = Recorder(target.clock)
+        client = await ProxmoxClient.connect(target, recorder.bus, timeout=(5.0, 1.0))
+        try:
+            vm = await _create(client)
+            await client.start(vm)
+            for _ in range(100):  # the guest boots (its agent answers once it is up)
+                if await client.agent_ping(vm):
+                    break
+                await target.clock.sleep(5)
+            await client.reboot(vm)
+            await client.snapshot(vm, "pre-install")
+            status = await client.status(vm)
+            snapshots = await client.snapshots(vm)
+        finally:
+            await client.close()
+    finally:
+        world.stop()
+    assert [json.loads(line)["kind"] for line in (state / "faults.jsonl").read_text().splitlines()] == [kind]
+    assert status["status"] == "running" and [s["name"] for s in snapshots] == ["pre-install"]
+    sent = [r for r in requests_log(state) if r["method"] in ("POST", "PUT") and re.search(path, r["path"])]
+    assert len(sent) == 1, sent
+    assert len(recorder.of("RecoveredFromFault")) == 1
