@@ -49,6 +49,8 @@ def commands() -> dict[str, str]:
 @pytest.mark.parametrize("name", sorted(commands()))
 def test_command_passes_shellcheck(name):
     command = commands()[name]
-    result = subprocess.run([_shellcheck(), "-s", "bash", "-"], input="#!/bin/bash\n" + command + "\n",
+    # SC2016 ("expressions don't expand in single quotes") is the point of quoting a hostile value.
+    excluded = ["-e", "SC2016"] if "hostile" in name or "sudo" in name else []
+    result = subprocess.run([_shellcheck(), "-s", "bash", *excluded, "-"], input="#!/bin/bash\n" + command + "\n",
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{name}:\n{command}\n{result.stdout}"
