@@ -187,6 +187,10 @@ def ova_disks(metadata: dict) -> list[tuple[str, int]]:
 
 async def run_ova(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
+    existing = await client.find_vm(ctx.answers.vm.name)
+    if existing is not None:  # a rerun: the disk was imported already, the OVA is not needed again
+        ctx.progress(f"VM {existing.vmid} '{existing.name}' exists already; the OVA is not needed")
+        return {"ova_disks": [], "ova_disk_bytes": 0, "import_working_storage": None}
     node = await client.node_facts(require(ctx, "node"))
     storage_name, _, filename = _ova_parts(ctx.answers)
     missing = [f for f in await ova_findings(client, node, ctx.answers) if f.severity == "blocker"]
@@ -336,7 +340,14 @@ async def check_host(answers: Answers, target: Target) -> dict:
         inventory = await client.inventory()
         node = choose_node(inventory, answers.proxmox.node)
         result = evaluate(node, answers)
-        extra = await ova_findings(client, node, answers)
+        existing = await client.find_vm(answers.vm.name)
+        if existing is None:
+            extra = await ova_findings(client, node, answers)
+        else:
+            extra = [Finding("vm-exists", "info",
+                             f"VM {existing.vmid} '{existing.name}' made by vast-loopback exists on {existing.node}.",
+                             "A run continues with it (it never creates a second one); the OVA is not needed again.",
+                             f"Found by its name and the '{vmconfig.TAG}' tag.")]
     finally:
         await client.close()
     order = {"blocker": 0, "warning": 1, "info": 2}

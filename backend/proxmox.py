@@ -697,6 +697,11 @@ class ProxmoxClient:
         params = dict(config)
         if params.get("vmid") is None:
             params["vmid"] = await self.next_vmid()
+        else:
+            taken = next((r for r in await self.vms() if int(r.get("vmid", -1)) == int(params["vmid"])), None)
+            if taken is not None:
+                raise RunFailed(f"VMID {params['vmid']} is already used by VM '{taken.get('name', '')}' "
+                                f"on {taken.get('node')}", hint="pick another vm.vmid, or leave it out to use the next free one")
         vmid = int(params["vmid"])
 
         async def created() -> VmRef | None:

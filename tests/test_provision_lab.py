@@ -266,3 +266,26 @@ async def test_a_create_still_importing_from_an_interrupted_run_is_awaited_not_r
     assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
     assert any("still being created" in e.message for e in rec.of("StepProgressed"))
     assert [e.vmid for e in rec.of("VmFound")] == [100] and ctx.facts["vmid"] == 100
+
+
+async def test_a_rerun_does_not_need_the_ova_once_its_vm_exists(tmp_path, seed):
+    assert (await _provision(tmp_path, seed, lab_answers("seed"), "first"))[0] == 0
+    moved = lab_answers("seed", ova="local:import/cleaned-up.ova")
+    code, rec, _ = await _provision(tmp_path, seed, moved, "second")
+    assert code == 0, rec.of("RunFinished")[0].message
+    assert any("the OVA is not needed" in e.message for e in rec.of("StepProgressed"))
+    result = await provision.check_host(moved, seed)
+    assert result["ok"] and "vm-exists" in [f["id"] for f in result["findings"]]
+
+
+async def test_a_fixed_vmid_already_taken_is_a_clear_error(tmp_path, seed):
+    client = await ProxmoxClient.connect(seed)
+    try:
+        await client.wait_task(await client.request("POST", ("nodes", "pve", "qemu"),
+                                                    {"vmid": 555, "name": "other", "memory": 1024}, op="create"))
+    finally:
+        await client.close()
+    code, rec, _ = await _provision(tmp_path, seed, lab_answers("seed", vm={"vmid": 555}))
+    assert code == 1
+    assert "VMID 555 is already used by VM 'other' on pve" in rec.of("RunFinished")[0].message
+    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1  # only the other VM's
