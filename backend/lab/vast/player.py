@@ -431,6 +431,10 @@ def main(argv):
         sys.stdout.flush()
         sys.stderr.write(str(exc) + "\n")
         return exc.code
+    except OSError as exc:  # e.g. the lab's files are not writable for this user
+        sys.stdout.flush()
+        sys.stderr.write(f"{argv[0]}: {exc.strerror}: {exc.filename}\n")
+        return 1
 
 
 if __name__ == "__main__":

@@ -109,6 +109,11 @@ class Timeline:
     def docker(self, at: float, *args: str) -> None:
         self._add(at, docker=list(args))
 
+    def container(self, at: float, name: str, *run_args: str) -> None:
+        """(Re)start container `name`: the tools remove a leftover one first (a failure is ignored)."""
+        self.docker(at, "rm", "-f", name)
+        self.docker(at, "run", "-d", "--name", name, *run_args)
+
     def append(self, at: float, path: str, text: str) -> None:
         self._add(at, file=path, text=text)
 
@@ -142,16 +147,15 @@ def bootstrap() -> list[dict]:
              "using package ./vastdata_release_${buildno}.vast.tar.gz\n"
              "using build ${buildno}\n"
              "unpacking ./vastdata_release_${buildno}.vast.tar.gz\n")
-    t.docker(232, "rm", "-f", "registry")
-    t.docker(232, "run", "-d", "--restart=always", "--name", "registry", "-p", "5000:5000",
-             "-v", "/vast/registry:/var/lib/registry", "registry:2")
+    t.container(232, "registry", "--restart=always", "-p", "5000:5000", "-v", "/vast/registry:/var/lib/registry",
+                "registry:2")
     t.raw(617, "starting VMS \n")
     t.docker(617, "restart", "registry")
-    t.docker(630, "run", "-d", "--rm", "--name", "vast_vms", *COMMON.split(), VMS_IMAGE, "vms")
+    t.container(630, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
     t.raw(690, "starting VMS ---- 30% done\n")
     t.docker(720, "restart", "vast_vms")
     t.raw(755, "starting VMS ---- 60% done\n")
-    t.docker(788, "run", "-d", "--name", "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
+    t.container(788, "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
     t.raw(789, "No infiniband interfaces detected, Skipping OpenSM first time configuration\n")
     t.raw(VMS_UP_AT, "Done, VMS is up \n")
     t.event(VMS_UP_AT, "vms", up=True)
@@ -239,7 +243,7 @@ def _deploy_until_activating(t: Timeline) -> None:
     for kind in ("Dnode", "Dnode", "Cnode"):
         t.line(36, f"Installed build ${{build}} on {kind} ({INTERNAL_IP}) []")
     for port, _, _ in NODES:  # the four containers show up in docker stats at +38 s
-        t.docker(37, "run", "-d", "--name", container(port), *COMMON.split()[:2], IMAGE, "platform")
+        t.container(37, container(port), *COMMON.split()[:2], IMAGE, "platform")
     t.event(37, "hosts", hosts=[dict(h, install_state="INSTALLED") for h in hosts])
     t.spin(37, 57, f"Installed build ${{build}} on Cnode ({INTERNAL_IP}) []")
     t.spin(57, 67, "finished installing cluster")
@@ -427,11 +431,11 @@ def start(cluster_deployed: bool) -> list[dict]:
     """`vman.sh <build> <pem> start`: the containers come back; a deployed cluster comes ONLINE again."""
     t = Timeline()
     _vman_preamble(t, "start")
-    t.docker(5, "run", "-d", "--rm", "--name", "vast_vms", *COMMON.split(), VMS_IMAGE, "vms")
+    t.container(5, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
     t.event(START_VMS_UP, "vms", up=True)
-    t.docker(65, "run", "-d", "--name", "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
+    t.container(65, "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
     for port, _, _ in NODES:
-        t.docker(70, "run", "-d", "--name", container(port), *COMMON.split()[:2], IMAGE, "platform")
+        t.container(70, container(port), *COMMON.split()[:2], IMAGE, "platform")
     if cluster_deployed:
         t.event(70, "cluster", state="ACTIVATING")
         t.event(START_ONLINE, "cluster", state="ONLINE")
