@@ -58,7 +58,7 @@ log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0  # target seconds to open a connection
 READ_TIMEOUT_S = 90.0  # target seconds for an answer (import-metadata alone may take 30 s)
-MIN_TIMEOUT_WALL_S = 5.0  # however fast a compressed lab runs, never give up sooner on the wall
+MIN_TIMEOUT_WALL_S = 1.5  # however fast a compressed lab runs, never give up sooner on the wall
 MAX_ATTEMPTS = 6  # a call is tried at most this often (backoff 1, 2, 4, 8, 16 s of target time)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0

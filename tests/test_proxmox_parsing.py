@@ -194,5 +194,6 @@ def test_timeouts_follow_the_target_clock_with_a_floor():
     from backend.clock import Clock
 
     assert proxmox.default_timeouts(Clock.wall()) == (10.0, 90.0)
-    assert proxmox.default_timeouts(Clock.scaled(600)) == (5.0, 5.0)
-    assert proxmox.default_timeouts(Clock.scaled(6)) == (5.0, 15.0)
+    assert proxmox.default_timeouts(Clock.scaled(600)) == (1.5, 1.5)
+    assert proxmox.default_timeouts(Clock.scaled(60)) == (1.5, 1.5)  # 90 s of lab time: no later than real
+    assert proxmox.default_timeouts(Clock.scaled(6)) == (1.6666666666666667, 15.0)
