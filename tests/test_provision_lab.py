@@ -289,3 +289,29 @@ async def test_a_fixed_vmid_already_taken_is_a_clear_error(tmp_path, seed):
     assert code == 1
     assert "VMID 555 is already used by VM 'other' on pve" in rec.of("RunFinished")[0].message
     assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1  # only the other VM's
+
+
+async def test_the_token_secret_never_reaches_the_journal_events_or_the_request_log(tmp_path, monkeypatch):
+    secret = "b0d1c5e2-6f3a-4c77-9e21-known-secret"
+    monkeypatch.setenv("VLB_TEST_TOKEN", secret)
+    answers = lab_answers("seed", proxmox={"url": "lab", "token_id": "root@pam!vlb",
+                                           "token_secret": "env:VLB_TEST_TOKEN"})
+    from backend.target import TargetOptions, open_target
+
+    target = await open_target(answers, TargetOptions(speed=600, state_dir=tmp_path / "run" / "lab"))
+    try:
+        assert target.token_secret.reveal() == secret  # the lab authenticates with the user's token
+        run = RunDir.create(tmp_path / "run-journal", answers.vm.name)
+        rec = Recorder(target.clock)
+        journal = Journal(run)
+        rec.bus.subscribe(journal)
+        ctx = RunContext(answers=answers, target=target, bus=rec.bus, run=run)
+        code = await Engine(ctx, provision.steps()).run()
+        journal.close()
+    finally:
+        await target.close()
+    assert code == 0
+    assert all(secret not in json.dumps(e.to_dict(), default=str) for e in rec.events)
+    for path in [*(tmp_path / "run").rglob("*"), *(tmp_path / "run-journal").rglob("*")]:
+        if path.is_file():
+            assert secret.encode() not in path.read_bytes(), path
