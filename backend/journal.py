@@ -27,7 +27,7 @@ from typing import IO
 
 from backend.errors import BadInput
 from backend.events import Event, InstallLogAppended, RunFinished, RunStarted, SampleTaken, StepFinished
-from backend.secrets import redact
+from backend.secrets import redact, redact_data
 
 EVENTS = "events.jsonl"
 SAMPLES = "samples.jsonl"
@@ -177,7 +177,7 @@ class Journal:
         return handle
 
     def __call__(self, event: Event) -> None:
-        line = redact(json.dumps(event.to_dict(), separators=(",", ":"), default=str))
+        line = json.dumps(redact_data(event.to_dict()), separators=(",", ":"), default=str)
         target = self._samples if isinstance(event, SampleTaken) else self._events
         target.write(line + "\n")
         target.flush()

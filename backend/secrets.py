@@ -40,14 +40,30 @@ def redact(text: str) -> str:
     return text
 
 
+def redact_data(data: object) -> object:
+    """`redact` applied to every string inside dicts and lists, leaving numbers and keys' structure
+    intact (a secret made of digits must never corrupt a timestamp)."""
+    if isinstance(data, str):
+        return redact(data)
+    if isinstance(data, dict):
+        return {key: redact_data(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [redact_data(value) for value in data]
+    return data
+
+
 class Secret:
-    """A secret value that does not show itself in repr, str, f-strings or logs."""
+    """A secret value that does not show itself in repr, str, f-strings or logs.
+
+    `public=True` marks a documented default (the OVA's `centos`, VMS's `123456`): it still travels
+    as a Secret, but is not scrubbed from text, where it would mangle every `/home/centos`."""
 
     __slots__ = ("_value",)
 
-    def __init__(self, value: str) -> None:
+    def __init__(self, value: str, *, public: bool = False) -> None:
         self._value = value
-        register_secret(value)
+        if not public:
+            register_secret(value)
 
     def reveal(self) -> str:
         """The value itself; call it only where the value goes on the wire."""

@@ -104,7 +104,7 @@ class VmsClient:
         elif getattr(ctx.target, "vms_password", None) is not None:
             password = ctx.target.vms_password
         else:
-            password = Secret(DEFAULT_PASSWORD)
+            password = Secret(DEFAULT_PASSWORD, public=True)
         return cls(ctx.target.route(guest_ip, 443), vast.admin_user, password, clock=ctx.target.clock,
                    bus=bus or ctx.bus)
 

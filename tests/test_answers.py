@@ -118,3 +118,14 @@ def test_schema_describes_the_documented_keys():
     assert {"proxmox", "vm", "ova", "guest", "vast"} <= set(schema["properties"])
     vm = schema["$defs"]["VmAnswers"]["properties"]
     assert {"name", "vcpus", "memory_gib", "disk_gib", "storage", "bridge"} <= set(vm)
+
+
+def test_redaction_keeps_json_numbers_intact_and_public_defaults_visible():
+    from backend.secrets import redact_data
+
+    Secret("987654")
+    data = {"ts": 1767987654.5, "text": "pw=987654", "path": "/home/centos", "nested": [{"v": "987654"}]}
+    assert redact_data(data) == {"ts": 1767987654.5, "text": "pw=***", "path": "/home/centos",
+                                 "nested": [{"v": "***"}]}
+    Secret("centos", public=True)
+    assert redact("/home/centos") == "/home/centos"

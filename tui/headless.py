@@ -22,7 +22,7 @@ from backend.errors import BadInput
 from backend.journal import ANSWERS, Journal, RunDir
 from backend.plan import build_plan, resolve_until, step_ids
 from backend.runstate import RunState
-from backend.secrets import redact
+from backend.secrets import redact, redact_data
 from backend.target import TargetOptions, open_target
 
 SAMPLE_EVERY_S = 60.0  # text mode: one resource line per target minute
@@ -54,16 +54,16 @@ class HeadlessPrinter:
     def __call__(self, event: ev.Event) -> None:
         self.state.apply(event)
         if self.json_lines:
-            self._write(json.dumps(event.to_dict(), separators=(",", ":"), default=str))
+            self._write(json.dumps(redact_data(event.to_dict()), separators=(",", ":"), default=str), raw=True)
             return
         line = self.describe(event)
         if line:
             start = self.state.started or event.ts
             self._write(f"[{_fmt_elapsed(event.ts - start)}] {line}")
 
-    def _write(self, text: str) -> None:
+    def _write(self, text: str, raw: bool = False) -> None:
         try:
-            self.stream.write(redact(text) + "\n")
+            self.stream.write((text if raw else redact(text)) + "\n")
             self.stream.flush()
         except (BrokenPipeError, ValueError):
             pass
