@@ -610,11 +610,16 @@ class ProxmoxClient:
         for row in sorted(await self.nodes(), key=lambda r: str(r.get("node", ""))):
             name = str(row.get("node", ""))
             if row.get("status") == "online":
-                facts.append(await self.node_facts(name))
-            else:
-                facts.append(NodeFacts(node=name, online=False, cpu_model="", sockets=0, cores=0,
-                                       threads=int(row.get("maxcpu") or 0), mem_total=int(row.get("maxmem") or 0),
-                                       mem_used=int(row.get("mem") or 0), hvm=False))
+                try:
+                    facts.append(await self.node_facts(name))
+                    continue
+                except ProxmoxApiError as exc:  # listed online, but its daemon does not answer (595/596)
+                    if exc.status < 500:
+                        raise
+                    log.info("node %s does not answer (%s); shown as offline", name, exc.message)
+            facts.append(NodeFacts(node=name, online=False, cpu_model="", sockets=0, cores=0,
+                                   threads=int(row.get("maxcpu") or 0), mem_total=int(row.get("maxmem") or 0),
+                                   mem_used=int(row.get("mem") or 0), hvm=False))
         return HostInventory(pve_version=version, nodes=tuple(facts),
                              fingerprint=self.fingerprint or await asyncio.to_thread(self._presented_fingerprint),
                              cluster_name=await self.cluster_name())

@@ -316,3 +316,22 @@ async def test_calls_whose_answer_is_lost_are_checked_not_repeated(tmp_path, kin
     sent = [r for r in requests_log(state) if r["method"] in ("POST", "PUT") and re.search(path, r["path"])]
     assert len(sent) == 1, sent
     assert len(recorder.of("RecoveredFromFault")) == 1
+
+
+async def test_a_node_that_keeps_failing_is_shown_offline_not_fatal(tmp_path):
+    state = tmp_path / "lab"
+    plan = FaultPlan(record=state / "faults.jsonl", schedule=[
+        ScheduledFault("pve_503", method="GET", path=r"^/nodes/pve3/status$", count=100)])
+    world = start_world(state, "big", faults=plan)
+    try:
+        target = world_target(world)
+        recorder = Recorder(target.clock)
+        client = await ProxmoxClient.connect(target, recorder.bus)
+        try:
+            inventory = await client.inventory()
+        finally:
+            await client.close()
+    finally:
+        world.stop()
+    assert [(n.node, n.online) for n in inventory.nodes] == [("pve1", True), ("pve2", True), ("pve3", False)]
+    assert len(recorder.of("RetryScheduled")) == 5  # tried six times before giving up on it
