@@ -1,0 +1,494 @@
+"""The lab's guests: `GuestLab` implements `backend.lab.world.GuestHooks` for the Proxmox side.
+
+It owns a thread with its own asyncio loop, where the guests' SSH listeners and the world ticker
+run; the hooks may be called from any thread (including that loop, e.g. from `PowerHooks`
+callbacks) and never block on a boot. `power_on` returns at once with the guest "booting"; after
+`boot_seconds` of lab time (40 by default) the guest is up (namespace running, SSH listening) or
+"unbootable". `power_off` returns once every process of the guest has ended (when called from
+the lab's loop it only schedules that).
+
+The world ticker (every `tick_seconds` of wall time) advances each running guest's counters by its
+load (`set_load`), rewrites the fake /proc and cgroup files, normalises sysfs/sysctl files the
+guest wrote, notices a reboot or poweroff asked from inside the guest (`reboot`, `shutdown`,
+`systemctl reboot`...: reported through `PowerHooks.guest_initiated`, or done by the lab itself
+when no hooks are given), and re-boots a guest whose namespace died under it.
+
+After a lab restart (`GuestLab(...).start()` on the same state directory) every guest that was up
+is found again when its namespace still runs (detached jobs included), else booted again.
+
+Routing: `route(host, port)` maps a guest's DHCP address and port 22 to its SSH listener on
+127.0.0.1 (its port is allocated once per guest and kept), and any (address, port) registered
+with `add_route` (the VMS's 443) to its local endpoint; other addresses pass through unchanged.
+`known_hosts_path()` is an OpenSSH known_hosts file naming the lab's host key for every guest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from backend.clock import Clock
+from backend.lab.guest.fsutil import open_beneath, read_beneath
+from backend.lab.guest.load import GuestLoad, IdleLoad
+from backend.lab.guest.machine import LabGuest
+from backend.lab.guest.namespace import GuestBootError
+from backend.lab.guest.sshd import GuestSSHServer, load_host_key
+from backend.lab.guest.support import own, require_guest_support
+from backend.lab.world import GuestHardware, PowerHooks
+
+log = logging.getLogger("vlb.lab.guest")
+DEFAULT_PASSWORDS = {"centos": "centos"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class GuestLab:
+    """Every guest of one lab state directory."""
+
+    def __init__(self, state_dir: Path, clock: Clock, *, power: PowerHooks | None = None,
+                 boot_seconds: float = 40.0, tick_seconds: float = 0.1,
+                 passwords: dict[str, str] | None = None,
+                 load_factory: Callable[[GuestHardware], GuestLoad] | None = None) -> None:
+        self.state_dir = Path(state_dir)
+        self.guests_dir = self.state_dir / "guests"
+        self.ssh_dir = self.state_dir / "ssh"
+        self.clock = clock
+        self.power = power
+        self.boot_seconds = boot_seconds
+        self.tick_seconds = tick_seconds
+        self.passwords = dict(DEFAULT_PASSWORDS if passwords is None else passwords)
+        self.load_factory = load_factory or (lambda hw: IdleLoad())
+        self.extra_keys: list[asyncssh.SSHKey] = []
+        self._guests: dict[int, LabGuest] = {}
+        self._routes: dict[tuple[str, int], tuple[str, int]] = {}
+        self._lock = threading.RLock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._guest_locks: dict[int, asyncio.Lock] = {}
+        self._ticker: asyncio.Task | None = None
+        self._host_key: asyncssh.SSHKey | None = None
+
+    # -- life of the lab process --------------------------------------------------------------------
+    def start(self) -> GuestLab:
+        """Check this machine can run guests, start the lab's loop, find the guests of the state dir."""
+        require_guest_support()
+        self.guests_dir.mkdir(parents=True, exist_ok=True)
+        self._host_key = load_host_key(self.ssh_dir)
+        ready = threading.Event()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            ready.set()
+            loop.run_forever()
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="vlb-lab-guests", daemon=True)
+        self._thread.start()
+        ready.wait()
+        self._call(self._restore())
+        return self
+
+    def close(self) -> None:
+        """Stop serving (listeners, ticker, loop). Running guests keep running: the world outlives us."""
+        if self._loop is None:
+            return
+        with contextlib.suppress(Exception):
+            self._call(self._close(), timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._loop = None
+
+    def shutdown(self) -> None:
+        """Power every guest off (hard) and close: nothing of the lab keeps running."""
+        if self._loop is not None:
+            for vmid in list(self._guests):
+                self.power_off(vmid, graceful=False)
+        self.close()
+
+    def __enter__(self) -> GuestLab:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    async def _close(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        for guest in list(self._guests.values()):
+            if guest.ssh is not None:
+                await guest.ssh.stop()
+                guest.ssh = None
+            if guest.runtime is not None:
+                guest.runtime.close()
+                guest.runtime = None
+
+    def _in_loop(self) -> bool:
+        return self._thread is not None and threading.current_thread() is self._thread
+
+    def _call(self, coro: Coroutine[Any, Any, Any], timeout: float | None = 120) -> Any:
+        """Run a coroutine on the lab's loop; wait for it unless we are on that loop already."""
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the lab's guests are not started")
+        if self._in_loop():
+            self._loop.create_task(coro)
+            return None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def _submit(self, coro: Coroutine[Any, Any, Any]) -> None:
+        if self._loop is None:
+            coro.close()
+            raise RuntimeError("the lab's guests are not started")
+        if self._in_loop():
+            self._loop.create_task(coro)
+        else:
+            asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def _glock(self, vmid: int) -> asyncio.Lock:
+        if vmid not in self._guest_locks:
+            self._guest_locks[vmid] = asyncio.Lock()
+        return self._guest_locks[vmid]
+
+    async def _restore(self) -> None:
+        for path in sorted(self.guests_dir.iterdir()):
+            if not (path / "guest.json").exists():
+                continue
+            try:
+                guest = LabGuest.load_from(path)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("guest %s: unreadable state (%s)", path.name, exc)
+                continue
+            self._adopt(guest)
+            if guest.state == "up":
+                if guest.reattach():
+                    await self._listen(guest)
+                    log.info("guest %s: found running (pid %s)", guest.vmid, guest.holder and guest.holder.pid)
+                    continue
+                guest.state, guest.boot_lab = "booting", self.clock.now()
+                guest.save()
+            if guest.state == "booting":
+                asyncio.get_running_loop().create_task(self._boot(guest, guest.generation))
+        self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    def _adopt(self, guest: LabGuest) -> None:
+        guest.load = self.load_factory(guest.hw)
+        guest.passwords = self.passwords
+        guest.extra_keys = self.extra_keys
+        self._guests[guest.vmid] = guest
+
+    # -- GuestHooks -----------------------------------------------------------------------------------
+    def power_on(self, hw: GuestHardware) -> None:
+        require_guest_support()
+        with self._lock:
+            guest = self._guests.get(hw.vmid)
+            if guest is None:
+                guest = LabGuest(vmid=hw.vmid, path=self.guests_dir / str(hw.vmid), hw=hw)
+                guest.ensure_disk()
+                own(guest.path)
+                guest.ssh_port = _free_port()
+                self._adopt(guest)
+            if guest.state in ("booting", "up", "unbootable"):
+                return
+            guest.hw = hw
+            guest.load = self.load_factory(hw)
+            guest.state, guest.error = "booting", ""
+            guest.boot_lab = self.clock.now()
+            guest.generation += 1
+            guest.save()
+            generation = guest.generation
+        self._write_known_hosts()
+        self._submit(self._boot(guest, generation))
+
+    def power_off(self, vmid: int, graceful: bool) -> None:
+        with self._lock:
+            guest = self._guests.get(vmid)
+            if guest is None:
+                return
+            guest.state = "off"
+            guest.generation += 1
+            guest.save()
+        self._call(self._stop(guest, graceful))
+
+    def boot_state(self, vmid: int) -> str:
+        guest = self._guests.get(vmid)
+        return guest.state if guest is not None else "off"
+
+    def agent_running(self, vmid: int) -> bool:
+        guest = self._guests.get(vmid)
+        return guest is not None and guest.agent_running()
+
+    def agent_interfaces(self, vmid: int) -> list[dict]:
+        guest = self._guests.get(vmid)
+        if guest is None or not guest.agent_running():
+            return []
+        hw = guest.hw
+        mac = hw.mac.lower()
+        octets = [int(x, 16) for x in mac.split(":")]
+        octets[0] ^= 2
+        eui = f"fe80::{(octets[0] << 8) | octets[1]:x}:{(octets[2] << 8) | 0xFF:x}:{0xFE00 | octets[3]:x}:{(octets[4] << 8) | octets[5]:x}"
+        stats = {"rx-bytes": 1_837_562, "rx-dropped": 0, "rx-errs": 0, "rx-packets": 12_873,
+                 "tx-bytes": 2_114_908, "tx-dropped": 0, "tx-errs": 0, "tx-packets": 9_622}
+        interfaces = [
+            {"name": "lo", "hardware-address": "00:00:00:00:00:00",
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "127.0.0.1", "prefix": 8},
+                              {"ip-address-type": "ipv6", "ip-address": "::1", "prefix": 128}],
+             "statistics": dict.fromkeys(stats, 0)},
+            {"name": "eth0", "hardware-address": mac,
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": hw.ip, "prefix": 24},
+                              {"ip-address-type": "ipv6", "ip-address": eui, "prefix": 64}],
+             "statistics": stats},
+        ]
+        if guest.holder is not None and "dockerd" in guest.holder.commands():
+            interfaces.append({"name": "docker0", "hardware-address": "02:42:5c:3a:11:7e",
+                               "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": "172.17.0.1",
+                                                 "prefix": 16}],
+                               "statistics": dict.fromkeys(stats, 0)})
+        return interfaces
+
+    def snapshot(self, vmid: int, name: str) -> None:
+        with self._lock:
+            self._guest(vmid).snapshot(name)
+
+    def rollback(self, vmid: int, name: str) -> None:
+        with self._lock:
+            guest = self._guest(vmid)
+            if guest.state != "off":
+                raise RuntimeError(f"guest {vmid} must be off to roll back (it is {guest.state})")
+            guest.rollback(name)
+
+    def delete_snapshot(self, vmid: int, name: str) -> None:
+        with self._lock:
+            self._guest(vmid).delete_snapshot(name)
+
+    def destroy(self, vmid: int) -> None:
+        if vmid not in self._guests:
+            return
+        self.power_off(vmid, graceful=False)
+        with self._lock:
+            guest = self._guests.pop(vmid)
+            shutil.rmtree(guest.path, ignore_errors=True)
+        self._write_known_hosts()
+
+    # -- boot and stop (on the lab's loop) ------------------------------------------------------------
+    async def _boot(self, guest: LabGuest, generation: int) -> None:
+        await self.clock.sleep(guest.boot_lab + self.boot_seconds - self.clock.now())
+        async with self._glock(guest.vmid):
+            if guest.generation != generation or guest.state != "booting":
+                return
+            ok, why = guest.bootable()
+            if not ok:
+                with self._lock:
+                    guest.state, guest.error = "unbootable", why
+                    guest.save()
+                log.info("guest %s: unbootable: %s", guest.vmid, why)
+                return
+            try:
+                await asyncio.to_thread(guest.start_namespace, self.clock.scale)
+            except (GuestBootError, OSError) as exc:
+                with self._lock:
+                    guest.state, guest.error = "unbootable", f"the lab could not start the guest: {exc}"
+                    guest.save()
+                log.error("guest %s: %s", guest.vmid, guest.error)
+                return
+            if guest.generation != generation:
+                await asyncio.to_thread(guest.stop_namespace, False)
+                return
+            await self._listen(guest)
+            with self._lock:
+                guest.state = "up"
+                guest.save()
+            log.info("guest %s: up (ssh 127.0.0.1:%s)", guest.vmid, guest.ssh_port)
+
+    async def _listen(self, guest: LabGuest) -> None:
+        assert self._host_key is not None
+        server = GuestSSHServer(guest, self._host_key)
+        port = await server.start(guest.ssh_port)
+        guest.ssh = server
+        if port != guest.ssh_port:
+            guest.ssh_port = port
+            guest.save()
+            self._write_known_hosts()
+
+    async def _stop(self, guest: LabGuest, graceful: bool) -> None:
+        async with self._glock(guest.vmid):
+            if guest.ssh is not None:
+                await guest.ssh.stop()
+                guest.ssh = None
+            await asyncio.to_thread(guest.stop_namespace, graceful)
+            with self._lock:
+                guest.save()
+
+    async def _reboot(self, guest: LabGuest) -> None:
+        with self._lock:
+            guest.state = "off"
+            guest.generation += 1
+            guest.save()
+        await self._stop(guest, graceful=True)
+        self.power_on(guest.hw)
+
+    # -- the world ticker -----------------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_seconds)
+            for guest in list(self._guests.values()):
+                if guest.state == "up" and guest.runtime is not None and not self._glock(guest.vmid).locked():
+                    try:
+                        self._tick(guest)
+                    except OSError as exc:
+                        log.warning("guest %s: tick failed: %s", guest.vmid, exc)
+
+    def _tick(self, guest: LabGuest) -> None:
+        assert guest.runtime is not None
+        if guest.holder is None or not guest.holder.alive():
+            log.warning("guest %s: its namespace ended unexpectedly; booting it again", guest.vmid)
+            with self._lock:
+                guest.state = "off"
+                guest.generation += 1
+            asyncio.get_running_loop().create_task(self._restart(guest))
+            return
+        runtime = guest.runtime
+        runtime.proc.advance(guest.load.at(self.clock.now()), time.time())
+        runtime.normalise()
+        runtime.write_proc()
+        self._power_request(guest)
+
+    async def _restart(self, guest: LabGuest) -> None:
+        await self._stop(guest, graceful=False)
+        self.power_on(guest.hw)
+
+    def _power_request(self, guest: LabGuest) -> None:
+        request = read_beneath(guest.runtime_dir, "run/lab/power-request")
+        if request is None:
+            return
+        fd = open_beneath(guest.runtime_dir, "run/lab", os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.unlink("power-request", dir_fd=fd)
+        finally:
+            os.close(fd)
+        action = "reboot" if request.strip().startswith("reboot") else "poweroff"
+        log.info("guest %s: %s asked from inside the guest", guest.vmid, action)
+        if self.power is not None:
+            self.power.guest_initiated(guest.vmid, action)
+        elif action == "reboot":
+            asyncio.get_running_loop().create_task(self._reboot(guest))
+        else:
+            with self._lock:
+                guest.state = "off"
+                guest.generation += 1
+                guest.save()
+            asyncio.get_running_loop().create_task(self._stop(guest, graceful=True))
+
+    # -- what else the lab (Proxmox side, scenarios, tests) uses --------------------------------------
+    def _guest(self, vmid: int) -> LabGuest:
+        guest = self._guests.get(vmid)
+        if guest is None:
+            raise KeyError(f"the lab has no guest {vmid}")
+        return guest
+
+    def guest(self, vmid: int) -> LabGuest:
+        return self._guest(vmid)
+
+    def route(self, host: str, port: int) -> tuple[str, int]:
+        """Where (host, port) of the guests' network is reached from this machine."""
+        if (host, port) in self._routes:
+            return self._routes[(host, port)]
+        if port == 22:
+            for guest in self._guests.values():
+                if guest.hw.ip == host:
+                    return "127.0.0.1", guest.ssh_port
+        return host, port
+
+    def add_route(self, host: str, port: int, local: tuple[str, int]) -> None:
+        self._routes[(host, port)] = local
+
+    def host_key(self) -> str:
+        """The lab's SSH host key, as an OpenSSH public key line."""
+        assert self._host_key is not None
+        return self._host_key.export_public_key().decode().strip()
+
+    def host_key_fingerprint(self) -> str:
+        assert self._host_key is not None
+        return self._host_key.get_fingerprint("sha256")
+
+    def known_hosts_text(self) -> str:
+        key = " ".join(self.host_key().split()[:2])
+        lines = []
+        for guest in sorted(self._guests.values(), key=lambda g: g.vmid):
+            lines.append(f"{guest.hw.ip} {key}")
+            lines.append(f"[127.0.0.1]:{guest.ssh_port} {key}")
+        return "".join(line + "\n" for line in lines)
+
+    def known_hosts_path(self) -> Path:
+        self._write_known_hosts()
+        return self.ssh_dir / "known_hosts"
+
+    def _write_known_hosts(self) -> None:
+        path = self.ssh_dir / "known_hosts"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(self.known_hosts_text())
+        os.replace(tmp, path)
+
+    def set_password(self, user: str, password: str) -> None:
+        self.passwords[user] = password
+
+    def authorize_key(self, public_key: str) -> None:
+        """Accept this public key for every user of every guest (besides their authorized_keys)."""
+        self.extra_keys.append(asyncssh.import_public_key(public_key))
+
+    def set_load(self, vmid: int, load: GuestLoad) -> None:
+        self._guest(vmid).load = load
+
+    def kmsg(self, vmid: int, text: str, level: int = 6) -> None:
+        """Append a kernel message to the guest's /dev/kmsg."""
+        guest = self._guest(vmid)
+        if guest.runtime is not None:
+            guest.runtime.kmsg(text, level)
+
+    def pause(self, vmid: int, lab_ms: float) -> int:
+        """Stop every process of the guest (SIGSTOP) for `lab_ms` of lab time, then SIGCONT them.
+        Returns how many processes were stopped."""
+        guest = self._guest(vmid)
+        if guest.holder is None or guest.state != "up":
+            return 0
+        holder = guest.holder
+        pids = holder.signal_all(signal.SIGSTOP)
+        wall = self.clock.wall_seconds(lab_ms / 1000.0)
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(self._loop.call_later, wall, holder.signal_all, signal.SIGCONT, pids)
+        return len(pids)
+
+    def exec(self, vmid: int, command: str, *, user: str = "root", timeout: float = 60.0,
+             input: str | None = None) -> subprocess.CompletedProcess:
+        """Run `bash -c command` in the guest as `user`, without SSH (the lab's own use, tests)."""
+        return self._guest(vmid).exec(command, user=user, timeout=timeout, input=input)
+
+    def wait_state(self, vmid: int, states: tuple[str, ...] | str, timeout: float = 30.0) -> str:
+        """Wait (wall seconds) until the guest's boot state is one of `states`; returns it."""
+        wanted = (states,) if isinstance(states, str) else states
+        deadline = time.monotonic() + timeout
+        while True:
+            state = self.boot_state(vmid)
+            if state in wanted or time.monotonic() > deadline:
+                return state
+            time.sleep(0.01)

@@ -1,0 +1,110 @@
+"""Whether this machine can run the lab guest, and as which user the guest's processes run.
+
+The lab guest is a Linux feature: it needs unprivileged user, mount and PID namespaces
+(`unshare --user --map-root-user --mount --pid`) and util-linux's `unshare`/`nsenter`. Where they
+are missing, `guest_unavailable_reason()` says so in one sentence instead of failing obscurely.
+
+Who the guest runs as: when the lab runs as an ordinary user, the guest's processes run as that
+user (root inside their user namespace). When the lab runs as root, the guest's processes run as a
+dedicated unprivileged uid (`GUEST_UID`, 60999 unless `VLB_LAB_GUEST_UID` says otherwise) that
+the namespace maps to root. A namespace mapped to the host's root could still write host sysctls
+(procfs checks the global root uid) and every root-owned file; an unprivileged uid cannot, so
+"nothing of this machine changes" is enforced by the kernel, not by care. The guest's files on
+disk are owned by that uid (`own()`).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+
+DEFAULT_GUEST_UID = 60999
+
+
+class GuestUnavailable(RuntimeError):
+    """The lab guest cannot run on this machine (the message says why, in one sentence)."""
+
+
+def guest_uid() -> int:
+    """The host uid the guest's processes run as (and that owns the guest's files)."""
+    if os.geteuid() != 0:
+        return os.geteuid()
+    return int(os.environ.get("VLB_LAB_GUEST_UID", DEFAULT_GUEST_UID))
+
+
+def guest_gid() -> int:
+    if os.geteuid() != 0:
+        return os.getegid()
+    return guest_uid()
+
+
+def as_guest_kwargs() -> dict:
+    """subprocess keyword arguments that run a process as the guest's user (no-op when unprivileged)."""
+    if os.geteuid() != 0:
+        return {}
+    return {"user": guest_uid(), "group": guest_gid(), "extra_groups": []}
+
+
+def own(path: str | os.PathLike, *, follow: bool = False) -> None:
+    """Give `path` to the guest's user (only needed, and only done, when the lab runs as root)."""
+    if os.geteuid() != 0:
+        return
+    os.chown(path, guest_uid(), guest_gid(), follow_symlinks=follow)
+
+
+def own_fd(fd: int) -> None:
+    if os.geteuid() == 0:
+        os.fchown(fd, guest_uid(), guest_gid())
+
+
+def own_tree(path: str | os.PathLike) -> None:
+    """Give a whole directory tree to the guest's user (symlinks themselves, never their targets)."""
+    if os.geteuid() != 0:
+        return
+    uid, gid = guest_uid(), guest_gid()
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def host_python() -> str:
+    """A Python interpreter the guest's user may execute (the namespace's init runs on it)."""
+    for candidate in ("/usr/bin/python3", "/usr/local/bin/python3", "/bin/python3"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return sys.executable
+
+
+@functools.lru_cache(maxsize=1)
+def guest_unavailable_reason() -> str | None:
+    """None when the lab guest can run here, else one sentence saying what is missing."""
+    if not sys.platform.startswith("linux"):
+        return (f"The lab guest needs Linux user namespaces and this machine runs {sys.platform}; "
+                "the lab guest is a Linux feature.")
+    for tool in ("unshare", "nsenter"):
+        if shutil.which(tool) is None:
+            return (f"The lab guest needs util-linux's `{tool}`, which is not installed; "
+                    "the lab guest is a Linux feature.")
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--uts", "--ipc",
+             "--mount-proc", "true"]
+    try:
+        result = subprocess.run(probe, capture_output=True, text=True, timeout=20, cwd="/",
+                                **as_guest_kwargs())
+    except (OSError, subprocess.SubprocessError) as exc:
+        return (f"The lab guest needs unprivileged Linux user namespaces and `unshare` failed here ({exc}); "
+                "the lab guest is a Linux feature.")
+    if result.returncode != 0:
+        detail = (result.stderr.strip().splitlines() or ["no detail"])[-1]
+        return ("The lab guest needs unprivileged Linux user namespaces, which this system does not allow "
+                f"(unshare: {detail}); the lab guest is a Linux feature.")
+    return None
+
+
+def require_guest_support() -> None:
+    reason = guest_unavailable_reason()
+    if reason:
+        raise GuestUnavailable(reason)
