@@ -34,6 +34,7 @@ commands:
   schema          print the answers file's JSON Schema
   lab             serve the built-in lab in the foreground
   report RUN_DIR  write the deployment analysis report of a run
+  replay RUN_DIR  watch a recorded run in the live dashboard (--speed N)
   import-traces   turn a hand-made monitoring folder into a run directory
   agent --print   print the monitoring agent exactly as it is shipped to the guest
 
@@ -98,6 +99,13 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.add_argument("--json", action="store_true", dest="report_json")
     report.add_argument("--output", metavar="FILE", help="where report.md goes (default: RUN_DIR/report.md)")
+
+    replay = sub.add_parser("replay", help="watch a recorded run in the live dashboard")
+    replay.add_argument("run_dir", metavar="RUN_DIR")
+    replay.add_argument("--speed", type=_speed, default=30.0, dest="replay_speed", metavar="N",
+                        help="N times the recorded run's pace (default 30)")
+    replay.add_argument("--hints", choices=["success", "oom", "overcommit"], default=None,
+                        help="show the demo's hints for this scenario")
 
     imp = sub.add_parser("import-traces", help="turn a hand-made monitoring folder into a run directory")
     imp.add_argument("traces", metavar="DIR")
@@ -182,6 +190,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from backend.report import write_report
 
         return write_report(args.run_dir, json_out=args.report_json or args.json, output=args.output)
+    if command == "replay":
+        from tui.replay_app import run_replay
+
+        return run_replay(args.run_dir, speed=args.replay_speed, hints=args.hints)
     if command == "import-traces":
         from backend.importer import import_traces
 

@@ -103,3 +103,32 @@ class RunEnded(Message):
     exit_code: int
     outcome: str
     message: str
+
+
+# --- the dashboard and the result screen (screens/dashboard.py, screens/result.py) ---------------
+
+
+@dataclass
+class AbortConfirmed(Message):
+    """The user confirmed aborting the run; the engine is being cancelled (the journal keeps where
+    it stopped, so the run can be resumed)."""
+
+    run_dir: str
+
+
+@dataclass
+class RollbackRequested(Message):
+    """After a diagnosed failure, the user asked to roll back to the pre-install snapshot, apply the
+    diagnosis' remedy (`changes`, e.g. {"vcpus": 12}) to the VM's config and retry the install. The
+    app (backend/recovery.py on the engine's side) carries it out."""
+
+    run_dir: str
+    diagnosis: str
+    changes: dict
+
+
+@dataclass
+class ReportOpened(Message):
+    """The result screen wrote (or found) the run's report.md and showed it."""
+
+    path: str

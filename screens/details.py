@@ -1,0 +1,69 @@
+"""Every pane of the run at full size, one under the other (d on the dashboard): the phases, the
+diagnosis with its evidence, memory, CPU, load, heartbeat gaps with the histogram, the cluster,
+container memory and the alerts & log. Esc (or d) goes back; the run goes on meanwhile."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.widgets import Footer
+
+from screens.sessionbase import SessionScreen
+from tui.widgets.alerts import AlertsPane, RunHeader
+from tui.widgets.cluster import ClusterPane
+from tui.widgets.containers import ContainersPane
+from tui.widgets.diagnosis import DiagnosisPane
+from tui.widgets.gaps import GapsPane
+from tui.widgets.resources import CpuPane, LoadPane, MemoryPane
+from tui.widgets.timeline import TimelinePane
+
+
+class DetailsScreen(SessionScreen):
+    TITLE = "Details"
+    HELP = """\
+Every pane at full size; scroll with the arrows, PgUp/PgDn or the mouse. Esc goes back to the
+dashboard; the run goes on meanwhile."""
+
+    DEFAULT_CSS = """
+    DetailsScreen VerticalScroll { height: 1fr; }
+    DetailsScreen #d-timeline { height: 26; }
+    DetailsScreen #d-memory, DetailsScreen #d-cpu { height: 16; }
+    DetailsScreen #d-load { height: 12; }
+    DetailsScreen #d-gaps { height: 12; }
+    DetailsScreen #d-cluster, DetailsScreen #d-containers { height: 12; }
+    DetailsScreen #d-alerts { height: 24; }
+    """
+
+    BINDINGS = [
+        Binding("escape,d", "close", "Back"),
+        Binding("l", "log", "Log"),
+        Binding("r", "rollback", "Rollback & retry"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        session = self.session
+        yield RunHeader(session)
+        with VerticalScroll():
+            yield TimelinePane(session, id="d-timeline")
+            yield DiagnosisPane(session, id="d-diagnosis")
+            yield MemoryPane(session, id="d-memory")
+            yield CpuPane(session, id="d-cpu")
+            yield LoadPane(session, id="d-load")
+            yield GapsPane(session, id="d-gaps")
+            yield ClusterPane(session, id="d-cluster")
+            yield ContainersPane(session, id="d-containers")
+            yield AlertsPane(session, id="d-alerts")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one(VerticalScroll).focus()
+
+    def action_close(self) -> None:
+        self.dismiss()
+
+    def action_log(self) -> None:
+        from screens.runlog import RunLogScreen
+
+        self.app.push_screen(RunLogScreen(self.session))

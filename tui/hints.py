@@ -1,0 +1,55 @@
+"""The demo's hints: one short sentence, from the run's state, about what to look at now.
+
+Shown only when the wizard runs as `vast-loopback demo` (or a replay asked for them). The scenario
+(success, oom, overcommit) decides what the failure hints point at. Plain Python, no Textual.
+"""
+
+from __future__ import annotations
+
+from tui.session import RunSession
+
+SCENARIO_CAUSE = {
+    "oom": "97 GB cannot hold activation's memory peak",
+    "overcommit": "24 vCPUs on 12 physical cores",
+}
+
+
+def demo_hint(session: RunSession, scenario: str, *, on_result: bool = False) -> str:
+    state = session.state
+    cause = SCENARIO_CAUSE.get(scenario, "")
+    if session.end is not None:
+        if session.failed:
+            retry = " r rolls back and retries with the fix." if session.remedies else ""
+            why = f" The blocker you overrode is why: {cause}." if cause else ""
+            where = "The diagnosis explains it." if on_result else "Enter shows the diagnosis."
+            return f"{where}{why}{retry}"
+        if state.cluster_state.upper() == "ONLINE":
+            return ("ONLINE. The report compares this run with the field report's 32 min 41 s."
+                    if on_result else "ONLINE. Enter shows the result and the report.")
+        return ""
+    if session.diagnoses:
+        worst = sorted(session.diagnoses.values(), key=lambda d: d.get("severity") != "critical")[0]
+        short = str(worst.get("cause", "")).split(":")[0]
+        return f"Diagnosis: {short}. " + (f"The blocker you overrode is why: {cause}." if cause
+                                          else "d shows the evidence.")
+    cluster = state.cluster_state.upper()
+    step = state.current_step
+    if cluster == "ACTIVATING":
+        if scenario == "oom":
+            return "MemAvailable is falling toward the OOM line: " + cause + "."
+        if scenario == "overcommit":
+            return "Watch steal climb and the heartbeat gaps grow: " + cause + "."
+        return "Activation is the hard part: MemAvailable falls (1.2 GiB at worst in the field run)."
+    if cluster == "ONLINE":
+        return "ONLINE: the cluster is up; the snapshot and the report follow."
+    if step is None:
+        return ""
+    if "bootstrap" in step.id:
+        return "Bootstrap: the containers load; steal may spike (26.7 % in the field run)."
+    if step.group == "install":
+        return "The install runs detached in the guest: the panes follow its log and the monitor."
+    if step.group == "prepare":
+        return "Tuning the guest as the field engineer did by hand: THP off, mq-deadline, sysctls."
+    if step.group == "provision":
+        return "Creating the VM with the sizing you chose; the monitor starts after the first boot."
+    return ""

@@ -1,0 +1,132 @@
+"""A metric over time, kept at a few resolutions so a chart of any span costs O(columns).
+
+The dashboard charts a whole run in the width of a pane: the first minutes one second per column,
+a 24-hour run 15 minutes per column. Columns sit on a fixed grid (a column of `step` seconds starts
+at a multiple of `step`), so a chart does not shimmer as the run grows; a column without a sample
+is `None`, a gap, never interpolated. Plain Python, no Textual.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+WIDTHS = (1, 5, 30, 300)  # seconds per stored bin
+KEEP = {1: 3600, 5: 4320, 30: None, 300: None}  # bins kept per width (None: all; 24 h at 30 s is 2880)
+STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800,
+         2700, 3600, 5400, 7200)  # seconds per column
+
+
+@dataclass
+class Cell:
+    """What fell into one bin or column: count, sum, min, max."""
+
+    n: int = 0
+    total: float = 0.0
+    low: float = float("inf")
+    high: float = float("-inf")
+
+    def add(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        if value < self.low:
+            self.low = value
+        if value > self.high:
+            self.high = value
+
+    def merge(self, other: Cell) -> None:
+        self.n += other.n
+        self.total += other.total
+        self.low = min(self.low, other.low)
+        self.high = max(self.high, other.high)
+
+    def pick(self, how: str) -> float:
+        if how == "max":
+            return self.high
+        if how == "min":
+            return self.low
+        return self.total / self.n
+
+
+def column_step(span_s: float, columns: int) -> int:
+    """The smallest grid step (seconds per column) that fits `span_s` into `columns`."""
+    if columns <= 0:
+        return STEPS[-1]
+    for step in STEPS:
+        if span_s <= step * columns:
+            return step
+    return STEPS[-1]
+
+
+def _width_for(step: int) -> int:
+    return max(w for w in WIDTHS if step % w == 0)
+
+
+class Series:
+    """Add (t, value) in time order (late values are accepted); read columns of any grid step."""
+
+    def __init__(self) -> None:
+        self._bins: dict[int, OrderedDict[int, Cell]] = {w: OrderedDict() for w in WIDTHS}
+        self.first: float | None = None
+        self.last: float | None = None
+        self.latest: float | None = None
+
+    def add(self, t: float, value: float) -> None:
+        if self.first is None or t < self.first:
+            self.first = t
+        if self.last is None or t >= self.last:
+            self.last, self.latest = t, value
+        for width, bins in self._bins.items():
+            key = int(t // width)
+            cell = bins.get(key)
+            if cell is None:
+                cell = bins[key] = Cell()
+                limit = KEEP[width]
+                if limit is not None and len(bins) > limit:
+                    bins.popitem(last=False)
+            cell.add(value)
+
+    def columns(self, start: float, step: int, count: int, how: str = "mean",
+                until: float | None = None) -> tuple[float | None, ...]:
+        """`count` columns of `step` seconds from `start` (a multiple of `step`), each the max, min
+        or mean of its samples, None where there was none; columns after `until` are left out."""
+        width = _width_for(step)
+        bins = self._bins[width]
+        per = step // width
+        first_key = int(start // width)
+        out: list[float | None] = []
+        for column in range(count):
+            if until is not None and start + column * step > until:
+                break
+            merged: Cell | None = None
+            for key in range(first_key + column * per, first_key + (column + 1) * per):
+                cell = bins.get(key)
+                if cell is None:
+                    continue
+                if merged is None:
+                    merged = Cell()
+                merged.merge(cell)
+            out.append(None if merged is None else merged.pick(how))
+        return tuple(out)
+
+
+@dataclass(frozen=True)
+class Window:
+    """The grid a chart is drawn on: `count` columns of `step` seconds from `start`."""
+
+    start: float
+    step: int
+    count: int
+    until: float
+
+    @classmethod
+    def covering(cls, first: float, last: float, count: int) -> Window:
+        step = column_step(last - first + 1, count)
+        start = (first // step) * step
+        while start + step * count <= last:  # the grid's alignment may cost a column
+            step = column_step(last - start + step, count)
+            start = (first // step) * step
+        return cls(start, step, count, last)
+
+    def read(self, series: Series, how: str) -> tuple[float | None, ...]:
+        return series.columns(self.start, self.step, self.count, how, self.until)
