@@ -10,10 +10,9 @@ from textual.widgets import Input, Select
 from backend import answers as answers_mod
 from backend.journal import ANSWERS, RunDir
 from tests.tui_helpers import Opener, make_app, posted, small_plan, to_step
-from tui.messages import AnswersSaved, EngineEventEmitted, RunEnded, RunLaunched, StorageNetworkChosen
+from tui.messages import AbortConfirmed, AnswersSaved, RunEnded, RunLaunched, StorageNetworkChosen
 from tui.state import WizardState
 from tui.widgets.findings import FindingsList
-from tui.widgets.steplist import StepList
 from tui.widgets.summary import AnswersSummary
 
 SECRET_VALUE = "3f9a61c2-tok-secret-value"
@@ -88,6 +87,11 @@ async def test_review_saves_answers_that_load_back_equal_without_the_secret(tmp_
         assert target.stat().st_mode & 0o777 == 0o600
 
 
+def _dashboard(app):
+    """The dashboard of the run (the result screen covers it once the run ended)."""
+    return next(s for s in app.screen_stack if type(s).__name__ == "DashboardScreen")
+
+
 async def test_start_creates_the_run_and_the_app_exits_with_the_engine_code(tmp_path):
     state = WizardState(run_dir=str(tmp_path / "run"))
     app = make_app(state, plan=small_plan())
@@ -96,17 +100,15 @@ async def test_start_creates_the_run_and_the_app_exits_with_the_engine_code(tmp_
         await to_step(pilot, app, "review")
         await pilot.press("ctrl+n")
         await pilot.pause()
-        assert type(app.screen).__name__ == "RunScreen"
+        session = _dashboard(app).session
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
         launched = posted(seen, RunLaunched)
         assert launched and launched[0].run_dir == str(tmp_path / "run") and not launched[0].resumed
         ended = posted(seen, RunEnded)
         assert ended and ended[0].exit_code == 0
-        kinds = [m.event.kind for m in posted(seen, EngineEventEmitted)]
-        assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
-        steps = app.screen.query_one(StepList).steps
-        assert [s.status for s in steps] == ["done", "done", "done"]
+        assert type(app.screen).__name__ == "ResultScreen"
+        assert [s.status for s in session.state.steps.values()] == ["done", "done", "done"]
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
@@ -124,15 +126,15 @@ async def test_a_failed_run_exits_1_with_the_reason_on_screen(tmp_path):
         await pilot.pause()
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
-        headline = str(app.screen.query_one("#headline").render())
-        assert "run failed" in headline and "the OVA is missing" in headline
-        assert [s.status for s in app.screen.query_one(StepList).steps] == ["done", "failed", "pending"]
+        outcome = str(app.screen.query_one("#outcome").render())
+        assert "FAILED" in outcome and "the OVA is missing" in outcome
+        assert [s.status for s in _dashboard(app).session.state.steps.values()] == ["done", "failed", "pending"]
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 1
 
 
-async def test_the_run_is_not_left_by_back_and_q_twice_aborts(tmp_path):
+async def test_the_run_is_not_left_by_back_and_aborts_only_when_confirmed(tmp_path):
     import asyncio
 
     from backend.engine import Step
@@ -145,18 +147,24 @@ async def test_the_run_is_not_left_by_back_and_q_twice_aborts(tmp_path):
 
     state = WizardState(run_dir=str(tmp_path / "run"))
     app = make_app(state, plan=lambda: [Step("wait", "Wait forever", "install", forever)])
-    async with app.run_test(size=(80, 24)) as pilot:
+    seen = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
         await to_step(pilot, app, "review")
         await pilot.press("ctrl+n")
         await asyncio.wait_for(started.wait(), 5)
         await pilot.press("escape")
-        assert type(app.screen).__name__ == "RunScreen"
-        await pilot.press("q")
-        assert "again aborts" in str(app.screen.query_one("#headline").render())
-        await pilot.press("q")
+        assert type(app.screen).__name__ == "DashboardScreen"
+        await pilot.press("q")  # quitting a running run asks first
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ConfirmDialog"
+        await pilot.press("n")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "DashboardScreen" and app.screen.session.running
+        await pilot.press("q", "y")
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
-        assert "aborted" in str(app.screen.query_one("#headline").render())
+        assert posted(seen, AbortConfirmed)
+        assert "ABORTED" in str(app.screen.query_one("#outcome").render())
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 130

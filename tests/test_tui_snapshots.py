@@ -94,7 +94,7 @@ def test_help_screen_on_sizing(snap_compare):
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
 
-def test_run_screen_after_a_failed_step(snap_compare):
+def test_run_result_after_a_failed_step(snap_compare):
     shutil.rmtree(RUN_DIR, ignore_errors=True)
 
     async def run_before(pilot):
@@ -102,7 +102,9 @@ def test_run_screen_after_a_failed_step(snap_compare):
         await to_step(pilot, app, "review")
         await pilot.press("ctrl+n")
         await pilot.pause()
-        await app.screen.workers.wait_for_complete()
+        await app.screen.workers.wait_for_complete()  # the engine
+        await pilot.pause()
+        await app.screen.workers.wait_for_complete()  # the result screen's report
         await pilot.pause()
 
     app = make_app(WizardState(run_dir=str(RUN_DIR)), plan=small_plan(fail_at="create_vm"))

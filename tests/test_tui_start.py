@@ -55,7 +55,8 @@ async def test_resume_continues_an_unfinished_run(tmp_path):
     async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
         await pilot.press("down", "down", "enter")
         await pilot.pause()
-        assert type(app.screen).__name__ == "RunScreen" and app.screen.launch.options.resume
+        dashboard = next(s for s in app.screen_stack if type(s).__name__ == "DashboardScreen")
+        assert dashboard.session.history  # a resumed run's dashboard reads the journal first
         await app.screen.workers.wait_for_complete()
         await pilot.pause()
         assert posted(seen, RunLaunched)[0].resumed

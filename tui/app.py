@@ -4,7 +4,7 @@ The app owns the `WizardState` being edited and the order of the steps; each ste
 `screens/` that reads and changes the state. Everything slow (connection tests, the engine) runs in
 workers. Seams for tests and the demo: the probe opener (how Connect reaches a host), the plan and
 the target opener the run uses, where unfinished runs are looked for, and the run screen factory
-(the live dashboard replaces the placeholder run screen through it).
+(the live dashboard by default; tests may give their own).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class WizardApp(App[int]):
         self.demo = demo
         self.plan = plan
         self.run_target_opener = run_target_opener
-        self.run_screen_factory = run_screen_factory or self._placeholder_run_screen
+        self.run_screen_factory = run_screen_factory or self._dashboard_screen
         self.blink = blink  # cursor blink off keeps snapshots deterministic
         self.exit_code = 0
         self.launched: Launch | None = None
@@ -185,10 +185,13 @@ class WizardApp(App[int]):
             self.pop_screen()
         self.switch_screen(screen)
 
-    def _placeholder_run_screen(self, launch: Launch) -> Screen:
-        from screens.run import RunScreen
+    def _dashboard_screen(self, launch: Launch) -> Screen:
+        """The live dashboard on the launch's session (the engine as its source)."""
+        from screens.dashboard import DashboardScreen
+        from tui.session import launch_session
 
-        return RunScreen(launch)
+        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener)
+        return DashboardScreen(session, scenario=self.demo.scenario if self.demo else None)
 
     def unfinished_runs(self) -> list[RunDir]:
         return unfinished_runs(self.runs_root)
