@@ -115,3 +115,31 @@ def connect(guest: RunningGuest, user: str = "centos", password: str | None = "c
         options["password"] = password
     options.update(kwargs)
     return asyncssh.connect(host, port, **options)
+
+
+def wait_for_new_boot(guest: RunningGuest, since_boot_wall: float, timeout: float = 30.0) -> str:
+    """Wait until the guest has booted again (after a reboot asked from inside) and is up or unbootable."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lab_guest = guest.lab.guest(guest.vmid)
+        if lab_guest.state in ("up", "unbootable") and lab_guest.boot_wall != since_boot_wall:
+            return lab_guest.state
+        if lab_guest.state == "unbootable":
+            return "unbootable"
+        time.sleep(0.02)
+    return guest.lab.boot_state(guest.vmid)
+
+
+async def reboot_over_ssh(guest: RunningGuest, command: str = "sudo reboot") -> str:
+    """Ask the guest to reboot over SSH, as a user would; the connection drops. Returns the new state."""
+    import asyncio
+    import contextlib
+
+    booted = guest.lab.guest(guest.vmid).boot_wall
+    async with connect(guest) as conn:
+        # The guest goes down under the command, as a real reboot does.
+        with contextlib.suppress(asyncssh.Error, OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(conn.run(command), timeout=20)
+    return await asyncio.to_thread(wait_for_new_boot, guest, booted)

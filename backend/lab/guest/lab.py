@@ -368,9 +368,11 @@ class GuestLab:
             asyncio.get_running_loop().create_task(self._restart(guest))
             return
         runtime = guest.runtime
-        runtime.proc.advance(guest.load.at(self.clock.now()), time.time())
+        point = guest.load.at(self.clock.now())
+        runtime.proc.advance(point, time.time())
         runtime.normalise()
         runtime.write_proc()
+        runtime.write_containers(guest.disk, point.containers)
         self._power_request(guest)
 
     async def _restart(self, guest: LabGuest) -> None:

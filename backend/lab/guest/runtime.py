@@ -37,8 +37,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.lab.guest import rocky
-from backend.lab.guest.fsutil import InPlaceFile, open_beneath
-from backend.lab.guest.load import UPTIME_AT_BOOT, ProcState
+from backend.lab.guest.fsutil import InPlaceFile, open_beneath, read_beneath
+from backend.lab.guest.load import UPTIME_AT_BOOT, ProcState, cgroup_memory_files
 from backend.lab.guest.rootfs import STUBS, cpu_model, hw_env, link_table_text
 from backend.lab.guest.support import own_tree
 from backend.lab.world import GuestHardware
@@ -101,6 +101,21 @@ class Runtime:
                    "vmstat": p.vmstat}
         for name, render in renders.items():
             self.file(f"proc/{name}").write(render())
+
+    def write_containers(self, disk: Path, usage: dict[str, int]) -> None:
+        """Fill the cgroup memory files of the running containers the load names (by container name)."""
+        if not usage:
+            return
+        table = read_beneath(disk, "var/lib/lab/docker/containers", "") or ""
+        for line in table.splitlines():
+            fields = line.split("\t")
+            if len(fields) < 4 or fields[1] not in usage or fields[3] != "running" or not fields[0].isalnum():
+                continue
+            folder = f"sys/fs/cgroup/memory/docker/{fields[0]}"
+            if not (self.path / folder).is_dir():
+                continue
+            for name, text in cgroup_memory_files(int(usage[fields[1]])).items():
+                self.file(f"{folder}/{name}").write(text)
 
     def close(self) -> None:
         for handle in self.files.values():

@@ -84,9 +84,14 @@ class _Server(asyncssh.SSHServer):
         self.guest = guest
         self.sessions: list[_Session] = []
         self.conn: asyncssh.SSHServerConnection | None = None
+        self.login: Login | None = None  # fixed at authentication, like sshd's initgroups per connection
 
     def connection_made(self, conn: asyncssh.SSHServerConnection) -> None:
         self.conn = conn
+
+    def auth_completed(self) -> None:
+        if self.conn is not None:
+            self.login = self.guest.lookup(self.conn.get_extra_info("username"))
 
     def begin_auth(self, username: str) -> bool:
         return True
@@ -241,8 +246,7 @@ class _Session(asyncssh.SSHServerSession):
 
     async def _run(self) -> None:
         assert self.chan is not None
-        username = self.chan.get_extra_info("username")
-        login = self.guest.lookup(username)
+        login = self.server.login
         if login is None:
             self.chan.exit(254)
             return

@@ -74,3 +74,120 @@ lab_choose() {
 lab_thp_enabled_choices=(always madvise never)
 lab_thp_defrag_choices=(always defer defer+madvise madvise never)
 lab_scheduler_choices=(mq-deadline kyber bfq none)
+
+# -- packages (the lab's rpm database: name, evr, arch, repo, install time; tab-separated) ---------
+LAB_RPMDB=$LAB_STATE/rpmdb
+
+lab_installed() { # package
+    [ -r "$LAB_RPMDB" ] && awk -F'\t' -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$LAB_RPMDB"
+}
+
+# -- units -----------------------------------------------------------------------------------------
+# Print the catalog row of a unit whose package is installed: unit package comm exec wanted_by
+# condition preset description (tab-separated); fail when the unit does not exist on the guest.
+lab_unit_row() {
+    local row package
+    row=$(awk -F'\t' -v u="$1" '!/^#/ && $1 == u { print; exit }' "$LAB_LIB/units.tsv")
+    [ -n "$row" ] || return 1
+    package=$(printf '%s' "$row" | cut -f2)
+    lab_installed "$package" || return 1
+    printf '%s\n' "$row"
+}
+
+lab_unit_field() { # row index
+    printf '%s' "$1" | cut -f"$2"
+}
+
+lab_unit_name() {
+    case "$1" in
+        *.service|*.socket|*.target|*.timer|*.mount|*.device|*.path|*.slice|*.scope) printf '%s' "$1" ;;
+        *) printf '%s.service' "$1" ;;
+    esac
+}
+
+# Whether a unit's daemon process runs (pid recorded at start, same command name).
+lab_unit_running() { # unit comm
+    local pid comm
+    pid=$(cat "$LAB_RUN/units/$1.pid" 2>/dev/null) || return 1
+    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
+    comm=$(cat "/proc/$pid/comm" 2>/dev/null)
+    [ "$comm" = "$2" ]
+}
+
+# The lab's "virtualization": the lab guest is a KVM VM.
+lab_virt() {
+    printf 'kvm\n'
+}
+
+# -- sysctl ----------------------------------------------------------------------------------------
+# Whether a value suits a sysctl (integers, with ranges where the kernel enforces them).
+lab_sysctl_valid() { # key value
+    local key=${1//\//.} value=$2
+    case "$key" in
+        kernel.hostname|kernel.domainname|kernel.core_pattern|kernel.random.*|kernel.osrelease|kernel.ostype|kernel.version)
+            return 0 ;;
+    esac
+    [[ $value =~ ^-?[0-9]+([[:space:]]+-?[0-9]+)*$ ]] || return 1
+    case "$key" in
+        vm.swappiness|vm.dirty_ratio|vm.dirty_background_ratio) [ "$value" -ge 0 ] && [ "$value" -le 100 ] ;;
+        vm.overcommit_memory) [ "$value" -ge 0 ] && [ "$value" -le 2 ] ;;
+        kernel.sched_autogroup_enabled|kernel.numa_balancing) [ "$value" -ge 0 ] && [ "$value" -le 1 ] ;;
+        *) return 0 ;;
+    esac
+}
+
+# Write a sysctl into the guest's /proc/sys; prints the kernel's complaint and fails on a bad
+# key or value. net.* is accepted and not kept (the lab guest shares this machine's network).
+lab_sysctl_write() { # key value
+    local key=$1 value=$2 path
+    path=$(lab_sysctl_path "$key")
+    case "${key//\//.}" in
+        net.*) return 0 ;;
+    esac
+    if [ ! -e "$path" ]; then
+        lab_err "sysctl: cannot stat $path: No such file or directory"
+        return 255
+    fi
+    if ! lab_sysctl_valid "$key" "$value"; then
+        lab_err "sysctl: setting key \"${key//\//.}\": Invalid argument"
+        return 255
+    fi
+    printf '%s\n' "$value" > "$path"
+}
+
+lab_sysctl_read() { # key
+    local path
+    path=$(lab_sysctl_path "$1")
+    [ -f "$path" ] || return 1
+    tr '\n' ' ' < "$path" | sed 's/ $//'
+}
+
+# The persisted sysctl files in the order systemd-sysctl and `sysctl --system` apply them.
+lab_sysctl_files() {
+    local dir name seen=" "
+    local -a conf_files=()
+    for dir in /etc/sysctl.d /run/sysctl.d /usr/local/lib/sysctl.d "$LAB_LIB/sysctl.d"; do
+        for name in "$dir"/*.conf; do
+            [ -e "$name" ] || continue
+            conf_files+=("${name##*/}	$name")
+        done
+    done
+    while IFS=$'\t' read -r base path; do
+        case "$seen" in *" $base "*) continue ;; esac
+        seen+="$base "
+        printf '%s\n' "$path"
+    done < <(printf '%s\n' "${conf_files[@]}" | sort -s -t$'\t' -k1,1)
+    [ -f /etc/sysctl.conf ] && printf '/etc/sysctl.conf\n'
+}
+
+# The path a sysctl file is shown as (the vendor files of the lab are Rocky's /usr/lib/sysctl.d).
+lab_sysctl_shown() {
+    case "$1" in
+        "$LAB_LIB"/sysctl.d/*) printf '/usr/lib/sysctl.d/%s' "${1##*/}" ;;
+        *) printf '%s' "$1" ;;
+    esac
+}
+
+# -- sysfs -----------------------------------------------------------------------------------------
+LAB_THP=/sys/kernel/mm/transparent_hugepage
+LAB_SCHEDULER=/sys/block/sda/queue/scheduler
