@@ -39,6 +39,7 @@ TUNED_ACTIVE = "/etc/tuned/active_profile"
 UDEV_RULE = "/etc/udev/rules.d/60-vast-loopback-io-scheduler.rules"
 DRACUT_CONF = "/etc/dracut.conf.d/virtio.conf"
 THP_DIR = "/sys/kernel/mm/transparent_hugepage"
+THP_OPTIONS = {"enabled": "transparent_hugepages", "defrag": "transparent_hugepage.defrag"}  # tuned [vm]
 DOCKER_REPO = "https://download.docker.com/linux/centos/docker-ce.repo"
 DOCKER_REPO_FILE = "/etc/yum.repos.d/docker-ce.repo"
 LIMITS_DROPINS = {
@@ -414,8 +415,8 @@ class TunedSysfs(TuningStep):
 
     stage = 2
 
-    def __init__(self, step_id: str, path: str, value: str, *, title: str) -> None:
-        self.id, self.path, self.value, self.title = step_id, path, value, title
+    def __init__(self, step_id: str, path: str, value: str, option: str, *, title: str) -> None:
+        self.id, self.path, self.value, self.option, self.title = step_id, path, value, option, title
         self.expected = value
         self.reason = ("transparent huge page defragmentation causes latency spikes during memory allocation, "
                        "and VAST's keepalive fibers cannot afford them")
@@ -429,10 +430,10 @@ class TunedSysfs(TuningStep):
              "tuned": sh("systemctl", "is-enabled", "tuned")},
             {"profile": TUNED_FILE})
         observed = bracketed(values.get("runtime", "")) or "unreadable"
-        profile_value = ini_value(files.get("profile", ""), "sysfs", self.path)
+        profile_value = ini_value(files.get("profile", ""), "vm", self.option)
         problems = []
         if profile_value != self.value:
-            problems.append(f"{TUNED_FILE} does not set {self.path}={self.value}")
+            problems.append(f"{TUNED_FILE} does not set [vm] {self.option}={self.value}")
         if values.get("profile", "").split() != [TUNED_PROFILE]:
             problems.append(f"the active tuned profile is '{values.get('profile', '')}', not {TUNED_PROFILE}")
         if values.get("tuned") not in ENABLED_STATES:
@@ -451,13 +452,15 @@ class TunedSysfs(TuningStep):
 
 
 def tuned_profile() -> str:
+    """Our tuned profile: tuned's vm plugin sets THP at every boot (tuned 2.22 of Rocky 8.10 knows
+    both options). No `include=`: virtual-guest would set swappiness and dirty ratios of its own."""
     return (
         HEADER.format(why="transparent huge pages off")
         + "[main]\n"
         + "summary=VAST loopback: transparent huge pages never (enabled and defrag)\n\n"
-        + "[sysfs]\n"
-        + f"{THP_DIR}/enabled=never\n"
-        + f"{THP_DIR}/defrag=never\n"
+        + "[vm]\n"
+        + f"{THP_OPTIONS['enabled']}=never\n"
+        + f"{THP_OPTIONS['defrag']}=never\n"
     )
 
 
@@ -525,10 +528,11 @@ class Sysctl(TuningStep):
         observed = values.get("runtime") or "unreadable"
         at_boot = effective_sysctl(files).get(self.name)
         persisted = self._good(at_boot)
+        ok = self._good(observed)
         detail = "" if persisted else (
             f"/etc/sysctl.d sets {self.name} = {at_boot}" if at_boot is not None
-            else f"no file in /etc/sysctl.d sets {self.name} (run-time only)")
-        return Reading(observed, self._good(observed), persisted, detail)
+            else f"no file in /etc/sysctl.d sets {self.name}" + (" (set at run time only)" if ok else ""))
+        return Reading(observed, ok, persisted, detail)
 
     async def apply(self, env: TuningEnv) -> bool:
         before = await self.check(env)
@@ -569,10 +573,12 @@ class ServiceLimit(TuningStep):
         values, files = await _probe(
             env, {unit: sh("systemctl", "show", "-p", "LimitNOFILE", "--value", unit) for unit in LIMITS_DROPINS},
             dict(LIMITS_DROPINS))
-        observed = values.get("docker") or "unknown"
-        ok = all(self._enough(values.get(unit)) for unit in LIMITS_DROPINS)
-        persisted = all(self._enough(ini_value(files.get(unit, ""), "Service", "LimitNOFILE"))
-                        for unit in LIMITS_DROPINS)
+        configured = {unit: ini_value(files.get(unit, ""), "Service", "LimitNOFILE") for unit in LIMITS_DROPINS}
+        # A systemctl that does not know the property prints nothing; then the drop-in is all we can read.
+        running = {unit: values.get(unit) or configured[unit] for unit in LIMITS_DROPINS}
+        observed = running["docker"] or "unknown"
+        ok = all(self._enough(value) for value in running.values())
+        persisted = all(self._enough(value) for value in configured.values())
         return Reading(observed, ok, persisted, "" if persisted else "no drop-in raises LimitNOFILE")
 
     async def apply(self, env: TuningEnv) -> bool:
@@ -607,8 +613,10 @@ def catalog(*, limits: bool = True) -> list[TuningStep]:
                      "systemctl enable --now docker",
             before_install=(f"test -f {sh(DOCKER_REPO_FILE)} || {sh('dnf', 'config-manager', '--add-repo', DOCKER_REPO)}",)),
         DockerGroup(),
-        TunedSysfs("thp-enabled", f"{THP_DIR}/enabled", "never", title="Transparent huge pages: never"),
-        TunedSysfs("thp-defrag", f"{THP_DIR}/defrag", "never", title="Transparent huge page defrag: never"),
+        TunedSysfs("thp-enabled", f"{THP_DIR}/enabled", "never", THP_OPTIONS["enabled"],
+                   title="Transparent huge pages: never"),
+        TunedSysfs("thp-defrag", f"{THP_DIR}/defrag", "never", THP_OPTIONS["defrag"],
+                   title="Transparent huge page defrag: never"),
         IoScheduler(),
         Sysctl("vm.swappiness", 1, reason="keep VAST's memory in RAM; swap only to avoid the OOM killer"),
         Sysctl("vm.dirty_ratio", 10, reason="smaller bursts of dirty page writeback, steadier I/O latency"),
