@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from tui.session import RunSession
 
-SCENARIO_CAUSE = {
-    "oom": "97 GB cannot hold activation's memory peak",
-    "overcommit": "24 vCPUs on 12 physical cores",
+SCENARIO_CAUSE = {  # the blocker the presenter overrode, in a few words
+    "oom": "97 GB of RAM",
+    "overcommit": "24 vCPUs on 12 cores",
 }
 
 
@@ -19,10 +19,10 @@ def demo_hint(session: RunSession, scenario: str, *, on_result: bool = False) ->
     cause = SCENARIO_CAUSE.get(scenario, "")
     if session.end is not None:
         if session.failed:
-            retry = " r rolls back and retries with the fix." if session.remedies else ""
-            why = f" The blocker you overrode is why: {cause}." if cause else ""
-            where = "The diagnosis explains it." if on_result else "Enter shows the diagnosis."
-            return f"{where}{why}{retry}"
+            why = f"Why: the blocker you overrode ({cause})." if cause else "The diagnosis explains it."
+            if on_result:
+                return why + (" r retries with the fix." if session.remedies else "")
+            return "Enter: the diagnosis. " + why
         if state.cluster_state.upper() == "ONLINE":
             return ("ONLINE. The report compares this run with the field report's 32 min 41 s."
                     if on_result else "ONLINE. Enter shows the result and the report.")
@@ -30,15 +30,15 @@ def demo_hint(session: RunSession, scenario: str, *, on_result: bool = False) ->
     if session.diagnoses:
         worst = sorted(session.diagnoses.values(), key=lambda d: d.get("severity") != "critical")[0]
         short = str(worst.get("cause", "")).split(":")[0]
-        return f"Diagnosis: {short}. " + (f"The blocker you overrode is why: {cause}." if cause
+        return f"Diagnosis: {short}. " + (f"Why: the blocker you overrode ({cause})." if cause
                                           else "d shows the evidence.")
     cluster = state.cluster_state.upper()
     step = state.current_step
     if cluster == "ACTIVATING":
         if scenario == "oom":
-            return "MemAvailable is falling toward the OOM line: " + cause + "."
+            return f"MemAvailable is falling toward the OOM line: {cause} is not enough."
         if scenario == "overcommit":
-            return "Watch steal climb and the heartbeat gaps grow: " + cause + "."
+            return f"Watch steal climb and the heartbeat gaps grow: {cause}."
         return "Activation is the hard part: MemAvailable falls (1.2 GiB at worst in the field run)."
     if cluster == "ONLINE":
         return "ONLINE: the cluster is up; the snapshot and the report follow."

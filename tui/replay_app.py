@@ -34,9 +34,7 @@ class ReplayApp(App[int]):
     def on_mount(self) -> None:
         from screens.dashboard import DashboardScreen
 
-        speed = self.session.speed
-        badge = "replay" if speed == float("inf") else f"replay ×{speed:g}"
-        self.push_screen(DashboardScreen(self.session, scenario=self.hints, badge=badge))
+        self.push_screen(DashboardScreen(self.session, scenario=self.hints))
 
     def action_help(self) -> None:
         from screens.help import HelpScreen

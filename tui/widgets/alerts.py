@@ -16,10 +16,13 @@ MARKS = {"critical": ("✖", "bold red"), "warning": ("!", "bold yellow")}
 
 
 def ranked_alerts(session: RunSession) -> list[dict]:
-    """Diagnoses then alerts, critical first, newest first within each."""
-    items = [{**d, "message": d.get("cause", ""), "diagnosis": True} for d in session.diagnoses.values()]
-    items += [{**a, "diagnosis": False} for a in session.alerts.values()]
-    return sorted(items, key=lambda i: (not i["diagnosis"], i.get("severity") != "critical", -(i.get("t") or 0.0)))
+    """Diagnoses (critical first, the earliest first: the root cause before its consequences),
+    then alerts (critical first, the newest first)."""
+    diagnoses = sorted(({**d, "message": d.get("cause", ""), "diagnosis": True} for d in session.diagnoses.values()),
+                       key=lambda i: (i.get("severity") != "critical", i.get("t") or 0.0))
+    alerts = sorted(({**a, "diagnosis": False} for a in session.alerts.values()),
+                    key=lambda i: (i.get("severity") != "critical", -(i.get("t") or 0.0)))
+    return diagnoses + alerts
 
 
 def alert_line(item: dict) -> Line:
@@ -74,7 +77,9 @@ class RunHeader(Pane):
         state = session.state
         now = session.now()
         elapsed = span((now - state.started) if now is not None and state.started is not None else None)
-        parts: list[tuple[str, str]] = [(session.title or "run", "bold")]
+        badge = self.badge or ("" if session.live or session.source is None else
+                               "replay" if session.speed == float("inf") else f"replay ×{session.speed:g}")
+        parts: list[tuple[str, str]] = [(f"[{badge}] " if badge else "", "bold magenta"), (session.title or "run", "bold")]
         if state.target:
             parts.append((f" · {state.target}", "dim"))
         if elapsed:
@@ -87,8 +92,6 @@ class RunHeader(Pane):
             parts.append((f" · ▶ {state.current_step.title}", "yellow"))
         if state.cluster_state:
             parts.append((f" · cluster {state.cluster_state}", ""))
-        if self.badge:
-            parts.append((f"  [{self.badge}]", "bold magenta"))
         return [tuple(parts)]
 
 

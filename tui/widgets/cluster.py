@@ -41,7 +41,8 @@ class ClusterPane(Pane):
         for index, (t, name) in enumerate(state.cluster_states):
             until = state.cluster_states[index + 1][0] if index + 1 < len(state.cluster_states) else now
             lasted = span((until or t) - t)
-            transitions.append(((clock(t) + " ", "dim"), (name.ljust(11), state_style(name)), (lasted, "dim")))
+            stamp = clock(t) + " " if width >= 24 else ""  # a narrow pane keeps the states and durations
+            transitions.append(((stamp, "dim"), (name.ljust(11), state_style(name)), (lasted, "dim")))
         tasks: list[Line] = []
         for name, task in state.vtasks.items():
             runtime = task.get("runtime_s")

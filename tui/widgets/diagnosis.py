@@ -30,7 +30,8 @@ def diagnosis_lines(session: RunSession, width: int, *, alerts: bool = True) -> 
         mark = "✖ " if critical else "! "
         out += wrapped(str(item.get("cause", "")), width, mark, "  ", "bold " + ("red" if critical else "yellow"),
                        "bold red" if critical else "bold yellow")
-        for number, evidence in enumerate(list(item.get("evidence") or [])[:EVIDENCE_SHOWN]):
+        unique = {(e.get("t"), e.get("source"), e.get("text")): e for e in item.get("evidence") or []}
+        for number, evidence in enumerate(list(unique.values())[:EVIDENCE_SHOWN]):
             when = clock(evidence.get("t")) if evidence.get("t") else "        "
             text = f"{when} {evidence.get('source', '')}: {evidence.get('text', '')}"
             out += wrapped(text, width, "  evidence " if number == 0 else "           ", "           ", "")

@@ -74,10 +74,11 @@ class MemoryPane(Pane):
         total = session.mem_total / 2**30
         used, available = mem.get("used", 0) / 2**30, mem.get("available", 0) / 2**30
         low = session.available_min
-        head: Line = (("used ", "dim"), (f"{used:.1f}", "bold"), (f"/{total:.1f} GiB", "dim"),
+        wide = width >= 52
+        head: Line = (("used " if wide else "", "dim"), (f"{used:.1f}", "bold"), (f"/{total:.1f} GiB", "dim"),
                       (" avail ", "dim"), (f"{available:.1f}", "bold " + memory_style(available)),
                       (" min ", "dim"), (f"{(low.value or 0) / 2**30:.1f}", memory_style((low.value or 0) / 2**30)),
-                      (f" at {clock(low.t)}" if width >= 52 else "", "dim"))
+                      (f" at {clock(low.t)}" if wide else "", "dim"))
         rows, axis = chart_height(height, 2, 0)
         columns = window.count
         used_cols = window.read(session.series["mem_used"], "max")

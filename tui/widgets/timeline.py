@@ -4,6 +4,9 @@ plan is longer than the pane."""
 
 from __future__ import annotations
 
+import re
+import textwrap
+
 from backend.runstate import StepView
 from tui.session import RunSession
 from tui.widgets.charts import Line
@@ -35,14 +38,24 @@ def step_line(step: StepView, now: float | None, width: int) -> Line:
                                                                     else "yellow"))
 
 
-def detail_lines(step: StepView, session: RunSession) -> list[Line]:
+STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)(?:[.,]\d+)?\]\s*")
+
+
+def short_line(text: str) -> str:
+    """A log line with its leading '[YYYY-MM-DD HH:MM:SS]' cut to the time: the pane is narrow."""
+    return STAMP.sub(r"\1 ", text.strip())
+
+
+def detail_lines(step: StepView, session: RunSession, width: int) -> list[Line]:
+    """The failed step's error or the running step's last line, on up to two lines."""
     if step.status == "failed" and step.error:
-        return [(("  ↳ ", "red"), (step.error.splitlines()[0], "red"))]
-    if step.status == "running":
-        text = session.last_line[1] if session.last_line else step.message
-        if text:
-            return [(("  ↳ ", "dim"), (text, "italic dim"))]
-    return []
+        text, style, lead = step.error.splitlines()[0], "red", "red"
+    elif step.status == "running" and (session.last_line or step.message):
+        text, style, lead = short_line(session.last_line[1] if session.last_line else step.message), "italic dim", "dim"
+    else:
+        return []
+    chunks = textwrap.wrap(text, max(8, width - 4), max_lines=2, placeholder="…") or [""]
+    return [(("  ↳ " if n == 0 else "    ", lead), (chunk, style)) for n, chunk in enumerate(chunks)]
 
 
 class TimelinePane(Pane):
@@ -53,7 +66,7 @@ class TimelinePane(Pane):
         if not steps:
             return [(("waiting for the engine…", "dim"),)]
         now = session.now()
-        blocks = [[step_line(s, now, width), *detail_lines(s, session)] for s in steps]
+        blocks = [[step_line(s, now, width), *detail_lines(s, session, width)] for s in steps]
         if sum(len(b) for b in blocks) <= height:
             return [line for block in blocks for line in block]
         return self._window(steps, blocks, height, now)
