@@ -10,8 +10,15 @@ the lab's loop it only schedules that).
 The world ticker (every `tick_seconds` of wall time) advances each running guest's counters by its
 load (`set_load`), rewrites the fake /proc and cgroup files, normalises sysfs/sysctl files the
 guest wrote, notices a reboot or poweroff asked from inside the guest (`reboot`, `shutdown`,
-`systemctl reboot`...: reported through `PowerHooks.guest_initiated`, or done by the lab itself
-when no hooks are given), and re-boots a guest whose namespace died under it.
+`systemctl reboot`...: reported to the Proxmox side through `PowerHooks.guest_initiated`, then
+done: the guest goes down and, for a reboot, boots again with the same hardware, as QEMU keeps
+running), and re-boots a guest whose namespace died under it.
+
+Hooks for the rest of the lab: `on_boot(disk, runtime, hw)` runs at every boot before the guest's
+own boot (the VAST side writes its tools, clock and scenario there), `load_factory(hw)` gives each
+boot's load model (`set_load` changes it), `pause(vmid, lab_ms)` stops the guest for a stall,
+`kmsg` appends kernel messages, `exec` runs a command inside without SSH, `target_fields()` and
+`resume(running)` serve the provider and the Proxmox side after a restart.
 
 After a lab restart (`GuestLab(...).start()` on the same state directory) every guest that was up
 is found again when its namespace still runs (detached jobs included), else booted again.
@@ -43,7 +50,7 @@ import asyncssh
 from backend.clock import Clock
 from backend.lab.guest.fsutil import open_beneath, read_beneath
 from backend.lab.guest.load import GuestLoad, IdleLoad
-from backend.lab.guest.machine import LabGuest
+from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
 from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import own, require_guest_support
@@ -65,7 +72,8 @@ class GuestLab:
     def __init__(self, state_dir: Path, clock: Clock, *, power: PowerHooks | None = None,
                  boot_seconds: float = 40.0, tick_seconds: float = 0.1,
                  passwords: dict[str, str] | None = None,
-                 load_factory: Callable[[GuestHardware], GuestLoad] | None = None) -> None:
+                 load_factory: Callable[[GuestHardware], GuestLoad] | None = None,
+                 on_boot: BootHook | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
@@ -75,6 +83,7 @@ class GuestLab:
         self.tick_seconds = tick_seconds
         self.passwords = dict(DEFAULT_PASSWORDS if passwords is None else passwords)
         self.load_factory = load_factory or (lambda hw: IdleLoad())
+        self.on_boot = on_boot
         self.extra_keys: list[asyncssh.SSHKey] = []
         self._guests: dict[int, LabGuest] = {}
         self._routes: dict[tuple[str, int], tuple[str, int]] = {}
@@ -230,6 +239,21 @@ class GuestLab:
             guest.save()
         self._call(self._stop(guest, graceful))
 
+    def resume(self, running: list[GuestHardware]) -> None:
+        """After a lab restart, the Proxmox side names the VMs it runs: a guest found running keeps
+        running; one that is off although its VM runs boots afresh (as after a host crash)."""
+        for hw in running:
+            if self.boot_state(hw.vmid) == "off":
+                self.power_on(hw)
+
+    def target_fields(self) -> dict:
+        """What the lab's Target gets from the guest side: known_hosts, route, default password."""
+        from backend.secrets import Secret
+
+        password = self.passwords.get("centos")
+        return {"known_hosts": self.known_hosts_path(), "route": self.route,
+                "guest_password": Secret(password, public=password == "centos") if password else None}
+
     def boot_state(self, vmid: int) -> str:
         guest = self._guests.get(vmid)
         return guest.state if guest is not None else "off"
@@ -304,7 +328,7 @@ class GuestLab:
                 log.info("guest %s: unbootable: %s", guest.vmid, why)
                 return
             try:
-                await asyncio.to_thread(guest.start_namespace, self.clock.scale)
+                await asyncio.to_thread(guest.start_namespace, self.clock.scale, self.on_boot)
             except (GuestBootError, OSError) as exc:
                 with self._lock:
                     guest.state, guest.error = "unbootable", f"the lab could not start the guest: {exc}"
@@ -391,8 +415,11 @@ class GuestLab:
         action = "reboot" if request.strip().startswith("reboot") else "poweroff"
         log.info("guest %s: %s asked from inside the guest", guest.vmid, action)
         if self.power is not None:
-            self.power.guest_initiated(guest.vmid, action)
-        elif action == "reboot":
+            try:
+                self.power.guest_initiated(guest.vmid, action)
+            except Exception:  # the Proxmox side's trouble must not keep the guest up
+                log.exception("guest %s: telling the Proxmox side about the %s failed", guest.vmid, action)
+        if action == "reboot":
             asyncio.get_running_loop().create_task(self._reboot(guest))
         else:
             with self._lock:

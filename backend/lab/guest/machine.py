@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +35,8 @@ from backend.lab.guest.support import as_guest_kwargs, own_tree
 from backend.lab.world import GuestHardware
 
 BOOT_SCRIPT = ["/usr/.lab/stubs/bin/lab-boot"]
+# Called at every boot before the guest's own boot: (disk directory, runtime directory, hardware).
+BootHook = Callable[[Path, Path, GuestHardware], None]
 
 
 @dataclass
@@ -95,11 +98,19 @@ class LabGuest:
         return False, (f"dracut-initqueue: Warning: Could not boot. /dev/mapper/rl-root does not exist "
                        f"({needed} is not in the initramfs; controller {self.hw.scsihw})")
 
-    def start_namespace(self, speed: float) -> None:
-        """Build this boot's runtime files and start the guest's namespace (blocking, ~0.3 s)."""
+    def start_namespace(self, speed: float, on_boot: BootHook | None = None) -> None:
+        """Build this boot's runtime files and start the guest's namespace (blocking, ~0.3 s).
+
+        `on_boot(disk, runtime, hw)` runs before the guest's own boot (its files are then in place
+        for the guest's first process); whatever it creates is given to the guest's user.
+        """
         self.boot_wall = time.time()
         rebuild_bins(self.disk)
         self.runtime = build_runtime(self.runtime_dir, self.hw, self.boot_wall, speed)
+        if on_boot is not None:
+            on_boot(self.disk, self.runtime_dir, self.hw)
+            own_tree(self.disk)
+            own_tree(self.runtime_dir)
         hostname = (read_beneath(self.disk, "etc/hostname", "") or "").strip() or rocky.HOSTNAME
         py36 = PY36 if (PY36 / "bin/python3.6").exists() else None
         self.holder = namespace.start(self.disk, self.runtime_dir, self.path / "init.log", hostname=hostname,

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -61,14 +62,26 @@ def own_fd(fd: int) -> None:
 
 
 def own_tree(path: str | os.PathLike) -> None:
-    """Give a whole directory tree to the guest's user (symlinks themselves, never their targets)."""
+    """Give what the lab (as root) created under `path` to the guest's user.
+
+    Only entries owned by the lab's own uid change hands (symlinks themselves, never their
+    targets), and never a file with several hard links (it could be a link to one of this
+    machine's files). Called while the guest is not running, so nothing moves under the walk.
+    """
     if os.geteuid() != 0:
         return
     uid, gid = guest_uid(), guest_gid()
-    os.chown(path, uid, gid, follow_symlinks=False)
+
+    def give(entry: str) -> None:
+        info = os.lstat(entry)
+        if info.st_uid != 0 or (stat.S_ISREG(info.st_mode) and info.st_nlink > 1):
+            return
+        os.chown(entry, uid, gid, follow_symlinks=False)
+
+    give(path)
     for root, dirs, files in os.walk(path):
         for name in dirs + files:
-            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+            give(os.path.join(root, name))
 
 
 def host_python() -> str:
