@@ -33,6 +33,8 @@ from backend.shell import sh
 
 log = logging.getLogger(__name__)
 
+Route = Callable[[str, int], tuple[str, int]]
+
 KEEPALIVE_INTERVAL_S = 10.0  # wall seconds between keepalives
 KEEPALIVE_COUNT_MAX = 3  # unanswered keepalives before the connection counts as dead
 CONNECT_TIMEOUT_S = 15.0  # wall seconds for one connection attempt
@@ -130,8 +132,9 @@ def _describe(exc: BaseException) -> str:
 class GuestClient:
     def __init__(self, host: str, port: int, credentials: GuestCredentials, *, label: str,
                  trusted: set[str], bus: EventBus | None, clock: Clock,
-                 known_hosts: Path | None = None) -> None:
+                 known_hosts: Path | None = None, route: Route | None = None) -> None:
         self.host, self.port, self.credentials, self.label = host, port, credentials, label
+        self._route = route
         self.bus, self.clock = bus, clock
         self._trusted = trusted
         self._known_hosts = known_hosts
@@ -161,19 +164,25 @@ class GuestClient:
         label: str | None = None,
         aliases: tuple[tuple[str, int], ...] = (),
         wait_s: float = 0.0,
+        route: Route | None = None,
     ) -> GuestClient:
         """Connect and authenticate; keep trying for `wait_s` target seconds while the guest is not
         reachable yet (booting). `label` names the guest in messages (e.g. centos@10.0.0.5);
-        `aliases` are other (host, port) names the guest has in known_hosts (its address before
-        routing)."""
+        `aliases` are other (host, port) names the guest has in known_hosts. `route` maps the
+        guest's (host, port) to where it is reached from here; it is asked again at every
+        (re)connection attempt, so a route that appears or changes while the guest boots is
+        followed."""
         clock = clock or Clock.wall()
         label = label or f"{credentials.user}@{host}:{port}"
         if pinned_host_key:
             trusted = {hostkeys.normalize_fingerprint(pinned_host_key)}
         else:
-            trusted = hostkeys.known_fingerprints(known_hosts, ((host, port), *aliases))
+            names = [(host, port), *aliases]
+            if route is not None:
+                names.append(route(host, port))
+            trusted = hostkeys.known_fingerprints(known_hosts, names)
         client = cls(host, port, credentials, label=label, trusted=trusted, bus=bus, clock=clock,
-                     known_hosts=known_hosts)
+                     known_hosts=known_hosts, route=route)
         try:
             client._conn = await client._attempt_until(clock.now() + wait_s, confirm_new_host_key)
         except _Refused as refused:
@@ -231,7 +240,8 @@ class GuestClient:
         if self.credentials.password is None:
             options.pop("password")
         try:
-            conn = await asyncssh.connect(self.host, self.port, **options)
+            host, port = self._route(self.host, self.port) if self._route else (self.host, self.port)
+            conn = await asyncssh.connect(host, port, **options)
         except asyncssh.HostKeyNotVerifiable:
             presented = session.presented if session else None
             if presented is None:

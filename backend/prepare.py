@@ -63,17 +63,16 @@ async def guest_client(ctx: RunContext, *, fresh: bool = False) -> GuestClient:
         ctx.services.pop(GUEST, None)
     address = str(require(ctx, "guest_address"))
     port = ctx.answers.guest.port
-    host, routed_port = ctx.target.route(address, port)
     creds = credentials(ctx)
     ctx.progress(f"connecting to {creds.user}@{address} over SSH")
     guest = await GuestClient.connect(
-        host, routed_port, creds,
+        address, port, creds,
         known_hosts=ctx.target.known_hosts,
         pinned_host_key=ctx.answers.guest.host_key or ctx.facts.get("guest_host_key"),
         confirm_new_host_key=ctx.services.get(CONFIRM_HOST_KEY),
         bus=ctx.bus, clock=ctx.clock,
         label=f"{creds.user}@{address}",
-        aliases=((address, port),) if (host, routed_port) != (address, port) else (),
+        route=ctx.target.route,
         wait_s=SSH_WAIT_S,
     )
     ctx.services[GUEST] = guest
