@@ -110,3 +110,35 @@ class AgentProcess:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _wait_until(deadline: float) -> None:
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return
+        if left > 0.003:
+            time.sleep(left - 0.002)
+
+
+def stop_for(pid: int, seconds: float) -> tuple[float, float]:
+    """SIGSTOP the process, SIGCONT it `seconds` later; (start, end) as epoch seconds, each the
+    midpoint of the clock reads around its kill()."""
+    offset = time.time() - time.monotonic()
+    a = time.monotonic()
+    os.kill(pid, signal.SIGSTOP)
+    start = (a + time.monotonic()) / 2
+    _wait_until(start + seconds)
+    c = time.monotonic()
+    os.kill(pid, signal.SIGCONT)
+    return start + offset, (c + time.monotonic()) / 2 + offset
+
+
+def overlapping_gap(gaps: list[dict], start: float, end: float) -> dict | None:
+    """The gap line that overlaps [start, end] (epoch seconds) most."""
+    best, best_overlap = None, 0.0
+    for gap in gaps:
+        overlap = min(gap["start"] + gap["length_ms"] / 1000, end) - max(gap["start"], start)
+        if overlap > best_overlap:
+            best, best_overlap = gap, overlap
+    return best

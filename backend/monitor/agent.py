@@ -507,7 +507,7 @@ class Tail:
     later are read from their beginning; a truncated or replaced file is read again from 0."""
 
     def __init__(self, patterns, offsets=None):
-        self.patterns = list(patterns)
+        self.patterns = list(patterns) + [path for path in (offsets or {}) if path not in patterns]
         self.files = {}  # path -> [offset, inode, partial line]
         self.expanded_at = -1e9
         self.started = False
@@ -904,7 +904,7 @@ def main(argv=None):
         for item in args.tail_at:
             offset, _, path = item.partition(":")
             offsets[path] = int(offset)
-        tail = Tail(args.tail + list(offsets), offsets) if (args.tail or offsets) else None
+        tail = Tail(args.tail, offsets) if (args.tail or offsets) else None
         try:
             uptime = float(read_text(os.path.join(proc, "uptime")).split()[0])
         except (OSError, ValueError, IndexError):
