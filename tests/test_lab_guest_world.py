@@ -213,3 +213,17 @@ def test_without_user_namespaces_the_lab_says_so_in_one_sentence(monkeypatch):
     assert reason is not None
     assert reason.count(".") == 1 and reason.endswith("the lab guest is a Linux feature.")
     assert "user namespaces" in reason and "Operation not permitted" in reason
+
+
+def test_a_guest_whose_state_directory_is_deleted_ends_itself(tmp_path):
+    import shutil
+
+    lab = open_lab(tmp_path / "lab")
+    boot(lab, hardware(100))
+    holder = lab.guest(100).holder
+    lab.close()
+    shutil.rmtree(tmp_path / "lab")
+    deadline = time.monotonic() + 15
+    while holder.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not holder.alive()

@@ -12,7 +12,9 @@ tmpfs, proc, devpts, device nodes bound from this machine's /dev, and symlinks. 
 into the disk, drop inherited descriptors (a descriptor of a host directory would be a way out),
 set the hostname, run the boot script, report "ready" on the ready descriptor, and wait.
 SIGTERM shuts the guest down (SIGTERM to every process, then SIGKILL); a SIGKILL of this process
-ends every process of the guest (the kernel does that for a PID namespace).
+ends every process of the guest (the kernel does that for a PID namespace). A guest whose disk
+directory was deleted (its lab's state is gone for good) shuts itself down within seconds, so a
+removed state directory never leaves a guest running forever.
 """
 
 import contextlib
@@ -158,9 +160,12 @@ def main(spec_text):
     os.close(ready)
     while True:
         reap()
-        info = signal.sigtimedwait({signal.SIGCHLD, signal.SIGTERM}, 5.0)
+        info = signal.sigtimedwait({signal.SIGCHLD, signal.SIGTERM}, 2.0)
         if info is not None and info.si_signo == signal.SIGTERM:
             shutdown()
+            return
+        if info is None and os.stat("/").st_nlink == 0:
+            shutdown()  # the guest's disk was deleted under it (its lab is gone for good)
             return
 
 

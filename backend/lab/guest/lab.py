@@ -521,3 +521,13 @@ class GuestLab:
             if state in wanted or time.monotonic() > deadline:
                 return state
             time.sleep(0.01)
+
+
+def guest_factory(**options: Any) -> Callable[[Path, Clock, PowerHooks], GuestLab]:
+    """A `backend.lab.world.GuestFactory` that serves the world's guests with a started `GuestLab`
+    (`options` are GuestLab's: boot_seconds, passwords, load_factory, on_boot...)."""
+
+    def factory(state_dir: Path, clock: Clock, power: PowerHooks) -> GuestLab:
+        return GuestLab(state_dir, clock, power=power, **options).start()
+
+    return factory
