@@ -20,18 +20,14 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def lab_with_guest(monkeypatch):
-    """The lab world with the real guest side (C's GuestLab) while the world still defaults to its
-    in-memory stand-in; a no-op once the lab wires the guest in itself."""
+    """The lab world with the real guest side (`backend.lab.guest.lab.guest_factory`) while the world
+    still defaults to its in-memory stand-in; a no-op once the lab wires the guest in itself."""
     require_lab_guest()
     from backend.lab import world
-    from backend.lab.guest.lab import GuestLab
+    from backend.lab.guest.lab import guest_factory
 
-    if world.standin_guest_factory.__module__ == world.__name__ and "stand-in" in (
-            world.standin_guest_factory.__doc__ or ""):
-        def factory(state_dir, clock, power):  # noqa: ANN001, ANN202
-            return GuestLab(state_dir, clock, power=power).start()
-
-        monkeypatch.setattr(world, "standin_guest_factory", factory)
+    if "stand-in" in (world.standin_guest_factory.__doc__ or ""):
+        monkeypatch.setattr(world, "standin_guest_factory", guest_factory())
 
 
 def test_auto_until_pre_install_ends_green_with_one_snapshot(tmp_path: Path, lab_with_guest, capsys):
