@@ -285,6 +285,10 @@ class StallDetected(Event):
     # The detector's nominal tick: the heartbeat was silent for interval_ms + length_ms. 0 for the
     # agent's fine-grained detector; 1000 for the field run's `sleep 1` heartbeat loop (imported).
     interval_ms: float = 0.0
+    # How the agent measured it: "stop" (a SIGSTOP..SIGCONT, exact) or "late" (a late tick: the real
+    # length is within length_ms +- err_ms). Empty for imported heartbeats.
+    how: str = ""
+    err_ms: float = 0.0
 
 
 @dataclass(kw_only=True)
@@ -309,6 +313,16 @@ class MonitorStarted(Event):
     agent_version: str
     interval_s: float
     python: str = ""
+    tick_ms: float = 0.0  # the stall detector's tick (target ms)
+    warnings: list = field(default_factory=list)  # [{"part","text"}]: what the agent cannot sample
+
+
+@dataclass(kw_only=True)
+class MonitorWarned(Event):
+    """A part of the monitoring agent stopped working after it started (e.g. a file went away)."""
+
+    part: str
+    text: str
 
 
 # --- diagnosis, recovery, faults ---------------------------------------------------------------
