@@ -13,6 +13,8 @@ when the length changed.
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 from backend.lab.guest.support import own_fd
@@ -133,3 +135,27 @@ class InPlaceFile:
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
+
+
+def _as_namespace_root(argv: list[str]) -> None:
+    """Run a file tool as root of a user namespace: an unprivileged lab then may read and remove
+    every file of its guests (the guest makes files like /etc/shadow 0000 and dirs like /root 0550)."""
+    subprocess.run(["unshare", "--user", "--map-root-user", *argv], check=True, capture_output=True, cwd="/")
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a guest's directory tree exactly (symlinks as symlinks, modes kept)."""
+    if os.geteuid() == 0:
+        shutil.copytree(source, target, symlinks=True)
+    else:
+        _as_namespace_root(["cp", "-a", "--", str(source), str(target)])
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a guest's directory tree, whatever its modes."""
+    if not os.path.lexists(path):
+        return
+    if os.geteuid() == 0:
+        shutil.rmtree(path)
+    else:
+        _as_namespace_root(["rm", "-rf", "--", str(path)])

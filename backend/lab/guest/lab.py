@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -48,7 +47,7 @@ from typing import Any
 import asyncssh
 
 from backend.clock import Clock
-from backend.lab.guest.fsutil import open_beneath, read_beneath
+from backend.lab.guest.fsutil import open_beneath, read_beneath, remove_tree
 from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
@@ -311,7 +310,7 @@ class GuestLab:
         self.power_off(vmid, graceful=False)
         with self._lock:
             guest = self._guests.pop(vmid)
-            shutil.rmtree(guest.path, ignore_errors=True)
+            remove_tree(guest.path)
         self._write_known_hosts()
 
     # -- boot and stop (on the lab's loop) ------------------------------------------------------------

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import Callable
@@ -26,9 +25,9 @@ from pathlib import Path
 import asyncssh
 
 from backend.lab.guest import namespace, rocky
-from backend.lab.guest.fsutil import read_beneath
+from backend.lab.guest.fsutil import copy_tree, read_beneath, remove_tree
 from backend.lab.guest.load import GuestLoad, IdleLoad
-from backend.lab.guest.rootfs import PY36, initramfs_drivers, rebuild_bins, seed_disk
+from backend.lab.guest.rootfs import PY36, initramfs_drivers, py36_available, rebuild_bins, seed_disk
 from backend.lab.guest.runtime import Runtime, build_runtime, mount_plan, open_runtime
 from backend.lab.guest.sshd import GuestSSHServer, Login
 from backend.lab.guest.support import as_guest_kwargs, own_tree
@@ -112,7 +111,7 @@ class LabGuest:
             own_tree(self.disk)
             own_tree(self.runtime_dir)
         hostname = (read_beneath(self.disk, "etc/hostname", "") or "").strip() or rocky.HOSTNAME
-        py36 = PY36 if (PY36 / "bin/python3.6").exists() else None
+        py36 = PY36 if py36_available() else None
         self.holder = namespace.start(self.disk, self.runtime_dir, self.path / "init.log", hostname=hostname,
                                       py36=py36, mounts=mount_plan(py36 is not None), boot=BOOT_SCRIPT)
 
@@ -155,27 +154,23 @@ class LabGuest:
     # -- snapshots ----------------------------------------------------------------------------------
     def snapshot(self, name: str) -> None:
         target = self.path / "snapshots" / _safe_name(name)
-        if target.exists():
-            shutil.rmtree(target)
+        remove_tree(target)
         target.mkdir(parents=True)
-        shutil.copytree(self.disk, target / "disk", symlinks=True)
+        copy_tree(self.disk, target / "disk")
 
     def rollback(self, name: str) -> None:
         source = self.path / "snapshots" / _safe_name(name) / "disk"
         if not source.exists():
             raise KeyError(f"guest {self.vmid} has no snapshot {name!r}")
         replaced = self.path / "disk.old"
-        if replaced.exists():
-            shutil.rmtree(replaced)
+        remove_tree(replaced)
         os.replace(self.disk, replaced)
-        shutil.copytree(source, self.disk, symlinks=True)
+        copy_tree(source, self.disk)
         own_tree(self.disk)
-        shutil.rmtree(replaced)
+        remove_tree(replaced)
 
     def delete_snapshot(self, name: str) -> None:
-        target = self.path / "snapshots" / _safe_name(name)
-        if target.exists():
-            shutil.rmtree(target)
+        remove_tree(self.path / "snapshots" / _safe_name(name))
 
     # -- what the SSH server asks (sshd.GuestEndpoint) ---------------------------------------------
     def lookup(self, user: str) -> Login | None:

@@ -33,6 +33,15 @@ HOST_PREFIXES = {"/usr/bin/": "/usr/.host/bin/", "/usr/sbin/": "/usr/.host/sbin/
                  "/usr/libexec/": "/usr/.host/libexec/", "/usr/lib/": "/usr/lib/", "/usr/lib64/": "/usr/lib64/"}
 LAB_LINK_PREFIXES = ("/usr/.host/", "/usr/.lab/", "/usr/lib/", "/usr/lib64/")
 PY36 = Path(os.environ.get("VLB_LAB_PY36", "/root/.pyenv/versions/3.6.15"))
+
+
+def py36_available() -> bool:
+    """Whether a Python 3.6 (the guest's platform-python, as on Rocky 8) can be lent to the guest."""
+    try:
+        return os.access(PY36 / "bin/python3.6", os.X_OK)
+    except OSError:
+        return False
+
 RPMDB = "var/lib/lab/rpmdb"
 BUNDLE = "vastdata_release_2043819.vast.tar.gz"
 
@@ -113,9 +122,8 @@ def initramfs_drivers(text: str | None) -> set[str]:
 def seed_disk(disk: Path, hw: GuestHardware) -> None:
     """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet)."""
     disk.mkdir(parents=True)
-    for rel, mode in DIRS.items():
+    for rel in DIRS:
         (disk / rel).mkdir(parents=True, exist_ok=True)
-        (disk / rel).chmod(mode)
     for rel, target in SYMLINKS.items():
         os.symlink(target, disk / rel)
     etc = {
@@ -161,6 +169,8 @@ def seed_disk(disk: Path, hw: GuestHardware) -> None:
             wants.mkdir(parents=True, exist_ok=True)
             os.symlink(f"/usr/lib/systemd/system/{unit}", wants / unit)
     rebuild_bins(disk)
+    for rel, mode in sorted(DIRS.items(), key=lambda item: -item[0].count("/")):
+        (disk / rel).chmod(mode)  # last: a 0550 /root must not stop an unprivileged lab writing into it
     own_tree(disk)
 
 
@@ -199,7 +209,7 @@ def link_table() -> list[tuple[str, str, str, str]]:
             if target is None:
                 continue
         rows.append((name, folder, package, target))
-    python = "/usr/.lab/python3.6/bin/python3.6" if (PY36 / "bin/python3.6").exists() else _host_target("python3")
+    python = "/usr/.lab/python3.6/bin/python3.6" if py36_available() else _host_target("python3")
     if python:
         for name in ("python3", "python3.6"):
             rows.append((name, "/usr/bin", "-", python))

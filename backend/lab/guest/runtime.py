@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend.lab.guest import rocky
-from backend.lab.guest.fsutil import InPlaceFile, open_beneath, read_beneath
+from backend.lab.guest.fsutil import InPlaceFile, open_beneath, read_beneath, remove_tree
 from backend.lab.guest.load import UPTIME_AT_BOOT, ProcState, cgroup_memory_files
 from backend.lab.guest.rootfs import STUBS, cpu_model, hw_env, link_table_text
 from backend.lab.guest.support import own_tree
@@ -204,8 +204,7 @@ def boot_messages(hw: GuestHardware) -> list[tuple[int, str]]:
 
 def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float) -> Runtime:
     """Recreate the runtime directory for a fresh boot of `hw`."""
-    if path.exists():
-        shutil.rmtree(path)
+    remove_tree(path)
     path.mkdir(parents=True)
     mem_kib = rocky.memtotal_kib(hw.memory_mib)
     static = {
