@@ -187,6 +187,7 @@ class GuestClient:
             client._conn = await client._attempt_until(clock.now() + wait_s, confirm_new_host_key)
         except _Refused as refused:
             raise refused.error from None
+        client._trusted = {client.host_key}  # from now on, exactly the key this guest presented
         return client
 
     async def _attempt_until(self, deadline: float,
@@ -280,8 +281,9 @@ class GuestClient:
         if self.bus is not None:
             self.bus.emit(GuestDisconnected(reason=reason))
 
-    async def _connection(self) -> asyncssh.SSHClientConnection:
-        """The live connection, reconnecting with backoff after a loss."""
+    async def _connection(self, window: float = RECONNECT_WINDOW_S) -> asyncssh.SSHClientConnection:
+        """The live connection, reconnecting with backoff (for up to `window` target seconds since
+        the loss) after a loss."""
         conn = self._conn
         if conn is not None and not conn.is_closed():
             return conn
@@ -304,7 +306,7 @@ class GuestClient:
                                                  error=reason, delay_s=delay))
 
             try:
-                conn = await self._attempt_until(self._down_since + RECONNECT_WINDOW_S, None, retrying)
+                conn = await self._attempt_until(self._down_since + window, None, retrying)
             except _Refused as refused:
                 raise refused.error from None
             down = max(0.0, self.clock.now() - self._down_since)
@@ -319,7 +321,7 @@ class GuestClient:
         if conn is not None:
             self._lost(conn, None)
             conn.abort()
-        await self._connection()
+        await self._connection(wait_s)
 
     @property
     def connected(self) -> bool:
@@ -481,7 +483,7 @@ class GuestClient:
                 continue
             if ended:
                 return
-            await asyncio.sleep(max(0.02, min(self.clock.wall_seconds(poll_s), 1.0)))
+            await asyncio.sleep(max(0.05, min(self.clock.wall_seconds(poll_s), 1.0)))
 
     # --- streams and files ----------------------------------------------------------------------
 

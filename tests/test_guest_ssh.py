@@ -288,3 +288,19 @@ async def test_stream_yields_lines_and_a_drop_ends_it(sshd):
     assert got == ["s1", "s2", "s3"]
     assert [line async for line in guest.stream("echo again")] == ["again"]
     await guest.close()
+
+
+async def test_a_reconnection_to_a_different_host_key_is_refused(sshd, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text(sshd.known_hosts_line())
+    guest = await connect(sshd, pinned_host_key=None, known_hosts=known)
+    await sshd.stop_listening()
+    sshd.drop_all()
+    impostor = asyncssh.generate_private_key("ssh-ed25519")
+    sshd._options["server_host_keys"] = [impostor]
+    await sshd.start_listening()
+    with pytest.raises(RunFailed) as caught:
+        await guest.run("true")
+    message = str(caught.value)
+    assert sshd.fingerprint in message and impostor.get_fingerprint("sha256").rstrip("=") in message
+    await guest.close()
