@@ -54,6 +54,19 @@ async def test_the_guest_looks_like_the_vm_not_this_machine(running_guest):
                            "centos", "centos", "localhost.localdomain"]
 
 
+async def test_an_interactive_shell_gets_a_terminal_of_the_guest(running_guest):
+    async with connect(running_guest) as conn:
+        result = await conn.run("tty; stty size", term_type="xterm", term_size=(100, 30))
+        shell = await conn.create_process(term_type="xterm")
+        shell.stdin.write("echo hello; exit 4\n")
+        output = await asyncio.wait_for(shell.stdout.read(), 10)
+        await shell.wait()
+    tty, size = result.stdout.split("\r\n")[:2]
+    assert tty.startswith("/dev/pts/") and size == "30 100"
+    assert "[centos@localhost ~]$ " in output and "hello" in output
+    assert shell.exit_status == 4
+
+
 async def test_unknown_commands_fail_as_on_rocky(running_guest):
     async with connect(running_guest) as conn:
         result = await conn.run("apt-get install -y docker")

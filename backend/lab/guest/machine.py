@@ -14,8 +14,10 @@ in the initramfs; no SSH, no agent).
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import struct
 import subprocess
 import time
 from collections.abc import Callable
@@ -34,6 +36,7 @@ from backend.lab.guest.support import as_guest_kwargs, own_tree
 from backend.lab.world import GuestHardware
 
 BOOT_SCRIPT = ["/usr/.lab/stubs/bin/lab-boot"]
+TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
 # Called at every boot before the guest's own boot: (disk directory, runtime directory, hardware).
 BootHook = Callable[[Path, Path, GuestHardware], None]
 
@@ -219,6 +222,19 @@ class LabGuest:
 
     def guest_address(self) -> str:
         return self.hw.ip
+
+    def open_pty(self) -> tuple[int, int]:
+        """A pseudo-terminal of the guest's own devpts (so `tty` inside names it), as sshd allocates."""
+        if self.holder is None:
+            raise OSError("the guest is not running")
+        master = os.open(f"/proc/{self.holder.pid}/root/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+        try:
+            fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+            slave = fcntl.ioctl(master, TIOCGPTPEER, os.O_RDWR | os.O_NOCTTY)
+        except OSError:
+            os.close(master)
+            raise
+        return master, slave
 
     def after_command(self) -> None:
         if self.runtime is not None:

@@ -161,6 +161,9 @@ ETC_BASHRC = """# /etc/bashrc
 
 # System wide functions and aliases
 umask 022
+if [ -n "$PS1" ]; then
+  if [ "${LAB_USER:-root}" = root ]; then PS1="[root@\\h \\W]# "; else PS1="[${LAB_USER}@\\h \\W]\\$ "; fi
+fi
 if [ -z "$BASHRCSOURCED" ]; then
   BASHRCSOURCED="Y"
   if ! shopt -q login_shell ; then

@@ -60,6 +60,7 @@ class GuestEndpoint(Protocol):
     def spawn_kwargs(self) -> dict: ...
     def guest_address(self) -> str: ...
     def after_command(self) -> None: ...
+    def open_pty(self) -> tuple[int, int]: ...
 
 
 def load_host_key(ssh_dir: Path) -> asyncssh.SSHKey:
@@ -300,7 +301,7 @@ class _Session(asyncssh.SSHServerSession):
 
     async def _run_on_pty(self, argv: list[str], env: dict[str, str]) -> int:
         assert self.pty is not None and self.chan is not None
-        master, slave = os.openpty()
+        master, slave = self.guest.open_pty()
         width, height, pixwidth, pixheight = self.pty[1]
         fcntl.ioctl(master, termios.TIOCSWINSZ, struct.pack("HHHH", height or 24, width or 80, pixheight, pixwidth))
         self.master = master
