@@ -154,10 +154,7 @@ async def run_preflight(*, proxmox: ProxmoxClient, vm: VmRef, guest: GuestClient
     memory_mib = int(str(config.get("memory", 0)).split(",")[0] or 0)
     vcpus = int(config.get("vcpus") or int(config.get("sockets", 1) or 1) * int(config.get("cores", 1) or 1))
     items += await guest_items(guest, env, build, memory_mib, vcpus)
-    for item in items:
-        if not item.ok and item.severity == "blocker" and item.forceable and force:
-            item.overridden = True
-    blockers = [i for i in items if not i.ok and i.severity == "blocker" and not i.overridden]
+    blockers = judge(items, force)
     dicts = [i.to_dict() for i in items]
     if bus is not None:
         bus.emit(PreflightChecked(items=dicts, ok=not blockers))
@@ -166,3 +163,11 @@ async def run_preflight(*, proxmox: ProxmoxClient, vm: VmRef, guest: GuestClient
         raise RunFailed(f"preflight found {len(blockers)} blocker(s), nothing was installed: {listed}",
                         hint="fix them (or, for a sizing blocker, rerun with --force on purpose)")
     return dicts
+
+
+def judge(items: list[Item], force: bool) -> list[Item]:
+    """The failing blockers that stop the run; with --force the sizing ones are marked overridden."""
+    for item in items:
+        if not item.ok and item.severity == "blocker" and item.forceable and force:
+            item.overridden = True
+    return [i for i in items if not i.ok and i.severity == "blocker" and not i.overridden]

@@ -45,3 +45,16 @@ def test_cpu_host_with_flags_still_counts_as_host():
 
 def test_release_tarball_named_as_the_bootstrap_prints_it():
     assert release_tarball("release-5-4-0-2043819") == "vastdata_release_2043819.vast.tar.gz"
+
+
+def test_force_overrides_sizing_blockers_only():
+    from backend.preflight import judge
+
+    items = host_items(FAILED, host_cores=12, agent_answers=True)
+    assert {i.id for i in judge(items, force=False)} == {
+        "vcpus_le_cores", "ballooning_off", "iothread", "cpu_host", "memory_vm"}
+    items = host_items(FAILED, host_cores=12, agent_answers=True)
+    assert {i.id for i in judge(items, force=True)} == {"ballooning_off", "iothread", "cpu_host"}
+    overridden = {i.id for i in items if i.overridden}
+    assert overridden == {"vcpus_le_cores", "memory_vm"}
+    assert all(i.to_dict().get("overridden") for i in items if i.id in overridden)

@@ -8,37 +8,14 @@ from __future__ import annotations
 import pytest
 
 from backend import tuning
-from backend.bus import EventBus
 from backend.events import TuningApplied, TuningChecked
-from backend.guest import GuestClient, GuestCredentials
-from backend.secrets import Secret
 from backend.shell import sh
-from tests.lab_fixtures import RunningGuest, boot, fresh_guest, guest_lab, hardware, running_guest  # noqa: F401
+from tests.guest_lab_support import client, reboot, recording_bus
+from tests.lab_fixtures import fresh_guest, guest_lab, running_guest  # noqa: F401
 
 STEPS = {step.id: step for step in tuning.catalog()}
 NEEDS = {"docker-group": ["docker"], "limits:nofile": ["docker"]}  # steps that build on another
 SHARED = {"thp-defrag": ["thp-enabled"]}  # one tuned profile persists both
-
-
-async def client(guest: RunningGuest, bus: EventBus | None = None) -> GuestClient:
-    host, port = guest.address
-    return await GuestClient.connect(host, port, GuestCredentials("centos", password=Secret("centos")),
-                                     known_hosts=guest.known_hosts, aliases=((guest.hw.ip, 22),),
-                                     bus=bus, clock=guest.lab.clock, label=f"centos@{guest.hw.ip}")
-
-
-def recording_bus(guest: RunningGuest) -> EventBus:
-    bus = EventBus(guest.lab.clock)
-    bus.seen = []  # type: ignore[attr-defined]
-    bus.subscribe(bus.seen.append)  # type: ignore[attr-defined]
-    return bus
-
-
-def reboot(guest: RunningGuest, **hardware_changes: object) -> RunningGuest:
-    """Power the guest off and boot it again (optionally on changed hardware, e.g. VirtIO SCSI)."""
-    guest.lab.power_off(guest.vmid, graceful=True)
-    guest.lab.wait_state(guest.vmid, "off")
-    return boot(guest.lab, hardware(guest.vmid, **hardware_changes) if hardware_changes else guest.hw)
 
 
 @pytest.mark.parametrize("step_id", list(STEPS))
