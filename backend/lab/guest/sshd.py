@@ -81,8 +81,9 @@ def load_host_key(ssh_dir: Path) -> asyncssh.SSHKey:
 
 
 class _Server(asyncssh.SSHServer):
-    def __init__(self, guest: GuestEndpoint) -> None:
+    def __init__(self, guest: GuestEndpoint, gone: Callable[[_Server], None] = lambda server: None) -> None:
         self.guest = guest
+        self.gone = gone
         self.sessions: list[_Session] = []
         self.conn: asyncssh.SSHServerConnection | None = None
         self.login: Login | None = None  # fixed at authentication, like sshd's initgroups per connection
@@ -121,6 +122,7 @@ class _Server(asyncssh.SSHServer):
     def connection_lost(self, exc: Exception | None) -> None:
         for session in self.sessions:
             session.hang_up()
+        self.gone(self)
 
 
 class _Session(asyncssh.SSHServerSession):
@@ -359,7 +361,7 @@ class GuestSSHServer:
 
     async def start(self, port: int = 0) -> int:
         def factory() -> _Server:
-            server = _Server(self.guest)
+            server = _Server(self.guest, self._forget)
             self._servers.append(server)
             return server
 
@@ -369,6 +371,10 @@ class GuestSSHServer:
             self._acceptor = await self._listen(factory, 0)
         self.port = self._acceptor.sockets[0].getsockname()[1]
         return self.port
+
+    def _forget(self, server: _Server) -> None:
+        if server in self._servers:
+            self._servers.remove(server)
 
     async def _listen(self, factory: Callable[[], _Server], port: int) -> asyncssh.SSHAcceptor:
         return await asyncssh.create_server(
@@ -382,7 +388,7 @@ class GuestSSHServer:
             self._acceptor.close()
             await self._acceptor.wait_closed()
             self._acceptor = None
-        for server in self._servers:
+        for server in list(self._servers):
             for session in server.sessions:
                 session.ended = True  # the guest is going away: its processes end with it
             if server.conn is not None:
