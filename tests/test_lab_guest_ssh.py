@@ -126,6 +126,21 @@ async def test_a_detached_job_survives_the_connection_and_power_off_ends_it(gues
     assert not guest_lab.guest(guest.vmid).processes()
 
 
+async def test_a_dropped_connection_hangs_up_running_commands_but_not_detached_jobs(running_guest):
+    async with connect(running_guest) as conn:
+        await conn.run("setsid nohup sleep 601 >/dev/null 2>&1 < /dev/null &", check=True)
+        await conn.create_process("sleep 602")
+        await asyncio.sleep(0.1)
+        assert running_guest.lab.drop_connections(running_guest.vmid) >= 1
+        with pytest.raises((asyncssh.Error, OSError)):
+            await asyncio.wait_for(conn.run("true"), 5)
+    await asyncio.sleep(0.3)
+    async with connect(running_guest) as conn:
+        result = await conn.run("ps -eo args | grep '^sleep 60'")
+        await conn.run("pkill -f 'sleep 601'")
+    assert result.stdout == "sleep 601\n"
+
+
 async def test_nothing_of_this_machine_changes(running_guest):
     before = _host_snapshot()
     async with connect(running_guest) as conn:

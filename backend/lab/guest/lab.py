@@ -59,6 +59,10 @@ log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
 
 
+async def _call_soon(function: Callable[[], Any]) -> Any:
+    return function()
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -486,6 +490,16 @@ class GuestLab:
 
     def set_load(self, vmid: int, load: GuestLoad) -> None:
         self._guest(vmid).load = load
+
+    def drop_connections(self, vmid: int) -> int:
+        """Cut every SSH connection to the guest now (fault injection); returns how many were cut."""
+        guest = self._guest(vmid)
+        if guest.ssh is None or self._loop is None:
+            return 0
+        server = guest.ssh
+        if self._in_loop():
+            return server.drop_connections()
+        return asyncio.run_coroutine_threadsafe(_call_soon(server.drop_connections), self._loop).result(10)
 
     def kmsg(self, vmid: int, text: str, level: int = 6) -> None:
         """Append a kernel message to the guest's /dev/kmsg."""

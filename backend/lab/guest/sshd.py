@@ -382,6 +382,14 @@ class GuestSSHServer:
             allow_scp=False, x11_forwarding=False, agent_forwarding=False, keepalive_interval=0,
             server_version="OpenSSH_8.0", reuse_address=True)
 
+    def drop_connections(self) -> int:
+        """Cut every connection (a network fault): like sshd, hang up the commands still running."""
+        servers = list(self._servers)
+        for server in servers:
+            if server.conn is not None:
+                server.conn.abort()
+        return len(servers)
+
     async def stop(self) -> None:
         """Stop listening and drop every connection (what a guest going down does to its clients)."""
         if self._acceptor is not None:
