@@ -193,7 +193,7 @@ class GuestLab:
                 continue
             self._adopt(guest)
             if guest.state == "up":
-                if guest.reattach():
+                if guest.reattach(self.clock.scale):
                     await self._listen(guest)
                     log.info("guest %s: found running (pid %s)", guest.vmid, guest.holder and guest.holder.pid)
                     continue
@@ -332,11 +332,12 @@ class GuestLab:
                 return
             try:
                 await asyncio.to_thread(guest.start_namespace, self.clock.scale, self.on_boot)
-            except (GuestBootError, OSError) as exc:
+            except Exception as exc:  # the namespace or a boot hook failed: the VM never comes up
                 with self._lock:
                     guest.state, guest.error = "unbootable", f"the lab could not start the guest: {exc}"
                     guest.save()
-                log.error("guest %s: %s", guest.vmid, guest.error)
+                log.error("guest %s: %s", guest.vmid, guest.error, exc_info=not isinstance(exc, GuestBootError))
+                await asyncio.to_thread(guest.stop_namespace, False)
                 return
             if guest.generation != generation:
                 await asyncio.to_thread(guest.stop_namespace, False)

@@ -27,9 +27,9 @@ from pathlib import Path
 import asyncssh
 
 from backend.lab.guest import namespace, rocky
-from backend.lab.guest.fsutil import copy_tree, read_beneath, remove_tree
+from backend.lab.guest.fsutil import copy_tree, read_beneath, remove_tree, write_beneath
 from backend.lab.guest.load import GuestLoad, IdleLoad
-from backend.lab.guest.rootfs import PY36, initramfs_drivers, py36_available, rebuild_bins, seed_disk
+from backend.lab.guest.rootfs import PY36, hw_env, initramfs_drivers, py36_available, rebuild_bins, seed_disk
 from backend.lab.guest.runtime import Runtime, build_runtime, mount_plan, open_runtime
 from backend.lab.guest.sshd import GuestSSHServer, Login
 from backend.lab.guest.support import as_guest_kwargs, own_tree
@@ -118,11 +118,14 @@ class LabGuest:
         self.holder = namespace.start(self.disk, self.runtime_dir, self.path / "init.log", hostname=hostname,
                                       py36=py36, mounts=mount_plan(py36 is not None), boot=BOOT_SCRIPT)
 
-    def reattach(self) -> bool:
-        """After a lab restart: whether the recorded namespace still runs (then continue with it)."""
+    def reattach(self, speed: float) -> bool:
+        """After a lab restart: whether the recorded namespace still runs (then continue with it,
+        telling the guest's tools the lab's speed, which may have changed)."""
         if self.holder is None or not self.holder.alive() or not self.runtime_dir.exists():
             return False
         self.runtime = open_runtime(self.runtime_dir, self.hw, self.boot_wall)
+        write_beneath(self.runtime_dir, "run/lab/speed", f"{speed}\n")
+        write_beneath(self.runtime_dir, "run/lab/hw.env", hw_env(self.hw, speed))
         return True
 
     def stop_namespace(self, graceful: bool) -> None:
