@@ -377,24 +377,35 @@ def phase_rows(events: list[ev.Event]) -> list[dict]:
 
 
 def cluster_rows(events: list[ev.Event], end: float | None) -> tuple[list[dict], str]:
-    """Cluster states with how long each lasted. A rollback ends the state it interrupts (the guest
-    went back to before the install), so the retry's INIT is a state of its own."""
+    """Cluster states with how long each lasted. Two sources may report them: the install log (vcli's
+    own lines, stamped to the second) and VMS polls; the rows come from the log when it has any (its
+    timestamps are exact), else from the polls, so one state never shows twice. The final state is
+    the latest either source saw. A rollback ends the state it interrupts (the guest went back to
+    before the install), so the retry's INIT is a state of its own."""
+    changes = [e for e in events if isinstance(e, ev.ClusterStateChanged)]
+    sources = {e.source for e in changes}
+    chosen = "log" if "log" in sources else ("api" if "api" in sources else None)
+    relevant = sorted((e for e in events if isinstance(e, ev.SnapshotRolledBack)
+                       or (isinstance(e, ev.ClusterStateChanged) and (chosen is None or e.source == chosen))),
+                      key=lambda e: e.ts)
     rows: list[dict] = []
     open_row: dict | None = None
-    for event in events:
-        if isinstance(event, ev.SnapshotRolledBack) and open_row is not None:
-            open_row["duration_s"] = round(event.ts - open_row["t"], 3)
-            open_row = None
-        elif isinstance(event, ev.ClusterStateChanged):
-            if open_row is not None and open_row["state"] == event.state:
-                continue
+    for event in relevant:
+        if isinstance(event, ev.SnapshotRolledBack):
             if open_row is not None:
                 open_row["duration_s"] = round(event.ts - open_row["t"], 3)
-            open_row = {"state": event.state, "t": event.ts, "duration_s": None}
-            rows.append(open_row)
+                open_row = None
+            continue
+        if open_row is not None and open_row["state"] == event.state:
+            continue
+        if open_row is not None:
+            open_row["duration_s"] = round(event.ts - open_row["t"], 3)
+        open_row = {"state": event.state, "t": event.ts, "duration_s": None, "source": event.source}
+        rows.append(open_row)
     if open_row is not None and end is not None:
         open_row["duration_s"] = round(end - open_row["t"], 3)
-    return rows, (rows[-1]["state"] if rows else "")
+    final = max(changes, key=lambda e: e.ts).state if changes else ""
+    return rows, final
 
 
 # --- assembling the result ---------------------------------------------------------------------

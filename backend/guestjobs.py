@@ -107,9 +107,11 @@ def split_poll(output: bytes) -> tuple[JobState, bytes]:
 
 def complete_lines(data: bytes, final: bool) -> tuple[list[str], int]:
     """The complete lines in `data` and how many bytes they span. With `final` (the job has ended and
-    `data` is the rest of the log) a last line without a newline counts as complete. Lines are split
-    on newlines only: carriage returns (spinner repaints) stay for the log parser to handle."""
-    cut = len(data) if final else data.rfind(b"\n") + 1
+    `data` is the rest of the log) a last line without a newline counts as complete. A carriage return
+    also ends what came before it: progress tools repaint one line with `\r` for minutes before its
+    newline, and each repaint is news. Lines are split on newlines only: carriage returns stay in
+    them for the log parser (backend/installlog.py) to handle."""
+    cut = len(data) if final else max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
     if cut <= 0:
         return [], 0
     text = data[:cut].decode("utf-8", "replace")

@@ -162,24 +162,26 @@ def _view(ctx: RunContext) -> ClusterView:
     return view
 
 
-def _note_state(ctx: RunContext, state: str, source: str) -> None:
+def _note_state(ctx: RunContext, state: str, source: str, ts: float = 0.0) -> None:
+    """A state seen in one source; `ts` is the log line's own time (0: now)."""
     view = _view(ctx)
     previous = view.latest(source)
     if view.note(state, source):
-        ctx.emit(ClusterStateChanged(state=state, previous=previous, source=source))
+        ctx.emit(ClusterStateChanged(ts=ts, state=state, previous=previous, source=source))
         if view.collapsed(source) and not view.failure:
             view.failure = (f"the cluster fell back to {state} after ACTIVATING "
                             f"({' -> '.join(view.states[source])}, from the {source})")
 
 
 def _note_task(ctx: RunContext, name: str, task_id: int | None, state: str, runtime: float | None,
-               message: str = "") -> None:
+               message: str = "", ts: float = 0.0) -> None:
     view = _view(ctx)
     if name != "cluster_deploy":
         return
     if state != view.deploy_state:
         view.deploy_state, view.deploy_id = state, task_id
-        ctx.emit(VtaskChanged(name=name, task_id=task_id or 0, state=state, runtime_s=runtime, message=message))
+        ctx.emit(VtaskChanged(ts=ts, name=name, task_id=task_id or 0, state=state, runtime_s=runtime,
+                              message=message))
     if state in FAILED_TASK_STATES:
         view.failure = f"the cluster_deploy task {state}" + (f": {message}" if message else "")
 
@@ -190,9 +192,9 @@ def _facts_from_lines(ctx: RunContext, source: str, lines: list[str]) -> None:
         if fact is None:
             continue
         if fact.kind == "cluster_state":
-            _note_state(ctx, fact.value, "log")
+            _note_state(ctx, fact.value, "log", ts=fact.ts or 0.0)
         elif fact.kind == "task":
-            _note_task(ctx, fact.name, fact.task_id, fact.value, fact.runtime_s)
+            _note_task(ctx, fact.name, fact.task_id, fact.value, fact.runtime_s, ts=fact.ts or 0.0)
         elif fact.kind in ("panic", "oom"):
             ctx.emit(KernelMessageSeen(source=f"install:{source}", text=line, match=fact.kind))
 
@@ -201,11 +203,17 @@ async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
     """Follow a detached job's log until it ends, emitting lines and facts; returns its exit status.
     Survives dropped connections (reconnects and continues from the last offset)."""
     offset = _last_offset(ctx, source)
+    previous = ""  # the last clean line: a spinner repaints it many times
     while True:
         guest = await _guest(ctx)
         try:
-            async for lines, new_offset in guest.follow(job, offset, poll_s=1.0):
+            async for raw, new_offset in guest.follow(job, offset, poll_s=1.0):
                 offset = new_offset
+                lines = []
+                for line in installlog.clean_lines("\n".join(raw)):
+                    if line != previous:
+                        lines.append(line)
+                        previous = line
                 if lines:
                     ctx.emit(InstallLogAppended(source=source, lines=lines, offset=offset))
                     _facts_from_lines(ctx, source, lines)
@@ -270,13 +278,13 @@ async def run_docker(ctx: RunContext) -> dict:
 
 async def run_network(ctx: RunContext) -> dict:
     iface = str(ctx.facts.get("mgmt_iface", "eth0"))
-    path = f"/proc/sys/net/ipv6/conf/{iface}/disable_ipv6"
-    status, _ = await _user(ctx, sh("test", "-e", path))
-    if status == 0:
-        await _sudo(ctx, f"echo 1 > {sh(path)}", f"disabling IPv6 on {iface}")
-        ctx.progress(f"IPv6 disabled on {iface}")
-    else:
+    key = f"net.ipv6.conf.{iface}.disable_ipv6"
+    status, value = await _user(ctx, sh("sysctl", "-n", key))
+    if status != 0:
         ctx.progress(f"no IPv6 on {iface}; nothing to disable")
+    elif value.strip() != "1":
+        await _sudo(ctx, sh("sysctl", "-q", "-w", f"{key}=1"), f"disabling IPv6 on {iface}")
+        ctx.progress(f"IPv6 disabled on {iface}")
     return {}
 
 

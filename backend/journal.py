@@ -195,8 +195,12 @@ class Journal:
                 handle.close()
 
 
+# Runs that reached their end; failed, aborted, blocked or stopped (--until) runs can be resumed.
+COMPLETE_OUTCOMES = frozenset({"done", "online"})
+
+
 def unfinished_runs(root: Path | None = None) -> list[RunDir]:
-    """Runs under the default root that started and never finished, newest first."""
+    """Runs under the default root that can be resumed (interrupted, failed, stopped), newest first."""
     base = root or default_runs_root()
     if not base.is_dir():
         return []
@@ -205,6 +209,6 @@ def unfinished_runs(root: Path | None = None) -> list[RunDir]:
         meta = child / RUN_META
         if meta.exists():
             run = RunDir(child)
-            if run.read_meta().get("status") == "running":
+            if run.read_meta().get("outcome") not in COMPLETE_OUTCOMES:
                 runs.append(run)
     return runs

@@ -19,7 +19,7 @@ from backend import events as ev
 from backend.bus import EventBus
 from backend.engine import Engine, RunContext, RunOptions
 from backend.errors import BadInput
-from backend.journal import ANSWERS, Journal, RunDir
+from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir
 from backend.plan import build_plan, resolve_until, step_ids
 from backend.runstate import RunState
 from backend.secrets import redact, redact_data
@@ -184,16 +184,15 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
                        + ", ".join(step_ids()))
     if resume_dir:
         run = RunDir.open(resume_dir)
-        if run.is_finished():
-            meta = run.read_meta()
-            print(f"run {run.path} already finished ({meta.get('outcome', 'done')}); nothing to resume")
+        meta = run.read_meta()
+        if meta.get("outcome") in COMPLETE_OUTCOMES:
+            print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
             return 0
         answers = answers_mod.load(run.path / ANSWERS)
-        meta = run.read_meta()
         speed = speed or float(meta.get("speed", 1.0))
         force = force or bool(meta.get("force", False))
-        until = until or meta.get("until")
         retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
+        run.update_meta(status="running", outcome=None, until=until)
     else:
         assert answers_path is not None
         answers = answers_mod.load(answers_path)

@@ -14,7 +14,10 @@ import tempfile
 from pathlib import Path
 
 from backend.answers import Answers
+from backend.errors import RunFailed
+from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
+from backend.lab.guest.support import GuestUnavailable
 from backend.lab.world import LabWorld
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions, register_provider
@@ -32,9 +35,19 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret") if answers.proxmox.token_secret else None
     faults_answers = answers.lab.faults
     faults = (plan_from_answers(faults_answers, state_dir / "faults.jsonl") if faults_answers.rate > 0 else None)
+    vast = answers.vast
+    vms_password = vast.admin_password.resolve("vast.admin_password").reveal() if vast.admin_password else "123456"
     world = LabWorld(state_dir, answers.lab.host_profile, options.speed, token_id=token_id,
-                     token_secret=secret.reveal() if secret else None, faults=faults)
-    await asyncio.to_thread(world.start)
+                     token_secret=secret.reveal() if secret else None, faults=faults,
+                     guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
+                                                      faults=faults))
+    try:
+        await asyncio.to_thread(world.start)
+    except GuestUnavailable as exc:
+        await asyncio.to_thread(world.stop)
+        raise RunFailed(f"the built-in lab cannot run its guest here: {exc}",
+                        hint="the lab guest is a Linux feature (user + mount namespaces); "
+                             "use a real Proxmox host instead") from None
     pve = world.pve
     assert pve is not None
 

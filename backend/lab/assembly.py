@@ -1,0 +1,97 @@
+"""The whole lab guest: the Rocky guest (backend/lab/guest) with the VAST side plugged in.
+
+At every boot the VAST tools, the lab clock and this boot's scenario are written into the guest
+(`backend.lab.scenarios.on_boot`); the guest's /proc follows the scenario's curves
+(`VastGuestLoad`); a `StallDriver` pauses the guest's processes for the scenario's stalls; and each
+guest gets its VMS (`backend.lab.vms.VmsServer`), reached at the guest's address port 443 through
+the lab's routes. A guest found running after a lab restart gets the same again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from backend.clock import Clock
+from backend.lab import scenarios
+from backend.lab.faults import FaultPlan
+from backend.lab.guest.lab import GuestLab
+from backend.lab.guest.machine import LabGuest
+from backend.lab.vast import GuestPaths
+from backend.lab.vast.guestload import StallDriver, VastGuestLoad
+from backend.lab.vms.server import VmsServer
+from backend.lab.world import GuestFactory, GuestHardware, PowerHooks
+
+log = logging.getLogger(__name__)
+
+VMS_PORT = 443
+
+
+class VastGuestLab(GuestLab):
+    """Lab guests running the VAST scenarios, each with its VMS and stall driver."""
+
+    def __init__(self, state_dir: Path, clock: Clock, power: PowerHooks | None = None, *,
+                 vms_user: str = "admin", vms_password: str = "123456", faults: FaultPlan | None = None,
+                 **options: Any) -> None:
+        super().__init__(state_dir, clock, power=power, load_factory=self._load, on_boot=self._on_boot, **options)
+        self.vms_user, self.vms_password = vms_user, vms_password
+        self.faults = faults
+        self.vms: dict[int, VmsServer] = {}
+        self.stalls: dict[int, StallDriver] = {}
+        self._vast_lock = threading.Lock()
+
+    def paths(self, vmid: int) -> GuestPaths:
+        folder = self.guests_dir / str(vmid)
+        return GuestPaths(folder / "disk", folder / "runtime")
+
+    # --- hooks of GuestLab --------------------------------------------------------------------
+
+    def _load(self, hw: GuestHardware) -> VastGuestLoad:
+        return VastGuestLoad(self.paths(hw.vmid))
+
+    def _on_boot(self, disk: Path, runtime: Path, hw: GuestHardware) -> None:
+        scenarios.on_boot(GuestPaths(disk, runtime), hw, self.clock, vms_user=self.vms_user,
+                          vms_password=self.vms_password)
+        self._attach(hw)
+
+    def _adopt(self, guest: LabGuest) -> None:
+        super()._adopt(guest)
+        if guest.state in ("booting", "up"):
+            self._attach(guest.hw)
+
+    def _attach(self, hw: GuestHardware) -> None:
+        """This guest's VMS (route: its address, port 443) and stall driver, once per lab process."""
+        with self._vast_lock:
+            vmid = hw.vmid
+            if vmid not in self.vms:
+                server = VmsServer(self.state_dir, self.clock, self.paths(vmid), user=self.vms_user,
+                                   password=self.vms_password, faults=self.faults,
+                                   guest_up=lambda: self.boot_state(vmid) == "up").start()
+                self.vms[vmid] = server
+                self.add_route(hw.ip, VMS_PORT, server.address)
+            if vmid not in self.stalls:
+                self.stalls[vmid] = StallDriver(self.paths(vmid), self.clock,
+                                                pause=lambda lab_ms: self.pause(vmid, lab_ms)).start()
+
+    def close(self) -> None:
+        with self._vast_lock:
+            drivers, self.stalls = list(self.stalls.values()), {}
+            servers, self.vms = list(self.vms.values()), {}
+        for driver in drivers:
+            driver.stop()
+        for server in servers:
+            server.stop()
+        super().close()
+
+
+def vast_guest_factory(*, vms_user: str = "admin", vms_password: str = "123456",
+                       faults: FaultPlan | None = None, **options: Any) -> GuestFactory:
+    """A `backend.lab.world.GuestFactory` serving VAST lab guests."""
+
+    def factory(state_dir: Path, clock: Clock, power: PowerHooks) -> VastGuestLab:
+        return VastGuestLab(state_dir, clock, power, vms_user=vms_user, vms_password=vms_password,
+                            faults=faults, **options).start()
+
+    return factory
