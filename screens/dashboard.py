@@ -102,7 +102,7 @@ q quit (asks first while the run goes on)."""
     def after_flush(self) -> None:
         if self.scenario is not None:
             self.query_one(HintLine).update(demo_hint(self.session, self.scenario))
-        self.refresh_bindings()
+        self.refresh_bindings_if_changed()
 
     def session_ended(self) -> None:
         self.post_message(self.ended_message())

@@ -183,7 +183,7 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
     def after_flush(self) -> None:
         if self.scenario is not None:
             self.query_one(HintLine).update(demo_hint(self.session, self.scenario, on_result=True))
-        self.refresh_bindings()
+        self.refresh_bindings_if_changed()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "open_report":

@@ -28,6 +28,7 @@ class SessionScreen(Screen):
         self._timer: Timer | None = None
         self._timer_is_tick = False
         self.flushes = 0  # how often the panes were synced (the bench reads it)
+        self._bindings_key: tuple | None = None
 
     def on_mount(self) -> None:
         self._stop_listening = self.session.listen(self._session_changed)
@@ -66,7 +67,7 @@ class SessionScreen(Screen):
 
     def flush(self) -> None:
         """Sync every pane with the session; each repaints only if what it shows changed."""
-        self._timer = None
+        self._cancel_timer()  # called directly (mount, resume), a pending timer would flush twice
         if not self.is_mounted:
             return
         self.flushes += 1
@@ -79,6 +80,14 @@ class SessionScreen(Screen):
 
     def after_flush(self) -> None:
         """Screens update what is not a pane here (hint lines, bindings)."""
+
+    def refresh_bindings_if_changed(self) -> None:
+        """The footer's keys depend on whether the run goes on, ended, or failed with a remedy;
+        refreshing them rebuilds the footer, so only when one of those changed."""
+        key = (self.session.running, self.session.end, self.can_rollback())
+        if key != self._bindings_key:
+            self._bindings_key = key
+            self.refresh_bindings()
 
     # --- what the user can do with the run, from any of its screens ----------------------------------
 

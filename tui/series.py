@@ -62,11 +62,18 @@ def _width_for(step: int) -> int:
     return max(w for w in WIDTHS if step % w == 0)
 
 
+CACHED_GRIDS = 16  # (start, step, how) whose finished columns are kept
+
+
 class Series:
-    """Add (t, value) in time order (late values are accepted); read columns of any grid step."""
+    """Add (t, value) in time order (late values are accepted); read columns of any grid step.
+
+    A column whose time is over (a later sample exists) cannot change any more while samples come
+    in order, so it is computed once and cached; a late sample clears the cache."""
 
     def __init__(self) -> None:
         self._bins: dict[int, OrderedDict[int, Cell]] = {w: OrderedDict() for w in WIDTHS}
+        self._done: dict[tuple[float, int, str], list[float | None]] = {}
         self.first: float | None = None
         self.last: float | None = None
         self.latest: float | None = None
@@ -76,6 +83,8 @@ class Series:
             self.first = t
         if self.last is None or t >= self.last:
             self.last, self.latest = t, value
+        elif self._done:
+            self._done.clear()  # a late sample may change a column thought finished
         for width, bins in self._bins.items():
             key = int(t // width)
             cell = bins.get(key)
@@ -94,8 +103,14 @@ class Series:
         bins = self._bins[width]
         per = step // width
         first_key = int(start // width)
-        out: list[float | None] = []
-        for column in range(count):
+        key = (start, step, how)
+        done = self._done.get(key)
+        if done is None:
+            if len(self._done) >= CACHED_GRIDS:
+                self._done.clear()
+            done = self._done[key] = []
+        out: list[float | None] = list(done[:count])
+        for column in range(len(out), count):
             if until is not None and start + column * step > until:
                 break
             merged: Cell | None = None
@@ -107,6 +122,8 @@ class Series:
                     merged = Cell()
                 merged.merge(cell)
             out.append(None if merged is None else merged.pick(how))
+            if self.last is not None and start + (column + 1) * step <= self.last and column == len(done):
+                done.append(out[-1])  # over: a later sample exists
         return tuple(out)
 
 

@@ -57,27 +57,25 @@ def column_rows(values: Sequence[float | None], width: int, height: int, top: fl
     rule_row = None
     if threshold is not None and 0 < threshold <= top:
         rule_row = height - 1 - min(height - 1, int(threshold / top * height))
+    scale = height * 8 / top
+    eighths = [None if v is None else int(round(min(max(v, 0.0), top) * scale)) for v in values[:width]]
+    styles = [style_of(i) if style_of else "" for i in range(len(eighths))]
+    future = width - len(eighths)
     rows: list[Line] = []
     for row in range(height):
-        level = height - 1 - row  # 0 = bottom
+        floor = (height - 1 - row) * 8  # 0 = the bottom row
+        empty = (RULE, threshold_style) if row == rule_row else (" ", "")
         cells: list[Segment] = []
-        for index in range(width):
-            value = values[index] if index < len(values) else None
-            future = index >= len(values)
-            if value is None:
-                if future:
-                    cells.append((RULE, threshold_style) if row == rule_row else (" ", ""))
-                elif level == 0:
-                    cells.append(GAP)
-                else:
-                    cells.append((RULE, threshold_style) if row == rule_row else (" ", ""))
+        for index, level in enumerate(eighths):
+            if level is None:
+                cells.append(GAP if floor == 0 else empty)
                 continue
-            eighths = int(round(min(max(value, 0.0), top) / top * height * 8)) - level * 8
-            char = BLOCKS[max(0, min(8, eighths))]
-            if char == " ":
-                cells.append((RULE, threshold_style) if row == rule_row else (" ", ""))
+            filled = level - floor
+            if filled <= 0:
+                cells.append(empty)
             else:
-                cells.append((char, style_of(index) if style_of else ""))
+                cells.append((BLOCKS[filled if filled < 8 else 8], styles[index]))
+        cells.extend([empty] * future)
         rows.append(segments(cells))
     return rows
 

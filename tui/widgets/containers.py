@@ -8,6 +8,14 @@ from tui.widgets.charts import Line
 from tui.widgets.pane import Pane
 
 
+def short_name(name: str, width: int) -> str:
+    """A name cut in the middle: containers differ by their ends (vast_platform_…4200)."""
+    if len(name) <= width:
+        return name
+    keep = width - 1
+    return name[: keep - keep // 2] + "…" + name[len(name) - keep // 2:]
+
+
 def share_style(share: float) -> str:
     if share >= 0.9:
         return "bold red"
@@ -30,7 +38,7 @@ class ContainersPane(Pane):
         for name, box in rows[: max(0, body)]:
             gone = name not in current
             share = box.mem / box.limit if box.limit else 0.0
-            label = name if len(name) <= name_width else name[: name_width - 1] + "…"
+            label = short_name(name, name_width)
             out.append(((label.ljust(name_width), "dim" if gone else ""),
                         (f" {box.mem / 2**30:5.1f}", "bold " + share_style(share) if not gone else "dim"),
                         (f" {box.peak / 2**30:5.1f}", "dim"),

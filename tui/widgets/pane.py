@@ -1,17 +1,24 @@
 """The base of the dashboard's panes: a widget that draws a run session into the lines it has room for.
 
 A pane owns one job. `lines(session, width, height)` is a function of the session (no state of its
-own), and the result is kept in the reactive `view`: the pane repaints only when what it would show
-changed, and the screen decides how often to ask (coalesced, a few times a second at most).
+own), and the result is kept in the reactive `view`. A pane draws line by line (Textual's line
+API): when the view changes, only the lines that differ are drawn again, so a sample that moves a
+header figure and the last column of a chart repaints two lines, not the pane. The screen decides
+how often to ask (coalesced, a few times a second at most).
 """
 
 from __future__ import annotations
 
 import time
+from functools import lru_cache
 from typing import ClassVar
 
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
+from textual.geometry import Region
 from textual.reactive import reactive
+from textual.strip import Strip
 from textual.widget import Widget
 
 from tui.session import RunSession
@@ -37,6 +44,12 @@ def gib(value: float | None, digits: int = 1) -> str:
     return "-" if value is None else f"{value / 2**30:.{digits}f}"
 
 
+@lru_cache(maxsize=512)
+def combined(base: Style, style: str) -> Style:
+    """The widget's own style (colours from the CSS) with a segment's style on top."""
+    return base + Style.parse(style) if style else base
+
+
 class Pane(Widget):
     """Subclasses set PANE_TITLE and implement `lines()`."""
 
@@ -51,18 +64,44 @@ class Pane(Widget):
     """
 
     PANE_TITLE: ClassVar[str] = ""
-    view: reactive[tuple[Line, ...] | None] = reactive(None)
+    view: reactive[tuple[Line, ...] | None] = reactive(None, repaint=False)
 
     def __init__(self, session: RunSession, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.session = session
+        self._strips: dict[int, Strip] = {}
 
     def on_mount(self) -> None:
         if self.PANE_TITLE:
             self.border_title = self.PANE_TITLE
 
     def on_resize(self) -> None:
+        self._strips.clear()
         self.sync()
+        self.refresh()
+
+    def watch_view(self, old: tuple[Line, ...] | None, new: tuple[Line, ...] | None) -> None:
+        old, new = old or (), new or ()
+        width = self.content_size.width
+        for y in range(max(len(old), len(new))):
+            if y >= len(old) or y >= len(new) or old[y] != new[y]:
+                self._strips.pop(y, None)
+                self.refresh(Region(0, y, width, 1))
+
+    def render_line(self, y: int) -> Strip:
+        strip = self._strips.get(y)
+        if strip is None:
+            base = self.rich_style
+            view = self.view or ()
+            line = view[y] if y < len(view) else ()
+            segments = [Segment(text, combined(base, style)) for text, style in line]
+            strip = Strip(segments).crop_extend(0, self.content_size.width, base)
+            self._strips[y] = strip
+        return strip
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._strips.clear()  # a theme or class change alters the base style
 
     def sync(self) -> None:
         """Recompute what the pane shows; a repaint follows only when it changed."""
