@@ -54,7 +54,8 @@ class RunContext:
     run: RunDir
     options: RunOptions = field(default_factory=RunOptions)
     facts: dict[str, Any] = field(default_factory=dict)
-    services: dict[str, Any] = field(default_factory=dict)
+    services: dict[str, Any] = field(default_factory=dict)  # closed at the end of each engine pass
+    diagnosis: Any = None  # the live diagnosis (backend.recovery.DiagnosisService); outlives passes
     current_step: str = ""
 
     def emit(self, event: Event) -> Event:
@@ -68,8 +69,9 @@ class RunContext:
         return self.target.clock
 
     async def close(self) -> None:
-        """Close every service a step opened (clients with an async `close`)."""
-        for name, service in list(self.services.items()):
+        """Close every service a step opened (clients with an async `close`), the newest first: a
+        log follower stops before the connection it reads through."""
+        for name, service in reversed(list(self.services.items())):  # last opened, first closed
             closer = getattr(service, "close", None)
             if closer is None:
                 continue
@@ -96,9 +98,13 @@ class Step:
 
 
 class Engine:
-    def __init__(self, ctx: RunContext, steps: list[Step]) -> None:
+    """Runs steps; `on_failure` (e.g. the diagnosis) is called before a failed run's RunFinished."""
+
+    def __init__(self, ctx: RunContext, steps: list[Step],
+                 on_failure: Callable[[], object] | None = None) -> None:
         self.ctx = ctx
         self.steps = steps
+        self.on_failure = on_failure
 
     async def run(self) -> int:
         """Run every step; returns the exit code and always ends with a RunFinished event."""
@@ -133,6 +139,11 @@ class Engine:
             log.exception("step failed with an unexpected error")
             outcome, code = "failed", 1
             message = redact(f"internal error in step {ctx.current_step}: {exc.__class__.__name__}: {exc}")
+        if outcome == "failed" and self.on_failure is not None:
+            try:
+                self.on_failure()
+            except Exception:  # the explanation must never hide the failure itself
+                log.exception("the failure hook failed")
         ctx.emit(RunFinished(outcome=outcome, exit_code=code, message=message))
         await ctx.close()
         return code

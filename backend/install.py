@@ -36,6 +36,7 @@ from backend.events import (
     ClusterVerified,
     InstallLogAppended,
     KernelMessageSeen,
+    SnapshotRolledBack,
     VtaskChanged,
 )
 from backend.guest import DetachedJob, GuestClient
@@ -63,6 +64,8 @@ DONE_TASK_STATES = {"COMPLETED", "SUCCESS", "SUCCEEDED"}
 
 LOG_FOLLOWER = "install_log_follower"
 VMS = "vms"
+CLUSTER_VIEW = "cluster_view"
+MONITOR = "monitor"
 
 
 # --- shared pieces ------------------------------------------------------------------------------
@@ -103,10 +106,21 @@ async def _poll_sleep(ctx: RunContext) -> None:
     await asyncio.sleep(max(MIN_POLL_WALL_S, ctx.clock.wall_seconds(POLL_S)))
 
 
-def _last_offset(ctx: RunContext, source: str) -> int:
-    """Where the journal says we stopped reading a job's log (0 for a new run)."""
-    offset = 0
+def attempt_events(ctx: RunContext) -> list:
+    """The journal's events since the install was last rolled back (the current attempt's)."""
+    events: list = []
     for event in ctx.run.events():
+        if isinstance(event, SnapshotRolledBack):
+            events = []
+        else:
+            events.append(event)
+    return events
+
+
+def _last_offset(ctx: RunContext, source: str) -> int:
+    """Where the journal says this attempt stopped reading a job's log (0 for a new attempt)."""
+    offset = 0
+    for event in attempt_events(ctx):
         if isinstance(event, InstallLogAppended) and event.source == source:
             offset = max(offset, event.offset)
     return offset
@@ -150,15 +164,15 @@ class ClusterView:
 
 
 def _view(ctx: RunContext) -> ClusterView:
-    view = ctx.services.get("cluster_view")
+    view = ctx.services.get(CLUSTER_VIEW)
     if view is None:
         view = ClusterView()
-        for event in ctx.run.events():  # a resumed run knows what was seen before
+        for event in attempt_events(ctx):  # a resumed run knows what this attempt saw before
             if isinstance(event, ClusterStateChanged):
                 view.note(event.state, event.source)
             elif isinstance(event, VtaskChanged) and event.name == "cluster_deploy":
                 view.deploy_state, view.deploy_id = event.state, event.task_id
-        ctx.services["cluster_view"] = view
+        ctx.services[CLUSTER_VIEW] = view
     return view
 
 
@@ -228,7 +242,7 @@ async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
 
 def _tail(ctx: RunContext, source: str, count: int = 3) -> str:
     lines: list[str] = []
-    for event in ctx.run.events():
+    for event in attempt_events(ctx):
         if isinstance(event, InstallLogAppended) and event.source == source:
             lines.extend(event.lines)
     return " | ".join(line.strip() for line in lines[-count:])

@@ -16,11 +16,12 @@ from typing import TextIO
 
 from backend import answers as answers_mod
 from backend import events as ev
+from backend import runner
 from backend.bus import EventBus
-from backend.engine import Engine, RunContext, RunOptions
+from backend.engine import RunContext, RunOptions
 from backend.errors import BadInput
 from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir
-from backend.plan import build_plan, resolve_until, step_ids
+from backend.plan import resolve_until, step_ids
 from backend.runstate import RunState
 from backend.secrets import redact, redact_data
 from backend.target import TargetOptions, open_target
@@ -215,7 +216,7 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
     bus.subscribe(journal)
     bus.subscribe(printer)
     ctx = RunContext(answers=answers, target=target, bus=bus, run=run, options=options)
-    engine_task = asyncio.ensure_future(Engine(ctx, build_plan()).run())
+    engine_task = asyncio.ensure_future(runner.run(ctx))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):

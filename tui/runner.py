@@ -15,7 +15,7 @@ from pathlib import Path
 from backend import answers as answers_mod
 from backend.answers import Answers
 from backend.bus import EventBus, Subscriber
-from backend.engine import Engine, RunContext, RunOptions, Step
+from backend.engine import RunContext, RunOptions, Step
 from backend.journal import ANSWERS, Journal, RunDir
 from backend.target import Target, TargetOptions, open_target
 
@@ -54,27 +54,40 @@ def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
 
 async def run_engine(launch: Launch, subscriber: Subscriber, *,
                      plan: Callable[[], list[Step]] | None = None,
-                     opener: TargetOpener = open_target) -> int:
-    """Run the plan (backend.plan's by default); every event reaches the journal first, then
-    `subscriber`. Returns the exit code."""
-    if plan is None:
-        from backend.plan import build_plan  # the steps pull in SSH and friends: only when a run starts
+                     opener: TargetOpener = open_target,
+                     retry_changes: dict | None = None) -> int:
+    """Run the plan (the run's own plan by default: backend.runner), or with `retry_changes` roll
+    back and retry with that remedy. Every event reaches the journal first, then `subscriber`.
+    Returns the exit code."""
+    from backend import runner  # the steps pull in SSH and friends: only when a run starts
 
-        plan = build_plan
-    steps = plan()
-    launch.planned = [(s.id, s.title, s.group) for s in steps]
     journal = Journal(launch.run)
     try:
         target = await opener(launch.answers, TargetOptions(speed=launch.speed, state_dir=launch.run.path / "lab",
-                                                            resume=launch.options.resume))
+                                                            resume=launch.options.resume or bool(retry_changes)))
         try:
             bus = EventBus(target.clock)
             bus.subscribe(journal)
             bus.subscribe(subscriber)
             ctx = RunContext(answers=launch.answers, target=target, bus=bus, run=launch.run,
                              options=launch.options)
-            return await Engine(ctx, steps).run()
+            if retry_changes:
+                ctx.options.resume = True
+                ctx.facts.update(_facts_so_far(launch))
+                launch.planned = []
+                return await runner.retry(ctx, retry_changes)
+            steps = plan() if plan is not None else runner.resume_plan(ctx)
+            launch.planned = [(s.id, s.title, s.group) for s in steps]
+            return await runner.run(ctx, steps)
         finally:
             await target.close()
     finally:
         journal.close()
+
+
+def _facts_so_far(launch: Launch) -> dict:
+    """What the run's finished steps produced (vmid, node, guest address...), for a retry."""
+    facts: dict = {}
+    for result in launch.run.finished_steps().values():
+        facts.update(result)
+    return facts
