@@ -156,3 +156,28 @@ def test_demo_hints_point_at_what_matters_now():
     failed = demo_hint(session_at("overcommit"), "overcommit", on_result=True)
     assert "the blocker you overrode (24 vCPUs on 12 cores)" in failed and "r retries" in failed
     assert "ONLINE" in demo_hint(session_at("success"), "success")
+
+
+async def test_events_emitted_from_a_worker_thread_are_folded_on_the_ui_loop():
+    import asyncio
+    import threading
+
+    applied_in: list[int] = []
+
+    async def source(subscriber) -> int:  # noqa: ANN001 - a blocking client's thread emits
+        await asyncio.to_thread(subscriber, ev.StepStarted(ts=1.0, step="s", title="S", group="install"))
+        await asyncio.sleep(0.01)
+        return 0
+
+    session = RunSession(source=source, live=False)
+    session.listen(lambda what: applied_in.append(threading.get_ident()))
+    end = await session.run()
+    assert end.exit_code == 0 and session.state.steps["s"].status == "running"
+    assert set(applied_in) == {threading.get_ident()}
+
+
+def test_replay_of_something_that_is_not_a_run_directory_is_a_clear_error(tmp_path, capsys):
+    from tui.cli import main
+
+    assert main(["replay", str(tmp_path)]) == 2
+    assert "is not a vast-loopback run directory" in capsys.readouterr().err

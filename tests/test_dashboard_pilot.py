@@ -224,3 +224,14 @@ async def test_replay_plays_a_run_directory_into_the_dashboard_and_quits_with_it
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 1
+
+
+async def test_help_explains_the_panes_and_keys():
+    app = ReplayApp(session_at("success", MID_ACTIVATION))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        topic = str(app.screen.query_one("#topic").render())
+        assert "OOM killer bites" in topic and "a abort" in topic

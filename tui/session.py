@@ -100,7 +100,7 @@ class RunSession:
     state: RunState = field(default_factory=RunState)
     watcher: Watcher = field(default_factory=Watcher)
     series: dict[str, Series] = field(default_factory=lambda: {name: Series() for name in METRICS})
-    latest: dict = field(default_factory=dict)
+    latest: dict = field(default_factory=dict)  # the latest value of each key of the samples
     mem_total: float | None = None  # bytes
     ncpu: int | None = None
     vm_config: dict = field(default_factory=dict)
@@ -346,7 +346,7 @@ class RunSession:
         sample = e.sample
         t = float(sample.get("t") or e.ts)
         self.samples_seen += 1
-        self.latest = sample
+        self.latest.update(sample)  # imported traces carry memory, CPU and containers in samples of their own
         series = self.series
         cpu = sample.get("cpu") or {}
         for key in ("steal", "user", "sys"):

@@ -10,6 +10,7 @@ from textual.widgets import Static
 from tui.session import LogEntry, RunSession
 from tui.widgets.charts import Line
 from tui.widgets.pane import Pane, clock, span
+from tui.widgets.timeline import short_line
 
 LEVEL_STYLES = {"critical": "red", "warning": "yellow", "info": "", "log": "dim"}
 MARKS = {"critical": ("✖", "bold red"), "warning": ("!", "bold yellow")}
@@ -33,7 +34,8 @@ def alert_line(item: dict) -> Line:
 
 
 def log_line(entry: LogEntry) -> Line:
-    return ((clock(entry.t) + " ", "dim"), (entry.text, LEVEL_STYLES.get(entry.level, "")))
+    text = short_line(entry.text, keep_time=False) if entry.level == "log" else entry.text
+    return ((clock(entry.t) + " ", "dim"), (text, LEVEL_STYLES.get(entry.level, "")))
 
 
 class AlertsPane(Pane):

@@ -41,9 +41,10 @@ def step_line(step: StepView, now: float | None, width: int) -> Line:
 STAMP = re.compile(r"^\[\d{4}-\d\d-\d\d (\d\d:\d\d:\d\d)(?:[.,]\d+)?\]\s*")
 
 
-def short_line(text: str) -> str:
-    """A log line with its leading '[YYYY-MM-DD HH:MM:SS]' cut to the time: the pane is narrow."""
-    return STAMP.sub(r"\1 ", text.strip())
+def short_line(text: str, keep_time: bool = True) -> str:
+    """A log line with its leading '[YYYY-MM-DD HH:MM:SS]' cut to the time (or cut off, where the
+    time is shown beside it anyway): the panes are narrow."""
+    return STAMP.sub(r"\1 " if keep_time else "", text.strip())
 
 
 def detail_lines(step: StepView, session: RunSession, width: int) -> list[Line]:
