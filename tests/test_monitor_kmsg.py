@@ -106,3 +106,12 @@ def test_the_agent_reports_kernel_and_log_lines_with_resume_points(tmp_path):
     assert by_source["kmsg"]["t"] == pytest.approx(by_source[str(log)]["t"] - 1000.0 + 812.345678, abs=5)
     assert by_source[str(log)]["match"] == "panic" and by_source[str(log)]["offset"] == log.stat().st_size
     assert sample["resume"]["tail"] == {str(log): log.stat().st_size}
+
+
+def test_a_replaced_kmsg_file_is_a_new_boot(tmp_path):
+    path = write(tmp_path / "kmsg", OOM + "\n" + HUNG + "\n")
+    kmsg = agent.Kmsg(str(path))
+    assert kmsg.last_seq == 1301
+    fresh = write(tmp_path / "kmsg.new", "3,0,1000,-;Out of memory: Killed process 7 (vms)\n")
+    fresh.replace(path)  # the lab rebuilds a guest's /dev/kmsg at each boot: numbers restart at 0
+    assert [(r[1], r[4]) for r in kmsg.read()] == [(0, "oom")]

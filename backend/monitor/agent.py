@@ -25,32 +25,43 @@ only. SIGTERM, SIGHUP, SIGINT, SIGPIPE or a closed stdout end the agent cleanly 
 
 The stall detector (the hard part, and the agent's main cost)
 ----------------------------------------------------------------
-Every wake-up costs: on the 2-vCPU Firecracker VM where this was measured, one wake of a sleeping
-thread costs 26 us of CPU for a minimal perl loop, 32 us for a one-line Python 3.6 loop and ~40 us
-for a Python thread, whatever the primitive (time.sleep/select, nanosleep or clock_nanosleep via
-ctypes, a timerfd: all within noise of each other). A naive 10 ms loop is 0.2 CPU-s/min, the
-same order as the field run's whole monitor set. So the design minimises wake-ups and, above all,
-does not need them for the stalls that matter most:
+Every wake-up costs CPU, whatever the primitive: on the 2-vCPU Firecracker VM where this was
+measured, time.sleep/select, nanosleep or clock_nanosleep(TIMER_ABSTIME) via ctypes and a timerfd
+all cost within noise of each other (a perl loop: 26 us per wake; Python 3.6: 30-45 us; more
+when other processes keep the caches cold). Timer slack and a single thread saved nothing
+measurable. A 10 ms tick alone is ~0.2 CPU-s/min, the order of the field run's monitor set. So the
+detector needs no wake-up at all for the stalls the lab injects, and ticks only for the others:
 
-1. Process stops (SIGSTOP/SIGTSTP ... SIGCONT: how the lab injects stalls, and what a job-control
-   stop or a debugger does) are measured exactly, with no extra wake-up at all. The detector thread
-   sleeps in a *relative* nanosleep(2) with a `rem` argument and is the only thread with SIGCONT
-   unblocked; a (no-op) SIGCONT handler is installed. When the process is stopped, the kernel wakes
-   the sleeping thread to take part in the group stop, and do_nanosleep() stores the time that was
-   left *at that moment* in the restart block; on SIGCONT the handler makes nanosleep return EINTR
-   and copy that remainder out. So the stop began at t0 + requested - rem and ended now: lengths
-   are exact to well under a millisecond (measured: +0.2..+0.5 ms on 50..1000 ms stops), even with
-   a 1 s tick. (select(2) would not do: it computes its remainder at return time.)
-2. Every other delay (runqueue waits, a vCPU descheduled by the host, a paused VM) shows as the
-   lateness of the detector's periodic tick: woken P seconds after it slept, later than that by L.
-   A runqueue delay is exactly L; a freeze that began while the thread slept lasted between L and
-   L + P. The agent reports length_ms = L + P/2 with err_ms = P/2 whenever L + P >= 50 ms (so no
-   stall of 50 ms or more is missed). The default tick P = 20 ms keeps every length within 10 ms.
-   `--tick` trades accuracy of this second kind for CPU: 0.05 gives +-25 ms at about half the
-   cost; `--tick 0` keeps only the exact stop measurement (one wake-up per second).
-The ticks run in their own thread (the main thread may block on a full SSH pipe without making
-stalls up) with the least Python per tick: two monotonic reads, one ctypes call, one comparison.
-See bench/agent_cost.py and bench/stall_accuracy.py for the numbers side by side.
+1. Process stops (SIGSTOP/SIGTSTP ... SIGCONT: how the lab injects stalls; also job control or a
+   debugger) are measured exactly with no extra wake-up. The detector thread sleeps in a
+   *relative* nanosleep(2) with a `rem` argument and is the only thread with SIGCONT unblocked; a
+   (no-op) SIGCONT handler is installed. When the process is stopped, the kernel wakes the
+   sleeping thread to take part in the group stop and do_nanosleep() stores the time that was left
+   *at that moment*; on SIGCONT the handler makes nanosleep return EINTR and copy that remainder
+   out. So the stop began at (sleep start + requested - rem) and ended now: measured +0.0..+0.6 ms
+   on 50..1000 ms stops, with any tick, even `--tick 0` (one wake-up a second). (select(2) would
+   not do: it computes its remainder at return time.)
+   Two rarer cases are caught too: a stop that lands while the thread is awake (a few
+   microseconds of Python, or waiting for the GIL) leaves a SIGCONT byte in the signal wake-up
+   pipe (signal.set_wakeup_fd) and shows as the tick's lateness; a thread that, on saturated CPUs,
+   gets no CPU between being woken for the stop and SIGCONT shows it as run delay in
+   /proc/thread-self/schedstat (read once per sample interval and only on such events). Since the
+   thread that starts a group stop may itself wait for a CPU, a stop can be measured a few ms
+   short: stops are reported from 80 % of the threshold.
+2. Every other delay (runqueue waits, a vCPU descheduled by the host, a paused VM) shows only as
+   the lateness L of the periodic tick P. A runqueue delay is exactly L; a freeze that began while
+   the thread slept lasted between L and L + P. The agent reports length_ms = L + P/2, err_ms = P/2,
+   whenever L + P >= 50 ms, so no such stall of 50 ms or more is missed. The default P = 20 ms
+   keeps every length within 10 ms (cgroup-freezer stalls: +-8 ms measured).
+
+Cost, measured side by side with the field run's monitor set (bench/agent_cost.py, cgroup CPU
+accounting including every forked child, 60 s steady state; Python 3.6.15): the field set
+~1.1 CPU-s/min; the agent 0.13-0.17 (tick 20 ms, 6-8x cheaper), 0.13 (tick 50 ms, 8x, err 25 ms
+for non-stop stalls), 0.04 (--tick 0: exact stops only, 26x). The 1 Hz sampling itself is
+~0.5 ms of CPU per sample (reading ~8 small files, cold caches). `--tick` is the trade-off; 20 ms
+is the default because it is the largest tick that keeps every kind of stall within the 10 ms
+goal. The ticks run in their own thread (the main thread may block on a full SSH pipe without
+making stalls up) with the least Python per tick: one monotonic read, one ctypes call, a compare.
 """
 
 import argparse
@@ -488,6 +499,8 @@ class Kmsg:
         except OSError:
             return []
         if st.st_ino != self.inode or st.st_size < self.offset:
+            if st.st_ino != self.inode:
+                self.last_seq = None  # a new file: a new boot's messages, numbered from 0 again
             os.close(self.fd)
             self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
             self.inode = os.fstat(self.fd).st_ino
