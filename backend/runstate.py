@@ -162,6 +162,12 @@ class RunState:
     def _on_VtaskChanged(self, e: ev.VtaskChanged) -> None:
         self.vtasks[e.name] = e.to_dict()
 
+    def _on_SnapshotRolledBack(self, e: ev.SnapshotRolledBack) -> None:
+        """The guest went back to before the install: no cluster and no VMS task any more (the
+        transitions so far stay in `cluster_states`, the history of the run)."""
+        self.cluster_state = ""
+        self.vtasks.clear()
+
     def _on_InstallLogAppended(self, e: ev.InstallLogAppended) -> None:
         self.log_tail.extend(e.lines)
 
