@@ -93,6 +93,13 @@ q quit (asks first while the run goes on)."""
                                      description="run the plan" if session.live else "replay a recorded run")
         session.stopper = worker.cancel
 
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.start_source()  # a rollback-and-retry chosen on the result screen starts here
+
+    def retry_started(self) -> None:
+        self.start_source()
+
     def on_resize(self, event: Resize) -> None:
         self._layout(event.size)
 

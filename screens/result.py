@@ -51,6 +51,8 @@ def banner(session: RunSession) -> Text:
     text = Text()
     text.append(f" {label} ", style=style + " reverse")
     text.append(f"  exit {end.exit_code}", style="dim")
+    if session.attempt > 1:
+        text.append(f"  attempt {session.attempt} (after a rollback-and-retry)", style="bold")
     if end.message:
         text.append(f"\n{end.message}", style="red" if end.failed else "")
     return text

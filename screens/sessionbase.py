@@ -96,7 +96,9 @@ class SessionScreen(Screen):
         return str(self.session.run_path or "")
 
     def can_rollback(self) -> bool:
-        return self.session.failed and bool(self.session.remedies)
+        """After a failure whose diagnosis carries a remedy, in a session that can retry (not a replay)."""
+        session = self.session
+        return session.failed and bool(session.remedies) and session.retrier is not None
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "rollback":
@@ -131,9 +133,25 @@ class SessionScreen(Screen):
         remedy = self.session.remedies[0]
         changes = dict(remedy.get("changes") or {})
         self.post_message(RollbackRequested(self.run_dir, str(remedy.get("id", "")), changes))
+        if not self.session.retry_with(changes):
+            self.app.bell()
+            return
         shown = ", ".join(f"{key}={value}" for key, value in changes.items())
-        self.notify(f"Rollback-and-retry requested: back to the pre-install snapshot, then {shown}.",
-                    title="Rollback", timeout=6)
+        self.notify(f"Rolling back to the pre-install snapshot, then retrying with {shown}.", title="Rollback",
+                    timeout=6)
+        self.retry_started()
+
+    def retry_started(self) -> None:
+        """The session has a retry to run: back to the dashboard, which starts it when it shows."""
+        dashboard = next((s for s in reversed(self.app.screen_stack) if hasattr(s, "start_source")), None)
+        if dashboard is None:
+            return
+
+        async def back() -> None:
+            while self.app.screen is not dashboard:
+                await self.app.pop_screen()
+
+        self.app.call_later(back)
 
     def ended_message(self) -> RunEnded:
         end = self.session.end

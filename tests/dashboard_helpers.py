@@ -3,6 +3,7 @@ to a moment, an app that shows the dashboard on a session, and the screen as pla
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from textual.app import App
@@ -27,6 +28,39 @@ def session_at(shape: str, seconds: float | None = None, *, run_path: Path | Non
     if seconds is None:
         state = session.state
         session.finish(RunEnd(state.exit_code or 0, state.outcome or "done", state.message))
+    return session
+
+
+def with_retry(session: RunSession, asked: list[dict], *, succeed: bool = True) -> RunSession:
+    """Give a recorded session the rollback-and-retry a live one has: the retry records the changes
+    it was asked for and plays a second attempt (rollback, remedy, install, ONLINE or failed)."""
+    from backend import events as ev
+
+    def retrier(changes: dict):  # noqa: ANN202
+        async def retry(subscriber) -> int:  # noqa: ANN001
+            asked.append(changes)
+            t = (session.state.now or T0) + 10
+            for event in [
+                ev.StepStarted(ts=t, step="rollback@2", title="Roll back to pre-install (attempt 2)", group="recover"),
+                ev.SnapshotRolledBack(ts=t + 5, vmid=100, name="pre-install"),
+                ev.StepFinished(ts=t + 5, step="rollback@2", ok=True),
+                ev.VmConfigured(ts=t + 6, vmid=100, changes={"sockets": 1, "cores": changes.get("vcpus", 12)}),
+                ev.RemedyApplied(ts=t + 6, id="attempt-2", changes=changes, attempt=2),
+                ev.StepStarted(ts=t + 7, step="cluster_create@2", title="Create the loopback cluster (attempt 2)",
+                               group="install"),
+                ev.ClusterStateChanged(ts=t + 20, state="INIT"),
+                ev.ClusterStateChanged(ts=t + 29, state="ACTIVATING", previous="INIT"),
+                ev.ClusterStateChanged(ts=t + 670, state="ONLINE" if succeed else "UNKNOWN", previous="ACTIVATING"),
+                ev.StepFinished(ts=t + 680, step="cluster_create@2", ok=succeed, error="" if succeed else "failed again"),
+                ev.RunFinished(ts=t + 680, outcome="online" if succeed else "failed", exit_code=0 if succeed else 1),
+            ]:
+                subscriber(event)
+                await asyncio.sleep(0)
+            return 0 if succeed else 1
+
+        return retry
+
+    session.retrier = retrier
     return session
 
 

@@ -9,7 +9,7 @@ import math
 from backend import events as ev
 from backend.hostfacts import GIB
 from backend.replay import merge_by_time, recorded_events, replay
-from tests.dashboard_helpers import session_at
+from tests.dashboard_helpers import session_at, with_retry
 from tests.recorded_runs import T0, write_recorded_run
 from tests.recorded_runs import recorded_events as generated
 from tui.hints import demo_hint
@@ -153,7 +153,7 @@ def test_demo_hints_point_at_what_matters_now():
     assert "steal climb" in demo_hint(session_at("overcommit", 320), "overcommit")
     assert "MemAvailable is falling" in demo_hint(session_at("oom", 315), "oom")
     assert "Bootstrap" in demo_hint(session_at("success", 120), "success")
-    failed = demo_hint(session_at("overcommit"), "overcommit", on_result=True)
+    failed = demo_hint(with_retry(session_at("overcommit"), []), "overcommit", on_result=True)
     assert "the blocker you overrode (24 vCPUs on 12 cores)" in failed and "r retries" in failed
     assert "ONLINE" in demo_hint(session_at("success"), "success")
 

@@ -9,7 +9,7 @@ import math
 
 from backend import events as ev
 from screens.dashboard import DashboardScreen
-from tests.dashboard_helpers import DashboardApp, pane_text, screen_text, session_at, settle
+from tests.dashboard_helpers import DashboardApp, pane_text, screen_text, session_at, settle, with_retry
 from tests.recorded_runs import T0, write_recorded_run
 from tests.recorded_runs import recorded_events as generated
 from tests.tui_helpers import posted
@@ -192,7 +192,9 @@ async def test_abort_asks_first_and_only_yes_stops_the_run():
 
 async def test_the_keys_details_log_and_rollback_after_a_diagnosed_failure():
     seen: list = []
-    app = DashboardApp(session_at("overcommit"), result_on_end=False)
+    asked: list[dict] = []
+    session = with_retry(session_at("overcommit"), asked)
+    app = DashboardApp(session, result_on_end=False)
     async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
         await settle(pilot)
         await pilot.press("l")
@@ -207,9 +209,27 @@ async def test_the_keys_details_log_and_rollback_after_a_diagnosed_failure():
         await pilot.pause()
         requested = posted(seen, RollbackRequested)
         assert requested and requested[0].diagnosis == "overcommit" and requested[0].changes == {"vcpus": 12}
+        await app.workers.wait_for_complete()
+        await settle(pilot)
+        assert asked == [{"vcpus": 12}]  # the retry ran with the diagnosed remedy, in the same session
+        assert session.end.exit_code == 0 and session.attempt == 2
+        cluster = pane_text(app, "#cluster")
+        assert cluster.startswith("ONLINE") and "FAILED" not in cluster  # attempt 1's task is gone with it
+        assert session.vcpus == 12 and not session.diagnoses
+        assert "no alerts" in pane_text(app, "#alert-line")
         await pilot.press("enter")
         await pilot.pause()
         assert type(app.screen).__name__ == "ResultScreen"
+        assert "attempt 2" in str(app.screen.query_one("#outcome").render())
+        assert "attempt 1: vCPU overcommit" in pane_text(app, "#diagnosis")
+        assert app.screen.check_action("rollback", ()) is False  # it worked: nothing to roll back
+
+
+async def test_a_replay_cannot_roll_back():
+    app = DashboardApp(session_at("overcommit"), result_on_end=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert app.screen.check_action("rollback", ()) is False
 
 
 async def test_replay_plays_a_run_directory_into_the_dashboard_and_quits_with_its_code(tmp_path):

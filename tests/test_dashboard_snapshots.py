@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.dashboard_helpers import DashboardApp, session_at, settle
+from tests.dashboard_helpers import DashboardApp, session_at, settle, with_retry
 from tests.recorded_runs import write_recorded_run
 
 RESULT_DIR = Path("/tmp/vlb-snapshot-result")  # shown on the result screen, so it must not vary
@@ -45,7 +45,8 @@ def test_dashboard_overcommit_on_a_big_terminal(snap_compare):
 def _result_app(shape: str) -> DashboardApp:
     shutil.rmtree(RESULT_DIR, ignore_errors=True)
     run = write_recorded_run(RESULT_DIR, shape)
-    return DashboardApp(session_at(shape, run_path=run.path), scenario=shape, result_on_end=False)
+    session = with_retry(session_at(shape, run_path=run.path), [])  # as a live run: r retries
+    return DashboardApp(session, scenario=shape, result_on_end=False)
 
 
 async def _to_result(pilot):

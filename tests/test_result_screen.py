@@ -7,7 +7,7 @@ from __future__ import annotations
 import shutil
 
 from backend.analysis import analyse
-from tests.dashboard_helpers import DashboardApp, pane_text, session_at, settle
+from tests.dashboard_helpers import DashboardApp, pane_text, session_at, settle, with_retry
 from tests.recorded_runs import write_recorded_run
 from tests.tui_helpers import make_app, posted, small_plan, to_step
 from tui.messages import ReportOpened, RollbackRequested
@@ -51,7 +51,9 @@ async def test_an_online_run_shows_the_key_times_the_report_counts(tmp_path):
 async def test_a_failed_run_shows_the_diagnosis_with_evidence_and_its_remedy_retries(tmp_path):
     run = write_recorded_run(tmp_path / "run", "overcommit")
     seen: list = []
-    app = DashboardApp(session_at("overcommit", run_path=run.path), result_on_end=False)
+    asked: list[dict] = []
+    session = with_retry(session_at("overcommit", run_path=run.path), asked, succeed=False)
+    app = DashboardApp(session, result_on_end=False)
     async with app.run_test(size=(100, 40), message_hook=seen.append) as pilot:
         await _result(pilot)
         assert "FAILED" in _text(app, "#outcome") and "fell back to INIT" in _text(app, "#outcome")
@@ -67,8 +69,9 @@ async def test_a_failed_run_shows_the_diagnosis_with_evidence_and_its_remedy_ret
         await pilot.pause()
         requested = posted(seen, RollbackRequested)
         assert requested == [RollbackRequested(str(run.path), "overcommit", {"vcpus": 12})]
-        await pilot.press("escape")
-        await pilot.pause()
+        await app.workers.wait_for_complete()  # the retry runs from the dashboard, in the same session
+        await settle(pilot)
+        assert asked == [{"vcpus": 12}] and session.attempt == 2 and session.failed
         assert type(app.screen).__name__ == "DashboardScreen"
         await pilot.press("q")
         await pilot.pause()
@@ -76,7 +79,7 @@ async def test_a_failed_run_shows_the_diagnosis_with_evidence_and_its_remedy_ret
 
 
 async def test_the_oom_run_names_the_ram_the_retry_gives():
-    app = DashboardApp(session_at("oom"), result_on_end=False)
+    app = DashboardApp(with_retry(session_at("oom"), []), result_on_end=False)
     seen: list = []
     async with app.run_test(size=(100, 40), message_hook=seen.append) as pilot:
         await _result(pilot)

@@ -21,8 +21,11 @@ def demo_hint(session: RunSession, scenario: str, *, on_result: bool = False) ->
         if session.failed:
             why = f"Why: the blocker you overrode ({cause})." if cause else "The diagnosis explains it."
             if on_result:
-                return why + (" r retries with the fix." if session.remedies else "")
+                can_retry = session.remedies and session.retrier is not None
+                return why + (" r retries with the fix." if can_retry else "")
             return "Enter: the diagnosis. " + why
+        if state.cluster_state.upper() == "ONLINE" and session.attempt > 1:
+            return f"ONLINE on attempt {session.attempt}: the rollback and the diagnosed remedy fixed it."
         if state.cluster_state.upper() == "ONLINE":
             return ("ONLINE. The report compares this run with the field report's 32 min 41 s."
                     if on_result else "ONLINE. Enter shows the result and the report.")

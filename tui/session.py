@@ -124,6 +124,9 @@ class RunSession:
     end: RunEnd | None = None
     clock: Clock | None = None
     stopper: Callable[[], None] | None = None  # stops whatever runs the source (set by the screen that started it)
+    retrier: Callable[[dict], Source] | None = None  # the source of a rollback-and-retry with a remedy
+    attempt: int = 1  # a rollback to pre-install starts the next attempt
+    earlier: list[dict] = field(default_factory=list)  # diagnoses of earlier attempts, each with its "attempt"
     log_count: int = 0  # entries ever logged (the log keeps the last LOG_ENTRIES)
     _listeners: list[Listener] = field(default_factory=list)
     _planned_done: bool = False
@@ -183,6 +186,17 @@ class RunSession:
                 await asyncio.sleep(0)
         self.history_events = len(past)
         self._changed()
+
+    def retry_with(self, changes: dict) -> bool:
+        """Make the source a rollback-and-retry with `changes` (the run goes on in this session, its
+        history kept); False when this session cannot retry (a replay) or is still running."""
+        if self.retrier is None or self.running or not changes:
+            return False
+        self.source = self.retrier(dict(changes))
+        self.end = None
+        self._planned_done = True  # a retry's steps show as they start
+        self._changed()
+        return True
 
     def finish(self, end: RunEnd) -> None:
         if self.end is not None:
@@ -325,7 +339,13 @@ class RunSession:
         self._note(e.ts, "info", f"snapshot '{e.name}' taken")
 
     def _on_SnapshotRolledBack(self, e: ev.SnapshotRolledBack) -> None:
+        """The guest is back before the install: what was diagnosed belongs to the attempt that ended."""
         self._note(e.ts, "warning", f"rolled back to snapshot '{e.name}'")
+        self.earlier += [{**item, "attempt": self.attempt} for item in self.diagnoses.values()]
+        self.diagnoses.clear()
+        self.alerts.clear()
+        self.watcher.items.clear()  # the same signature in the next attempt is news again
+        self.attempt += 1
 
     def _on_RemedyApplied(self, e: ev.RemedyApplied) -> None:
         changes = ", ".join(f"{k}={v}" for k, v in e.changes.items())
@@ -417,9 +437,16 @@ def launch_session(launch, *, plan=None, opener=None) -> RunSession:  # noqa: AN
     async def source(subscriber: Subscriber) -> int:
         return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target)
 
+    def retrier(changes: dict) -> Source:
+        async def retry(subscriber: Subscriber) -> int:
+            return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target,
+                                    retry_changes=changes)
+
+        return retry
+
     return RunSession(title=f"VM {launch.answers.vm.name}", run_path=launch.run.path, source=source,
                       planned=lambda: launch.planned, history=launch.options.resume, live=True,
-                      speed=launch.speed)
+                      speed=launch.speed, retrier=retrier)
 
 
 def replay_session(run_dir: str | Path, speed: float = 30.0, events: list[ev.Event] | None = None) -> RunSession:

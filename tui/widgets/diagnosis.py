@@ -41,6 +41,10 @@ def diagnosis_lines(session: RunSession, width: int, *, alerts: bool = True) -> 
         if changes and critical:
             shown = ", ".join(f"{key}={value}" for key, value in changes.items())
             out.append((("           ", ""), (f"r rolls back to pre-install and retries with {shown}", "bold")))
+    if session.earlier:
+        out.append((("earlier attempts", "bold"),))
+        for item in session.earlier:
+            out += wrapped(str(item.get("cause", "")), width, f"  attempt {item.get('attempt')}: ", "    ", "dim")
     if alerts and session.alerts:
         out.append((("alerts", "bold"),))
         for alert in sorted(session.alerts.values(), key=lambda a: a.get("t") or 0.0):
