@@ -235,6 +235,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stop: {sum(r['ok'] for r in stops)}/{len(stops)} seen within 10 % or 10 ms; worst error "
               f"{max(abs(r['error_ms']) for r in stops if r['seen_ms'] is not None):.2f} ms"
               if all(r["seen_ms"] is not None for r in stops) else "stop: some stalls were NOT seen")
+    for tick in sorted({r["tick_s"] for r in rows if r.get("mode") == "freeze" and "skipped" not in r}):
+        freezes = [r for r in rows if r.get("mode") == "freeze" and r["tick_s"] == tick and "skipped" not in r]
+        seen = [r for r in freezes if r["seen_ms"] is not None]
+        bounded = [r for r in seen if abs(r["error_ms"]) <= r["err_bound_ms"] + 1.0]
+        print(f"freeze, tick {tick:g} s: {len(seen)}/{len(freezes)} seen, {len(bounded)} within the reported +-err_ms"
+              + (" (--tick 0 keeps only exact stops: other stalls are not bounded)" if tick == 0 else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"bench": "stall_accuracy", "python": python, "rows": rows}, indent=2))
     return 0
