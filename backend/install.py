@@ -40,6 +40,7 @@ from backend.events import (
     VtaskChanged,
 )
 from backend.guest import DetachedJob, GuestClient
+from backend.monitor.stream import GuestAgentSource, MonitorSession
 from backend.prepare import guest_client
 from backend.shell import sh
 from backend.vms import VmsClient
@@ -246,6 +247,45 @@ def _tail(ctx: RunContext, source: str, count: int = 3) -> str:
         if isinstance(event, InstallLogAppended) and event.source == source:
             lines.extend(event.lines)
     return " | ".join(line.strip() for line in lines[-count:])
+
+
+# --- monitoring ---------------------------------------------------------------------------------
+
+VAST_LOGS = ("/vast/vman/vms/log/workers.log", "/vast/vman/vms/log/vms.log")
+
+
+@dataclass
+class _Monitor:
+    """The monitoring agent's session, running in the background until the run's context closes."""
+
+    session: MonitorSession
+    task: asyncio.Task
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+    async def close(self) -> None:
+        self.session.stop()
+        try:
+            await asyncio.wait_for(asyncio.shield(self.task), timeout=10.0)
+        except (asyncio.TimeoutError, asyncio.CancelledError, Exception):
+            self.task.cancel()
+
+
+async def run_monitor(ctx: RunContext) -> dict:
+    """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines)."""
+    monitor = ctx.services.get(MONITOR)
+    if monitor is None or not monitor.running:
+        session = MonitorSession(GuestAgentSource(await _guest(ctx)), ctx.bus, ctx.clock, tails=VAST_LOGS)
+        ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(session.run()))
+    return {"monitor": True}
+
+
+async def recheck_monitor(ctx: RunContext) -> bool:
+    """A resumed run starts the agent again: a finished step says it ran, not that it runs now."""
+    monitor = ctx.services.get(MONITOR)
+    return monitor is not None and monitor.running
 
 
 # --- phases -------------------------------------------------------------------------------------
@@ -516,6 +556,7 @@ async def run_verify(ctx: RunContext) -> dict:
 
 def steps() -> list[Step]:
     return [
+        Step("monitor", "Start the monitoring agent", "install", run_monitor, recheck_monitor),
         Step("system_checks", "System checks", "install", run_system_checks),
         Step("docker", "Docker readiness", "install", run_docker),
         Step("network", "Network configuration", "install", run_network),

@@ -27,6 +27,9 @@ from backend.lab.world import GuestFactory, GuestHardware, PowerHooks
 log = logging.getLogger(__name__)
 
 VMS_PORT = 443
+# The guest's /proc counters advance at every tick of the lab; the monitoring agent samples up to
+# 20 times a wall second, so the lab ticks faster than that (a kernel's counters never stand still).
+TICK_WALL_S = 0.02
 
 
 class VastGuestLab(GuestLab):
@@ -35,6 +38,7 @@ class VastGuestLab(GuestLab):
     def __init__(self, state_dir: Path, clock: Clock, power: PowerHooks | None = None, *,
                  vms_user: str = "admin", vms_password: str = "123456", faults: FaultPlan | None = None,
                  **options: Any) -> None:
+        options.setdefault("tick_seconds", TICK_WALL_S)
         super().__init__(state_dir, clock, power=power, load_factory=self._load, on_boot=self._on_boot, **options)
         self.vms_user, self.vms_password = vms_user, vms_password
         self.faults = faults
