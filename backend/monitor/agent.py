@@ -88,7 +88,8 @@ HIST_BOUNDS = (50, 100, 250, 500, 1000, 2000, 5000)
 DEFAULT_TICK = 0.02
 STOP_SLACK = 0.8  # stops are reported from 80 % of the threshold (measurement error under load)
 NAME_REFRESH_S = 60.0  # docker ps at most once a minute
-LIST_REFRESH_S = 5.0  # container and disk directories, tail globs
+LIST_REFRESH_SAMPLES = 5  # container and disk directories and tail globs: listed again every 5 samples
+LIST_REFRESH_S = 5.0  # (set from --interval in main: 5 samples)
 SKIP_DISKS = ("loop", "ram", "zram", "dm-")
 WRAP32 = 1 << 32
 
@@ -930,8 +931,16 @@ def parse_args(argv):
     return parser.parse_args(argv)
 
 
+def set_list_refresh(interval):
+    """Directories are listed again every few samples, so a file that appears (a VAST log created at
+    its first PANIC) is followed within a few samples however fast the sampling."""
+    global LIST_REFRESH_S
+    LIST_REFRESH_S = max(0.1, LIST_REFRESH_SAMPLES * interval)
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    set_list_refresh(args.interval)
     root = args.root
     proc = args.proc or os.path.join(root, "proc")
     sys_dir = args.sys_dir or os.path.join(root, "sys")
