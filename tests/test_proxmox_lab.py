@@ -194,7 +194,9 @@ async def test_a_failed_task_raises_with_its_log_tail(lab):
     assert len(failed) == 1 and failed[0].log_tail[-1].startswith("TASK ERROR")
 
 
-async def test_the_guest_agent_is_not_ready_until_the_guest_is_up_and_dhcp_is_seen_at_once(lab):
+async def test_on_the_ovas_first_boot_dhcp_gives_the_address_and_no_guest_agent_answers(lab):
+    """The OVA is built for VMware: its first boot has vmtoolsd, not qemu-guest-agent, so the address
+    comes from the host's DHCP at once while the agent stays silent until it is installed."""
     target = await lab()
     client = await ProxmoxClient.connect(target)
     try:
@@ -203,12 +205,9 @@ async def test_the_guest_agent_is_not_ready_until_the_guest_is_up_and_dhcp_is_se
         await client.start(vm)
         address = await client.dhcp_address(vm)
         assert address and address.startswith("192.168.30.")
-        for _ in range(200):
-            if await client.agent_ping(vm):
-                break
-            await target.clock.sleep(5)
-        assert await client.agent_ping(vm)
-        assert address in await client.guest_addresses(vm)
+        await target.clock.sleep(120)  # well past the guest's boot
+        assert await client.agent_ping(vm) is False
+        assert await client.guest_addresses(vm) == []
     finally:
         await client.close()
 
