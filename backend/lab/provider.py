@@ -3,8 +3,11 @@
 The world lives in `options.state_dir` (a run's `lab/` folder; a temporary directory without one),
 so a resumed run finds the same VMs. The token is the answers' (`proxmox.token_id` and the
 resolved `token_secret` reference) when given, so the same secret flows through real auth;
-otherwise the lab's own. Guest-related fields (known_hosts, route, guest_password) come from the
-guest side through its optional `target_fields()` hook.
+otherwise the lab's own. Likewise the guest: with `guest.password` in the answers, the lab guest's
+`guest.user` logs in with exactly that password (and no longer with the OVA's default), and the
+VMS with `vast.admin_password`. The answers' secrets are held in memory only, never written.
+Guest-related fields (known_hosts, route, guest_password) come from the guest side through its
+optional `target_fields()` hook.
 """
 
 from __future__ import annotations
@@ -30,17 +33,21 @@ def lab_label(profile: str, speed: float) -> str:
 
 
 async def open_lab(answers: Answers, options: TargetOptions) -> Target:
+    # Absolute: the guest's namespace mounts its disk from here, whatever the working directory.
     state_dir = Path(options.state_dir) if options.state_dir else Path(tempfile.mkdtemp(prefix="vlb-lab-"))
+    state_dir = state_dir.resolve()
     token_id = answers.proxmox.token_id or DEFAULT_TOKEN_ID
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret") if answers.proxmox.token_secret else None
     faults_answers = answers.lab.faults
     faults = (plan_from_answers(faults_answers, state_dir / "faults.jsonl") if faults_answers.rate > 0 else None)
     vast = answers.vast
     vms_password = vast.admin_password.resolve("vast.admin_password").reveal() if vast.admin_password else "123456"
+    guest = answers.guest
+    passwords = ({guest.user: guest.password.resolve("guest.password").reveal()} if guest.password else None)
     world = LabWorld(state_dir, answers.lab.host_profile, options.speed, token_id=token_id,
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
-                                                      faults=faults))
+                                                      faults=faults, passwords=passwords))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:
