@@ -6,6 +6,9 @@ resolved `token_secret` reference) when given, so the same secret flows through 
 otherwise the lab's own. Likewise the guest: with `guest.password` in the answers, the lab guest's
 `guest.user` logs in with exactly that password (and no longer with the OVA's default), and the
 VMS with `vast.admin_password`. The answers' secrets are held in memory only, never written.
+A `proxmox.fingerprint` in the answers is pinned against the lab's certificate exactly as against a
+real host's (a wrong pin is refused); without one the lab's own certificate is pinned. The state
+directory is private (0700): it holds the lab's own secrets.
 Guest-related fields (known_hosts, route, guest_password) come from the guest side through its
 optional `target_fields()` hook.
 """
@@ -13,6 +16,7 @@ optional `target_fields()` hook.
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 
@@ -36,6 +40,8 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     # Absolute: the guest's namespace mounts its disk from here, whatever the working directory.
     state_dir = Path(options.state_dir) if options.state_dir else Path(tempfile.mkdtemp(prefix="vlb-lab-"))
     state_dir = state_dir.resolve()
+    state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    os.chmod(state_dir, 0o700)
     token_id = answers.proxmox.token_id or DEFAULT_TOKEN_ID
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret") if answers.proxmox.token_secret else None
     faults_answers = answers.lab.faults
@@ -67,7 +73,7 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
         token_id=token_id,
         token_secret=secret or Secret(pve.token_secret),
         clock=world.clock,
-        fingerprint=pve.fingerprint,
+        fingerprint=answers.proxmox.fingerprint or pve.fingerprint,
         details={"lab": {"profile": world.profile.name, "speed": world.speed, "state_dir": str(state_dir),
                          "schema": pve.endpoints()["schema"]}},
         closer=closer,
