@@ -160,6 +160,7 @@ class Watcher:
         self.cluster_state = ""
         self.state_since: float | None = None
         self.states: deque[tuple[float, str]] = deque(maxlen=4)
+        self.states_by_source: dict[str, deque[tuple[float, str]]] = {}
         self.running: dict[str, tuple[float, str]] = {}  # step -> (start, title)
         # steal of the last minute (recent) and of the four minutes before it (baseline), with sums
         self._recent: deque[tuple[float, float]] = deque()
@@ -274,6 +275,7 @@ class Watcher:
         """The guest is back where it was before the install: the cluster and its steps start over."""
         self.cluster_state, self.state_since = "", None
         self.states.clear()
+        self.states_by_source.clear()
         self.running.clear()
         self.mem_min_activation = None
         return []
@@ -283,12 +285,17 @@ class Watcher:
         return []
 
     def _on_ClusterStateChanged(self, e: ev.ClusterStateChanged) -> list[Item]:
+        """States are followed per source (the install log and VMS polls report the same states at
+        slightly different moments), so one source lagging the other never looks like a collapse."""
         state = e.state.upper()
-        if state == self.cluster_state:
+        seen = self.states_by_source.setdefault(e.source, deque(maxlen=4))
+        if seen and seen[-1][1] == state:
             return []
-        self.cluster_state, self.state_since = state, e.ts
-        self.states.append((e.ts, state))
-        names = [s for _, s in self.states]
+        seen.append((e.ts, state))
+        if state != self.cluster_state:
+            self.cluster_state, self.state_since = state, e.ts
+            self.states.append((e.ts, state))
+        names = [s for _, s in seen]
         new: list[Item] = []
         if state == "INIT" and "ACTIVATING" in names[:-1]:
             path = " -> ".join(names[names.index("ACTIVATING"):])
@@ -299,15 +306,33 @@ class Watcher:
                 "Roll back to the pre-install snapshot and retry once its cause is fixed "
                 "(most often vCPU overcommit or too little RAM).",
                 {},
-                [Evidence(t, "cluster state", s) for t, s in self.states],
+                [Evidence(t, f"cluster state ({e.source})", s) for t, s in seen],
                 e.ts,
             )))
+            new.extend(self._overcommit_by_config(e.ts))
         if state in ("FAILED", "KILLED"):
             new.append(self._raise(Item(
                 "cluster_failed", "diagnosis", "critical", f"The cluster went to {state}.",
                 "Roll back to the pre-install snapshot and retry once its cause is fixed.", {},
                 [Evidence(e.ts, "cluster state", f"{e.previous or '?'} -> {state}")], e.ts)))
         return [i for i in new if i is not None]
+
+    def _overcommit_by_config(self, t: float) -> list[Item]:
+        """A collapsed activation on a VM with more vCPUs than the host has cores: overcommit, even
+        before (or without) a PANIC line or stalls to show it."""
+        if "overcommit" in self.items or not (self.vm_vcpus and self.host_cores and self.vm_vcpus > self.host_cores):
+            return []
+        item = self._raise(Item(
+            "overcommit", "diagnosis", "critical",
+            f"vCPU overcommit: the VM has {self.vm_vcpus} vCPUs on a host with {self.host_cores} physical cores; "
+            "under the activation load the keepalive fibers miss their deadlines (the field run's attempt 2).",
+            f"Give the VM {self.host_cores} vCPUs (1 socket): no more vCPUs than this host's physical cores; "
+            "hyperthreads do not count.",
+            {"vcpus": self.host_cores},
+            [Evidence(t, "VM config", f"{self.vm_vcpus} vCPUs", float(self.vm_vcpus)),
+             Evidence(t, "host", f"{self.host_cores} physical cores", float(self.host_cores))],
+            t))
+        return [item] if item else []
 
     def _on_VtaskChanged(self, e: ev.VtaskChanged) -> list[Item]:
         if e.name == "cluster_deploy" and e.state.upper() in ("FAILED", "TIMEOUT", "KILLED", "ERROR"):

@@ -165,3 +165,30 @@ def test_items_become_events_for_the_bus():
 ])
 def test_kernel_line_signatures(line, match):
     assert classify_line(line) == match
+
+
+def test_a_collapse_on_an_overcommitted_vm_names_overcommit_from_the_config():
+    from backend import events as ev
+    from backend.diagnose import Watcher
+
+    watcher = Watcher()
+    facts = {"node": "pve", "online": True, "cpu_model": "x", "sockets": 1, "cores": 12, "threads": 24,
+             "mem_total": 135 * 1024**3, "mem_used": 3 * 1024**3, "hvm": True}
+    watcher.feed(ev.HostFactsGathered(ts=1.0, node="pve", facts=facts))
+    watcher.feed(ev.VmCreated(ts=2.0, vmid=100, node="pve", name="v", config={"cores": 24, "sockets": 1}))
+    for ts, state in ((10.0, "INIT"), (19.0, "ACTIVATING"), (150.0, "UNKNOWN"), (210.0, "INIT")):
+        watcher.feed(ev.ClusterStateChanged(ts=ts, state=state, source="api"))
+    items = {item.id: item for item in watcher.diagnoses()}
+    assert items["overcommit"].changes == {"vcpus": 12}
+    assert "24 vCPUs" in items["overcommit"].cause and "12 physical cores" in items["overcommit"].cause
+
+
+def test_a_lagging_source_is_not_a_collapse():
+    from backend import events as ev
+    from backend.diagnose import Watcher
+
+    watcher = Watcher()
+    watcher.feed(ev.ClusterStateChanged(ts=19.0, state="ACTIVATING", source="api"))
+    watcher.feed(ev.ClusterStateChanged(ts=10.0, state="INIT", source="log"))  # read late, stamped early
+    watcher.feed(ev.ClusterStateChanged(ts=19.0, state="ACTIVATING", source="log"))
+    assert "activation_collapsed" not in {item.id for item in watcher.diagnoses()}
