@@ -14,14 +14,17 @@ import tempfile
 import threading
 from pathlib import Path
 
+from backend.lab.assembly import vast_guest_factory
+from backend.lab.guest.support import guest_unavailable_reason
 from backend.lab.world import LabWorld
 
 
 def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str | os.PathLike | None = None,
                      port: int = 0) -> int:
     directory = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="vlb-lab-"))
+    reason = guest_unavailable_reason()
     world = LabWorld(directory, profile, speed, token_secret=os.environ.get("VLB_LAB_TOKEN_SECRET") or None,
-                     port=port).start()
+                     port=port, guest_factory=None if reason else vast_guest_factory()).start()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -38,6 +41,9 @@ def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str |
             f"  ticket login   {pve.user} / {pve.password}",
             f"  state dir      {directory}",
             f"  schema         {pve.endpoints()['schema']}",
+            (f"  guests         none: {reason}" if reason else
+             f"  guests         ssh centos@127.0.0.1 -p <port> (password centos), host key "
+             f"{world.guest.host_key_fingerprint()}; printed here as each VM boots"),
             "",
             "try:",
             f"  curl -k -H 'Authorization: PVEAPIToken={pve.token_id}={pve.token_secret}' {pve.url}/api2/json/nodes",
@@ -45,9 +51,11 @@ def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str |
             "Ctrl-C stops the lab.",
         ]
         print("\n".join(lines), flush=True)
+        shown: set[tuple[int, int]] = set()
         try:
             while not stop.wait(0.5):
-                pass
+                for line in _guest_lines(world, shown):
+                    print(line, flush=True)
         except KeyboardInterrupt:
             pass
     finally:
@@ -55,3 +63,18 @@ def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str |
         world.stop()
     print("lab stopped", file=sys.stderr)
     return 0
+
+
+def _guest_lines(world: LabWorld, shown: set[tuple[int, int]]) -> list[str]:
+    """A line for each guest that came up (or moved) since the last look: where its SSH and VMS are."""
+    listing = getattr(world.guest, "guests", None)
+    lines = []
+    for guest in (listing() if callable(listing) else []):
+        vmid = guest.vmid
+        if guest.state != "up" or (vmid, guest.ssh_port) in shown:
+            continue
+        shown.add((vmid, guest.ssh_port))
+        vms = getattr(world.guest, "vms", {}).get(vmid)
+        where = f", VMS https://127.0.0.1:{vms.port} once bootstrapped" if vms is not None else ""
+        lines.append(f"  guest {vmid} up: ssh centos@127.0.0.1 -p {guest.ssh_port} ({guest.hw.ip} in the lab){where}")
+    return lines

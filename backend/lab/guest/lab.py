@@ -47,6 +47,7 @@ from typing import Any
 import asyncssh
 
 from backend.clock import Clock
+from backend.lab.faults import Fault, FaultPlan
 from backend.lab.guest.fsutil import open_beneath, read_beneath, remove_tree
 from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.machine import BootHook, LabGuest
@@ -57,6 +58,7 @@ from backend.lab.world import GuestHardware, PowerHooks
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
+DROP_WITHIN_LAB_S = 3.0  # an `ssh_drop` cuts the connections at a random moment this soon after its session opened
 
 
 async def _call_soon(function: Callable[[], Any]) -> Any:
@@ -76,7 +78,7 @@ class GuestLab:
                  boot_seconds: float = 40.0, tick_seconds: float = 0.1,
                  passwords: dict[str, str] | None = None,
                  load_factory: Callable[[GuestHardware], GuestLoad] | None = None,
-                 on_boot: BootHook | None = None) -> None:
+                 on_boot: BootHook | None = None, faults: FaultPlan | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
@@ -87,6 +89,7 @@ class GuestLab:
         self.passwords = dict(DEFAULT_PASSWORDS if passwords is None else passwords)
         self.load_factory = load_factory or (lambda hw: IdleLoad())
         self.on_boot = on_boot
+        self.faults = faults
         self.extra_keys: list[asyncssh.SSHKey] = []
         self._guests: dict[int, LabGuest] = {}
         self._routes: dict[tuple[str, int], tuple[str, int]] = {}
@@ -350,7 +353,7 @@ class GuestLab:
 
     async def _listen(self, guest: LabGuest) -> None:
         assert self._host_key is not None
-        server = GuestSSHServer(guest, self._host_key)
+        server = GuestSSHServer(guest, self._host_key, on_session=lambda: self._session_opened(guest))
         port = await server.start(guest.ssh_port)
         guest.ssh = server
         if port != guest.ssh_port:
@@ -374,6 +377,26 @@ class GuestLab:
             guest.save()
         await self._stop(guest, graceful=True)
         self.power_on(guest.hw)
+
+    # -- faults -------------------------------------------------------------------------------------
+    def _session_opened(self, guest: LabGuest) -> None:
+        """A client opened an SSH session on the guest (on the lab's loop): a chance for `ssh_drop`.
+        The connections are cut a random moment later (within DROP_WITHIN_LAB_S of lab time), so
+        the cut lands in the middle of a command or just after it, as a network fault would."""
+        if self.faults is None:
+            return
+        fault = self.faults.decide("ssh", "session", "")
+        if fault is None or fault.kind != "ssh_drop":
+            return
+        delay = self.faults.uniform("ssh", 0.0, DROP_WITHIN_LAB_S)
+        asyncio.get_running_loop().call_later(self.clock.wall_seconds(delay), self._drop_for_fault, guest, fault,
+                                              delay)
+
+    def _drop_for_fault(self, guest: LabGuest, fault: Fault, delay: float) -> None:
+        if guest.ssh is None or guest.state != "up" or self.faults is None:
+            return  # the guest went down meanwhile: nothing left to cut
+        cut = guest.ssh.drop_connections()
+        self.faults.record("ssh", fault, vmid=guest.vmid, connections=cut, after_s=round(delay, 3))
 
     # -- the world ticker -----------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
@@ -438,6 +461,11 @@ class GuestLab:
         if guest is None:
             raise KeyError(f"the lab has no guest {vmid}")
         return guest
+
+    def guests(self) -> list[LabGuest]:
+        """Every guest of this lab, by VMID."""
+        with self._lock:
+            return [self._guests[vmid] for vmid in sorted(self._guests)]
 
     def guest(self, vmid: int) -> LabGuest:
         return self._guest(vmid)
