@@ -3,6 +3,8 @@
 Answers files have no use for anchors, aliases or custom tags, so they are refused outright (no
 alias bombs). Size, depth and node count are capped. Keys must be unique strings. Each value's
 line and column is kept so that validation errors can point at the file, line and column.
+Whatever of the file a message repeats (a key name) goes through `shown()`: control characters
+escaped, long text cut, so a hostile file cannot write escape sequences to the terminal.
 """
 
 from __future__ import annotations
@@ -18,7 +20,26 @@ MAX_BYTES = 256 * 1024
 MAX_DEPTH = 16
 MAX_NODES = 5000
 
+MAX_SHOWN = 60  # characters of a user's text repeated in a message
+
 Path = tuple[str | int, ...]
+
+
+def shown(text: object, limit: int = MAX_SHOWN) -> str:
+    """Text from the file as it may appear in a message: non-printable characters escaped (no
+    terminal escape sequences), cut to `limit` characters."""
+    value = str(text)
+    cut = len(value) > limit
+    value = value[:limit]
+    if not value.isprintable():
+        value = "".join(c if c.isprintable() else repr(c)[1:-1] for c in value)
+    return value + ("..." if cut else "")
+
+
+def _position(text: str, index: int) -> tuple[int, int]:
+    """1-based (line, column) of a character index."""
+    line = text.count("\n", 0, index) + 1
+    return line, index - (text.rfind("\n", 0, index) + 1) + 1
 
 
 @dataclass
@@ -60,7 +81,7 @@ def _scalar(node: yaml.ScalarNode) -> Any:
     if node.tag == "tag:yaml.org,2002:timestamp":
         return node.value
     if node.tag not in _PLAIN_TAGS:
-        raise _Refused(node, f"tag {node.tag} is not allowed in an answers file")
+        raise _Refused(node, f"tag {shown(node.tag)} is not allowed in an answers file")
     return yaml.SafeLoader("").construct_object(node, deep=True)
 
 
@@ -99,7 +120,12 @@ def load(text: str | bytes, source: str = "answers") -> Located:
         raise BadInput(f"{source}: file is too large; answers files are limited to {MAX_BYTES} bytes")
     if "\x00" in text:
         raise BadInput(f"{source}: contains a NUL character; not a text file")
-    loader = _NoAliasComposer(text)
+    try:
+        loader = _NoAliasComposer(text)  # reads the whole text: refuses control characters here
+    except yaml.reader.ReaderError as exc:
+        line, column = _position(text, exc.position)
+        raise BadInput(f"{source}:{line}:{column}: character U+{exc.character:04X} (a control character) "
+                       "is not allowed in an answers file") from None
     try:
         root = loader.get_single_node()
     except _Refused as exc:
@@ -107,7 +133,7 @@ def load(text: str | bytes, source: str = "answers") -> Located:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
-        problem = exc.problem or exc.context or "invalid YAML"
+        problem = shown(exc.problem or exc.context or "invalid YAML", 200)
         raise BadInput(f"{where}: invalid YAML: {problem}") from None
     except yaml.YAMLError as exc:
         raise BadInput(f"{source}: invalid YAML: {exc.__class__.__name__}") from None
@@ -137,7 +163,7 @@ def _build(node: yaml.Node, path: Path, located: Located, counter: list[int], de
     located.positions[path] = _mark(node)
     if isinstance(node, yaml.MappingNode):
         if node.tag != "tag:yaml.org,2002:map":
-            raise _Refused(node, f"tag {node.tag} is not allowed in an answers file")
+            raise _Refused(node, f"tag {shown(node.tag)} is not allowed in an answers file")
         result: dict[str, Any] = {}
         for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -146,15 +172,15 @@ def _build(node: yaml.Node, path: Path, located: Located, counter: list[int], de
                 raise _Refused(key_node, "keys must be plain names")
             key = _scalar(key_node)
             if not isinstance(key, str):
-                raise _Refused(key_node, f"key {key!r} must be a name, not a {type(key).__name__}")
+                raise _Refused(key_node, f"key {shown(repr(key))} must be a name, not a {type(key).__name__}")
             if key in result:
-                raise _Refused(key_node, f"key '{key}' appears twice")
+                raise _Refused(key_node, f"key '{shown(key)}' appears twice")
             located.key_positions[path + (key,)] = _mark(key_node)
             result[key] = _build(value_node, path + (key,), located, counter, depth + 1)
         return result
     if isinstance(node, yaml.SequenceNode):
         if node.tag != "tag:yaml.org,2002:seq":
-            raise _Refused(node, f"tag {node.tag} is not allowed in an answers file")
+            raise _Refused(node, f"tag {shown(node.tag)} is not allowed in an answers file")
         return [_build(item, path + (i,), located, counter, depth + 1) for i, item in enumerate(node.value)]
     try:
         return _scalar(node)
