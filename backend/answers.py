@@ -14,7 +14,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import yaml
 from pydantic import (
@@ -24,6 +24,7 @@ from pydantic import (
     Field,
     PlainSerializer,
     ValidationError,
+    ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -69,8 +70,23 @@ SecretRefField = Annotated[
 IntOrAuto = int | Literal["auto"]
 
 
+def _numeric(annotation: Any) -> bool:
+    """Whether a field's type takes a number (int, float, int | 'auto', int | None, Literal[1])."""
+    if annotation in (int, float) or (isinstance(annotation, int | float) and not isinstance(annotation, bool)):
+        return True
+    return any(_numeric(arg) for arg in get_args(annotation))
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """`vcpus: true` is a mistake, not 1 vCPU: YAML booleans are refused where numbers go."""
+        if isinstance(value, bool) and info.field_name and _numeric(cls.model_fields[info.field_name].annotation):
+            raise ValueError(f"must be a number, not {str(value).lower()}")
+        return value
 
 
 class ProxmoxAnswers(_Section):
@@ -304,6 +320,8 @@ def json_schema() -> dict[str, Any]:
 
 def _hint_unknown(path: tuple, model: type[BaseModel]) -> str | None:
     """For an unknown key, suggest the closest known key at that level."""
+    if not path:
+        return None
     section: Any = model
     for part in path[:-1]:
         fields = getattr(section, "model_fields", {})
@@ -320,6 +338,19 @@ def _hint_unknown(path: tuple, model: type[BaseModel]) -> str | None:
     return f"known keys here: {', '.join(known)}"
 
 
+def _kind_of(value: Any) -> str:
+    """What a YAML value is, in YAML's words."""
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, dict):
+        return "a section"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)[:60] if isinstance(value, int | float) else f"'{yamlsafe.shown(value)}'"
+
+
 def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
     kind = error.get("type", "")
     message = error.get("msg", "invalid value")
@@ -330,6 +361,10 @@ def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
         return "unknown key", None
     if kind == "missing":
         return "required but missing", None
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"must be a section of keys and values (got {_kind_of(given)})", None
+    if kind == "list_type":
+        return f"must be a list (got {_kind_of(given)})", None
     if kind in ("int_parsing", "int_type", "float_parsing", "bool_parsing", "string_type", "int_from_float",
                 "literal_error", "float_type", "bool_type"):
         shown = repr(given) if not isinstance(given, dict | list) else type(given).__name__
@@ -337,15 +372,21 @@ def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
     return message, None
 
 
+MAX_PROBLEMS = 12  # problems listed in one message; the rest are counted
+
+
 def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Located | None) -> str:
     by_path: dict[tuple, list[dict[str, Any]]] = {}
     for error in exc.errors():
-        # pydantic adds union member names to loc ('int', "literal['auto']"); drop them.
-        loc = tuple(p for p in error.get("loc", ()) if not (isinstance(p, str) and p.startswith(("int", "literal"))))
+        # pydantic adds union member names to loc ('int', "literal['auto']"); drop them (never a key
+        # the user wrote: an unknown key's loc is all keys).
+        loc = tuple(error.get("loc", ()))
+        if error.get("type") != "extra_forbidden":
+            loc = tuple(p for p in loc if not (isinstance(p, str) and (p == "int" or p.startswith("literal["))))
         by_path.setdefault(loc, []).append(error)
     lines = []
-    for loc, errors in by_path.items():
-        path = ".".join(str(p) for p in loc) or "(top level)"
+    for loc, errors in list(by_path.items())[:MAX_PROBLEMS]:
+        path = ".".join(yamlsafe.shown(repr(p) if p == "" else p) for p in loc) or "(top level)"
         position = located.where(loc) if located else None
         where = f"{source}:{position[0]}:{position[1]}" if position else source
         kinds = {e.get("type") for e in errors}
@@ -359,6 +400,8 @@ def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Locat
             if errors[0].get("type") == "extra_forbidden":
                 hint = _hint_unknown(loc, Answers)
         lines.append(f"{where}: {path}: {message}" + (f"\n  hint: {hint}" if hint else ""))
+    if len(by_path) > MAX_PROBLEMS:
+        lines.append(f"{source}: and {len(by_path) - MAX_PROBLEMS} more problems")
     return "\n".join(lines)
 
 
