@@ -270,14 +270,42 @@ class TuningAnswers(_Section):
     limits: bool = Field(True, description="raise file-descriptor and inotify limits for the VAST containers")
 
 
+FaultKind = Literal["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "vms_restart"]
+
+
+class FaultRuleAnswers(_Section):
+    """One scheduled lab fault: the `nth` opportunity of its part (a Proxmox request, an SSH session,
+    a VMS request) and the `count - 1` after it, or every `every`-th from the `nth` on."""
+
+    kind: FaultKind
+    nth: int = Field(1, ge=1, le=1_000_000, description="the first matching opportunity that strikes (1-based)")
+    count: int = Field(1, ge=1, le=1_000_000, description="how many in a row strike")
+    every: int = Field(0, ge=0, le=1_000_000, description="strike every N-th matching opportunity (0: off)")
+    method: Literal["GET", "POST", "PUT", "DELETE"] | None = Field(None, description="only requests of this method")
+    path: str | None = Field(None, max_length=200, description="only requests whose path matches this regex")
+    after: bool = Field(False, description="strike after the request was handled (its answer is lost)")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+
 class FaultAnswers(_Section):
     """Faults the lab injects (only with url: lab)."""
 
     rate: float = Field(0.0, ge=0.0, le=1.0, description="probability of a fault per opportunity")
     seed: int = Field(1, description="random seed, so a faulty run can be replayed")
-    kinds: list[Literal["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "vms_restart"]] = (
+    kinds: list[FaultKind] = (
         Field(default_factory=lambda: ["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "vms_restart"])
     )
+    schedule: list[FaultRuleAnswers] = Field(default_factory=list, max_length=100,
+                                             description="faults on a schedule, besides the random ones")
 
 
 class LabAnswers(_Section):

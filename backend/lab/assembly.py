@@ -39,9 +39,9 @@ class VastGuestLab(GuestLab):
                  vms_user: str = "admin", vms_password: str = "123456", faults: FaultPlan | None = None,
                  **options: Any) -> None:
         options.setdefault("tick_seconds", TICK_WALL_S)
-        super().__init__(state_dir, clock, power=power, load_factory=self._load, on_boot=self._on_boot, **options)
+        super().__init__(state_dir, clock, power=power, load_factory=self._load, on_boot=self._on_boot,
+                         faults=faults, **options)
         self.vms_user, self.vms_password = vms_user, vms_password
-        self.faults = faults
         self.vms: dict[int, VmsServer] = {}
         self.stalls: dict[int, StallDriver] = {}
         self._vast_lock = threading.Lock()

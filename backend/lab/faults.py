@@ -1,14 +1,28 @@
 """Faults the lab injects on purpose: at random with a seed, or on a schedule. Off by default.
 
-Each part of the lab asks the plan before it serves something: the Proxmox API per request
-(`decide("pve", method, path)`), later the guest's SSH server (`"ssh"`) and the VMS (`"vms"`).
+One plan serves the whole lab (built from the answers' `lab.faults` by `plan_from_answers`). Each
+part of the lab asks it at every *opportunity*, i.e. whenever it serves something a client asked for:
+    "pve"  every Proxmox API request              (`decide("pve", method, path)`)
+    "ssh"  every SSH session (command, stream, sftp) opened on a guest (`decide("ssh", "session", "")`)
+    "vms"  every VMS request                       (`decide("vms", method, path)`)
+Never in the lab's own control paths (its clock ticker, `GuestLab.exec`, the stall driver, the VMS
+listener watch): only where a real network, host or VMS could fail a client.
+
 A kind's prefix names its part: `pve_500`, `pve_503` (an error answer), `pve_timeout` (the request
 hangs until the client gives up), `pve_reset` (the connection is reset), `pve_ticket` (every ticket
-issued so far expires), `ssh_drop`, `vms_restart`.
+issued so far expires; API tokens are not affected, as on a real host), `ssh_drop` (every SSH
+connection to that guest is cut a moment later, mid-command or not; detached jobs live on),
+`vms_restart` (the VMS answers 502 and then refuses connections for a lab minute).
 
 A fault may strike `after` the request was handled: the change happened but the answer is lost,
 which is what makes a blind retry of a create dangerous. Every injected fault is appended to
-`<state>/faults.jsonl`, so a run's faults can be matched with its recoveries.
+`<state>/faults.jsonl` as {"t" (lab clock), "source", "kind", "when", ...details}, so a run's faults
+can be matched with its recoveries.
+
+Random faults: each opportunity strikes with probability `rate` (seeded: one random stream per
+part, so the same run replays the same decisions). Scheduled faults (`ScheduledFault`): the `nth`
+matching opportunity and the `count - 1` after it, or every `every`-th from the `nth` on. Tests can
+also `arm(kind)`: the next opportunity of that kind's part strikes.
 """
 
 from __future__ import annotations
@@ -42,11 +56,20 @@ class ScheduledFault:
     path: str | None = None  # a regular expression searched in the API path
     nth: int = 1
     count: int = 1
+    every: int = 0  # > 0: strike every `every`-th matching opportunity from the `nth` on (count ignored)
     after: bool = False
     seen: int = field(default=0, repr=False)
 
     def matches(self, method: str, path: str) -> bool:
         return (self.method is None or self.method == method) and (self.path is None or bool(re.search(self.path, path)))
+
+    def strikes(self) -> bool:
+        """Whether the opportunity just counted (`seen`) is one this rule strikes."""
+        if self.seen < self.nth:
+            return False
+        if self.every > 0:
+            return (self.seen - self.nth) % self.every == 0
+        return self.seen < self.nth + self.count
 
 
 class FaultPlan:
@@ -63,6 +86,7 @@ class FaultPlan:
         self.clock_now = clock_now
         self._lock = threading.Lock()
         self._rngs: dict[str, random.Random] = {}
+        self._armed: dict[str, Fault] = {}  # source -> the fault its next opportunity gets
 
     @classmethod
     def off(cls) -> FaultPlan:
@@ -70,7 +94,19 @@ class FaultPlan:
 
     @property
     def active(self) -> bool:
-        return bool(self.schedule) or (self.rate > 0 and bool(self.kinds))
+        return bool(self.schedule) or bool(self._armed) or (self.rate > 0 and bool(self.kinds))
+
+    def arm(self, kind: str, after: bool = False) -> None:
+        """The next opportunity of this kind's part strikes with it (one pending fault per part)."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown fault kind {kind!r} (known: {', '.join(KINDS)})")
+        with self._lock:
+            self._armed[kind.split("_", 1)[0]] = Fault(kind, after)
+
+    def uniform(self, source: str, low: float, high: float) -> float:
+        """A seeded random number for a detail of a fault (e.g. when a drop cuts), per part."""
+        with self._lock:
+            return self._rng(source + ":detail").uniform(low, high)
 
     def _rng(self, source: str) -> random.Random:
         if source not in self._rngs:
@@ -86,10 +122,13 @@ class FaultPlan:
             for rule in self.schedule:  # every rule counts its matching requests
                 if rule.kind.startswith(source + "_") and rule.matches(method, path):
                     rule.seen += 1
-                    if struck is None and rule.nth <= rule.seen < rule.nth + rule.count:
+                    if struck is None and rule.strikes():
                         struck = Fault(rule.kind, rule.after)
             if struck is not None:
                 return struck
+            armed = self._armed.pop(source, None)
+            if armed is not None:
+                return armed
             kinds = [k for k in self.kinds if k.startswith(source + "_")]
             if not kinds or self.rate <= 0:
                 return None
@@ -103,7 +142,7 @@ class FaultPlan:
     def record(self, source: str, fault: Fault, **details: object) -> None:
         if self.record_path is None:
             return
-        entry = {"t": self.clock_now() if self.clock_now else None, "source": source, "kind": fault.kind,
+        entry = {"t": round(self.clock_now(), 3) if self.clock_now else None, "source": source, "kind": fault.kind,
                  "when": "after" if fault.after else "before", **details}
         with self._lock, open(self.record_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
@@ -111,6 +150,10 @@ class FaultPlan:
 
 
 def plan_from_answers(faults: object, record: Path | None, clock_now=None) -> FaultPlan:
-    """A plan from the answers' `lab.faults` section (rate, seed, kinds)."""
+    """A plan from the answers' `lab.faults` section (rate, seed, kinds, schedule)."""
+    schedule = [ScheduledFault(kind=rule.kind, method=getattr(rule, "method", None), path=getattr(rule, "path", None),
+                               nth=getattr(rule, "nth", 1), count=getattr(rule, "count", 1),
+                               every=getattr(rule, "every", 0), after=getattr(rule, "after", False))
+                for rule in getattr(faults, "schedule", None) or ()]
     return FaultPlan(rate=getattr(faults, "rate", 0.0), seed=getattr(faults, "seed", 1),
-                     kinds=getattr(faults, "kinds", KINDS), record=record, clock_now=clock_now)
+                     kinds=getattr(faults, "kinds", KINDS), schedule=schedule, record=record, clock_now=clock_now)

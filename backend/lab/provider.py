@@ -45,7 +45,8 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     token_id = answers.proxmox.token_id or DEFAULT_TOKEN_ID
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret") if answers.proxmox.token_secret else None
     faults_answers = answers.lab.faults
-    faults = (plan_from_answers(faults_answers, state_dir / "faults.jsonl") if faults_answers.rate > 0 else None)
+    faults = (plan_from_answers(faults_answers, state_dir / "faults.jsonl")
+              if faults_answers.rate > 0 or faults_answers.schedule else None)
     vast = answers.vast
     vms_password = vast.admin_password.resolve("vast.admin_password").reveal() if vast.admin_password else "123456"
     guest = answers.guest

@@ -81,9 +81,11 @@ def load_host_key(ssh_dir: Path) -> asyncssh.SSHKey:
 
 
 class _Server(asyncssh.SSHServer):
-    def __init__(self, guest: GuestEndpoint, gone: Callable[[_Server], None] = lambda server: None) -> None:
+    def __init__(self, guest: GuestEndpoint, gone: Callable[[_Server], None] = lambda server: None,
+                 on_session: Callable[[], None] | None = None) -> None:
         self.guest = guest
         self.gone = gone
+        self.on_session = on_session
         self.sessions: list[_Session] = []
         self.conn: asyncssh.SSHServerConnection | None = None
         self.login: Login | None = None  # fixed at authentication, like sshd's initgroups per connection
@@ -164,6 +166,8 @@ class _Session(asyncssh.SSHServerSession):
         return True
 
     def session_started(self) -> None:
+        if self.server.on_session is not None:
+            self.server.on_session()
         asyncio.get_running_loop().create_task(self._run())
 
     # -- data from the client ---------------------------------------------------------------------
@@ -352,16 +356,20 @@ class _Session(asyncssh.SSHServerSession):
 class GuestSSHServer:
     """The listener of one guest."""
 
-    def __init__(self, guest: GuestEndpoint, host_key: asyncssh.SSHKey) -> None:
+    def __init__(self, guest: GuestEndpoint, host_key: asyncssh.SSHKey, *,
+                 on_session: Callable[[], None] | None = None) -> None:
+        """`on_session` is called (on the server's loop) whenever a client opens a session: the
+        lab's fault plan decides there whether the network drops (GuestLab)."""
         self.guest = guest
         self.host_key = host_key
+        self.on_session = on_session
         self._acceptor: asyncssh.SSHAcceptor | None = None
         self._servers: list[_Server] = []
         self.port = 0
 
     async def start(self, port: int = 0) -> int:
         def factory() -> _Server:
-            server = _Server(self.guest, self._forget)
+            server = _Server(self.guest, self._forget, self.on_session)
             self._servers.append(server)
             return server
 
