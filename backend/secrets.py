@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,15 +118,32 @@ class SecretRef:
             return Secret(value)
         path = Path(os.path.expanduser(self.where))
         try:
-            if path.stat().st_size > _MAX_SECRET_FILE:
-                raise BadInput(f"{field}: {path} is too large to be a secret file")
-            value = path.read_text(encoding="utf-8").strip()
+            value = _read_secret_file(path, field).decode("utf-8").strip()
         except FileNotFoundError:
             raise BadInput(f"{field}: secret file {path} does not exist") from None
         except PermissionError:
             raise BadInput(f"{field}: secret file {path} is not readable") from None
+        except IsADirectoryError:
+            raise BadInput(f"{field}: {path} is a directory, not a secret file") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise BadInput(f"{field}: cannot read secret file {path}: {exc.__class__.__name__}") from None
         if not value:
             raise BadInput(f"{field}: secret file {path} is empty")
         return Secret(value)
+
+
+def _read_secret_file(path: Path, field: str) -> bytes:
+    """A secret file's bytes: a regular file of at most _MAX_SECRET_FILE bytes. Opened without
+    blocking, so `file:` pointing at a FIFO or a device is refused instead of hanging or reading
+    forever (/dev/zero)."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise BadInput(f"{field}: {path} is not a regular file, so it cannot be a secret file")
+        data = handle.read(_MAX_SECRET_FILE + 1)
+    if len(data) > _MAX_SECRET_FILE:
+        raise BadInput(f"{field}: {path} is too large to be a secret file")
+    return data
