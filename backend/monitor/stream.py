@@ -6,8 +6,9 @@ lengths):
   hello  -> MonitorStarted          sample -> SampleTaken (sample["t"] on the target clock)
   gap    -> StallDetected           kmsg   -> KernelMessageSeen          warn -> MonitorWarned
 When the stream drops (SSH lost, agent killed, nothing heard for `silence_s`), it starts the agent
-again with backoff, passing the resume points the agent reported (last kernel message sequence,
-byte offsets of tailed logs) so no kernel or log line is lost or repeated, and emits
+again with backoff (target seconds: 1 s after a stream that ran, longer after starts that failed),
+passing the resume points the agent reported (last kernel message sequence, byte offsets of tailed
+logs) so no kernel or log line is lost or repeated, and emits
 `SamplingGapped(start, end)` for the time no sample covers: the gap is shown, never interpolated.
 
 Line sources: `GuestAgentSource(guest)` uploads the agent over the guest client and runs it with
@@ -40,6 +41,7 @@ PYTHONS = ("/usr/libexec/platform-python", "python3")
 BACKOFF_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 STALL_THRESHOLD_S = 0.050  # target time: the shortest stall worth reporting
 MIN_WALL_INTERVAL_S = 0.05  # the agent never samples faster than 20 Hz, however compressed the clock
+MIN_BACKOFF_WALL_S = 0.02  # however compressed the clock, never restart the agent in a tighter loop
 
 
 class SubprocessSource:
@@ -172,9 +174,8 @@ class MonitorSession:
                     self.bus.emit(ev.MonitorWarned(part="agent", text=(
                         "the monitoring agent ended without saying hello three times in a row "
                         "(is Python 3 on the guest?); still retrying")))
-                delay = self.backoff_s[min(attempt, len(self.backoff_s) - 1)] if attempt else self.backoff_s[0]
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._stopping.wait(), delay)
+                    await asyncio.wait_for(self._stopping.wait(), self.backoff_wall(attempt))
         finally:
             if self.down_since is not None:
                 now = self.clock.now()
@@ -184,6 +185,13 @@ class MonitorSession:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    def backoff_wall(self, attempt: int) -> float:
+        """Wall seconds to wait before starting the agent again: `backoff_s` is target time (a lab
+        compressed 120-fold waits 1/120 of it, never under MIN_BACKOFF_WALL_S); `attempt` counts the
+        starts in a row that never said hello (0: the stream ran, then dropped)."""
+        delay = self.backoff_s[min(attempt, len(self.backoff_s) - 1)]
+        return max(MIN_BACKOFF_WALL_S, self.clock.wall_seconds(delay))
 
     async def _one_stream(self) -> bool:
         """Read one agent run to its end; True when it said hello."""
