@@ -9,6 +9,7 @@ the target opener the run uses, where unfinished runs are looked for, and the ru
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import sys
 from collections.abc import Callable
@@ -190,8 +191,37 @@ class WizardApp(App[int]):
         from screens.dashboard import DashboardScreen
         from tui.session import launch_session
 
-        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener)
+        async def confirm(fingerprint: str) -> bool:
+            address = session.state.guest_address or "the guest"
+            return await self.ask_host_key(f"{launch.answers.guest.user}@{address}", fingerprint)
+
+        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener, confirm_host_key=confirm)
         return DashboardScreen(session, scenario=self.demo.scenario if self.demo else None)
+
+    async def ask_host_key(self, guest: str, fingerprint: str) -> bool:
+        """Show a guest's unknown SSH host key and wait for the user's answer (the engine waits
+        meanwhile); an aborted run takes the question away."""
+        from tui.messages import HostKeyAnswered
+        from tui.widgets.hostkey import HostKeyDialog
+
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        dialog = HostKeyDialog(guest, fingerprint)
+
+        def answered(trusted: bool | None) -> None:
+            if not answer.done():
+                answer.set_result(bool(trusted))
+
+        self.push_screen(dialog, answered)
+        try:
+            trusted = await answer
+        except asyncio.CancelledError:
+            if dialog.is_current:
+                dialog.dismiss(False)
+            raise
+        self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
+        if not trusted:
+            self.notify("Host key not trusted: the run stops at the SSH step.", severity="warning", timeout=6)
+        return trusted
 
     def unfinished_runs(self) -> list[RunDir]:
         return unfinished_runs(self.runs_root)

@@ -132,3 +132,13 @@ class ReportOpened(Message):
     """The result screen wrote (or found) the run's report.md and showed it."""
 
     path: str
+
+
+@dataclass
+class HostKeyAnswered(Message):
+    """The user answered whether to trust a guest SSH host key that was neither pinned nor known;
+    trusted pins it for the run, rejected fails the step."""
+
+    guest: str
+    fingerprint: str
+    trusted: bool

@@ -20,6 +20,7 @@ from backend.journal import ANSWERS, Journal, RunDir
 from backend.target import Target, TargetOptions, open_target
 
 TargetOpener = Callable[[Answers, TargetOptions], Awaitable[Target]]
+ConfirmHostKey = Callable[[str], Awaitable[bool]]  # (SSH fingerprint) -> trusted?
 
 
 @dataclass
@@ -55,11 +56,14 @@ def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
 async def run_engine(launch: Launch, subscriber: Subscriber, *,
                      plan: Callable[[], list[Step]] | None = None,
                      opener: TargetOpener = open_target,
-                     retry_changes: dict | None = None) -> int:
+                     retry_changes: dict | None = None,
+                     confirm_host_key: ConfirmHostKey | None = None) -> int:
     """Run the plan (the run's own plan by default: backend.runner), or with `retry_changes` roll
     back and retry with that remedy. Every event reaches the journal first, then `subscriber`.
-    Returns the exit code."""
+    `confirm_host_key` asks the user about a guest host key that is neither pinned nor known
+    (without it such a key is refused, as headless). Returns the exit code."""
     from backend import runner  # the steps pull in SSH and friends: only when a run starts
+    from backend.prepare import CONFIRM_HOST_KEY
 
     journal = Journal(launch.run)
     try:
@@ -71,6 +75,8 @@ async def run_engine(launch: Launch, subscriber: Subscriber, *,
             bus.subscribe(subscriber)
             ctx = RunContext(answers=launch.answers, target=target, bus=bus, run=launch.run,
                              options=launch.options)
+            if confirm_host_key is not None:
+                ctx.services[CONFIRM_HOST_KEY] = confirm_host_key
             if retry_changes:
                 ctx.options.resume = True
                 ctx.facts.update(_facts_so_far(launch))

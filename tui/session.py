@@ -319,6 +319,9 @@ class RunSession:
     def _on_SamplingGapped(self, e: ev.SamplingGapped) -> None:
         self._note(e.start, "warning", f"no samples for {e.end - e.start:.0f} s" + (f" ({e.reason})" if e.reason else ""))
 
+    def _on_GuestConnected(self, e: ev.GuestConnected) -> None:
+        self._note(e.ts, "info", f"SSH to {e.user}@{e.address}, host key {e.host_key}")
+
     def _on_GuestDisconnected(self, e: ev.GuestDisconnected) -> None:
         self._note(e.ts, "warning", f"guest connection lost: {e.reason}")
 
@@ -429,18 +432,21 @@ class RunSession:
         return self.end is not None and self.end.failed
 
 
-def launch_session(launch, *, plan=None, opener=None) -> RunSession:  # noqa: ANN001 - tui.runner.Launch
-    """The session of a wizard launch: the engine as its source, the journal read first on resume."""
+def launch_session(launch, *, plan=None, opener=None, confirm_host_key=None) -> RunSession:  # noqa: ANN001
+    """The session of a wizard launch (a tui.runner.Launch): the engine as its source, the journal
+    read first on resume. `confirm_host_key` (async, fingerprint -> bool) asks the user about a
+    guest host key that is neither pinned nor known."""
     from backend.target import open_target
     from tui.runner import run_engine
 
     async def source(subscriber: Subscriber) -> int:
-        return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target)
+        return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target,
+                                confirm_host_key=confirm_host_key)
 
     def retrier(changes: dict) -> Source:
         async def retry(subscriber: Subscriber) -> int:
             return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target,
-                                    retry_changes=changes)
+                                    retry_changes=changes, confirm_host_key=confirm_host_key)
 
         return retry
 
