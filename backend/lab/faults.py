@@ -3,7 +3,7 @@
 One plan serves the whole lab (built from the answers' `lab.faults` by `plan_from_answers`). Each
 part of the lab asks it at every *opportunity*, i.e. whenever it serves something a client asked for:
     "pve"  every Proxmox API request              (`decide("pve", method, path)`)
-    "ssh"  every SSH session (command, stream, sftp) opened on a guest (`decide("ssh", "session", "")`)
+    "ssh"  every SSH session opened on a guest (`decide("ssh", "session", command or "sftp")`)
     "vms"  every VMS request                       (`decide("vms", method, path)`)
 Never in the lab's own control paths (its clock ticker, `GuestLab.exec`, the stall driver, the VMS
 listener watch): only where a real network, host or VMS could fail a client.

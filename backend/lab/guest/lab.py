@@ -353,7 +353,7 @@ class GuestLab:
 
     async def _listen(self, guest: LabGuest) -> None:
         assert self._host_key is not None
-        server = GuestSSHServer(guest, self._host_key, on_session=lambda: self._session_opened(guest))
+        server = GuestSSHServer(guest, self._host_key, on_session=lambda what: self._session_opened(guest, what))
         port = await server.start(guest.ssh_port)
         guest.ssh = server
         if port != guest.ssh_port:
@@ -379,13 +379,14 @@ class GuestLab:
         self.power_on(guest.hw)
 
     # -- faults -------------------------------------------------------------------------------------
-    def _session_opened(self, guest: LabGuest) -> None:
+    def _session_opened(self, guest: LabGuest, what: str) -> None:
         """A client opened an SSH session on the guest (on the lab's loop): a chance for `ssh_drop`.
         The connections are cut a random moment later (within DROP_WITHIN_LAB_S of lab time), so
-        the cut lands in the middle of a command or just after it, as a network fault would."""
+        the cut lands in the middle of a command or just after it, as a network fault would.
+        Scheduled rules may match the session's command (`path`); it is never recorded."""
         if self.faults is None:
             return
-        fault = self.faults.decide("ssh", "session", "")
+        fault = self.faults.decide("ssh", "session", what)
         if fault is None or fault.kind != "ssh_drop":
             return
         delay = self.faults.uniform("ssh", 0.0, DROP_WITHIN_LAB_S)

@@ -82,7 +82,7 @@ def load_host_key(ssh_dir: Path) -> asyncssh.SSHKey:
 
 class _Server(asyncssh.SSHServer):
     def __init__(self, guest: GuestEndpoint, gone: Callable[[_Server], None] = lambda server: None,
-                 on_session: Callable[[], None] | None = None) -> None:
+                 on_session: Callable[[str], None] | None = None) -> None:
         self.guest = guest
         self.gone = gone
         self.on_session = on_session
@@ -167,7 +167,7 @@ class _Session(asyncssh.SSHServerSession):
 
     def session_started(self) -> None:
         if self.server.on_session is not None:
-            self.server.on_session()
+            self.server.on_session(self.command if self.command is not None else self.subsystem or "shell")
         asyncio.get_running_loop().create_task(self._run())
 
     # -- data from the client ---------------------------------------------------------------------
@@ -357,9 +357,10 @@ class GuestSSHServer:
     """The listener of one guest."""
 
     def __init__(self, guest: GuestEndpoint, host_key: asyncssh.SSHKey, *,
-                 on_session: Callable[[], None] | None = None) -> None:
-        """`on_session` is called (on the server's loop) whenever a client opens a session: the
-        lab's fault plan decides there whether the network drops (GuestLab)."""
+                 on_session: Callable[[str], None] | None = None) -> None:
+        """`on_session(what)` is called (on the server's loop) whenever a client opens a session, with
+        its command (or "sftp", "shell"): the lab's fault plan decides there whether the network
+        drops (GuestLab)."""
         self.guest = guest
         self.host_key = host_key
         self.on_session = on_session
