@@ -440,7 +440,8 @@ class GuestClient:
         job = await self.job(job_id)
         folder = job.log_path.rsplit("/", 1)[0]
         await self.run(guestjobs.prepare_command(folder), check=True)
-        result = await self.run(guestjobs.launch_command(folder, command), sudo=sudo, check=True, retry=False)
+        # A launch cut by a dropped connection is sent again: it re-attaches to the job if it started.
+        result = await self.run(guestjobs.launch_command(folder, command), sudo=sudo, check=True)
         log.debug("job %s: %s", job_id, result.stdout.strip())
         return job
 

@@ -45,12 +45,16 @@ def launch_command(folder: str, command: str) -> str:
     """Start `command` detached in `folder`, unless a job already started there (then re-attach).
 
     Prints "started" or "attached". The job runs in a subshell so that an `exit` inside `command`
-    still records its status; the status file appears atomically (written, then renamed).
+    still records its status; the status file appears atomically (written, then renamed). The
+    launcher ignores SIGHUP: a connection dropped between creating `started` and starting the job
+    must not leave a job that is marked started but never ran; so sending the launch again after a
+    drop is safe (it re-attaches).
     """
     q = shlex.quote
     log, status, tmp = f"{folder}/log", f"{folder}/status", f"{folder}/status.tmp"
     inner = f"( {command} ) >> {q(log)} 2>&1 < /dev/null; echo $? > {q(tmp)}; mv -f {q(tmp)} {q(status)}"
     return (
+        "trap '' HUP; "
         f"cd {q(folder)} || exit 1; "
         "if ! ( set -C; : > started ) 2>/dev/null; then echo attached; exit 0; fi; "
         f": >> {q(log)}; "
