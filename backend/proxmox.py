@@ -399,6 +399,8 @@ class ProxmoxClient:
             if not ok:
                 failure: _Failure = result
                 if isinstance(failure.error, ProxmoxApiError) and expected and expected(failure.error):
+                    if attempt > 1:  # a real answer after the fault: the fault is over, the answer stands
+                        self._emit(RecoveredFromFault(operation=op, attempts=attempt, error=first_error))
                     raise failure.error from None
                 if not failure.retryable or not (retry or recover) or attempt >= self.max_attempts:
                     raise failure.error from None

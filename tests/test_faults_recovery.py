@@ -9,14 +9,19 @@ import json
 
 import pytest
 
+from backend import vmconfig
 from backend.bus import EventBus
 from backend.clock import Clock
 from backend.events import GuestReconnected
 from backend.lab.faults import FaultPlan, ScheduledFault
 from backend.lab.guest import lab as guest_lab_mod
 from backend.monitor.stream import MonitorSession, SubprocessSource
+from backend.proxmox import ProxmoxClient
 from tests.guest_lab_support import client, recording_bus
 from tests.lab_fixtures import boot, hardware, open_lab
+from tests.proxmox_lab_support import Recorder, start_world, world_target
+
+OVA = "local:import/vast-5.4.0-loopback.ova"
 
 
 def _recorded(path) -> list[dict]:
@@ -56,3 +61,27 @@ async def test_a_detached_launch_cut_by_a_drop_is_sent_again_and_the_job_runs_on
         assert any(isinstance(e, GuestReconnected) for e in bus.seen)
     finally:
         lab.shutdown()
+
+
+async def test_a_real_answer_after_a_fault_is_a_recovery_even_when_it_says_not_yet(tmp_path):
+    """A guest-agent ping whose retry gets the expected "not running" answer: the fault is over (the
+    report listed a retry that never recovered)."""
+    state = tmp_path / "lab"
+    plan = FaultPlan(schedule=[ScheduledFault("pve_503", method="POST", path=r"/agent/ping$")])
+    world = start_world(state, faults=plan)
+    try:
+        target = world_target(world)
+        recorder = Recorder(target.clock)
+        client = await ProxmoxClient.connect(target, recorder.bus)
+        try:
+            await client.add_storage_content("local", "images")
+            disk = (await client.ova_metadata("pve", OVA))["disks"]["scsi0"]["volid"]
+            spec = vmconfig.VmSpec(name="vast-lb", vcpus=12, memory_gib=117, storage="local-lvm", bridge="vmbr0")
+            vm = await client.create_vm("pve", vmconfig.first_boot_config(spec, [disk]))
+            assert await client.agent_ping(vm) is False  # stopped: the agent does not answer yet
+        finally:
+            await client.close()
+    finally:
+        world.stop()
+    assert [(e.operation, e.attempt) for e in recorder.of("RetryScheduled")] == [("ping VM 100's guest agent", 1)]
+    assert [(e.operation, e.attempts) for e in recorder.of("RecoveredFromFault")] == [("ping VM 100's guest agent", 2)]
