@@ -28,7 +28,7 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 
-from backend import installlog
+from backend import guestjobs, installlog, masking
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed
 from backend.events import (
@@ -43,7 +43,7 @@ from backend.guest import DetachedJob, GuestClient
 from backend.monitor.stream import GuestAgentSource, MonitorSession
 from backend.prepare import guest_client
 from backend.shell import sh
-from backend.vms import VmsClient
+from backend.vms import VmsClient, VmsUnreachable
 
 BUNDLES = "/vast/bundles"
 DEPLOY = "/vast/deploy"
@@ -54,6 +54,8 @@ REGISTRY_PORT = 5000
 REGISTRY_IP = "11.0.0.1"  # the registry runs on the loopback cluster's dummy0 address
 VSETTINGS = "CAS_OVER_RPC=true,IN_CLUSTER_COMMUNICATION_TCP=true"
 CONTAINERS = ("vast_vms", "mcvms", "registry")
+DEFAULT_VMS_PASSWORD = "123456"  # the OVA's documented VMS password for admin (public)
+VMS_PASSWORD_FILE = "vms-password"  # in the cluster_create job's folder, 0600, deleted by the job
 
 POLL_S = 5.0  # target seconds between VMS polls (the wall floor keeps the lab from hammering)
 MIN_POLL_WALL_S = 0.25
@@ -403,8 +405,11 @@ async def run_bootstrap(ctx: RunContext) -> dict:
                         hint=f"last lines: {_tail(ctx, 'bootstrap')}") from None
     if status != 0:
         raise RunFailed(f"vast_bootstrap.sh failed (exit {status})", hint=f"last lines: {_tail(ctx, 'bootstrap')}")
-    if not await vms_client(ctx).reachable():
-        raise RunFailed("bootstrap finished but VMS does not answer", hint=f"last lines: {_tail(ctx, 'bootstrap')}")
+    try:  # VMS may be restarting right now: ride through it as every VMS poll does
+        await vms_client(ctx).list("clusters")
+    except VmsUnreachable:
+        raise RunFailed("bootstrap finished but VMS does not answer",
+                        hint=f"last lines: {_tail(ctx, 'bootstrap')}") from None
     return {"vms_up": True}
 
 
@@ -437,14 +442,21 @@ def loopback_conf(name: str) -> str:
     )
 
 
-def cluster_create_command(ctx: RunContext) -> str:
+def cluster_create_command(ctx: RunContext, folder: str) -> str:
+    """`vman.sh ... vcli -u USER -p PASSWORD -c cluster create ...` in /vast/deploy. vman.sh echoes
+    its command line; with a password from the answers, it comes from a file in the job's `folder`
+    and the output is masked (`backend.masking`); the OVA's documented default goes as is."""
     vast = ctx.answers.vast
-    password = vast.admin_password.resolve("vast.admin_password").reveal() if vast.admin_password else "123456"
-    return (
+    password = masking.SECRET_ARG if vast.admin_password else sh(DEFAULT_VMS_PASSWORD)
+    command = (
         f"cd {sh(DEPLOY)} && DISABLE_IPV6_FOR_LOOPBACK=yes "
-        + sh("./vman.sh", vast.build, PEM, "vcli", "-u", vast.admin_user, "-p", password, "-c", "cluster",
-             "create", "--build", vast.build, "--vsettings", VSETTINGS, "--name", vast.cluster_name, "--loopback")
+        + sh("./vman.sh", vast.build, PEM, "vcli", "-u", vast.admin_user) + f" -p {password} "
+        + sh("-c", "cluster", "create", "--build", vast.build, "--vsettings", VSETTINGS, "--name", vast.cluster_name,
+             "--loopback")
     )
+    if not vast.admin_password:
+        return command
+    return masking.masked_command(command, f"{folder}/{VMS_PASSWORD_FILE}", f"{folder}/vman.status")
 
 
 def _start_follower(ctx: RunContext, job: DetachedJob) -> asyncio.Task:
@@ -468,7 +480,15 @@ class _TaskService:
 async def run_cluster_create(ctx: RunContext) -> dict:
     guest = await _guest(ctx)
     await guest.upload(loopback_conf(ctx.answers.vast.cluster_name).encode(), LOOPBACK_CONF)
-    job = await guest.run_detached("cluster_create", cluster_create_command(ctx))
+    job = await guest.job("cluster_create")
+    folder = job.log_path.rsplit("/", 1)[0]
+    admin_password = ctx.answers.vast.admin_password
+    if admin_password and (await guest.job_state(job)).state == "absent":
+        # The password reaches the job through a 0600 file it deletes at once, never a command line.
+        await guest.run(guestjobs.prepare_command(folder), check=True)
+        await guest.run(masking.store_command(f"{folder}/{VMS_PASSWORD_FILE}"), check=True,
+                        input=admin_password.resolve("vast.admin_password").reveal())
+    job = await guest.run_detached("cluster_create", cluster_create_command(ctx, folder))
     _start_follower(ctx, job)
     ctx.progress("cluster create started: installing the build on all hosts")
     return {"cluster_job": "cluster_create"}
