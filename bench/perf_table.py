@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime
 import json
 import math
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -349,6 +351,26 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def _run_one(argv: list[str], timeout: float) -> tuple[int | None, str]:
+    """(exit status or None on time-out, stderr or else stdout). A bench that overruns gets SIGINT
+    first, so its own clean-up runs (the agent bench's monitor processes live in sessions of their
+    own), then its process group is killed."""
+    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+        return None, ""
+    return process.returncode, stderr.strip() or stdout
+
+
 def run_bench(bench: Bench, options: Options) -> tuple[list[dict], dict]:
     """Every run of one bench in its own subprocess; its rows and what happened."""
     started = time.monotonic()
@@ -358,16 +380,13 @@ def run_bench(bench: Bench, options: Options) -> tuple[list[dict], dict]:
     for label, argv, timeout in bench.runs(options):
         with tempfile.TemporaryDirectory(prefix="vlb-bench-run-") as tmp:
             out = Path(tmp) / "result.json"
-            try:
-                done = subprocess.run([sys.executable, *argv, "--json", str(out)], cwd=REPO, capture_output=True,
-                                      text=True, timeout=timeout)
-            except subprocess.TimeoutExpired:
+            code, output = _run_one([sys.executable, *argv, "--json", str(out)], timeout)
+            if code is None:
                 errors.append(f"{label}: timed out after {timeout:.0f} s")
-                continue
-            if out.exists():
+            elif out.exists():
                 results.append((label, json.loads(out.read_text())))
             else:
-                errors.append(f"{label}: exit {done.returncode}: {_last_line(done.stderr or done.stdout)}")
+                errors.append(f"{label}: exit {code}: {_last_line(output)}")
         print(f"  {bench.name}: {label} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
     status = {"seconds": round(time.monotonic() - started, 1), "load1_before": round(load, 2),
               "load1_after": round(os.getloadavg()[0], 2), "errors": errors, "runs": results}

@@ -49,3 +49,12 @@ def test_an_unknown_bench_name_is_refused():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "unknown bench nope" in result.stderr
+
+
+def test_a_bench_that_overruns_is_stopped_and_reported():
+    stuck = Bench("stuck", "a bench that hangs",
+                  lambda options: [("only", ["-c", "import time; time.sleep(60)"], 0.5)],
+                  lambda results, options: [])
+    rows, status = run_bench(stuck, Options(quick=True, repeat=None))
+    assert rows[0]["verdict"] == "failed" and "timed out" in rows[0]["note"]
+    assert status["seconds"] < 30
