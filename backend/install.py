@@ -42,6 +42,7 @@ from backend.events import (
 from backend.guest import DetachedJob, GuestClient
 from backend.monitor.stream import GuestAgentSource, MonitorSession
 from backend.prepare import guest_client
+from backend.secrets import redact
 from backend.shell import sh
 from backend.vms import VmsClient, VmsUnreachable
 
@@ -229,7 +230,7 @@ async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
                 lines = []
                 for line in installlog.clean_lines("\n".join(raw)):
                     if line != previous:
-                        lines.append(line)
+                        lines.append(redact(line))  # no known secret reaches any subscriber (the screen)
                         previous = line
                 if lines:
                     ctx.emit(InstallLogAppended(source=source, lines=lines, offset=offset))
