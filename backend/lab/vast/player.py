@@ -361,14 +361,6 @@ def parse_create(words):
     return options, flags
 
 
-def masked(argv):
-    shown, hide = [], False
-    for arg in argv:
-        shown.append("******" if hide else arg)
-        hide = arg == "-p"
-    return " ".join(shown)
-
-
 def vman(argv):
     if len(argv) < 3:
         raise Failed(VMAN_USAGE, 2)
@@ -385,7 +377,7 @@ def vman(argv):
     if not known["bootstrapped"]:
         raise Failed(f'"{build}" and "{build}-vms" are not imported: run vast_bootstrap.sh first')
     variables = {"ip": scenario["ip"], "build": build, "buildno": build.rsplit("-", 1)[-1], "pem": pem,
-                 "uuid": str(uuid.uuid4()), "vcli_args": masked(command)}
+                 "uuid": str(uuid.uuid4()), "vcli_args": " ".join(command)}  # echoed as is, password too, as the field log shows
     if command[0] == "start":
         held = lock("vman")
         player = Player("start", scenario, LabClock(), variables)
