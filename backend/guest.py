@@ -27,7 +27,7 @@ from backend import guestjobs, hostkeys
 from backend.bus import EventBus
 from backend.clock import Clock
 from backend.errors import RunFailed, TargetUnreachable
-from backend.events import GuestDisconnected, GuestReconnected, RetryScheduled
+from backend.events import GuestDisconnected, GuestReconnected, RecoveredFromFault, RetryScheduled
 from backend.secrets import Secret, redact
 from backend.shell import sh
 
@@ -296,11 +296,11 @@ class GuestClient:
                 self._lost(self._conn, None)
             if self._down_since is None:
                 self._down_since = self.clock.now()
-            attempts = 0
+            attempts, first_reason = 0, ""
 
             def retrying(attempt: int, reason: str, delay: float) -> None:
-                nonlocal attempts
-                attempts = attempt
+                nonlocal attempts, first_reason
+                attempts, first_reason = attempt, first_reason or reason
                 if self.bus is not None:
                     self.bus.emit(RetryScheduled(operation=f"SSH to {self.label}", attempt=attempt,
                                                  error=reason, delay_s=delay))
@@ -312,6 +312,9 @@ class GuestClient:
             down = max(0.0, self.clock.now() - self._down_since)
             self._conn, self._down_since = conn, None
             if self.bus is not None:
+                if attempts:  # the retries announced above are over
+                    self.bus.emit(RecoveredFromFault(operation=f"SSH to {self.label}", attempts=attempts + 1,
+                                                     error=first_reason))
                 self.bus.emit(GuestReconnected(attempts=attempts + 1, down_s=round(down, 3)))
             return conn
 

@@ -5,6 +5,7 @@ detached job's launch survives a drop, and a VMS restart right after bootstrap i
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -85,3 +86,29 @@ async def test_a_real_answer_after_a_fault_is_a_recovery_even_when_it_says_not_y
         world.stop()
     assert [(e.operation, e.attempt) for e in recorder.of("RetryScheduled")] == [("ping VM 100's guest agent", 1)]
     assert [(e.operation, e.attempts) for e in recorder.of("RecoveredFromFault")] == [("ping VM 100's guest agent", 2)]
+
+
+async def test_ssh_retries_end_with_a_recovery_when_the_guest_is_back(tmp_path):
+    """The guest's sshd refuses connections for a while (its VM restarts): the reconnection's
+    RetryScheduled events are closed by a RecoveredFromFault, so the report does not list them as
+    operations that never recovered."""
+    lab = open_lab(tmp_path / "lab")
+    try:
+        guest = boot(lab, hardware(100))
+        bus = recording_bus(guest)
+        ssh = await client(guest, bus)
+        try:
+            await asyncio.to_thread(lab.power_off, guest.vmid, False)
+            command = asyncio.create_task(ssh.run("echo back"))
+            await asyncio.sleep(0.1)  # the command's reconnection is refused meanwhile
+            await asyncio.to_thread(lab.power_on, guest.hw)
+            assert (await command).stdout == "back\n"
+        finally:
+            await ssh.close()
+        ssh_events = [e for e in bus.seen if type(e).__name__ in ("RetryScheduled", "RecoveredFromFault")]
+        assert ssh_events and all(e.operation == "SSH to centos@192.168.30.109" for e in ssh_events)
+        assert [type(e).__name__ for e in ssh_events][-1] == "RecoveredFromFault"
+        assert ssh_events[-1].attempts == len(ssh_events)  # every refused attempt, then the one that worked
+        assert any(isinstance(e, GuestReconnected) for e in bus.seen)
+    finally:
+        lab.shutdown()
