@@ -11,6 +11,7 @@ import asyncio
 from backend.analysis import analyse
 from backend.engine import RunContext, Step, require
 from backend.events import ReportWritten
+from backend.journal import write_private
 from backend.provision import proxmox_client
 from backend.proxmox import VmRef
 from backend.report import render
@@ -38,9 +39,7 @@ async def recheck_snapshot_online(ctx: RunContext) -> bool:
 
 def write_report_file(ctx: RunContext) -> str:
     path = ctx.run.path / "report.md"
-    tmp = path.with_name("report.md.tmp")
-    tmp.write_text(render(analyse(ctx.run.path)), encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, render(analyse(ctx.run.path)))
     return str(path)
 
 

@@ -1,6 +1,6 @@
 """The run directory: a journal of events that survives a crash, and what resume reads back.
 
-Layout (mode 0700):
+Layout (mode 0700; every file 0600):
     run.json           id, creation time, version, status ("running" | "finished")
     answers.yaml       the answers used (secrets as references only), mode 0600
     events.jsonl       every event except samples, one JSON object per line
@@ -50,6 +50,17 @@ def _mkdir_private(path: Path) -> None:
     os.chmod(path, 0o700)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Replace `path` atomically with `text`, readable by its owner only (0600), like every file of
+    the run directory."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.chmod(tmp, 0o600)  # an older .tmp left by a kill keeps its mode through O_TRUNC
+    os.replace(tmp, path)
+
+
 @dataclass
 class RunDir:
     path: Path
@@ -90,9 +101,7 @@ class RunDir:
             return {}
 
     def write_meta(self, meta: dict) -> None:
-        tmp = self.meta_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(meta, indent=2))
-        os.replace(tmp, self.meta_path)
+        write_private(self.meta_path, json.dumps(meta, indent=2))
 
     def update_meta(self, **changes: object) -> None:
         meta = self.read_meta()

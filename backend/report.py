@@ -17,7 +17,7 @@ from backend.analysis import analyse
 from backend.charts import clock, column_chart
 from backend.engine import VERSION
 from backend.errors import BadInput
-from backend.journal import RunDir
+from backend.journal import RunDir, write_private
 
 
 def duration(seconds: float | None) -> str:
@@ -494,10 +494,7 @@ def write_report(run_dir: str, json_out: bool = False, output: str | None = None
     path = Path(output) if output else run.path / "report.md"
     if not path.parent.is_dir():
         raise BadInput(f"{path.parent}: no such folder for the report", hint="give --output a path in an existing folder")
-    text = render(data)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+    write_private(path, render(data))
     data["report_path"] = str(path)
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
