@@ -183,7 +183,9 @@ class Analysis:
         t = float(s["t"])
         self.watcher.feed_sample(s)
         stage = self.stage.current
-        if self.last_sample is not None and t - self.last_sample > 5.0:
+        dt = s.get("dt")
+        interval = float(dt) if isinstance(dt, int | float) and dt > 0 else 1.0  # a compressed lab samples sparser
+        if self.last_sample is not None and t - self.last_sample > max(5.0, 2.5 * interval):
             self.sample_holes.append({"start": self.last_sample, "end": t, "duration_s": round(t - self.last_sample, 1),
                                       "reason": "no sample in the samples file"})
         self.sample_count += 1
@@ -564,13 +566,88 @@ def _faults(events: list[ev.Event], holes: list[dict]) -> tuple[dict, list[dict]
         if not any(g["start"] <= hole["start"] + 1 and hole["end"] <= g["end"] + 1 for g in gaps):
             gaps.append(hole)
     gaps.sort(key=lambda g: g["start"])
+    episodes, outages = _episodes(events), _outages(events)
     faults = {
         "retries": retries[:LIST_LIMIT], "recoveries": recoveries[:LIST_LIMIT],
         "connection": disconnects[:LIST_LIMIT], "remedies": remedies, "rollbacks": rollbacks,
+        "episodes": episodes[:LIST_LIMIT], "outages": outages[:LIST_LIMIT],
         "counts": {"retries": len(retries), "recoveries": len(recoveries), "connection": len(disconnects),
                    "remedies": len(remedies), "rollbacks": len(rollbacks), "sampling_gaps": len(gaps)},
+        "summary": {"episodes": len(episodes), "recovered": sum(1 for e in episodes if e["outcome"] == "recovered"),
+                    "outages": len(outages), "longest_outage_s": max((o["down_s"] for o in outages), default=None),
+                    "gap_s": round(sum(g["duration_s"] for g in gaps), 1)},
     }
     return faults, gaps
+
+
+def _episodes(events: list[ev.Event]) -> list[dict]:
+    """One row per operation that hit a fault: its retries folded together, then how it ended
+    ("recovered", or "not recovered" when the call failed for good or the run ended first)."""
+    episodes: list[dict] = []
+    open_: dict[str, dict] = {}
+    for e in events:
+        if isinstance(e, ev.RetryScheduled):
+            episode = open_.get(e.operation)
+            if episode is None or e.attempt <= episode["retries"]:  # a new call of the same operation
+                if episode is not None:
+                    episode["outcome"] = "not recovered"
+                episode = {"start": e.ts, "end": None, "operation": e.operation, "retries": 0, "errors": [],
+                           "waited_s": 0.0, "outcome": "not recovered", "attempts": None}
+                open_[e.operation] = episode
+                episodes.append(episode)
+            episode["retries"] = max(episode["retries"], e.attempt)
+            episode["waited_s"] = round(episode["waited_s"] + e.delay_s, 3)
+            error = e.error[:120]
+            if error not in episode["errors"]:
+                episode["errors"].append(error)
+        elif isinstance(e, ev.RecoveredFromFault):
+            episode = open_.pop(e.operation, None)
+            if episode is None:
+                episode = {"start": e.ts, "operation": e.operation, "retries": max(0, e.attempts - 1),
+                           "errors": [e.error[:120]] if e.error else [], "waited_s": 0.0}
+                episodes.append(episode)
+            episode.update(end=e.ts, outcome="recovered", attempts=e.attempts)
+    for episode in episodes:
+        episode["error"] = ", then ".join(episode["errors"][:3])
+    return episodes
+
+
+def _injected(run: RunDir) -> dict | None:
+    """The faults injected on purpose, when the run directory holds such a record (the built-in
+    lab writes `lab/faults.jsonl`: one {"t", "source", "kind", "when", ...} per fault)."""
+    path = run.path / "lab" / "faults.jsonl"
+    if not path.is_file():
+        return None
+    rows = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("kind"), str):
+            rows.append(row)
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
+    return {"count": len(rows), "by_kind": dict(sorted(by_kind.items())), "faults": rows[:LIST_LIMIT * 4]}
+
+
+def _outages(events: list[ev.Event]) -> list[dict]:
+    """The guest connection's outages: lost (with the reason) until reconnected."""
+    outages: list[dict] = []
+    lost: dict | None = None
+    for e in events:
+        if isinstance(e, ev.GuestDisconnected):
+            if lost is None:
+                lost = {"start": e.ts, "end": None, "down_s": None, "reason": e.reason[:200], "attempts": None}
+                outages.append(lost)
+        elif isinstance(e, ev.GuestReconnected):
+            if lost is None:  # the loss was noticed by the reconnection itself
+                lost = {"start": round(e.ts - e.down_s, 3), "reason": ""}
+                outages.append(lost)
+            lost.update(end=e.ts, down_s=e.down_s, attempts=e.attempts)
+            lost = None
+    return outages
 
 
 def _markers(timeline: dict, states: list[dict], diagnosis: list[dict]) -> list[dict]:
@@ -648,6 +725,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
                            "evidence": [{"t": event.ts, "source": "recorded", "text": event.evidence,
                                          "value": None}]})
     faults, sampling_gaps = _faults(events, analysis.sample_holes)
+    faults["injected"] = _injected(run)
     cpu = analysis.cpu
     steal = cpu["steal"]
     steal_summary = steal.summary(2, (99,))
