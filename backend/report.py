@@ -343,23 +343,66 @@ def _gaps(data: dict) -> list[str]:
     return lines + ["---", ""]
 
 
+def _times(count: int, one: str, many: str | None = None) -> str:
+    return f"{count} {one if count == 1 else (many or one + 's')}"
+
+
+def _fault_summary(faults: dict, gaps: list[dict]) -> list[str]:
+    """The section in a few sentences: what struck, what came back, what is missing."""
+    summary, counts = faults.get("summary") or {}, faults["counts"]
+    sentences = []
+    injected = faults.get("injected")
+    if injected and injected["count"]:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in injected["by_kind"].items())
+        sentences.append(f"The lab injected {_times(injected['count'], 'fault')} on purpose ({kinds}).")
+    episodes, recovered = summary.get("episodes", 0), summary.get("recovered", 0)
+    if episodes:
+        outcome = ("every one recovered" if recovered == episodes
+                   else f"{recovered} recovered, {episodes - recovered} did not (see below)")
+        sentences.append(f"{_times(episodes, 'operation')} hit a fault and {'was' if episodes == 1 else 'were'} "
+                         f"retried ({_times(counts['retries'], 'retry', 'retries')}); {outcome}.")
+    outages = summary.get("outages", 0)
+    if outages:
+        longest = summary.get("longest_outage_s")
+        back = sum(1 for o in faults.get("outages", []) if o.get("end") is not None)
+        sentences.append(f"The SSH connection to the guest dropped {_times(outages, 'time')} and came back "
+                         + ("every time" if back == outages else f"{back} times")
+                         + (f" (longest outage {longest:.1f} s)." if longest is not None else "."))
+    if gaps:
+        sentences.append(f"The monitor was not sampling for {duration(summary.get('gap_s'))} in "
+                         f"{_times(len(gaps), 'stretch', 'stretches')}: shown as gaps, never interpolated.")
+    if counts["rollbacks"] or counts["remedies"]:
+        sentences.append(f"{_times(counts['rollbacks'], 'rollback')} and {_times(counts['remedies'], 'remedy', 'remedies')}"
+                         " were applied (below).")
+    return [" ".join(sentences), ""] if sentences else []
+
+
 def _faults(data: dict) -> list[str]:
     faults, gaps = data["faults"], data["sampling_gaps"]
     counts = faults["counts"]
     lines = ["## Faults and Recoveries", ""]
-    if not any(counts.values()):
+    injected = (faults.get("injected") or {}).get("count", 0)
+    if not any(counts.values()) and not injected:
         return lines + ["No retries, reconnections, rollbacks or sampling gaps were recorded.", "", "---", ""]
-    lines += [", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in counts.items()), ""]
-    if faults["retries"]:
+    lines += _fault_summary(faults, gaps)
+    episodes = faults.get("episodes")
+    if episodes:
+        lines += ["Operations that hit a fault (retries folded together, backoff waited in all):", ""]
+        lines += _table(["Time", "Operation", "Retries", "Failed with", "Backoff", "Outcome"],
+                        [[clock(e["start"]), e["operation"], e["retries"], e["error"], f"{e['waited_s']:.1f} s",
+                          f"recovered at {clock(e['end'])} (attempt {e['attempts']})" if e["outcome"] == "recovered"
+                          else "**not recovered**"] for e in episodes])
+    elif faults["retries"]:  # a report of data without episodes (older analysis data)
         lines += _table(["Time", "Operation", "Attempt", "Error", "Retry in"],
                         [[clock(r["t"]), r["operation"], r["attempt"], r["error"], f"{r['delay_s']:.1f} s"]
                          for r in faults["retries"]])
-    if faults["recoveries"]:
-        lines += _table(["Time", "Recovered", "Attempts", "After"],
-                        [[clock(r["t"]), r["operation"], r["attempts"], r["error"]] for r in faults["recoveries"]])
-    if faults["connection"]:
-        lines += _table(["Time", "Guest connection", "Detail"],
-                        [[clock(r["t"]), r["event"], r["detail"]] for r in faults["connection"]])
+    outages = faults.get("outages")
+    if outages:
+        lines += ["Guest SSH connection outages (the detached install carried on; commands were sent again):", ""]
+        lines += _table(["Lost", "Back", "Down", "Reason", "Attempts"],
+                        [[clock(o["start"]), clock(o["end"]) if o["end"] is not None else "**not back**",
+                          f"{o['down_s']:.1f} s" if o["down_s"] is not None else "-", o["reason"] or "-",
+                          o["attempts"] if o["attempts"] is not None else "-"] for o in outages])
     if faults["rollbacks"] or faults["remedies"]:
         lines += _table(["Time", "Rollback / remedy", "Detail"],
                         [[clock(r["t"]), "rolled back", f"VM {r['vmid']} to {r['snapshot']}"] for r in faults["rollbacks"]]
@@ -369,6 +412,8 @@ def _faults(data: dict) -> list[str]:
         lines += ["Sampling gaps (the monitor was not sampling; never interpolated):", ""]
         lines += _table(["From", "To", "Length", "Reason"],
                         [[clock(g["start"]), clock(g["end"]), duration(g["duration_s"]), g["reason"]] for g in gaps])
+    if injected:
+        lines += [f"_Injected faults: `lab/faults.jsonl` ({injected}); match them with the rows above by time._", ""]
     return lines + ["---", ""]
 
 
