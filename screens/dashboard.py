@@ -2,6 +2,8 @@
 
 At 80x24 it keeps the essentials (phases, memory, steal, heartbeat gaps, cluster state, the alert
 that matters most); from 120x34 on it shows every pane (load, container memory, alerts & log too).
+While the guest is prepared (no samples yet), the tuning read back and the preflight checklist take
+the place of the memory and CPU panes.
 d shows every pane at full size, l the full log, a aborts (after a confirmation), r rolls back and
 retries after a diagnosed failure, Enter shows the result once the run ended.
 
@@ -25,6 +27,7 @@ from tui.widgets.alerts import AlertLine, AlertsPane, HintLine, RunHeader
 from tui.widgets.cluster import ClusterPane
 from tui.widgets.containers import ContainersPane
 from tui.widgets.gaps import GapsPane
+from tui.widgets.preparation import PreparationPane
 from tui.widgets.resources import CpuPane, LoadPane, MemoryPane
 from tui.widgets.timeline import TimelinePane
 
@@ -40,6 +43,8 @@ running step's last log line. Memory: used memory against the VM's size; the dot
 is where the OOM killer bites. CPU steal: time the host did not give the VM its vCPUs (the dotted
 line is 10 %, the sustained-steal alert). Heartbeat gaps: how long the guest stood still. Cluster:
 the VAST cluster's states and how long each lasted.
+While the guest is prepared, Guest preparation lists every tuning read back from the guest (↻✓:
+it survived the reboot) and the preflight checklist's verdict.
 Keys: d every pane at full size · l the full log · a abort (asks first; the run can be resumed) ·
 r roll back and retry (after a diagnosed failure) · Enter the result (once the run ended) ·
 q quit (asks first while the run goes on)."""
@@ -67,6 +72,7 @@ q quit (asks first while the run goes on)."""
         yield header
         with Container(id="panes"):
             yield TimelinePane(session, id="timeline")
+            yield PreparationPane(session, id="prep")
             yield MemoryPane(session, id="memory")
             yield CpuPane(session, id="cpu")
             yield LoadPane(session, id="load")
@@ -106,7 +112,20 @@ q quit (asks first while the run goes on)."""
     def _layout(self, size: Size) -> None:
         self.set_class(size.width >= WIDE.width and size.height >= WIDE.height, "-wide")
 
+    def preparing(self) -> bool:
+        """While the guest is prepared (tuning, reboot, preflight) and the monitor has no samples yet,
+        the tuning and preflight results take the place of the empty memory and CPU panes."""
+        session = self.session
+        if session.samples_seen:
+            return False
+        state = session.state
+        step = state.current_step
+        return bool(state.tuning or state.preflight or (step is not None and step.group == "prepare"))
+
     def after_flush(self) -> None:
+        preparing = self.preparing()
+        if preparing != self.has_class("-preparing"):
+            self.set_class(preparing, "-preparing")
         if self.scenario is not None:
             self.query_one(HintLine).update(demo_hint(self.session, self.scenario))
         self.refresh_bindings_if_changed()

@@ -1,6 +1,7 @@
 """Every pane of the run at full size, one under the other (d on the dashboard): the phases, the
 diagnosis with its evidence, memory, CPU, load, heartbeat gaps with the histogram, the cluster,
-container memory and the alerts & log. Esc (or d) goes back; the run goes on meanwhile."""
+container memory, the tuning read back from the guest (before and after the reboot), the preflight
+checklist and the alerts & log. Esc (or d) goes back; the run goes on meanwhile."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tui.widgets.cluster import ClusterPane
 from tui.widgets.containers import ContainersPane
 from tui.widgets.diagnosis import DiagnosisPane
 from tui.widgets.gaps import GapsPane
+from tui.widgets.preparation import PreflightPane, TuningPane
 from tui.widgets.resources import CpuPane, LoadPane, MemoryPane
 from tui.widgets.timeline import TimelinePane
 
@@ -32,6 +34,8 @@ dashboard; the run goes on meanwhile."""
     DetailsScreen #d-load { height: 12; }
     DetailsScreen #d-gaps { height: 12; }
     DetailsScreen #d-cluster, DetailsScreen #d-containers { height: 12; }
+    DetailsScreen #d-tuning { height: 21; }
+    DetailsScreen #d-preflight { height: 24; }
     DetailsScreen #d-alerts { height: 24; }
     """
 
@@ -53,6 +57,8 @@ dashboard; the run goes on meanwhile."""
             yield GapsPane(session, id="d-gaps")
             yield ClusterPane(session, id="d-cluster")
             yield ContainersPane(session, id="d-containers")
+            yield TuningPane(session, id="d-tuning")
+            yield PreflightPane(session, id="d-preflight")
             yield AlertsPane(session, id="d-alerts")
         yield Footer()
 

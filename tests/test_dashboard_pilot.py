@@ -48,7 +48,8 @@ async def test_a_big_terminal_shows_every_pane():
     app = DashboardApp(session_at("success", MID_ACTIVATION))
     async with app.run_test(size=(160, 48)) as pilot:
         await settle(pilot)
-        assert all(pane.display for pane in app.screen.query("#panes > *"))
+        assert all(pane.display for pane in app.screen.query("#panes > *") if pane.id != "prep")
+        assert not app.screen.query_one("#prep").display  # the guest's preparation is over: samples came
         assert not app.screen.query_one("#alert-line").display
         containers = pane_text(app, "#containers")
         assert "vast_platform_4200  46.9  48.3    40%" in containers and "all" in containers
