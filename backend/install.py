@@ -415,8 +415,9 @@ async def run_bootstrap(ctx: RunContext) -> dict:
 
 
 def loopback_conf(name: str) -> str:
+    """The loopback configuration; the name quoted (a cluster named `null`, `yes` or `off` is a string)."""
     return (
-        f"name: {name}\n"
+        f"name: {json.dumps(name)}\n"
         "loopback: true\n"
         "vip_pools:\n"
         "   vippool-1:\n"
