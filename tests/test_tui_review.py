@@ -32,7 +32,7 @@ async def test_storage_and_network_answers_are_written():
         chosen = posted(seen, StorageNetworkChosen)[-1]
         assert (chosen.storage, chosen.bridge, chosen.address) == ("local-lvm", "vmbr0", "10.0.0.50")
         assert app.state.answers.vm.name == "lb-test"
-        assert type(app.screen).__name__ == "ReviewScreen"
+        assert type(app.screen).__name__ == "GuestScreen"  # the next step
 
 
 async def test_a_bad_guest_address_keeps_the_screen_and_names_the_field():
@@ -176,8 +176,8 @@ async def test_back_walks_all_the_way_to_connect():
     async with app.run_test(size=(80, 24)) as pilot:
         await to_step(pilot, app, "review")
         names = []
-        for _ in range(4):
+        for _ in range(5):
             await pilot.press("escape")
             await pilot.pause()
             names.append(type(app.screen).__name__)
-        assert names == ["StorageNetworkScreen", "SizingScreen", "HostScreen", "ConnectScreen"]
+        assert names == ["GuestScreen", "StorageNetworkScreen", "SizingScreen", "HostScreen", "ConnectScreen"]

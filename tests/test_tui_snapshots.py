@@ -78,6 +78,27 @@ def test_storage_network_screen(snap_compare):
     assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
 
 
+def test_guest_screen(snap_compare):
+    async def run_before(pilot):
+        await to_step(pilot, pilot.app, "guest")
+        pilot.app.screen.query_one("#password", Input).value = "env:VLB_GUEST_PW"
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=(80, 24), run_before=run_before)
+
+
+def test_host_key_dialog(snap_compare):
+    from textual.app import App
+
+    from tui.widgets.hostkey import HostKeyDialog
+
+    class DialogApp(App):
+        def on_mount(self) -> None:
+            self.push_screen(HostKeyDialog("centos@192.168.30.109", "SHA256:Mkq2l/F71ofgIefIwt/YZGoNv5yEtEOfce05zXNPZbE"))
+
+    assert snap_compare(DialogApp(), terminal_size=(80, 24))
+
+
 def test_review_screen(snap_compare):
     async def run_before(pilot):
         await to_step(pilot, pilot.app, "review")

@@ -129,7 +129,7 @@ async def connect(pilot, app: WizardApp) -> None:
 
 async def to_step(pilot, app: WizardApp, step: str) -> None:
     """Drive the wizard from Connect to `step` with the defaults."""
-    order = ["connect", "host", "sizing", "storage_network", "review"]
+    order = ["connect", "host", "sizing", "storage_network", "guest", "review"]
     await connect(pilot, app)
     for _ in range(order.index(step)):
         await pilot.press("ctrl+n")

@@ -29,7 +29,7 @@ from tui.connection import ProbeOpener, target_opener
 from tui.runner import Launch, TargetOpener, new_launch, resume_launch
 from tui.state import WizardState, first_line
 
-STEP_ORDER = ("connect", "host", "sizing", "storage_network", "review")
+STEP_ORDER = ("connect", "host", "sizing", "storage_network", "guest", "review")
 
 SCENARIO_PRESETS: dict[str, dict[str, int]] = {
     "success": {},
@@ -129,6 +129,10 @@ class WizardApp(App[int]):
             from screens.storage_network import StorageNetworkScreen
 
             return StorageNetworkScreen()
+        if step == "guest":
+            from screens.guest import GuestScreen
+
+            return GuestScreen()
         if step == "review":
             from screens.review import ReviewScreen
 

@@ -81,6 +81,19 @@ class StorageNetworkChosen(Message):
 
 
 @dataclass
+class GuestChosen(Message):
+    """The guest and VAST answers were committed; secrets as their references only."""
+
+    user: str
+    password_ref: str
+    key_ref: str
+    host_key: str
+    vms_user: str
+    vms_password_ref: str
+    limits: bool
+
+
+@dataclass
 class AnswersSaved(Message):
     path: str
 

@@ -1,4 +1,5 @@
-"""The wizard's step bar: where the user is among Connect, Host, Sizing, Storage & network, Review."""
+"""The wizard's step bar: where the user is among Connect, Host, Sizing, Storage & network, Guest,
+Review."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("host", "Host"),
     ("sizing", "Sizing"),
     ("storage_network", "Storage & network"),
+    ("guest", "Guest"),
     ("review", "Review"),
 )
 

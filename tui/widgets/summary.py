@@ -16,16 +16,28 @@ def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = ""
     node_text = p.node if node is None else (node.node if p.node != "auto" else f"auto → {node.node}")
     rows = [
         ("Proxmox", target),
-        ("Token", f"{p.token_id or '-'}  secret {p.token_secret or '-'}"),
+        ("Token", f"{p.token_id}, secret {p.token_secret}" if p.token_id and p.token_secret
+         else "the lab's own" if p.url == "lab" else "-"),
         ("Certificate", _short(fingerprint or p.fingerprint or "-")),
         ("Node", node_text),
         ("VM", f"{vm.name}: {vm.vcpus} vCPUs (1 socket), {vm.memory_gib} GiB RAM, {vm.disk_gib} GiB disk"),
         ("Storage", f"{vm.storage}, bridge {vm.bridge}"),
         ("OVA", answers.ova),
-        ("Guest", f"{guest.user}@{guest.address}"),
+        ("Guest", f"{guest.user}@{guest.address}, {_login(guest.password, guest.key)}"),
+        ("Host key", f"pinned {guest.host_key}" if guest.host_key else "known_hosts, else asked before connecting"),
         ("VAST", f"{answers.vast.build}, cluster {answers.vast.cluster_name}"),
+        ("VMS", f"{answers.vast.admin_user}, " + (f"password {answers.vast.admin_password}"
+                                                   if answers.vast.admin_password else "the OVA's default password")),
+        ("Tuning", "the field report's, limits raised" if answers.tuning.limits else "the field report's, limits as they are"),
     ]
     return rows
+
+
+def _login(password: object, key: object) -> str:
+    """How the guest login works, as references (never a value)."""
+    parts = [f"key {key}"] if key else []
+    parts.append(f"password {password}" if password else ("the OVA's default password" if not key else ""))
+    return ", ".join(p for p in parts if p)
 
 
 def _short(fingerprint: str) -> str:
