@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.errors import BadInput
+from backend.yamlsafe import shown
 
 _REF = re.compile(r"^(env|file):(.+)$")
 _MAX_SECRET_FILE = 64 * 1024
@@ -98,7 +99,7 @@ class SecretRef:
             )
         kind, where = match.group(1), match.group(2).strip()
         if kind == "env" and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", where):
-            raise ValueError(f"'{where}' is not a valid environment variable name")
+            raise ValueError(f"'{shown(where)}' is not a valid environment variable name")
         return cls(kind, where)
 
     def __str__(self) -> str:
@@ -117,18 +118,19 @@ class SecretRef:
                 raise BadInput(f"{field}: environment variable {self.where} is empty")
             return Secret(value)
         path = Path(os.path.expanduser(self.where))
+        named = shown(path, 200)  # as it may appear in a message: no control characters
         try:
             value = _read_secret_file(path, field).decode("utf-8").strip()
         except FileNotFoundError:
-            raise BadInput(f"{field}: secret file {path} does not exist") from None
+            raise BadInput(f"{field}: secret file {named} does not exist") from None
         except PermissionError:
-            raise BadInput(f"{field}: secret file {path} is not readable") from None
+            raise BadInput(f"{field}: secret file {named} is not readable") from None
         except IsADirectoryError:
-            raise BadInput(f"{field}: {path} is a directory, not a secret file") from None
+            raise BadInput(f"{field}: {named} is a directory, not a secret file") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise BadInput(f"{field}: cannot read secret file {path}: {exc.__class__.__name__}") from None
+            raise BadInput(f"{field}: cannot read secret file {named}: {exc.__class__.__name__}") from None
         if not value:
-            raise BadInput(f"{field}: secret file {path} is empty")
+            raise BadInput(f"{field}: secret file {named} is empty")
         return Secret(value)
 
 
@@ -142,8 +144,8 @@ def _read_secret_file(path: Path, field: str) -> bytes:
         if stat.S_ISDIR(info.st_mode):
             raise IsADirectoryError(path)
         if not stat.S_ISREG(info.st_mode):
-            raise BadInput(f"{field}: {path} is not a regular file, so it cannot be a secret file")
+            raise BadInput(f"{field}: {shown(path, 200)} is not a regular file, so it cannot be a secret file")
         data = handle.read(_MAX_SECRET_FILE + 1)
     if len(data) > _MAX_SECRET_FILE:
-        raise BadInput(f"{field}: {path} is too large to be a secret file")
+        raise BadInput(f"{field}: {shown(path, 200)} is too large to be a secret file")
     return data
