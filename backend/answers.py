@@ -463,6 +463,20 @@ def load(path: str | os.PathLike[str]) -> Answers:
     return parse(data, str(p))
 
 
+def secret_refs(answers: Answers) -> dict[str, SecretRef]:
+    """Every secret reference the answers give, by field ('guest.password': env:NAME, ...)."""
+    refs = {"proxmox.token_secret": answers.proxmox.token_secret, "guest.password": answers.guest.password,
+            "guest.key": answers.guest.key, "vast.admin_password": answers.vast.admin_password}
+    return {field: ref for field, ref in refs.items() if ref is not None}
+
+
+def check_secrets(answers: Answers) -> None:
+    """Resolve every reference now, so a missing env var or file is bad input before anything
+    starts (not at the step that first needs it, minutes into a run). Raises BadInput."""
+    for field, ref in secret_refs(answers).items():
+        ref.resolve(field)
+
+
 def to_yaml(answers: Answers) -> str:
     """The answers as YAML, every value explicit (defaults included), secrets as references."""
     data = answers.model_dump(mode="json")

@@ -190,6 +190,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
             print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
             return 0
         answers = answers_mod.load(run.path / ANSWERS)
+        answers_mod.check_secrets(answers)
         speed = speed or float(meta.get("speed", 1.0))
         force = force or bool(meta.get("force", False))
         retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
@@ -197,6 +198,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
     else:
         assert answers_path is not None
         answers = answers_mod.load(answers_path)
+        answers_mod.check_secrets(answers)  # bad input before a run directory exists
         run = RunDir.create(run_dir, answers.vm.name)
         answers_mod.save(answers, run.path / ANSWERS)
         speed = speed or 1.0
@@ -238,6 +240,7 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
 
 def run_check(answers_path: str, json_out: bool, speed: float | None) -> int:
     answers = answers_mod.load(answers_path)
+    answers_mod.check_secrets(answers)
     return asyncio.run(_check(answers, json_out, speed or 1.0))
 
 
