@@ -528,9 +528,10 @@ class GuestClient:
             if sudo:
                 await self.run(sh("install", "-m", format(mode, "o"), "--", staging, remote_path),
                                sudo=True, check=True)
-            else:
-                await self.run(sh("chmod", format(mode, "o"), "--", staging) + " && "
-                               + sh("mv", "-f", "--", staging, remote_path), check=True)
+            else:  # sent again after a lost answer, it finds the file moved already: nothing to do
+                await self.run("if " + sh("test", "-e", staging) + "; then "
+                               + sh("chmod", format(mode, "o"), "--", staging) + " && "
+                               + sh("mv", "-f", "--", staging, remote_path) + "; fi", check=True)
         finally:
             await self.run(sh("rm", "-f", "--", staging))
 

@@ -112,3 +112,23 @@ async def test_ssh_retries_end_with_a_recovery_when_the_guest_is_back(tmp_path):
         assert any(isinstance(e, GuestReconnected) for e in bus.seen)
     finally:
         lab.shutdown()
+
+
+async def test_an_upload_whose_rename_lost_its_answer_is_not_an_error(tmp_path, monkeypatch):
+    """The rename of an upload ran, the connection dropped before its answer: sent again, it found
+    no staged file and failed the install step (chmod: cannot access ...)."""
+    monkeypatch.setattr(guest_lab_mod, "DROP_WITHIN_LAB_S", 0.0)
+    plan = FaultPlan(schedule=[ScheduledFault("ssh_drop", path="mv -f", nth=1)], record=tmp_path / "faults.jsonl")
+    lab = open_lab(tmp_path / "lab", faults=plan)
+    try:
+        guest = boot(lab, hardware(100))
+        ssh = await client(guest)
+        try:
+            await ssh.upload(b"name: lb-vast54\n", "/tmp/loopback_conf.yml")
+            assert (await ssh.run("cat /tmp/loopback_conf.yml")).stdout == "name: lb-vast54\n"
+            assert (await ssh.run("ls ~/.vast-loopback | grep -c upload- || true")).stdout.strip() == "0"
+        finally:
+            await ssh.close()
+        assert [f["kind"] for f in _recorded(tmp_path / "faults.jsonl")] == ["ssh_drop"]
+    finally:
+        lab.shutdown()
