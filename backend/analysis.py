@@ -57,7 +57,7 @@ MILESTONES = (
 def read_samples(path: Path) -> Iterator[dict]:
     """Sample dicts from samples.jsonl, without building event objects (the fast path)."""
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("r", encoding="utf-8", errors="replace")  # a damaged byte is not a crash
     except FileNotFoundError:
         return
     with handle:

@@ -16,14 +16,18 @@ emitted; step boundaries are also fsync'd. A torn last line (killed mid-write) i
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import math
 import os
 import secrets as _random
 import time
+import types
+import typing
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from backend.errors import BadInput
 from backend.events import Event, InstallLogAppended, RunFinished, RunStarted, SampleTaken, StepFinished
@@ -96,9 +100,10 @@ class RunDir:
 
     def read_meta(self) -> dict:
         try:
-            return json.loads(self.meta_path.read_text())
+            meta = json.loads(self.meta_path.read_text())
         except (OSError, ValueError):
             return {}
+        return meta if isinstance(meta, dict) else {}
 
     def write_meta(self, meta: dict) -> None:
         write_private(self.meta_path, json.dumps(meta, indent=2))
@@ -147,8 +152,10 @@ class RunDir:
 
 
 def read_events(path: Path) -> Iterator[Event]:
+    """The events of a journal file. A line that is not an event (torn by a kill mid-write, or
+    damaged: not JSON, a field missing, a time that is not a finite number) is skipped."""
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("r", encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return
     with handle:
@@ -158,10 +165,39 @@ def read_events(path: Path) -> Iterator[Event]:
                 continue
             try:
                 data = json.loads(line)
-            except ValueError:
-                continue  # a line torn by a kill mid-write
-            if isinstance(data, dict):
-                yield Event.from_dict(data)
+                event = Event.from_dict(data) if isinstance(data, dict) else None
+            except (ValueError, TypeError):
+                continue
+            if event is not None and _well_typed(event) and math.isfinite(event.ts):
+                yield event
+
+
+@functools.cache
+def _fields(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _has_type(value: object, hint: Any) -> bool:
+    """Whether a JSON value fits a field's annotation (str, int, float, bool, dict, list, X | None)."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, arg) for arg in typing.get_args(hint))
+    if origin is typing.ClassVar:
+        return True
+    if hint is type(None):
+        return value is None
+    hint = origin or hint
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return not isinstance(hint, type) or isinstance(value, hint)
+
+
+def _well_typed(event: Event) -> bool:
+    """Every field of an event read back has its declared type (a damaged journal is not trusted)."""
+    return all(_has_type(getattr(event, name), hint) for name, hint in _fields(type(event)).items()
+               if hasattr(event, name))
 
 
 class Journal:

@@ -191,7 +191,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
             return 0
         answers = answers_mod.load(run.path / ANSWERS)
         answers_mod.check_secrets(answers)
-        speed = speed or float(meta.get("speed", 1.0))
+        speed = speed or _recorded_speed(run, meta)
         force = force or bool(meta.get("force", False))
         retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
         run.update_meta(status="running", outcome=None, until=until)
@@ -206,6 +206,15 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
                         answers_source=str(Path(answers_path).resolve()))
     options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
     return asyncio.run(_run(answers, run, options, speed, json_lines))
+
+
+def _recorded_speed(run: RunDir, meta: dict) -> float:
+    """The --speed a run was started with, from its run.json (bad input when damaged)."""
+    value = meta.get("speed", 1.0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 10_000:
+        raise BadInput(f"{run.meta_path}: speed {str(value)[:40]!r} is not a number between 1 and 10000",
+                       hint="give --speed N to resume it, or fix run.json")
+    return float(value)
 
 
 async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, speed: float,
