@@ -246,3 +246,14 @@ def test_values_that_reach_a_proxmox_path_are_safe_segments(field, value):
         _clear(str(exc))
         return
     assert check_segment(getattr(getattr(answers, field[0]), field[1])) == value
+
+
+def test_a_missing_secret_is_bad_input_before_a_run_directory_exists(no_target, tmp_path, monkeypatch):
+    monkeypatch.delenv("VLB_NOT_SET", raising=False)
+    answers = tmp_path / "answers.yaml"
+    answers.write_text("guest: {password: 'env:VLB_NOT_SET'}\n")
+    run = tmp_path / "run"
+    code, out, err = _main(["--auto", str(answers), "--run-dir", str(run)])
+    assert code == 2 and out == "" and not run.exists()
+    assert err == ("vast-loopback: guest.password: environment variable VLB_NOT_SET is not set\n"
+                   "  hint: export VLB_NOT_SET=... before running, or point guest.password at file:PATH\n")
