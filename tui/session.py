@@ -130,6 +130,7 @@ class RunSession:
     log_count: int = 0  # entries ever logged (the log keeps the last LOG_ENTRIES)
     _listeners: list[Listener] = field(default_factory=list)
     _planned_done: bool = False
+    _rolled_back_in: tuple[str, str] = ("", "")  # (step, snapshot) of the last rollback
     _thread: int | None = None
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -342,7 +343,14 @@ class RunSession:
         self._note(e.ts, "info", f"snapshot '{e.name}' taken")
 
     def _on_SnapshotRolledBack(self, e: ev.SnapshotRolledBack) -> None:
-        """The guest is back before the install: what was diagnosed belongs to the attempt that ended."""
+        """The guest is back before the install: what was diagnosed belongs to the attempt that ended.
+        The same rollback reported twice within one step (by the Proxmox client and by the recovery
+        step) starts one attempt, not two."""
+        step = self.state.current_step
+        where = (step.id if step is not None else "", e.name)
+        if where == self._rolled_back_in and where[0]:
+            return
+        self._rolled_back_in = where
         self._note(e.ts, "warning", f"rolled back to snapshot '{e.name}'")
         self.earlier += [{**item, "attempt": self.attempt} for item in self.diagnoses.values()]
         self.diagnoses.clear()
