@@ -1,16 +1,20 @@
 """The first screen: start a new run on a Proxmox VE host, try the built-in lab, or resume one of the
-runs that started and never finished (backend.journal.unfinished_runs)."""
+runs that did not reach their end (backend.journal.unfinished_runs: interrupted, failed, aborted or
+stopped), each described with how it ended and where. A resumed run opens the dashboard with its
+history read from the journal first."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from backend.events import RunStarted, StepFinished, StepStarted
 from backend.journal import RunDir
 
 if TYPE_CHECKING:
@@ -20,12 +24,37 @@ INTRO = ("[b]vast-loopback[/b]: from a Proxmox VE host and the VAST Data 5.4 loo
          "loopback cluster, ONLINE and snapshotted, with a deployment analysis report.")
 
 
-def describe_run(run: RunDir) -> str:
-    started = run.started()
-    done = len(run.finished_steps())
-    vm = started.vm_name if started else "?"
-    where = started.target if started else "not started"
-    return f"Resume {run.path.name}  (VM {vm} on {where}, {done} step{'s' if done != 1 else ''} done)"
+OUTCOME_WORDS = {"failed": "failed", "aborted": "aborted", "stopped": "stopped as asked", "blocked": "blocked",
+                 "prepared": "stopped at pre-install"}
+
+
+def describe_run(run: RunDir) -> Text:
+    """Two lines: which run, then its VM and target, how it ended (or that it was interrupted), where
+    it stopped and how many steps are done."""
+    started, failed_step, done, last = None, "", set(), ""
+    for event in run.events():
+        if isinstance(event, RunStarted) and started is None:
+            started = event
+        elif isinstance(event, StepStarted):
+            last = event.step
+        elif isinstance(event, StepFinished):
+            if event.ok:
+                done.add(event.step)
+            else:
+                failed_step = event.step
+    outcome = str(run.read_meta().get("outcome") or "")
+    if started is None:
+        how = "not started"
+    elif outcome:
+        how = OUTCOME_WORDS.get(outcome, outcome) + (f" at {failed_step}" if outcome == "failed" and failed_step else "")
+    else:
+        how = "interrupted" + (f" in {last}" if last and last not in done else "")
+    where = f"VM {started.vm_name} on {started.target}" if started else "VM ?"
+    text = Text(f"Resume {run.path.name}\n")
+    text.append(f"  {where} · ", style="dim")
+    text.append(how, style="bold red" if outcome in ("failed", "blocked") else "bold yellow")
+    text.append(f" · {len(done)} step{'s' if len(done) != 1 else ''} done", style="dim")
+    return text
 
 
 class StartScreen(Screen):
@@ -36,8 +65,9 @@ New run: the wizard asks for a Proxmox VE host (URL and API token), then the nod
 its storage and network, and starts the run.
 Built-in lab: the same wizard against a lab that behaves like the field report's host, nothing
 real is touched.
-Resume: a run that started and never finished continues where it stopped: a finished step is
-not repeated, the VM is found again, never created twice."""
+Resume: a run that was interrupted, failed, aborted or stopped continues where it stopped: a
+finished step is not repeated, the VM is found again, never created twice. The dashboard shows the
+run's history from its journal (charts, phases, diagnosis), then follows it live."""
 
     def compose(self) -> ComposeResult:
         yield Static(INTRO, id="intro")

@@ -85,3 +85,34 @@ async def test_question_mark_opens_help_outside_text_fields(tmp_path):
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpScreen"
         assert "Resume" in str(app.screen.query_one("#topic").render())
+
+
+async def test_a_failed_run_is_offered_and_resumes_into_its_history(tmp_path):
+    from backend import answers as answers_mod
+    from backend.journal import ANSWERS
+    from tests.dashboard_helpers import pane_text, settle
+    from tests.recorded_runs import write_recorded_run
+
+    run = write_recorded_run(tmp_path / "20251229-181000-vast-lb", "oom")
+    answers_mod.save(Answers(), run.path / ANSWERS)
+    app = make_app(first_step="start", runs_root=tmp_path, plan=small_plan())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        options = app.screen.query_one(OptionList)
+        label = str(options.get_option_at_index(2).prompt)
+        assert label.splitlines()[0] == "Resume 20251229-181000-vast-lb"
+        assert "VM vast-lb on lab (seed host, speed 30) · failed at cluster_create" in label
+        await pilot.press("down", "down", "enter")
+        await pilot.pause()
+        dashboard = next(s for s in app.screen_stack if type(s).__name__ == "DashboardScreen")
+        session = dashboard.session
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert session.history_events > 300 and session.samples_seen > 300  # the journal, read first
+        assert session.state.steps["cluster_create"].status == "failed"  # the history's phases
+        assert "connect" in session.state.steps and session.end is not None
+        if type(app.screen).__name__ != "DashboardScreen":
+            await pilot.press("escape")
+        await settle(pilot)
+        memory = pane_text(app, "#memory")
+        assert "OOM" in memory and "avail" in memory, memory  # the chart from before the restart
