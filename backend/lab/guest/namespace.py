@@ -192,9 +192,13 @@ def start(disk: Path, runtime: Path, log: Path, *, hostname: str, py36: Path | N
                     stage, str(guest_uid()), str(guest_gid()), *[str(x) for pair in pairs for x in pair], "--", *argv]
         else:
             kwargs = as_guest_kwargs()
+        # Only PATH: the guest's pid 1 must not hold our environment (secrets given as env:NAME
+        # references among it), as no real guest could see the jump host's.
+        env = {"PATH": os.environ.get("PATH") or "/usr/sbin:/usr/bin:/sbin:/bin"}
         with open(log, "ab") as log_file:
             process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log_file,
-                                       pass_fds=(ready_w, code_r), start_new_session=True, cwd="/", **kwargs)
+                                       pass_fds=(ready_w, code_r), start_new_session=True, cwd="/", env=env,
+                                       **kwargs)
         os.close(ready_w)
         os.close(code_r)
         ready_w = code_r = -1
