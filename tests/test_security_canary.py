@@ -10,6 +10,7 @@ it). They carry quotes, `;`, `$` and spaces, so every shell command they pass th
 
 from __future__ import annotations
 
+import json
 import stat
 from pathlib import Path
 
@@ -94,6 +95,18 @@ def test_the_vms_password_reached_vcli_but_not_its_echoed_command_line(canary):
     assert echoed and all("-p ****** -c cluster create" in line for line in echoed)
     password_file = next(canary.run_dir.glob("lab/guests/*/disk/home/centos/.vast-loopback/jobs/cluster_create"))
     assert not (password_file / "vms-password").exists()  # read and deleted by the job
+
+
+def test_the_lab_guest_does_not_inherit_our_environment(canary):
+    """A guest never sees the jump host's environment, where env:NAME secrets live."""
+    holders = [json.loads(state.read_text())["holder"] for state in canary.run_dir.glob("lab/guests/*/guest.json")]
+    assert holders
+    for holder in holders:
+        pid = int(holder["pid"])
+        parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        for process in (pid, parent):  # the guest's pid 1 and the unshare holding its namespaces
+            environ = Path(f"/proc/{process}/environ").read_bytes()
+            assert find_secrets(environ, SECRETS) == [] and b"VLB_CANARY" not in environ
 
 
 def _mode(path: Path) -> int:
