@@ -88,6 +88,7 @@ class Runtime:
     proc: ProcState
     files: dict[str, InPlaceFile] = field(default_factory=dict)
     last_good: dict[str, str] = field(default_factory=dict)
+    truncated: set[str] = field(default_factory=set)  # choice files found empty at the last tick
     kmsg_seq: int = 0
 
     def file(self, rel: str) -> InPlaceFile:
@@ -129,6 +130,12 @@ class Runtime:
                 text = self.file(rel).read()
             except OSError:
                 continue
+            if not text.strip() and rel not in self.truncated:
+                # A shell's `>` truncated it and its write is still in flight: look again next tick
+                # (rewriting it now would undo that write).
+                self.truncated.add(rel)
+                continue
+            self.truncated.discard(rel)
             word = selected(text)
             if word in choices:
                 good = rocky.choice_line(choices, word)
