@@ -187,7 +187,7 @@ class Analysis:
         interval = float(dt) if isinstance(dt, int | float) and dt > 0 else 1.0  # a compressed lab samples sparser
         if self.last_sample is not None and t - self.last_sample > max(5.0, 2.5 * interval):
             self.sample_holes.append({"start": self.last_sample, "end": t, "duration_s": round(t - self.last_sample, 1),
-                                      "reason": "no sample in the samples file"})
+                                      "reason": "no sample in the samples file", "dt": interval})
         self.sample_count += 1
         if self.first_sample is None:
             self.first_sample = t
@@ -562,9 +562,10 @@ def _faults(events: list[ev.Event], holes: list[dict]) -> tuple[dict, list[dict]
         elif isinstance(e, ev.SamplingGapped):
             gaps.append({"start": e.start, "end": e.end, "duration_s": round(e.end - e.start, 1),
                          "reason": e.reason})
-    for hole in holes:
-        if not any(g["start"] <= hole["start"] + 1 and hole["end"] <= g["end"] + 1 for g in gaps):
-            gaps.append(hole)
+    for hole in holes:  # a SamplingGapped ends where the next sample's interval begins (its t - dt)
+        slack = 1 + float(hole.get("dt") or 0)
+        if not any(g["start"] <= hole["start"] + 1 and hole["end"] <= g["end"] + slack for g in gaps):
+            gaps.append({k: v for k, v in hole.items() if k != "dt"})
     gaps.sort(key=lambda g: g["start"])
     episodes, outages = _episodes(events), _outages(events)
     faults = {

@@ -40,7 +40,7 @@ FAULTY = [
     ev.RetryScheduled(ts=T + 40, operation="read VM 100's status", attempt=1, error="timeout", delay_s=1.0),
     ev.RecoveredFromFault(ts=T + 42, operation="read VM 100's status", attempts=2, error="timeout"),
     ev.RetryScheduled(ts=T + 50, operation="read VM 100's status", attempt=1, error="HTTP 503", delay_s=1.0),
-    ev.SamplingGapped(ts=T + 90, start=T + 54, end=T + 90, reason="the monitoring stream was lost"),
+    ev.SamplingGapped(ts=T + 90, start=T + 54, end=T + 84, reason="the monitoring stream was lost"),
     *[sample(T + i * 6, dt=6.0) for i in range(0, 10)],  # one sample every 6 s: a lab at --speed 120
     *[sample(T + 90 + i * 6, dt=6.0) for i in range(0, 5)],
 ]
@@ -55,15 +55,17 @@ def test_retries_fold_into_one_row_per_operation_with_its_outcome(tmp_path: Path
                     ("read VM 100's status", 1, "HTTP 503", 1.0, "not recovered")]
     assert [(o["start"], o["end"], o["down_s"]) for o in faults["outages"]] == [(T + 30, T + 31.5, 1.5)]
     assert faults["summary"] == {"episodes": 3, "recovered": 2, "outages": 1, "longest_outage_s": 1.5,
-                                 "gap_s": 36.0}
+                                 "gap_s": 30.0}
     assert faults["injected"] is None  # no lab record in this run directory
     assert faults["counts"]["retries"] == 5  # the older keys stay as they were
 
 
 def test_samples_of_a_compressed_lab_are_not_holes_but_a_dropped_stream_is_one_gap(tmp_path: Path):
+    """The stream's gap ends where the next sample's interval begins (t - dt): the hole the samples
+    show is that same gap, not a second one."""
     run = write_run(tmp_path / "run", FAULTY)
     gaps = analyse(run.path)["sampling_gaps"]
-    assert [(g["start"], g["end"]) for g in gaps] == [(T + 54, T + 90)]
+    assert [(g["start"], g["end"]) for g in gaps] == [(T + 54, T + 84)]
 
 
 def test_the_markdown_section_reads_as_sentences_then_one_row_per_episode(tmp_path: Path):
@@ -81,7 +83,7 @@ def test_the_markdown_section_reads_as_sentences_then_one_row_per_episode(tmp_pa
     assert ("The lab injected 3 faults on purpose (1 pve_timeout, 1 ssh_drop, 1 vms_restart). 3 operations "
             "hit a fault and were retried (5 retries); 2 recovered, 1 did not (see below). The SSH connection "
             "to the guest dropped 1 time and came back every time (longest outage 1.5 s). The monitor was not "
-            "sampling for 36 s in 1 stretch: shown as gaps, never interpolated.") in section
+            "sampling for 30 s in 1 stretch: shown as gaps, never interpolated.") in section
     assert "| VMS GET clusters | 3 | HTTP 502, then connection refused | 14.0 s | recovered at" in section
     assert "| read VM 100's status | 1 | HTTP 503 | 1.0 s | **not recovered** |" in section
     assert "| Connection lost | 1 |" in section
