@@ -61,8 +61,8 @@ test."""
         proxmox = answers.proxmox
         scheme = self._first_scheme or provider_scheme(proxmox.url)
         demo = self.wizard_app.demo
-        if demo is not None:
-            yield Static(demo.hint, classes="demo-hint")
+        if demo is not None and demo.hint_for(self.STEP):
+            yield Static(demo.hint_for(self.STEP), classes="demo-hint")
         with Horizontal(classes="form-row"):
             yield Label("Target", classes="label")
             with RadioSet(id="scheme"):

@@ -161,9 +161,3 @@ q quit (asks first while the run goes on)."""
         if isinstance(self.app.screen, ResultScreen):
             return
         self.app.push_screen(ResultScreen(self.session, scenario=self.scenario))
-
-    def action_quit_run(self) -> None:
-        if self.session.running:
-            self.action_abort()
-        else:
-            self.quit_with_run_code()

@@ -1,4 +1,5 @@
-"""The help screen (F1 or ?): the keys that work everywhere, then what the current step is about."""
+"""The help screen (F1 or ?): the keys that work here (the wizard's, or a run's on the dashboard and
+the screens around it), then what the current screen is about."""
 
 from __future__ import annotations
 
@@ -16,6 +17,15 @@ GENERAL = """\
   ^n / Esc         Next (Start on Review) / Back
   F1 or ?          this help
   ^q               quit (nothing changes before a run starts)"""
+
+RUN_KEYS = """\
+[b]Keys while a run is shown[/b]
+  d / l            every pane at full size / the full log (Esc goes back)
+  a                abort the run (asks first; the run can be resumed later)
+  r                roll back to pre-install and retry with the remedy (after a diagnosed failure)
+  Enter            the result, once the run ended (o opens the report there)
+  q or ^q          quit (asks first while the run goes on)
+  F1 or ?          this help"""
 
 
 def reflow(text: str) -> str:
@@ -37,15 +47,16 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,f1,question_mark", "close", "Close")]
 
-    def __init__(self, topic: str = "", title: str = "") -> None:
+    def __init__(self, topic: str = "", title: str = "", general: str = GENERAL) -> None:
         super().__init__()
         self.topic = topic
         self.topic_title = title
+        self.general = general
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
             with VerticalScroll():
-                yield Static(GENERAL)
+                yield Static(self.general, id="general")
                 if self.topic:
                     yield Static(Text.assemble((self.topic_title, "bold"), "\n", reflow(self.topic)), id="topic")
             yield Static("Esc closes this help", classes="hint")

@@ -8,6 +8,7 @@ clock goes on); a replay and a finished run only move with their events.
 
 from __future__ import annotations
 
+from textual.binding import Binding
 from textual.screen import Screen
 from textual.timer import Timer
 
@@ -21,6 +22,8 @@ TICK_S = 1.0  # a live clock moves between events
 
 
 class SessionScreen(Screen):
+    BINDINGS = [Binding("ctrl+q", "quit_run", "Quit", show=False)]  # as q: asks first while the run goes on
+
     def __init__(self, session: RunSession) -> None:
         super().__init__()
         self.session = session
@@ -157,6 +160,13 @@ class SessionScreen(Screen):
         end = self.session.end
         assert end is not None
         return RunEnded(end.exit_code, end.outcome, end.message)
+
+    def action_quit_run(self) -> None:
+        """Quit: while the run goes on, offer to abort it first (it can be resumed)."""
+        if self.session.running:
+            self.action_abort()
+        else:
+            self.quit_with_run_code()
 
     def quit_with_run_code(self) -> None:
         """Leave the app with the run's exit code (the wizard's own way when it has one)."""

@@ -60,8 +60,8 @@ why it blocks (the run will most likely fail as the field report's did)."""
         assert node is not None, "the sizing screen comes after a node is chosen"
         vcpus, memory, disk = self.wizard.sizes()
         demo = self.wizard_app.demo
-        if demo is not None:
-            yield Static(demo.hint, classes="demo-hint")
+        if demo is not None and demo.hint_for(self.STEP):
+            yield Static(demo.hint_for(self.STEP), classes="demo-hint")
         yield Static(
             f"Node [b]{node.node}[/b]: {node.cores} physical cores / {node.threads} threads, "
             f"{node.mem_total_gib:.1f} GiB RAM", id="node-line")

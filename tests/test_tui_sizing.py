@@ -111,8 +111,9 @@ async def test_a_host_too_small_says_it_cannot_host_it():
 async def test_demo_overcommit_preset_shows_the_blocker_first():
     app = make_app(demo_state("overcommit", 30), demo=Demo("overcommit"))
     async with app.run_test(size=(80, 24)) as pilot:
-        assert "override it on purpose" in str(app.screen.query_one(".demo-hint").render())
+        assert "^t connects" in str(app.screen.query_one(".demo-hint").render())
         await to_step(pilot, app, "sizing")
+        assert "^o overrides it on purpose" in str(app.screen.query_one(".demo-hint").render())
         assert app.screen.query_one("#vcpus", Input).value == "24"
         assert blocker_ids(app) == ["vcpus-over-cores"] and not app.screen.next_enabled
 

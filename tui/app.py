@@ -37,12 +37,18 @@ SCENARIO_PRESETS: dict[str, dict[str, int]] = {
     "overcommit": {"vcpus": 24},  # its second: 24 vCPUs on 12 cores, PANIC in vmsg_keepalive_fiber
 }
 
-SCENARIO_HINTS = {
-    "success": "Demo: the field report's host. Press ^t to connect, then follow the recommendations.",
-    "oom": "Demo (oom): 97 GB, as in the field report's first attempt. Sizing will block it; "
-           "override it on purpose (^o) to watch it fail.",
-    "overcommit": "Demo (overcommit): 24 vCPUs on 12 cores, as in the second attempt. Sizing will block "
-                  "it; override it on purpose (^o) to watch it fail.",
+SCENARIO_CAUSES = {"oom": "97 GB, as in the field report's first attempt",
+                   "overcommit": "24 vCPUs on 12 cores, as in its second attempt"}
+
+STEP_HINTS = {  # (step, scenario or "*") -> the demo's hint on that wizard step
+    ("connect", "*"): "Demo: the built-in lab plays the field report's host. ^t connects; y trusts its "
+                      "certificate.",
+    ("sizing", "success"): "Demo: the recommendation is what worked in the field (12 vCPUs, 117 GiB). "
+                           "^n goes on; Start on Review.",
+    ("sizing", "oom"): f"Demo (oom): {SCENARIO_CAUSES['oom']}. It is blocked: ^o overrides it on purpose "
+                       "to watch it fail.",
+    ("sizing", "overcommit"): f"Demo (overcommit): {SCENARIO_CAUSES['overcommit']}. It is blocked: ^o "
+                              "overrides it on purpose to watch it fail.",
 }
 
 
@@ -50,9 +56,13 @@ SCENARIO_HINTS = {
 class Demo:
     scenario: str = "success"
 
+    def hint_for(self, step: str) -> str:
+        """The hint a wizard step shows in the demo ('' where the step speaks for itself)."""
+        return STEP_HINTS.get((step, self.scenario)) or STEP_HINTS.get((step, "*"), "")
+
     @property
     def hint(self) -> str:
-        return SCENARIO_HINTS.get(self.scenario, "")
+        return self.hint_for("connect")
 
 
 def demo_state(scenario: str, speed: float | None) -> WizardState:
@@ -154,11 +164,13 @@ class WizardApp(App[int]):
             self.bell()
 
     def action_help(self) -> None:
-        from screens.help import HelpScreen
+        from screens.help import GENERAL, RUN_KEYS, HelpScreen
+        from screens.sessionbase import SessionScreen
 
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(getattr(self.screen, "HELP", ""), getattr(self.screen, "TITLE", "")))
+        general = RUN_KEYS if isinstance(self.screen, SessionScreen) else GENERAL
+        self.push_screen(HelpScreen(getattr(self.screen, "HELP", ""), getattr(self.screen, "TITLE", ""), general))
 
     # --- runs -----------------------------------------------------------------------------------
 

@@ -52,7 +52,9 @@ def demo_hint(session: RunSession, scenario: str, *, on_result: bool = False) ->
     if step.group == "install":
         return "The install runs detached in the guest: the panes follow its log and the monitor."
     if step.group == "prepare":
+        if session.state.tuning:
+            return "Each tuning is read back from the guest; ↻✓: it survived the reboot."
         return "Tuning the guest as the field engineer did by hand: THP off, mq-deadline, sysctls."
     if step.group == "provision":
-        return "Creating the VM with the sizing you chose; the monitor starts after the first boot."
+        return "Creating the VM with the sizing you chose; it first boots on the OVA's LSI controller."
     return ""

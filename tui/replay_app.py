@@ -37,11 +37,11 @@ class ReplayApp(App[int]):
         self.push_screen(DashboardScreen(self.session, scenario=self.hints))
 
     def action_help(self) -> None:
-        from screens.help import HelpScreen
+        from screens.help import RUN_KEYS, HelpScreen
 
         if isinstance(self.screen, HelpScreen):
             return
-        self.push_screen(HelpScreen(getattr(self.screen, "HELP", ""), getattr(self.screen, "TITLE", "")))
+        self.push_screen(HelpScreen(getattr(self.screen, "HELP", ""), getattr(self.screen, "TITLE", ""), RUN_KEYS))
 
     def finish(self, exit_code: int) -> None:
         self.exit_code = exit_code

@@ -98,8 +98,8 @@ class RunHeader(Pane):
 
 
 class HintLine(Static):
-    """The demo's hint: one short sentence about what to look at now."""
+    """The demo's hint: one short sentence about what to look at now (two lines at most on 80 columns)."""
 
     DEFAULT_CSS = """
-    HintLine { height: 1; padding: 0 1; color: $warning; text-style: italic; }
+    HintLine { height: auto; max-height: 2; padding: 0 1; color: $warning; text-style: italic; }
     """
