@@ -3,7 +3,10 @@
 One lock guards the state; every request runs in a `transaction()`, which first finishes the tasks
 whose end the lab clock has passed, then lets the handler read or change the state, writes the file
 atomically when something changed, and only then (outside the lock) calls the guest side, so a
-guest that calls back (`PowerHooks.guest_initiated`) never deadlocks.
+guest that calls back (`PowerHooks.guest_initiated`) never deadlocks. The next transaction waits
+until those calls are done: a task is seen finished only once the guest did its part (the guest
+powered on, its disk snapshotted), whichever thread finished it, and even when the request that
+finished it failed.
 
 The file holds the VMs (config, pending changes, snapshots, power state), the tasks, the storage
 changes made through the API, the DHCP leases and the pid counter. A new server on the same state
@@ -33,6 +36,7 @@ STATE_VERSION = 1
 MAX_TASKS = 1000
 OVA_CTIME = 1766966400  # 2025-12-29, when the field engineer's OVA landed on the host
 LEASE_FIRST = 109  # the field run's guest had 192.168.30.109
+HOOKS_WAIT_S = 120.0  # wall seconds a request waits for the guest hooks of earlier transactions
 
 Effect = Callable[[dict], None]
 
@@ -50,6 +54,9 @@ class PveState:
         self.lock = threading.RLock()
         self.effects: dict[str, Effect] = {}
         self._deferred: list[Callable[[], None]] = []
+        self._hooks = threading.Condition()
+        self._hooks_running = 0
+        self._local = threading.local()
         self._inbox: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._dirty = False
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -72,7 +79,9 @@ class PveState:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[PveState]:
-        with self.lock:
+        self._wait_for_hooks()
+        self.lock.acquire()
+        try:
             try:
                 self.advance()
                 self._drain_inbox()
@@ -80,12 +89,36 @@ class PveState:
             finally:
                 if self._dirty:
                     self._save()
-                deferred, self._deferred = self._deferred, []
-        for call in deferred:
-            try:
-                call()
-            except Exception:  # the guest side must never take the API down
-                log.exception("guest hook failed")
+        finally:
+            deferred, self._deferred = self._deferred, []
+            if deferred:
+                with self._hooks:
+                    self._hooks_running += 1
+            self.lock.release()
+            if deferred:
+                self._run_hooks(deferred)
+
+    def _run_hooks(self, deferred: list[Callable[[], None]]) -> None:
+        self._local.in_hooks = getattr(self._local, "in_hooks", 0) + 1
+        try:
+            for call in deferred:
+                try:
+                    call()
+                except Exception:  # the guest side must never take the API down
+                    log.exception("guest hook failed")
+        finally:
+            self._local.in_hooks -= 1
+            with self._hooks:
+                self._hooks_running -= 1
+                self._hooks.notify_all()
+
+    def _wait_for_hooks(self) -> None:
+        """Wait until the guest hooks of earlier transactions ran (not from inside a hook)."""
+        if getattr(self._local, "in_hooks", 0):
+            return
+        with self._hooks:
+            if not self._hooks.wait_for(lambda: self._hooks_running == 0, timeout=HOOKS_WAIT_S):
+                log.warning("guest hooks still running after %.0f s; going on", HOOKS_WAIT_S)
 
     def post(self, change: Callable[[], None]) -> None:
         """Queue a change from another thread (the guest side); applied by the next transaction.
