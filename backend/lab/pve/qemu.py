@@ -364,10 +364,14 @@ class Qemu:
         """After a restart of the lab: tell the guest side which VMs Proxmox says are running.
 
         A guest side with a `resume(hardware_list)` hook gets the list; otherwise a guest that is
-        "off" although its VM runs is powered on again (it boots afresh, as after a host crash).
+        "off" although its VM runs is powered on again (it boots afresh, as after a host crash). A
+        guest still up although its VM was stopped (the lab died before telling it) is powered off.
         """
         running = [self.hardware(vm) for vm in self.vms() if vm["status"] == "running"]
         guest = self.state.guest
+        for vm in self.vms():  # stopped while the lab died before the guest side was told
+            if vm["status"] != "running" and guest.boot_state(vm["vmid"]) in ("booting", "up"):
+                self.state.defer(lambda vmid=vm["vmid"]: guest.power_off(vmid, False))
         resume = getattr(guest, "resume", None)
         if callable(resume):
             self.state.defer(lambda: resume(running))
@@ -538,12 +542,16 @@ class Qemu:
             error = f"snapshot name '{name}' already used"
         if error:
             return self._task(vm, "qmsnapshot", user, FAIL_S, error=error)
+        # The guest's disk first, then the record: a lab killed in between never keeps a snapshot
+        # whose disk state was not taken (a retried request takes it again).
+        try:
+            self.state.guest.snapshot(int(vmid), name)
+        except Exception as exc:  # the guest side's trouble is the request's error, never the API's
+            raise failed(f"snapshot of VM {vmid}'s disk failed: {exc}") from None
         vm["config"]["lock"] = "snapshot"
         config = {k: v for k, v in vm["config"].items() if k not in ("lock", "parent")}
         snap = {"config": config, "snaptime": int(self.state.now()), "description": description,
                 "parent": vm["config"].get("parent")}
-        guest = self.state.guest
-        self.state.defer(lambda: guest.snapshot(int(vmid), name))
         self.state.changed()
         lines = []
         for key, value in sorted(vm["config"].items()):
@@ -587,10 +595,17 @@ class Qemu:
         snap = vm["snapshots"].get(name)
         if snap is None:
             raise failed(f"snapshot '{name}' does not exist")
+        # The guest's disk first, then the record (as for a snapshot); the guest is off by now unless
+        # the lab was killed before it could power it off.
+        guest, vmid = self.state.guest, vm["vmid"]
+        try:
+            if guest.boot_state(vmid) != "off":
+                guest.power_off(vmid, False)
+            guest.rollback(vmid, name)
+        except Exception as exc:  # the task fails with it; the record stays as it was
+            raise failed(f"rollback of VM {vmid}'s disk failed: {exc}") from None
         vm["config"] = {**copy.deepcopy(snap["config"]), "parent": name}
         vm["pending"], vm["pending_delete"] = {}, []
-        guest, vmid = self.state.guest, vm["vmid"]
-        self.state.defer(lambda: guest.rollback(vmid, name))
         if task["args"].get("start"):
             self._started(task)
         self.state.changed()
