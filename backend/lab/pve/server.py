@@ -183,18 +183,20 @@ class PveServer:
             except ApiError as exc:  # pve-http-server answers these without a body
                 status, reason, data = exc.status, exc.reason, None
             else:
-                status, reason, data = self._dispatch(method, rel, identity, params)
+                status, reason, data = self._dispatch(method, rel, identity, params, entry)
                 if fault and fault.after:
                     self._strike(fault, entry)
         except ApiError as exc:
             status, reason, data = exc.status, exc.reason, _error_body(exc)
-        entry["status"] = status
-        self._log(entry)
+        if not entry.pop("_logged", False):
+            entry["status"] = status
+            self._log(entry)
         if status == 401:
             self._stop.wait(self.clock.wall_seconds(UNAUTHORIZED_DELAY_S))
         return status, reason, data
 
-    def _dispatch(self, method: str, rel: str, identity: Identity | None, params: dict) -> tuple[int, str, dict]:
+    def _dispatch(self, method: str, rel: str, identity: Identity | None, params: dict,
+                  entry: dict) -> tuple[int, str, dict]:
         template, uri_params, info = self._route(method, rel)
         params = {**params, **uri_params}
         if info is not None:
@@ -214,6 +216,10 @@ class PveServer:
                     log.error("lab handler error: %s", traceback.format_exc())
                     raise ApiError(500, f"{exc.__class__.__name__}: {exc}") from None
                 raise param_error({"_root": f"{exc.__class__.__name__}: {exc}"}) from None
+            # Logged before the transaction saves the change: a lab killed in between never holds a
+            # change its request log does not show (a second create would hide otherwise).
+            self._log({**entry, "status": 200})
+            entry["_logged"] = True
         body: dict = {"data": data}
         if isinstance(data, apimod._WithTotal):
             body["total"] = data.total
@@ -277,8 +283,9 @@ class PveServer:
         if fault.kind == "pve_ticket":
             self.auth.expire_tickets()
             return
-        entry["status"] = None
-        self._log(entry)
+        if not entry.pop("_logged", False):
+            entry["status"] = None
+            self._log(entry)
         raise _Drop("reset" if fault.kind == "pve_reset" else "hang")
 
     # --- what callers print --------------------------------------------------------------------
