@@ -79,7 +79,7 @@ class GuestLab:
                  passwords: dict[str, str] | None = None,
                  load_factory: Callable[[GuestHardware], GuestLoad] | None = None,
                  on_boot: BootHook | None = None, faults: FaultPlan | None = None) -> None:
-        self.state_dir = Path(state_dir)
+        self.state_dir = Path(state_dir).resolve()  # the guests' mounts need absolute paths
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
         self.clock = clock
@@ -508,8 +508,9 @@ class GuestLab:
     def _write_known_hosts(self) -> None:
         path = self.ssh_dir / "known_hosts"
         tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.known_hosts_text())
-        os.replace(tmp, path)
+        with self._lock:  # written from the API's threads and the lab's loop: one writer at a time
+            tmp.write_text(self.known_hosts_text())
+            os.replace(tmp, path)
 
     def set_password(self, user: str, password: str) -> None:
         self.passwords[user] = password
