@@ -1,6 +1,6 @@
 """One table of every performance figure, measured side by side in the same run (`bench/run`).
 
-    bench/run [--quick] [--only NAME[,NAME]] [--repeat N] [--json FILE]
+    bench/run [--quick] [--only NAME[,NAME]] [--repeat N] [--calm LOAD] [--json FILE]
 
 Each bench runs in its own subprocess (a failing one becomes a row that says why, the others go
 on), its JSON is read back and reduced to rows: measured, goal (or reference), margin, verdict.
@@ -93,6 +93,8 @@ def _spread(values: list[float], fmt: str) -> str:
 class Options:
     quick: bool
     repeat: int | None  # None: each bench's default for the mode
+    calm: float | None = None  # wait before each run until the 1-minute load average is below this
+    calm_wait_s: float = 900.0  # ... but no longer than this
 
 
 @dataclass
@@ -351,6 +353,17 @@ def _last_line(text: str) -> str:
     return lines[-1][:300] if lines else "no output"
 
 
+def wait_for_calm(options: Options) -> float:
+    """With --calm: wait until the 1-minute load average is below the limit (others share the
+    machine); returns the seconds waited."""
+    if options.calm is None:
+        return 0.0
+    started = time.monotonic()
+    while os.getloadavg()[0] >= options.calm and time.monotonic() - started < options.calm_wait_s:
+        time.sleep(5)
+    return time.monotonic() - started
+
+
 def _run_one(argv: list[str], timeout: float) -> tuple[int | None, str]:
     """(exit status or None on time-out, stderr or else stdout). A bench that overruns gets SIGINT
     first, so its own clean-up runs (the agent bench's monitor processes live in sessions of their
@@ -377,7 +390,11 @@ def run_bench(bench: Bench, options: Options) -> tuple[list[dict], dict]:
     results: list[tuple[str, dict]] = []
     errors: list[str] = []
     load = os.getloadavg()[0]
+    waited = 0.0
+    loads: list[list] = []  # the 1-minute load average as each run started
     for label, argv, timeout in bench.runs(options):
+        waited += wait_for_calm(options)
+        loads.append([label, round(os.getloadavg()[0], 2)])
         with tempfile.TemporaryDirectory(prefix="vlb-bench-run-") as tmp:
             out = Path(tmp) / "result.json"
             code, output = _run_one([sys.executable, *argv, "--json", str(out)], timeout)
@@ -388,7 +405,8 @@ def run_bench(bench: Bench, options: Options) -> tuple[list[dict], dict]:
             else:
                 errors.append(f"{label}: exit {code}: {_last_line(output)}")
         print(f"  {bench.name}: {label} done ({time.monotonic() - started:.0f} s)", file=sys.stderr)
-    status = {"seconds": round(time.monotonic() - started, 1), "load1_before": round(load, 2),
+    status = {"seconds": round(time.monotonic() - started, 1), "waited_for_calm_s": round(waited, 1), "load1_per_run": loads,
+              "load1_before": round(load, 2),
               "load1_after": round(os.getloadavg()[0], 2), "errors": errors, "runs": results}
     if not results:
         return [failed_row(bench.name, bench.title, "; ".join(errors) or "no run")], status
@@ -476,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", metavar="NAME", help="comma-separated: " + ", ".join(b.name for b in BENCHES))
     parser.add_argument("--repeat", type=int, help="runs of each noisy bench (default 3, 1 with --quick)")
     parser.add_argument("--json", metavar="FILE", help="also write the table, machine facts and raw results")
+    parser.add_argument("--calm", type=float, metavar="LOAD",
+                        help="before each run, wait (up to 15 min) until the 1-minute load average is below LOAD")
     parser.add_argument("--worker", choices=["dashboard"], help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--no-pty", action="store_true", help=argparse.SUPPRESS)
@@ -487,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in only if n not in names]
     if unknown:
         parser.error(f"unknown bench {', '.join(unknown)} (choose from {', '.join(names)})")
-    options = Options(quick=args.quick, repeat=args.repeat)
+    options = Options(quick=args.quick, repeat=args.repeat, calm=args.calm)
     facts = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
     if facts["load1_start"] > 0.5 * (facts["cores"] or 1):
