@@ -121,13 +121,14 @@ def attempt_events(ctx: RunContext) -> list:
     return events
 
 
-def _last_offset(ctx: RunContext, source: str) -> int:
-    """Where the journal says this attempt stopped reading a job's log (0 for a new attempt)."""
-    offset = 0
+def _resume_point(ctx: RunContext, source: str) -> tuple[int, str]:
+    """Where the journal says this attempt stopped reading a job's log (0 for a new attempt), and the
+    last line it journaled from it (a spinner repaints that line again after the offset)."""
+    offset, last = 0, ""
     for event in attempt_events(ctx):
-        if isinstance(event, InstallLogAppended) and event.source == source:
-            offset = max(offset, event.offset)
-    return offset
+        if isinstance(event, InstallLogAppended) and event.source == source and event.offset >= offset:
+            offset, last = event.offset, (event.lines or [last])[-1]
+    return offset, last
 
 
 @dataclass
@@ -220,8 +221,7 @@ def _facts_from_lines(ctx: RunContext, source: str, lines: list[str]) -> None:
 async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
     """Follow a detached job's log until it ends, emitting lines and facts; returns its exit status.
     Survives dropped connections (reconnects and continues from the last offset)."""
-    offset = _last_offset(ctx, source)
-    previous = ""  # the last clean line: a spinner repaints it many times
+    offset, previous = _resume_point(ctx, source)  # previous: the last line shown; a spinner repaints it
     while True:
         guest = await _guest(ctx)
         try:
@@ -229,8 +229,9 @@ async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
                 offset = new_offset
                 lines = []
                 for line in installlog.clean_lines("\n".join(raw)):
+                    line = redact(line)  # no known secret reaches any subscriber (the screen)
                     if line != previous:
-                        lines.append(redact(line))  # no known secret reaches any subscriber (the screen)
+                        lines.append(line)
                         previous = line
                 if lines:
                     ctx.emit(InstallLogAppended(source=source, lines=lines, offset=offset))
