@@ -287,9 +287,10 @@ async def run_monitor(ctx: RunContext) -> dict:
 
 
 async def recheck_monitor(ctx: RunContext) -> bool:
-    """A resumed run starts the agent again: a finished step says it ran, not that it runs now."""
-    monitor = ctx.services.get(MONITOR)
-    return monitor is not None and monitor.running
+    """A resumed run starts the agent again (a finished step says it ran, not that it runs now); the
+    step stays finished, as `connect` does when it reopens its client."""
+    await run_monitor(ctx)
+    return True
 
 
 # --- phases -------------------------------------------------------------------------------------
