@@ -28,7 +28,7 @@ from backend.errors import RunFailed
 from backend.events import GuestAddressResolved, GuestConnected
 from backend.guest import GuestClient, GuestCredentials
 from backend.preflight import run_preflight
-from backend.provision import proxmox_client
+from backend.provision import power_recheck_applies, proxmox_client
 from backend.proxmox import VmRef
 from backend.shell import sh
 
@@ -206,6 +206,10 @@ async def run_second_boot(ctx: RunContext) -> dict:
 
 
 async def recheck_running(ctx: RunContext) -> bool:
+    """On resume: the VM must still be running, unless another step decides its power now (see
+    `backend.provision.power_recheck_applies`)."""
+    if not power_recheck_applies(ctx):
+        return True
     client = await proxmox_client(ctx)
     return (await client.status(_vm(ctx))).get("status") == "running"
 

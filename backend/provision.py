@@ -17,7 +17,15 @@ from backend import sizing, vmconfig
 from backend.answers import Answers
 from backend.engine import RunContext, Step, require
 from backend.errors import BadInput, RunFailed, SizingBlocked
-from backend.events import GuestAddressResolved, HostFactsGathered, SizingEvaluated, VmCreated, VmFound
+from backend.events import (
+    GuestAddressResolved,
+    HostFactsGathered,
+    SizingEvaluated,
+    StepFinished,
+    StepStarted,
+    VmCreated,
+    VmFound,
+)
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
 from backend.sizing import Finding, SizingResult
@@ -318,8 +326,42 @@ async def run_first_boot(ctx: RunContext) -> dict:
     return {"vmid": vm.vmid, "node": vm.node, "guest_address": address, "address_source": source}
 
 
+# What a step leaves the VM's power in, on purpose (by step id, without its "@attempt" suffix).
+POWER_AFTER = {"first_boot": "running", "shutdown_for_switch": "stopped", "second_boot": "running",
+               "reboot": "running", "rollback": "stopped"}
+BOOT_STEPS = ("first_boot", "second_boot")  # the ones whose recheck starts a VM found stopped
+
+
+def _base(step_id: str) -> str:
+    return step_id.split("@", 1)[0]
+
+
+def power_recheck_applies(ctx: RunContext) -> bool:
+    """On resume, whether the boot step being rechecked is the one that must find the VM running.
+
+    No when the last step that changed the VM's power was interrupted (it runs again and decides) or
+    stopped the VM on purpose (the controller switch, a rollback: the next boot step starts it), and
+    no for a boot step that a later boot step took over from (the second boot, after a rollback the
+    attempt's own): one step checks, and the VM is never started only to be stopped again.
+    """
+    last_power, last_boot, done = "", "", set()
+    for event in ctx.run.events():
+        if isinstance(event, StepStarted) and _base(event.step) in POWER_AFTER:
+            last_power = event.step
+        elif isinstance(event, StepFinished) and event.ok:
+            done.add(event.step)
+            if _base(event.step) in BOOT_STEPS:
+                last_boot = event.step
+    if last_power not in done:
+        return False
+    return POWER_AFTER[_base(last_power)] == "running" and last_boot == ctx.current_step
+
+
 async def recheck_first_boot(ctx: RunContext) -> bool:
-    """On resume: the VM must still be running (else it is started again and its address re-read)."""
+    """On resume: the VM must still be running (else it is started again and its address re-read),
+    unless another step decides the VM's power now (see `power_recheck_applies`)."""
+    if not power_recheck_applies(ctx):
+        return True
     client = await proxmox_client(ctx)
     try:
         status = await client.status(_vm_ref(ctx))
