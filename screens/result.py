@@ -27,6 +27,7 @@ from tui.session import RunSession
 from tui.widgets.alerts import HintLine, RunHeader
 from tui.widgets.diagnosis import DiagnosisPane
 from tui.widgets.pane import span
+from tui.widgets.preparation import FailedChecksPane
 
 REPORT = "report.md"
 
@@ -98,7 +99,8 @@ class ResultScreen(SessionScreen):
     TITLE = "Result"
     HELP = """\
 How the run ended, its key times (counted as the report counts them), the diagnosis with the
-evidence that triggered it and its remedy, and where the run directory and the report are.
+evidence that triggered it and its remedy, the preflight checks that failed (when one stopped the
+run), and where the run directory and the report are.
 Keys: r roll back to the pre-install snapshot and retry with the remedy (after a diagnosed
 failure) · o open the report · Esc back to the dashboard · q quit with the run's exit code."""
 
@@ -124,6 +126,7 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
             yield Static(banner(self.session), id="outcome")
             yield Static(key_times(self.session, None), id="times")
             yield DiagnosisPane(self.session, id="diagnosis")
+            yield FailedChecksPane(self.session, id="preflight")
             yield Static("", id="where")
         yield HintLine("", id="hint")
         yield Footer()

@@ -113,3 +113,41 @@ def test_snapshot_details_tuning_and_preflight_tables(snap_compare):
 
     session = prep_session(lost=("io_scheduler",), failing={"bundle_tarball": "missing"})
     assert snap_compare(DashboardApp(session, result_on_end=False), terminal_size=(120, 48), run_before=run_before)
+
+
+async def test_the_result_lists_the_preflight_checks_that_stopped_the_run():
+    from tui.session import RunEnd
+
+    message = "preflight: 1 blocker failed: VAST release tarball (missing)"
+    events = preparation_events(failing={"bundle_tarball": "missing", "cpus_guest": "24"}, until="preflight")
+    last = events.pop()  # the preflight step: it failed
+    events += [ev.StepFinished(ts=last.ts, step="preflight", ok=False, error=message),
+               ev.RunFinished(ts=last.ts, outcome="failed", exit_code=1, message=message)]
+    session = RunSession(title="VM vast-lb", live=False, planned=plan)
+    for event in events:
+        session.apply(event)
+    session.finish(RunEnd(1, "failed", message))
+    app = DashboardApp(session, result_on_end=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert type(app.screen).__name__ == "ResultScreen"
+        pane = app.screen.query_one("#preflight")
+        assert pane.display
+        lines = pane.plain.splitlines()
+        assert lines[0] == "13/15 passed · 1 blocker failed"
+        assert lines[1] == "✖ VAST release tarball" and "missing (want /vast/bundles/" in lines[2]
+        assert lines[3].startswith("! CPUs the guest sees")
+        assert "the preflight stopped the run before the install" in pane_text(app, "#diagnosis")
+
+
+async def test_the_result_of_a_run_past_its_preflight_shows_no_checks():
+    from tests.dashboard_helpers import session_at
+
+    app = DashboardApp(session_at("success"), result_on_end=False)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert not app.screen.query_one("#preflight").display

@@ -23,8 +23,14 @@ def diagnosis_lines(session: RunSession, width: int, *, alerts: bool = True) -> 
     items = sorted(session.diagnoses.values(), key=lambda d: (d.get("severity") != "critical", d.get("t") or 0.0))
     out: list[Line] = []
     if not items:
-        out.append((("✓ nothing to diagnose", "green") if session.end is None or not session.failed
-                    else ("no known failure signature matched; see the log (l)", "yellow"),))
+        stopped_by_preflight = any(not i.get("ok") and i.get("severity", "blocker") == "blocker"
+                                   for i in session.state.preflight)
+        if session.end is None or not session.failed:
+            out.append((("✓ nothing to diagnose", "green"),))
+        elif stopped_by_preflight:
+            out.append((("the preflight stopped the run before the install; failed checks below", "yellow"),))
+        else:
+            out.append((("no known failure signature matched; see the log (l on the dashboard)", "yellow"),))
     for item in items:
         critical = item.get("severity") == "critical"
         mark = "✖ " if critical else "! "

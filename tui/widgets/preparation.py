@@ -252,3 +252,38 @@ class PreparationPane(Pane):
         hidden = len(rows) - len(failing) - len(latest)
         out.append(((f"… {hidden} more (d shows every one)", "dim"),))
         return out + [draw(row) for row in failing + latest]
+
+
+def failed_checks(session: RunSession, width: int) -> list[Line]:
+    items = session.state.preflight
+    failed = [item for item in failing_first(items) if not item.get("ok")]
+    if not failed:
+        return []
+    return [preflight_summary(items), *(line for item in failed for line in preflight_lines(item, width))]
+
+
+class FailedChecksPane(Pane):
+    """The result screen's list of the preflight checks that failed (what stopped the run before the
+    install, or warned); it grows with what it lists and is hidden when nothing failed."""
+
+    PANE_TITLE = "Preflight checks that failed"
+
+    DEFAULT_CSS = """
+    FailedChecksPane { height: auto; }
+    """
+
+    def lines(self, session: RunSession, width: int, height: int) -> list[Line]:
+        return failed_checks(session, width)
+
+    def get_content_height(self, container, viewport, width: int) -> int:  # noqa: ANN001
+        return max(1, len(failed_checks(self.session, width)))
+
+    def sync(self) -> None:
+        self.display = bool(failed_checks(self.session, 80))
+        width = self.content_size.width
+        if not self.display or width <= 0:
+            return
+        lines = tuple(failed_checks(self.session, width))
+        if lines != self.view:
+            self.view = lines
+            self.refresh(layout=True)
