@@ -229,6 +229,8 @@ def test_the_success_scenario_survives_faults_in_every_step_and_says_so(faulty_r
     assert report_faults["episodes"] and all(e["outcome"] == "recovered" for e in report_faults["episodes"])
     assert report_faults["outages"] and all(o["end"] is not None for o in report_faults["outages"])
     assert data["sampling_gaps"] and data["cluster"]["final_state"] == "ONLINE"
+    unannounced = [g for g in data["sampling_gaps"] if g["reason"] == "no sample in the samples file"]
+    assert not unannounced, "holes in the samples that no SamplingGapped announced"
     text = (run_dir / "report.md").read_text()
     section = text[text.index("## Faults and Recoveries"):]
     assert f"The lab injected {len(faults)} faults on purpose" in section
