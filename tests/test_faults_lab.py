@@ -6,9 +6,15 @@ and the cut is recorded in faults.jsonl)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
+import signal
+import subprocess
+import sys
 
 import pytest
+import requests
 
 from backend import answers as answers_mod
 from backend.errors import BadInput
@@ -16,8 +22,11 @@ from backend.events import GuestDisconnected, GuestReconnected
 from backend.lab import faults as faults_mod
 from backend.lab.faults import FaultPlan, ScheduledFault, plan_from_answers
 from backend.lab.guest import lab as guest_lab_mod
+from tests.conftest import REPO
 from tests.guest_lab_support import client, recording_bus
 from tests.lab_fixtures import boot, hardware, open_lab
+
+pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
 
 def _recorded(path) -> list[dict]:
@@ -110,3 +119,34 @@ def test_a_drop_while_the_guest_is_down_is_not_recorded(tmp_path):
         assert _recorded(record) == []
     finally:
         lab.shutdown()
+
+
+def test_the_lab_command_injects_faults_when_asked(tmp_path):
+    """`vast-loopback lab --fault-rate P --fault-seed N`: the served lab's requests meet faults, recorded."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "lab", "--speed", "60", "--state-dir", str(tmp_path / "lab"),
+         "--fault-rate", "1", "--fault-seed", "3"],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        while True:
+            line = process.stdout.readline()
+            lines.append(line)
+            if "Ctrl-C" in line or not line:
+                break
+        text = "".join(lines)
+        assert "faults         rate 1 per request / SSH session, seed 3" in text
+        url = re.search(r"Proxmox API\s+(\S+)", text).group(1)
+        for _ in range(3):
+            with contextlib.suppress(requests.RequestException):
+                requests.get(url + "/version", verify=False, timeout=0.5)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=10) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    recorded = _recorded(tmp_path / "lab" / "faults.jsonl")
+    assert len(recorded) == 3 and {f["source"] for f in recorded} == {"pve"}
+    refused = subprocess.run([sys.executable, "-m", "tui.cli", "lab", "--fault-rate", "2"], cwd=REPO,
+                             capture_output=True, text=True, timeout=30)
+    assert refused.returncode == 2 and "must be between 0 and 1" in refused.stderr

@@ -59,6 +59,16 @@ def _speed(text: str) -> float:
     return value
 
 
+def _fault_rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError("must be between 0 and 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vast-loopback",
@@ -94,6 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab.add_argument("--host-profile", choices=["seed", "small", "big"], default="seed")
     lab.add_argument("--speed", type=_speed, default=1.0, dest="lab_speed", metavar="N")
     lab.add_argument("--state-dir", metavar="DIR", help="keep the lab's world here (default: a temp dir)")
+    lab.add_argument("--fault-rate", type=_fault_rate, default=0.0, metavar="P",
+                     help="inject faults: probability per request / SSH session (0..1; recorded in faults.jsonl)")
+    lab.add_argument("--fault-seed", type=int, default=1, metavar="N", help="seed of the random faults")
 
     report = sub.add_parser("report", help="write the deployment analysis report of a run")
     report.add_argument("run_dir", metavar="RUN_DIR")
@@ -185,7 +198,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "lab":
         from backend.lab.serve import serve_foreground
 
-        return serve_foreground(profile=args.host_profile, speed=args.lab_speed, state_dir=args.state_dir)
+        return serve_foreground(profile=args.host_profile, speed=args.lab_speed, state_dir=args.state_dir,
+                                fault_rate=args.fault_rate, fault_seed=args.fault_seed)
     if command == "report":
         from backend.report import write_report
 

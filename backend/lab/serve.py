@@ -1,7 +1,8 @@
 """`vast-loopback lab`: serve the lab in the foreground and print how to reach it.
 
 Prints the Proxmox API's URL, the token id and secret (the lab's own, or $VLB_LAB_TOKEN_SECRET),
-the root@pam password for ticket auth, the TLS fingerprint to pin and a curl example, then runs
+the root@pam password for ticket auth, the TLS fingerprint to pin, the faults it injects
+(`--fault-rate`, `--fault-seed`: the answers' default kinds) and a curl example, then runs
 until Ctrl-C (or SIGTERM) and exits 0. The world stays in the state directory for the next start.
 """
 
@@ -14,17 +15,22 @@ import tempfile
 import threading
 from pathlib import Path
 
+from backend.answers import FaultAnswers
 from backend.lab.assembly import vast_guest_factory
+from backend.lab.faults import plan_from_answers
 from backend.lab.guest.support import guest_unavailable_reason
 from backend.lab.world import LabWorld
 
 
 def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str | os.PathLike | None = None,
-                     port: int = 0) -> int:
+                     port: int = 0, fault_rate: float = 0.0, fault_seed: int = 1) -> int:
     directory = Path(state_dir) if state_dir else Path(tempfile.mkdtemp(prefix="vlb-lab-"))
     reason = guest_unavailable_reason()
+    faults = (plan_from_answers(FaultAnswers(rate=fault_rate, seed=fault_seed), directory / "faults.jsonl")
+              if fault_rate > 0 else None)
     world = LabWorld(directory, profile, speed, token_secret=os.environ.get("VLB_LAB_TOKEN_SECRET") or None,
-                     port=port, guest_factory=None if reason else vast_guest_factory()).start()
+                     port=port, faults=faults,
+                     guest_factory=None if reason else vast_guest_factory(faults=faults)).start()
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
@@ -41,6 +47,9 @@ def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str |
             f"  ticket login   {pve.user} / {pve.password}",
             f"  state dir      {directory}",
             f"  schema         {pve.endpoints()['schema']}",
+            (f"  faults         rate {fault_rate:g} per request / SSH session, seed {fault_seed}: "
+             f"{', '.join(faults.kinds)} (recorded in {directory / 'faults.jsonl'})" if faults else
+             "  faults         none (--fault-rate P to inject some)"),
             (f"  guests         none: {reason}" if reason else
              f"  guests         ssh centos@127.0.0.1 -p <port> (password centos), host key "
              f"{world.guest.host_key_fingerprint()}; printed here as each VM boots"),
