@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tui_lab_helpers import end_guests, require_lab, screen_name, until
-from tui.app import Demo, WizardApp, demo_state
+from tests.tui_lab_helpers import end_guests, guests_alive, require_lab, screen_name, until
+from tui.app import Demo, WizardApp, _end_demo_guests, demo_state
 
 pytestmark = pytest.mark.slow
 
@@ -91,6 +91,10 @@ async def test_demo_success_reaches_online_and_the_result(tmp_path):
             text = await shown_result(pilot, app)
             assert "✓ ONLINE" in text and "ONLINE. The report compares this run" in text
             assert not app.screen.check_action("rollback", ())
+            await pilot.press("q")
+        assert guests_alive(run_dir) == 1  # the world outlives the app, so that a run can be resumed
+        _end_demo_guests(app)  # what `vast-loopback demo` does when it quits
+        assert guests_alive(run_dir) == 0 and (run_dir / "report.md").exists()
     finally:
         end_guests(tmp_path)
 

@@ -263,8 +263,23 @@ def run_demo(scenario: str, speed: float, web: bool, port: int) -> int:
     if web:
         return _serve_web(scenario, speed, port)
     app = WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario))
-    result = app.run()
+    try:
+        result = app.run()
+    finally:
+        _end_demo_guests(app)
     return int(result) if result is not None else app.exit_code
+
+
+def _end_demo_guests(app: WizardApp) -> None:
+    """A demo is over when it quits: its lab guests (which outlive the lab process so that a run can
+    be resumed) are ended; the run directory stays for `report` and `replay`."""
+    if app.launched is None:
+        return
+    from backend.lab.shutdown import end_guests
+
+    run = app.launched.run.path
+    if end_guests(run / "lab"):
+        print(f"demo: the lab's guests were stopped; the run is kept in {run} (vast-loopback replay {run})")
 
 
 def _serve_web(scenario: str, speed: float, port: int) -> int:

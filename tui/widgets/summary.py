@@ -16,8 +16,7 @@ def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = ""
     node_text = p.node if node is None else (node.node if p.node != "auto" else f"auto → {node.node}")
     rows = [
         ("Proxmox", target),
-        ("Token", f"{p.token_id}, secret {p.token_secret}" if p.token_id and p.token_secret
-         else "the lab's own" if p.url == "lab" else "-"),
+        ("Token", f"{p.token_id}, secret {p.token_secret}" if p.token_id and p.token_secret else "none given"),
         ("Certificate", _short(fingerprint or p.fingerprint or "-")),
         ("Node", node_text),
         ("VM", f"{vm.name}: {vm.vcpus} vCPUs (1 socket), {vm.memory_gib} GiB RAM, {vm.disk_gib} GiB disk"),
