@@ -42,6 +42,16 @@ def path(guest_path):
     return os.path.join(ROOT, guest_path.lstrip("/"))
 
 
+def kernel_usec(since_boot_lab):
+    """The kernel's timestamp for a record written now: /proc/uptime, the guest kernel's own clock
+    (the one the agent turns into epoch seconds), not lab seconds, which run N-fold faster."""
+    try:
+        with open(path("/proc/uptime")) as handle:
+            return int(float(handle.read().split()[0]) * 1e6)
+    except (OSError, ValueError, IndexError):
+        return int(max(0.0, since_boot_lab) * 1e6)
+
+
 class Failed(Exception):
     def __init__(self, message, code=1):
         Exception.__init__(self, message)
@@ -240,7 +250,7 @@ class Player:
             return
         with open(target, "rb") as handle:
             seq = handle.read().count(b"\n")
-        usec = int(max(0.0, lab_t - self.boot_t) * 1e6)
+        usec = kernel_usec(lab_t - self.boot_t)
         with open(target, "a") as handle:
             for offset, (prio, text) in enumerate(messages):
                 handle.write(f"{prio},{seq + offset},{usec + offset},-;{text}\n")
