@@ -36,7 +36,8 @@ Start (^n) creates the run directory (its journal, the answers, the lab's state)
 run; Esc goes back to change something."""
 
     BINDINGS = [
-        *WizardScreen.BINDINGS,
+        Binding("ctrl+n", "next", "Start"),  # the footer says what ^n does here, as the button does
+        Binding("escape", "back", "Back"),
         Binding("ctrl+s", "save", "Save answers"),
     ]
 

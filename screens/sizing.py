@@ -45,8 +45,8 @@ why it blocks (the run will most likely fail as the field report's did)."""
 
     BINDINGS = [
         *WizardScreen.BINDINGS,
-        Binding("ctrl+r", "apply_recommendation", "Apply recommendation"),
-        Binding("ctrl+o", "override", "Override blocker"),
+        Binding("ctrl+r", "apply_recommendation", "Recommend"),
+        Binding("ctrl+o", "override", "Override"),
     ]
 
     result: reactive[SizingResult | None] = reactive(None, init=False, always_update=True)
