@@ -293,7 +293,9 @@ class _Session(asyncssh.SSHServerSession):
         assert self.chan is not None
         await asyncio.gather(self._pump(self.process.stdout.read, self.chan.write),
                              self._pump(self.process.stderr.read, self.chan.write_stderr))
-        return await self.process.wait()
+        status = await self.process.wait()
+        _close_transport(self.process)
+        return status
 
     async def _pump(self, read: Callable, write: Callable) -> None:
         while True:
@@ -350,7 +352,16 @@ class _Session(asyncssh.SSHServerSession):
             loop.remove_reader(master)
             os.close(master)
             self.master = None
+        _close_transport(self.process)
         return status
+
+
+def _close_transport(process: asyncio.subprocess.Process) -> None:
+    """Close an ended session's pipes now, on the loop that made them: left to the garbage
+    collector, they are closed whenever it runs, possibly after the lab's loop has closed."""
+    transport = getattr(process, "_transport", None)
+    if transport is not None and process.returncode is not None:
+        transport.close()
 
 
 class GuestSSHServer:
