@@ -299,7 +299,8 @@ class FaultRuleAnswers(_Section):
 class FaultAnswers(_Section):
     """Faults the lab injects (only with url: lab)."""
 
-    rate: float = Field(0.0, ge=0.0, le=1.0, description="probability of a fault per opportunity")
+    rate: float = Field(0.0, ge=0.0, le=1.0, description="probability of a fault per opportunity: each Proxmox "
+                        "request, SSH session opened on the guest and VMS request")
     seed: int = Field(1, description="random seed, so a faulty run can be replayed")
     kinds: list[FaultKind] = (
         Field(default_factory=lambda: ["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "vms_restart"])
