@@ -100,7 +100,7 @@ async def test_demo_success_reaches_online_and_the_result(tmp_path):
 
 
 SIGNS = {
-    "overcommit": ("24 vCPUs on 12 cores", ("P653", "stall", "steal", "Give the VM 12 vCPUs")),
+    "overcommit": ("24 vCPUs on 12 cores", ("vCPU overcommit", "Give the VM 12 vCPUs")),
     "oom": ("97 GB of RAM", ("Out of memory", "RAM")),
 }
 
@@ -120,9 +120,10 @@ async def test_demo_failure_is_diagnosed_and_the_rollback_fixes_it(tmp_path, sce
             text = await shown_result(pilot, app)
             assert "✖ FAILED" in text and f"the blocker you overrode ({cause})" in text
             assert all(word in text for word in words), text
-            if scenario == "overcommit":
+            if scenario == "overcommit":  # what the dashboard showed coming: stalls, steal, the PANIC
                 assert session.stalls_seen and session.steal_max.value and session.steal_max.value > 10
                 assert any("PANIC" in entry.text for entry in session.log)
+                assert any(d.get("evidence") for d in session.diagnoses.values())
             else:
                 assert any(entry.level == "critical" and "Out of memory" in entry.text for entry in session.log)
                 assert session.used_max.value and session.mem_total
