@@ -13,6 +13,7 @@ import pytest
 
 import backend.lab  # noqa: F401  - registers the 'lab' target provider, as the entry point does
 from backend.answers import Answers
+from backend.lab import shutdown
 from backend.lab.guest.namespace import Holder
 from backend.target import Target, TargetOptions, open_target
 from tests.lab_fixtures import require_lab_guest
@@ -35,18 +36,9 @@ async def lab_without_known_hosts(answers: Answers, options: TargetOptions) -> T
 
 
 def end_guests(root: Path) -> int:
-    """Hard-stop every lab guest whose state lives under `root` (by the pid, start time and PID
-    namespace each guest records); returns how many were running."""
-    ended = 0
-    for record in Path(root).glob("**/guests/*/guest.json"):
-        try:
-            holder = Holder.from_dict(json.loads(record.read_text()).get("holder"))
-        except (OSError, ValueError):
-            continue
-        if holder is not None and holder.alive():
-            holder.end(graceful=False)
-            ended += 1
-    return ended
+    """Hard-stop every lab guest whose world lives under `root` (see backend.lab.shutdown); returns
+    how many were running."""
+    return sum(shutdown.end_guests(guests.parent) for guests in Path(root).glob("**/guests") if guests.is_dir())
 
 
 def guests_alive(root: Path) -> int:

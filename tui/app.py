@@ -60,10 +60,6 @@ class Demo:
         """The hint a wizard step shows in the demo ('' where the step speaks for itself)."""
         return STEP_HINTS.get((step, self.scenario)) or STEP_HINTS.get((step, "*"), "")
 
-    @property
-    def hint(self) -> str:
-        return self.hint_for("connect")
-
 
 def demo_state(scenario: str, speed: float | None) -> WizardState:
     """The lab with the field report's host pre-selected, and the scenario's sizing preset."""
