@@ -144,9 +144,16 @@ def _as_namespace_root(argv: list[str]) -> None:
 
 
 def copy_tree(source: Path, target: Path) -> None:
-    """Copy a guest's directory tree exactly (symlinks as symlinks, modes kept)."""
+    """Copy a guest's directory tree exactly (symlinks as symlinks, modes kept). The guest may be
+    running (a snapshot of a live VM): a file it removes or renames while the copy runs is left out,
+    as it would be from a crash-consistent snapshot taken a moment later."""
     if os.geteuid() == 0:
-        shutil.copytree(source, target, symlinks=True)
+        try:
+            shutil.copytree(source, target, symlinks=True)
+        except shutil.Error as exc:
+            failures = [error for error in exc.args[0] if "No such file or directory" not in str(error[-1])]
+            if failures:
+                raise shutil.Error(failures) from None
     else:
         _as_namespace_root(["cp", "-a", "--", str(source), str(target)])
 
