@@ -32,7 +32,8 @@ Everything the run will use, and the sizing findings for it.
 included, and secrets only as references (env:NAME / file:PATH), so
 `vast-loopback --auto FILE` replays the same run headless.
 
-Start (^n) creates the run directory (its journal, the answers, the lab's state) and starts the
+Start (^n) reads every secret reference (a missing env var or file is said here, before anything
+is created), creates the run directory (its journal, the answers, the lab's state) and starts the
 run; Esc goes back to change something."""
 
     BINDINGS = [
@@ -88,3 +89,4 @@ run; Esc goes back to change something."""
         result = self.wizard.sizing()
         if self.wizard.unresolved_blockers(result):
             raise BadInput("a sizing blocker is left: go back to Sizing to fix or override it")
+        answers_mod.check_secrets(self.wizard.answers)  # a missing env var or file, before a run directory exists

@@ -119,3 +119,20 @@ async def test_saved_guest_answers_load_back_equal_and_check_passes_on_the_lab(t
     assert check.returncode == 0, check.stderr[-2000:]
     report = json.loads(check.stdout)
     assert report["ok"] and report["recommendation"]["vcpus"] == 12
+
+
+async def test_start_refuses_a_reference_that_cannot_be_read_before_a_run_directory_exists(tmp_path, monkeypatch):
+    monkeypatch.delenv("VLB_NOT_SET_ANYWHERE", raising=False)
+    from tui.state import WizardState
+
+    app = make_app(WizardState(run_dir=str(tmp_path / "run")))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "guest")
+        fill(app.screen, password="env:VLB_NOT_SET_ANYWHERE")
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("ctrl+n")  # Start
+        await pilot.pause()
+        assert type(app.screen).__name__ == "ReviewScreen"
+        assert app.screen.status == "guest.password: environment variable VLB_NOT_SET_ANYWHERE is not set"
+    assert not (tmp_path / "run").exists()

@@ -180,8 +180,11 @@ class WizardApp(App[int]):
         self.launch(launch)
 
     def resume_run(self, path: Path) -> None:
+        from backend.answers import check_secrets
+
         try:
             launch = resume_launch(path, self.state.speed)
+            check_secrets(launch.answers)  # a reference gone since (env var unset, file moved): said now
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
             return
