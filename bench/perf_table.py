@@ -1,6 +1,6 @@
 """One table of every performance figure, measured side by side in the same run (`bench/run`).
 
-    bench/run [--quick] [--only NAME[,NAME]] [--repeat N] [--calm LOAD] [--json FILE]
+    bench/run [--quick] [--only NAME[,NAME]] [--repeat N] [--calm LOAD [--calm-wait S]] [--json FILE]
 
 Each bench runs in its own subprocess (a failing one becomes a row that says why, the others go
 on), its JSON is read back and reduced to rows: measured, goal (or reference), margin, verdict.
@@ -94,7 +94,7 @@ class Options:
     quick: bool
     repeat: int | None  # None: each bench's default for the mode
     calm: float | None = None  # wait before each run until the 1-minute load average is below this
-    calm_wait_s: float = 900.0  # ... but no longer than this
+    calm_wait_s: float = 300.0  # ... but no longer than this
 
 
 @dataclass
@@ -372,6 +372,10 @@ def _run_one(argv: list[str], timeout: float) -> tuple[int | None, str]:
                                start_new_session=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout)
+    except KeyboardInterrupt:  # Ctrl+C on bench/run: the bench (in its own session) cleans up too
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+        raise
     except subprocess.TimeoutExpired:
         process.send_signal(signal.SIGINT)
         try:
@@ -495,7 +499,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, help="runs of each noisy bench (default 3, 1 with --quick)")
     parser.add_argument("--json", metavar="FILE", help="also write the table, machine facts and raw results")
     parser.add_argument("--calm", type=float, metavar="LOAD",
-                        help="before each run, wait (up to 15 min) until the 1-minute load average is below LOAD")
+                        help="before each run, wait until the 1-minute load average is below LOAD")
+    parser.add_argument("--calm-wait", type=float, default=300.0, metavar="S",
+                        help="... but at most S seconds per run (default 300)")
     parser.add_argument("--worker", choices=["dashboard"], help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--no-pty", action="store_true", help=argparse.SUPPRESS)
@@ -507,7 +513,7 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [n for n in only if n not in names]
     if unknown:
         parser.error(f"unknown bench {', '.join(unknown)} (choose from {', '.join(names)})")
-    options = Options(quick=args.quick, repeat=args.repeat, calm=args.calm)
+    options = Options(quick=args.quick, repeat=args.repeat, calm=args.calm, calm_wait_s=args.calm_wait)
     facts = machine()
     started = datetime.datetime.now(datetime.timezone.utc)
     if facts["load1_start"] > 0.5 * (facts["cores"] or 1):
