@@ -44,12 +44,14 @@ def new_launch(answers: Answers, run_dir: str | Path | None, speed: float | None
 
 
 def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
-    """An unfinished run, continued with the answers and options it started with."""
+    """An unfinished run, continued with the answers and options it started with, to its end: a run
+    stopped by `--until` goes on (as `vast-loopback --resume` does)."""
     run = RunDir.open(path)
     answers = answers_mod.load(run.path / ANSWERS)
     meta = run.read_meta()
-    options = RunOptions(force=bool(meta.get("force", False)), until=meta.get("until"),
+    options = RunOptions(force=bool(meta.get("force", False)), until=None,
                          retry_on_failure=bool(meta.get("retry_on_failure", False)), resume=True)
+    run.update_meta(status="running", outcome=None, until=None)
     return Launch(run, answers, options, speed or float(meta.get("speed", 1.0)))
 
 
