@@ -10,6 +10,7 @@ re-attaches to its detached job, ...).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ class Engine:
     """Runs steps; `on_failure` (e.g. the diagnosis) is called before a failed run's RunFinished."""
 
     def __init__(self, ctx: RunContext, steps: list[Step],
-                 on_failure: Callable[[], object] | None = None) -> None:
+                 on_failure: Callable[[], object] | None = None) -> None:  # may return an awaitable
         self.ctx = ctx
         self.steps = steps
         self.on_failure = on_failure
@@ -141,7 +142,9 @@ class Engine:
             message = redact(f"internal error in step {ctx.current_step}: {exc.__class__.__name__}: {exc}")
         if outcome == "failed" and self.on_failure is not None:
             try:
-                self.on_failure()
+                result = self.on_failure()
+                if inspect.isawaitable(result):
+                    await result
             except Exception:  # the explanation must never hide the failure itself
                 log.exception("the failure hook failed")
         ctx.emit(RunFinished(outcome=outcome, exit_code=code, message=message))

@@ -286,6 +286,16 @@ async def run_monitor(ctx: RunContext) -> dict:
     return {"monitor": True}
 
 
+DRAIN_SAMPLES = 8  # a failed run waits this many sample intervals (the agent lists new logs every 5)
+
+
+async def drain_monitor(ctx: RunContext) -> None:
+    """Give a running monitor a few sample intervals to deliver what the guest wrote last."""
+    monitor = ctx.services.get(MONITOR)
+    if monitor is not None and monitor.running:
+        await asyncio.sleep(DRAIN_SAMPLES * monitor.session.wall_interval)
+
+
 async def recheck_monitor(ctx: RunContext) -> bool:
     """A resumed run starts the agent again (a finished step says it ran, not that it runs now); the
     step stays finished, as `connect` does when it reopens its client."""

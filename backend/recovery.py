@@ -19,7 +19,7 @@ from backend import diagnose, finish, install, prepare, sizing
 from backend.bus import EventBus
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed, SizingBlocked
-from backend.events import AlertRaised, DiagnosisMade, Event, RemedyApplied, SnapshotRolledBack
+from backend.events import AlertRaised, DiagnosisMade, Event, RemedyApplied
 from backend.hostfacts import NodeFacts
 from backend.provision import proxmox_client
 from backend.proxmox import VmRef
@@ -107,8 +107,7 @@ def _rollback_step(attempt: int) -> Step:
         await _forget_live_state(ctx)
         if (await client.status(vm)).get("status") != "stopped":
             await client.stop(vm)
-        await client.rollback(vm, prepare.SNAPSHOT)
-        ctx.emit(SnapshotRolledBack(vmid=vm.vmid, name=prepare.SNAPSHOT))
+        await client.rollback(vm, prepare.SNAPSHOT)  # the client emits SnapshotRolledBack
         return {"attempt": attempt}
 
     return Step(f"rollback@{attempt}", f"Roll back to {prepare.SNAPSHOT} (attempt {attempt})", "recover", run)

@@ -8,6 +8,7 @@ a run that was retrying (earlier attempts' unfinished steps are not run again).
 
 from __future__ import annotations
 
+from backend import install
 from backend.engine import Engine, RunContext, Step
 from backend.plan import build_plan
 from backend.recovery import MAX_ATTEMPTS, DiagnosisService, recovery_steps
@@ -38,10 +39,21 @@ def diagnosis(ctx: RunContext) -> DiagnosisService:
     return ctx.diagnosis
 
 
+def on_failure(ctx: RunContext):  # noqa: ANN201 - an async callable for Engine
+    """What a failed pass does before its RunFinished: let the monitor deliver what the guest wrote
+    last (a PANIC line is often written moments before the failure is seen), then conclude."""
+
+    async def hook() -> None:
+        await install.drain_monitor(ctx)
+        diagnosis(ctx).conclude()
+
+    return hook
+
+
 async def run(ctx: RunContext, steps: list[Step] | None = None) -> int:
     """The plan (or `steps`), then at most one retry when asked for and the diagnosis has a remedy."""
     service = diagnosis(ctx)
-    code = await Engine(ctx, steps if steps is not None else resume_plan(ctx), on_failure=service.conclude).run()
+    code = await Engine(ctx, steps if steps is not None else resume_plan(ctx), on_failure=on_failure(ctx)).run()
     while code == 1 and ctx.options.retry_on_failure and len(_attempts(ctx)) + 1 < MAX_ATTEMPTS:
         changes = service.remedy()
         if not changes:
@@ -56,6 +68,5 @@ async def retry(ctx: RunContext, changes: dict) -> int:
     attempt = 2 + len(attempts)
     ctx.run.update_meta(attempts=[*attempts, {"attempt": attempt, "changes": dict(changes)}],
                         status="running", outcome=None)
-    service = diagnosis(ctx)
     ctx.options.until = None
-    return await Engine(ctx, recovery_steps(attempt, changes), on_failure=service.conclude).run()
+    return await Engine(ctx, recovery_steps(attempt, changes), on_failure=on_failure(ctx)).run()

@@ -25,6 +25,7 @@ from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
 from backend.lab.guest.support import GuestUnavailable
+from backend.lab.shutdown import end_guests
 from backend.lab.world import LabWorld
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions, register_provider
@@ -66,7 +67,11 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     assert pve is not None
 
     async def closer() -> None:
+        # The run is over (done, failed or aborted): the lab stops with it. Its world stays on disk;
+        # a later --resume boots its guests afresh, as after a host crash. Only a crash (SIGKILL)
+        # leaves the guests running, so that a resume re-attaches to the install still going on.
         await asyncio.to_thread(world.stop)
+        await asyncio.to_thread(end_guests, state_dir)
 
     target = Target(
         label=lab_label(world.profile.name, world.speed),
