@@ -19,7 +19,7 @@ from backend.lab import scenarios
 from backend.lab.faults import FaultPlan
 from backend.lab.guest.lab import GuestLab
 from backend.lab.guest.machine import LabGuest
-from backend.lab.vast import GuestPaths
+from backend.lab.vast import GuestPaths, write_guest_clock
 from backend.lab.vast.guestload import StallDriver, VastGuestLoad
 from backend.lab.vms.server import VmsServer
 from backend.lab.world import GuestFactory, GuestHardware, PowerHooks
@@ -62,6 +62,11 @@ class VastGuestLab(GuestLab):
 
     def _adopt(self, guest: LabGuest) -> None:
         super()._adopt(guest)
+        paths = self.paths(guest.vmid)
+        if guest.state == "up" and paths.runtime is not None and paths.runtime.is_dir():
+            # The VAST tools still running in it keep the lab's time, also when a resumed lab runs at
+            # another speed (its clock was re-based): they read the clock file, never the lab.
+            write_guest_clock(paths, self.clock.to_dict())
         if guest.state in ("booting", "up"):
             self._attach(guest.hw)
 
