@@ -7,9 +7,9 @@ the lab's log, no phase completed twice, every install log line journaled exactl
 left running in the guest. The kills are chained in one run directory (kill, resume, kill at the
 next point, ...), so the whole chain costs about one run plus the restarts.
 
-Also: kills at random points (fixed seed), a failed run resumed once its cause is fixed, and a run
-stopped with `--until pre-install` resumed through the wizard's path (`resume_launch` +
-`run_engine`, no screen).
+Also: kills at random points (fixed seed; resumed at other speeds, which re-bases the lab clock), a
+failed run resumed once its cause is fixed, and a run stopped with `--until pre-install` resumed
+through the wizard's path (`resume_launch` + `run_engine`, no screen).
 """
 
 from __future__ import annotations
@@ -156,6 +156,11 @@ def assert_like_reference(chain: Chain, reference: EndState) -> EndState:
     for job in JOBS:
         assert journaled_log(chain.run_dir, job) == job_log(chain.run_dir, job), f"{job}: a line lost or repeated"
     assert wait_for_no_leftovers(chain.run_dir) == []
+    # The lab's time stayed one across restarts (and speeds): the install log's own time of ONLINE and
+    # the time VMS was seen ONLINE agree within the API's polling.
+    online = {e["source"]: e["ts"] for e in read_jsonl(chain.run_dir / "events.jsonl")
+              if e["type"] == "ClusterStateChanged" and e["state"] == "ONLINE"}
+    assert abs(online["log"] - online["api"]) < 180, online
     return state
 
 
@@ -179,14 +184,15 @@ def test_killed_at_every_boundary_and_inside_every_phase_ends_as_an_uninterrupte
     assert sum(e["type"] == "VmCreated" for e in events) <= 1  # a resumed create finds its VM (VmFound)
 
 
-def test_killed_at_random_points_ends_as_an_uninterrupted_run(chains, reference):
+def test_killed_at_random_points_and_resumed_at_other_speeds_ends_as_an_uninterrupted_run(chains, reference):
     rng = random.Random(20251229)
     chain = chains.new("random")
-    counts = [rng.randrange(30, 160) for _ in range(3)]  # events and samples: a run writes about 600
-    points = [KillPoint(f"random:{n}", lambda e, s, n=n: len(s.events) >= n) for n in counts]
-    killed, _ = chain.run_points(points)
-    assert len(killed) == len(points)
-    final = chain.run()
+    for speed in (SPEED, 2 * SPEED, SPEED):  # each resume re-bases the lab clock at its own speed
+        count = rng.randrange(30, 160)  # events and samples: a run writes about 600
+        point = KillPoint(f"random:{count}", lambda e, s, n=count: len(s.events) >= n)
+        segment = chain.run(point, extra=["--speed", f"{speed:g}"])
+        assert segment.killed_at, f"{chain.describe()}\n{segment.output()[-3000:]}"
+    final = chain.run(extra=["--speed", f"{2 * SPEED:g}"])
     assert final.exit_code == 0, f"{chain.describe()}\n{final.output()[-3000:]}"
     assert_like_reference(chain, reference)
 
