@@ -277,11 +277,22 @@ class _Monitor:
             self.task.cancel()
 
 
+def _last_sample_ts(ctx: RunContext) -> float | None:
+    """When this attempt's last journaled sample was taken (None: no sample since the last rollback)."""
+    since = max((e.ts for e in ctx.run.events() if isinstance(e, SnapshotRolledBack)), default=0.0)
+    return max((s.ts for s in ctx.run.samples() if s.ts > since), default=None)
+
+
 async def run_monitor(ctx: RunContext) -> dict:
-    """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines)."""
+    """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines). In a
+    resumed run the time since the last journaled sample is marked as a gap by the first new one."""
     monitor = ctx.services.get(MONITOR)
     if monitor is None or not monitor.running:
         session = MonitorSession(GuestAgentSource(await _guest(ctx)), ctx.bus, ctx.clock, tails=VAST_LOGS)
+        last = await asyncio.to_thread(_last_sample_ts, ctx)
+        if last is not None:
+            session.last_covered = session.down_since = last
+            session.down_reason = "vast-loopback was not running"
         ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(session.run()))
     return {"monitor": True}
 
