@@ -182,6 +182,14 @@ def test_killed_at_every_boundary_and_inside_every_phase_ends_as_an_uninterrupte
     assert len(killed) >= len(points) - 12, history
     events = read_jsonl(chain.run_dir / "events.jsonl")
     assert sum(e["type"] == "VmCreated" for e in events) <= 1  # a resumed create finds its VM (VmFound)
+    # The time the process was dead during the install is marked: every hole between two samples
+    # (they come every 6 lab seconds) lies in a sampling gap that starts at the last sample before it.
+    sampled = sorted(e["ts"] for e in read_jsonl(chain.run_dir / "samples.jsonl"))
+    gaps = [(e["start"], e["end"]) for e in events if e["type"] == "SamplingGapped"]
+    holes = [(a, b) for a, b in zip(sampled, sampled[1:], strict=False) if b - a > 60]
+    assert len(holes) >= 3
+    for a, b in holes:
+        assert any(start == a and end >= b - 60 for start, end in gaps), ((a, b), gaps)
 
 
 def test_killed_at_random_points_and_resumed_at_other_speeds_ends_as_an_uninterrupted_run(chains, reference):
