@@ -297,6 +297,10 @@ class KernelMessageSeen(Event):
     text: str
     level: str = ""
     match: str = ""  # what made it matter: "oom", "panic", "hung_task", ...
+    # Where the monitoring agent read it, so a resumed run's agent goes on after it: the kernel's
+    # sequence number (kmsg), the byte offset after the line (a log). None when not from the agent.
+    seq: int | None = None
+    offset: int | None = None
 
 
 @dataclass(kw_only=True)
