@@ -304,7 +304,9 @@ class MonitorSession:
             self.tail_offsets[str(line["source"])] = int(line["offset"])
         self.bus.emit(ev.KernelMessageSeen(
             ts=self.clock.to_target(float(line["t"])), source=str(line.get("source", "")),
-            text=str(line.get("text", "")), level=str(line.get("level", "")), match=str(line.get("match", ""))))
+            text=str(line.get("text", "")), level=str(line.get("level", "")), match=str(line.get("match", "")),
+            seq=int(line["seq"]) if line.get("seq") is not None else None,
+            offset=int(line["offset"]) if line.get("offset") is not None else None))
 
     def _on_warn(self, line: dict) -> None:
         self.bus.emit(ev.MonitorWarned(ts=self.clock.to_target(float(line["t"])), part=str(line.get("part", "")),
