@@ -277,22 +277,35 @@ class _Monitor:
             self.task.cancel()
 
 
-def _last_sample_ts(ctx: RunContext) -> float | None:
-    """When this attempt's last journaled sample was taken (None: no sample since the last rollback)."""
-    since = max((e.ts for e in ctx.run.events() if isinstance(e, SnapshotRolledBack)), default=0.0)
-    return max((s.ts for s in ctx.run.samples() if s.ts > since), default=None)
+def _monitor_resume_point(ctx: RunContext) -> tuple[float | None, int | None, dict[str, int]]:
+    """Where this attempt's monitoring stopped, by the journal: the last sample's time (None: no sample
+    since the last rollback), and the kernel message sequence and log offsets after the last lines
+    the agent reported."""
+    since, seq, offsets = 0.0, None, {}
+    for event in ctx.run.events():
+        if isinstance(event, SnapshotRolledBack):
+            since, seq, offsets = event.ts, None, {}
+        elif isinstance(event, KernelMessageSeen) and event.source == "kmsg" and event.seq is not None:
+            seq = event.seq if seq is None else max(seq, event.seq)
+        elif isinstance(event, KernelMessageSeen) and event.offset is not None:
+            offsets[event.source] = max(offsets.get(event.source, 0), event.offset)
+    last = max((s.ts for s in ctx.run.samples() if s.ts > since), default=None)
+    return last, seq, offsets
 
 
 async def run_monitor(ctx: RunContext) -> dict:
     """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines). In a
-    resumed run the time since the last journaled sample is marked as a gap by the first new one."""
+    resumed run it goes on after the kernel messages and log lines the journal has, and the time
+    since the last journaled sample is marked as a gap by the first new one."""
     monitor = ctx.services.get(MONITOR)
     if monitor is None or not monitor.running:
         session = MonitorSession(GuestAgentSource(await _guest(ctx)), ctx.bus, ctx.clock, tails=VAST_LOGS)
-        last = await asyncio.to_thread(_last_sample_ts, ctx)
+        last, seq, offsets = await asyncio.to_thread(_monitor_resume_point, ctx)
         if last is not None:
             session.last_covered = session.down_since = last
             session.down_reason = "vast-loopback was not running"
+            session.kmsg_seq = seq
+            session.tail_offsets.update(offsets)
         ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(session.run()))
     return {"monitor": True}
 
