@@ -14,6 +14,7 @@ an `@<attempt>` suffix so the journal keeps attempts apart and `--resume` can co
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 
 from backend import diagnose, finish, install, prepare, sizing
 from backend.bus import EventBus
@@ -41,6 +42,14 @@ class DiagnosisService:
         for item in self.watcher.feed(event):
             if item.kind == "alert":
                 self.bus.emit(item.to_event())
+
+    def replay(self, events: Iterable[Event]) -> None:
+        """What a resumed run's journal holds (host facts, VM config, samples...), fed to the watcher
+        before the run goes on, so its diagnosis and remedy know the whole run; the alerts they
+        raised are in the journal already and are not raised again."""
+        for event in events:
+            if not isinstance(event, AlertRaised | DiagnosisMade):
+                self.watcher.feed(event)
 
     def conclude(self) -> list[dict]:
         """At a failure: everything the run allows to conclude, emitted as one DiagnosisMade."""

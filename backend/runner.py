@@ -8,6 +8,9 @@ a run that was retrying (earlier attempts' unfinished steps are not run again).
 
 from __future__ import annotations
 
+import dataclasses
+import heapq
+
 from backend import install
 from backend.engine import Engine, RunContext, Step
 from backend.plan import build_plan
@@ -20,7 +23,9 @@ def _attempts(ctx: RunContext) -> list[dict]:
 
 def resume_plan(ctx: RunContext) -> list[Step]:
     """The plan of this run as recorded: the base plan, then each retry attempt's steps. Steps of an
-    attempt that a later attempt replaced run only if they had finished (to restore their facts)."""
+    attempt that a later attempt replaced run only if they had finished, to restore their facts, and
+    are not rechecked: what they made was rolled back (their guest may be off: a recheck reaching
+    for it failed the resume)."""
     attempts = _attempts(ctx)
     plans = [build_plan()] + [recovery_steps(int(a["attempt"]), dict(a["changes"])) for a in attempts]
     if len(plans) == 1:
@@ -28,14 +33,18 @@ def resume_plan(ctx: RunContext) -> list[Step]:
     done = ctx.run.finished_steps() if ctx.options.resume else {}
     steps: list[Step] = []
     for plan in plans[:-1]:
-        steps += [step for step in plan if step.id in done]
+        steps += [dataclasses.replace(step, recheck=None) for step in plan if step.id in done]
     return steps + plans[-1]
 
 
 def diagnosis(ctx: RunContext) -> DiagnosisService:
-    """The run's live diagnosis (kept outside ctx.services: it outlives each engine pass)."""
+    """The run's live diagnosis (kept outside ctx.services: it outlives each engine pass). A resumed
+    run's starts from the journal (events and samples in the order they happened): a remedy needs the
+    host facts and the VM config that steps finished earlier reported."""
     if ctx.diagnosis is None:
         ctx.diagnosis = DiagnosisService(ctx.bus)
+        if ctx.options.resume:
+            ctx.diagnosis.replay(heapq.merge(ctx.run.events(), ctx.run.samples(), key=lambda e: e.ts))
     return ctx.diagnosis
 
 
