@@ -8,12 +8,14 @@ left running in the guest. The kills are chained in one run directory (kill, res
 next point, ...), so the whole chain costs about one run plus the restarts.
 
 Also: kills at random points (fixed seed; resumed at other speeds, which re-bases the lab clock), a
-failed run resumed once its cause is fixed, and a run stopped with `--until pre-install` resumed
-through the wizard's path (`resume_launch` + `run_engine`, no screen).
+failed run resumed once its cause is fixed, a rollback-and-retry killed at its steps' boundaries,
+and a run stopped with `--until pre-install` resumed through the wizard's path (`resume_launch` +
+`run_engine`, no screen).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -26,6 +28,7 @@ from backend import events as ev
 from backend.plan import step_ids
 from tests.lab_fixtures import require_lab_guest
 from tests.resume_harness import (
+    ANSWERS,
     Chain,
     EndState,
     KillPoint,
@@ -226,6 +229,28 @@ def test_a_failed_run_resumes_once_its_cause_is_fixed(chains):
     assert [e["ok"] for e in events if e["type"] == "StepFinished" and e["step"] == "preflight"] == [False, True]
     skipped = {e["step"] for e in events if e["type"] == "StepSkipped"}
     assert {"create_vm", "tune_stage2", "reboot", "verify_after_reboot"} <= skipped
+    assert wait_for_no_leftovers(chain.run_dir) == []
+
+
+def test_a_rollback_and_retry_killed_at_its_boundaries_ends_as_an_uninterrupted_run(chains, reference):
+    """97 GiB: the OOM of the field report's first attempt, diagnosed; the retry rolls back to
+    pre-install, gives the VM 117 GiB and installs again, killed at each of its steps' boundaries."""
+    chain = chains.new("retry", answers=ANSWERS.replace("memory_gib: 117", "memory_gib: 97"))
+    points = [step_started("wait_online")]
+    for step in ("rollback@2", "remedy@2", "second_boot@2", "verify_after_reboot@2", "monitor@2", "bootstrap@2"):
+        points += [step_started(step), step_finished(step)]
+    killed, passed = chain.run_points(points, extra=["--force", "--retry-on-failure"])
+    assert len(killed) >= len(points) - 3, f"{chain.describe()}\npassed: {passed}"
+    final = chain.run()
+    assert final.exit_code == 0, f"{chain.describe()}\n{final.output()[-3000:]}"
+    state = end_state(chain.run_dir)
+    assert state.vms == reference.vms, "the VM of an uninterrupted run (117 GiB after the remedy)"
+    assert state.vm_creates == 1 and state.snapshot_creates == {"pre-install": 1, "vast-online": 1}
+    assert (state.cluster_state, state.deploy_state, state.outcome) == ("ONLINE", "COMPLETED", "online")
+    assert state.completed_twice == [], state.completed_twice
+    events = read_jsonl(chain.run_dir / "events.jsonl")
+    remedies = {json.dumps(e["changes"]) for e in events if e["type"] == "RemedyApplied"}
+    assert remedies == {json.dumps({"memory_gib": 117})}
     assert wait_for_no_leftovers(chain.run_dir) == []
 
 
