@@ -8,16 +8,25 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.perf_table import Bench, Options, run_bench, table
 
 REPO = Path(__file__).resolve().parent.parent
 ROW_KEYS = {"bench", "figure", "measured", "unit", "goal", "kind", "better", "factor", "verdict", "note"}
 
 
-def test_quick_report_bench_writes_the_table_as_json(tmp_path):
-    out = tmp_path / "perf.json"
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """`bench/run --quick --only report` (the cheapest bench), once for the module."""
+    out = tmp_path_factory.mktemp("bench") / "perf.json"
     result = subprocess.run([str(REPO / "bench" / "run"), "--quick", "--only", "report", "--json", str(out)],
                             cwd=REPO, capture_output=True, text=True, timeout=120)
+    return out, result
+
+
+def test_quick_report_bench_writes_the_table_as_json(quick_report):
+    out, result = quick_report
     assert result.returncode in (0, 1), result.stderr
     data = json.loads(out.read_text())
     assert data["mode"] == "quick"
@@ -58,3 +67,10 @@ def test_a_bench_that_overruns_is_stopped_and_reported():
     rows, status = run_bench(stuck, Options(quick=True, repeat=None))
     assert rows[0]["verdict"] == "failed" and "timed out" in rows[0]["note"]
     assert status["errors"] == ["only: timed out after 0 s"]
+
+
+def test_a_saved_result_gives_the_same_table_without_measuring(quick_report):
+    out, _ = quick_report
+    again = subprocess.run([str(REPO / "bench" / "run"), "--from", str(out)], cwd=REPO, capture_output=True,
+                           text=True, timeout=60)
+    assert json.loads(out.read_text())["table"] in again.stdout
