@@ -26,12 +26,13 @@ import struct
 import threading
 import time
 import traceback
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlsplit
 
 from backend.clock import Clock
 from backend.lab.faults import Fault, FaultPlan
+from backend.lab.httpd import TlsHttpServer
 from backend.lab.profiles import HostProfile
 from backend.lab.pve import api as apimod
 from backend.lab.pve.api import PveApi
@@ -101,7 +102,7 @@ class PveServer:
         self._log_handler = logging.FileHandler(self.state_dir / "pve.log", encoding="utf-8", delay=True)
         self._log_handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         self._stop = threading.Event()
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: TlsHttpServer | None = None
         self._threads: list[threading.Thread] = []
 
     # --- lifecycle -----------------------------------------------------------------------------
@@ -318,28 +319,8 @@ def _error_body(exc: ApiError) -> dict:
     return body
 
 
-class _TlsServer(ThreadingHTTPServer):
-    daemon_threads = True
-    block_on_close = False
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], handler: type, context: ssl.SSLContext) -> None:
-        self.tls_context = context
-        super().__init__(address, handler)
-
-    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
-        request.settimeout(30)
-        with contextlib.suppress(OSError):  # answers are small: no Nagle delay between header and body
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            tls = self.tls_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            request.close()
-            return
-        self.RequestHandlerClass(tls, client_address, self)
-
-    def handle_error(self, request: object, client_address: tuple) -> None:
-        log.debug("connection error from %s", client_address, exc_info=True)
+class _TlsServer(TlsHttpServer):
+    label = "Proxmox API"
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -18,7 +18,6 @@ stays reserved (bound, not listening), so a client keeps one address. Every requ
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import hmac
 import json
@@ -31,12 +30,13 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from backend.clock import Clock
 from backend.lab.faults import FaultPlan
+from backend.lab.httpd import TlsHttpServer
 from backend.lab.pve.tls import ensure_certificate
 from backend.lab.vast import EVENTS_PATH, SCENARIO_PATH, GuestPaths, as_paths
 from backend.lab.vast.state import WorldReader
@@ -349,32 +349,16 @@ def _page(items: list[dict], query: dict, url: str) -> tuple[int, object]:
     }
 
 
-class _Httpd(ThreadingHTTPServer):
-    """A threading HTTPS server on an already bound and listening socket."""
+class _Httpd(TlsHttpServer):
+    """The VMS server on an already bound and listening socket."""
 
-    daemon_threads = True
-    block_on_close = False
+    label = "VMS"
 
     def __init__(self, sock: socket.socket, handler: type, context: ssl.SSLContext) -> None:
-        self.tls_context = context
-        super().__init__(sock.getsockname(), handler, bind_and_activate=False)
+        super().__init__(sock.getsockname(), handler, context, bind_and_activate=False)
         self.socket.close()
         self.socket = sock
         self.server_address = sock.getsockname()
-
-    def finish_request(self, request: socket.socket, client_address: tuple) -> None:
-        request.settimeout(30)
-        with contextlib.suppress(OSError):
-            request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        try:
-            tls = self.tls_context.wrap_socket(request, server_side=True)
-        except (ssl.SSLError, OSError):
-            request.close()
-            return
-        self.RequestHandlerClass(tls, client_address, self)
-
-    def handle_error(self, request: object, client_address: tuple) -> None:
-        log.debug("VMS connection error from %s", client_address, exc_info=True)
 
 
 class _Handler(BaseHTTPRequestHandler):
