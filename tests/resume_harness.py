@@ -156,6 +156,10 @@ class Chain:
                                      f"this kill point:\n{self.describe()}\n{segment.output()[-3000:]}")
             killed.append(segment.killed_at)
             pending = pending[skipped + 1:]
+            # The killed process's monitoring agent ends with its connection: none is orphaned.
+            orphans = wait_for_no_leftovers(self.run_dir, 10.0, marks=("monitor-agent",))
+            if orphans:
+                raise AssertionError(f"after {segment.killed_at}, still running: {orphans}\n{self.describe()}")
         return killed, passed
 
     def _segment(self, points: list[KillPoint], extra: list[str] | None,
@@ -333,9 +337,9 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def leftover_processes(run_dir: Path) -> list[str]:
+def leftover_processes(run_dir: Path, marks: tuple[str, ...] = RUN_PROCESSES) -> list[str]:
     """Processes a finished run should not have left behind: in its guests, the monitoring agent, the
-    VAST tools and SSH sessions; on this machine, anything still entering a guest (nsenter)."""
+    VAST tools and SSH sessions (`marks`); on this machine, anything still entering a guest (nsenter)."""
     from backend.lab.guest.machine import LabGuest
 
     found = []
@@ -345,7 +349,7 @@ def leftover_processes(run_dir: Path) -> list[str]:
             continue
         for pid in holder.processes():
             line = _cmdline(pid)
-            if any(mark in line for mark in RUN_PROCESSES):
+            if any(mark in line for mark in marks):
                 found.append(f"guest {path.parent.name}: {line[:160]}")
         target = f"--target {holder.pid} "
         for name in os.listdir("/proc"):
@@ -354,12 +358,12 @@ def leftover_processes(run_dir: Path) -> list[str]:
     return found
 
 
-def wait_for_no_leftovers(run_dir: Path, timeout_s: float = 15.0) -> list[str]:
+def wait_for_no_leftovers(run_dir: Path, timeout_s: float = 15.0, marks: tuple[str, ...] = RUN_PROCESSES) -> list[str]:
     """Leftover processes once the ones ending have had `timeout_s` to go (an agent ends when its
     connection closes, not at the same instant)."""
     deadline = time.monotonic() + timeout_s
     while True:
-        found = leftover_processes(run_dir)
+        found = leftover_processes(run_dir, marks)
         if not found or time.monotonic() > deadline:
             return found
         time.sleep(0.1)
