@@ -12,7 +12,6 @@ snapshots, the requests the lab received, the VAST world inside the guest, the j
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -296,14 +295,10 @@ def end_state(run_dir: Path) -> EndState:
 
 
 def stop_guests(run_dir: Path) -> None:
-    """Power the run's lab guests off: their processes end (a guest whose state dir is deleted also
-    ends itself, but not at once)."""
-    from backend.lab.guest.machine import LabGuest
+    """End the run's lab guests (a killed run leaves them running, as a crash would)."""
+    from backend.lab.shutdown import end_guests
 
-    for path in sorted((Path(run_dir) / "lab" / "guests").glob("*")):
-        if (path / "guest.json").exists():
-            with contextlib.suppress(Exception):  # best effort: a test's cleanup must not hide its result
-                LabGuest.load_from(path).stop_namespace(False)
+    end_guests(Path(run_dir) / "lab")
 
 
 # --- what a run left in the guest ------------------------------------------------------------------
