@@ -61,19 +61,19 @@ class StartScreen(Screen):
     CSS_PATH = "start.tcss"
     TITLE = "Start"
     HELP = """\
+Built-in lab: the wizard against a lab that behaves like the field report's host; nothing real is
+touched.
 New run: the wizard asks for a Proxmox VE host (URL and API token), then the node, the VM's size,
 its storage and network, and starts the run.
-Built-in lab: the same wizard against a lab that behaves like the field report's host, nothing
-real is touched.
 Resume: a run that was interrupted, failed, aborted or stopped continues where it stopped: a
 finished step is not repeated, the VM is found again, never created twice. The dashboard shows the
 run's history from its journal (charts, phases, diagnosis), then follows it live."""
 
     def compose(self) -> ComposeResult:
         yield Static(INTRO, id="intro")
-        options = [
-            Option("New run on a Proxmox VE host", id="new"),
+        options = [  # the lab first: Enter on a fresh machine tries the wizard without touching anything
             Option("Try it on the built-in lab (the field report's host)", id="lab"),
+            Option("New run on a Proxmox VE host", id="new"),
         ]
         self._runs = {f"resume:{i}": run.path for i, run in enumerate(self.wizard_app.unfinished_runs())}
         for key, path in self._runs.items():

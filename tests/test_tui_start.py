@@ -23,7 +23,7 @@ async def test_start_offers_new_lab_and_unfinished_runs(tmp_path):
         await pilot.pause()
         options = app.screen.query_one(OptionList)
         labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
-        assert labels[0].startswith("New run") and "built-in lab" in labels[1]
+        assert "built-in lab" in labels[0] and labels[1].startswith("New run")  # Enter tries the lab
         assert labels[2].startswith("Resume 20260101-000000-lb-one")
         assert "1 unfinished run can be resumed" in str(app.screen.query_one("#runs-hint").render())
 
@@ -31,7 +31,7 @@ async def test_start_offers_new_lab_and_unfinished_runs(tmp_path):
 async def test_new_run_asks_for_a_proxmox_host(tmp_path):
     app = make_app(first_step="start", runs_root=tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("enter")
+        await pilot.press("down", "enter")
         await pilot.pause()
         assert type(app.screen).__name__ == "ConnectScreen" and app.screen.scheme == "https"
         assert app.screen.query_one("#url").display
@@ -40,7 +40,7 @@ async def test_new_run_asks_for_a_proxmox_host(tmp_path):
 async def test_lab_choice_preselects_the_field_report_host(tmp_path):
     app = make_app(first_step="start", runs_root=tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
-        await pilot.press("down", "enter")
+        await pilot.press("enter")  # the lab is the default choice
         await pilot.pause()
         assert app.screen.scheme == "lab" and app.state.answers.lab.host_profile == "seed"
         await pilot.press("escape")  # back to the start screen
