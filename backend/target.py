@@ -56,10 +56,18 @@ class Target:
 
 Provider = Callable[[Answers, TargetOptions], Awaitable[Target]]
 _PROVIDERS: dict[str, Provider] = {}
+_DEFAULT_SPEEDS: dict[str, float] = {}
 
 
-def register_provider(scheme: str, provider: Provider) -> None:
+def register_provider(scheme: str, provider: Provider, default_speed: float = 1.0) -> None:
+    """`default_speed`: the time compression a target of this kind runs at when none is asked for."""
     _PROVIDERS[scheme] = provider
+    _DEFAULT_SPEEDS[scheme] = default_speed
+
+
+def default_speed(url: str) -> float:
+    """The speed a run on `url` gets without --speed: 1 for a real host, the provider's own otherwise."""
+    return _DEFAULT_SPEEDS.get(provider_scheme(url), 1.0)
 
 
 def provider_scheme(url: str) -> str:

@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
     parser.add_argument("--force", action="store_true", help="go past sizing blockers on purpose")
     parser.add_argument("--speed", type=_speed, default=None, metavar="N",
-                        help="compress the lab's time N-fold (refused against a real host)")
+                        help="compress the lab's time N-fold (default 30 on the lab; refused against a real host)")
     parser.add_argument("--until", metavar="STEP", help="stop after this step (e.g. pre-install)")
     parser.add_argument("--retry-on-failure", action="store_true",
                         help="after a diagnosed failure, roll back, apply the remedy and retry once")

@@ -19,7 +19,7 @@ from backend.answers import Answers
 from backend.errors import VlbError
 from backend.hostfacts import HostInventory
 from backend.secrets import redact
-from backend.target import Target, TargetOptions, fetch_certificate_fingerprint, open_target
+from backend.target import Target, TargetOptions, default_speed, fetch_certificate_fingerprint, open_target
 
 
 class Probe:
@@ -85,7 +85,8 @@ def target_opener(speed: float | None) -> ProbeOpener:
     async def open_probe(answers: Answers) -> Probe:
         workdir = tempfile.TemporaryDirectory(prefix="vlb-connect-")
         try:
-            target = await open_target(answers, TargetOptions(speed=speed or 1.0, state_dir=Path(workdir.name)))
+            target = await open_target(answers, TargetOptions(speed=speed or default_speed(answers.proxmox.url),
+                                                              state_dir=Path(workdir.name)))
         except BaseException:
             workdir.cleanup()
             raise

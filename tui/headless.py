@@ -24,7 +24,7 @@ from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir
 from backend.plan import resolve_until, step_ids
 from backend.runstate import RunState
 from backend.secrets import redact, redact_data
-from backend.target import TargetOptions, open_target
+from backend.target import TargetOptions, default_speed, open_target
 
 SAMPLE_EVERY_S = 60.0  # text mode: one resource line per target minute
 
@@ -201,7 +201,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
         answers_mod.check_secrets(answers)  # bad input before a run directory exists
         run = RunDir.create(run_dir, answers.vm.name)
         answers_mod.save(answers, run.path / ANSWERS)
-        speed = speed or 1.0
+        speed = speed or default_speed(answers.proxmox.url)
         run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
                         answers_source=str(Path(answers_path).resolve()))
     options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
@@ -250,7 +250,7 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
 def run_check(answers_path: str, json_out: bool, speed: float | None) -> int:
     answers = answers_mod.load(answers_path)
     answers_mod.check_secrets(answers)
-    return asyncio.run(_check(answers, json_out, speed or 1.0))
+    return asyncio.run(_check(answers, json_out, speed or default_speed(answers.proxmox.url)))
 
 
 async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> int:

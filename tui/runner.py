@@ -17,7 +17,7 @@ from backend.answers import Answers
 from backend.bus import EventBus, Subscriber
 from backend.engine import RunContext, RunOptions, Step
 from backend.journal import ANSWERS, Journal, RunDir
-from backend.target import Target, TargetOptions, open_target
+from backend.target import Target, TargetOptions, default_speed, open_target
 
 TargetOpener = Callable[[Answers, TargetOptions], Awaitable[Target]]
 ConfirmHostKey = Callable[[str], Awaitable[bool]]  # (SSH fingerprint) -> trusted?
@@ -38,7 +38,7 @@ def new_launch(answers: Answers, run_dir: str | Path | None, speed: float | None
     """Create the run directory and save the answers in it (secrets stay references)."""
     run = RunDir.create(run_dir, answers.vm.name)
     answers_mod.save(answers, run.path / ANSWERS)
-    speed = speed or 1.0
+    speed = speed or default_speed(answers.proxmox.url)
     run.update_meta(speed=speed, force=force, until=None, retry_on_failure=False, answers_source="wizard")
     return Launch(run, answers, RunOptions(force=force), speed)
 
