@@ -270,8 +270,9 @@ def run_demo(scenario: str, speed: float, web: bool, port: int) -> int:
 
 
 def _end_demo_guests(app: WizardApp) -> None:
-    """A demo is over when it quits: its lab guests (which outlive the lab process so that a run can
-    be resumed) are ended; the run directory stays for `report` and `replay`."""
+    """A demo is over when it quits: a lab guest still running (a finished run has ended its own; an
+    interrupted one leaves them for a resume) is ended; the run directory stays for `report` and
+    `replay`."""
     if app.launched is None:
         return
     from backend.lab.shutdown import end_guests

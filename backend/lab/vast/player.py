@@ -167,7 +167,9 @@ class Player:
         self.clock = clock
         self.variables = dict(variables)
         self.events = Events()
-        self.start = clock.now()
+        # On a whole lab second, as the field's stamps are: a fractional start would round some of
+        # the schedule's fractional offsets (deploy done at +1068.11 s) into the next second.
+        self.start = float(int(clock.now()))
         self.out = getattr(sys.stdout, "buffer", sys.stdout)
         self.boot_t = float(scenario.get("boot_t", self.start))
 
