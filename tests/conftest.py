@@ -44,3 +44,20 @@ BIG = node(32, 64, 503.8, sockets=2, storage_gib=7000)
 @pytest.fixture
 def seed_node() -> NodeFacts:
     return SEED
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_lab_guest_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory):
+    """Every lab guest a test boots is ended by the test (a finished run ends its own). One that
+    is still running at the end is ended here and named, so a leaking test shows in the output
+    instead of leaving processes on the CI machine."""
+    yield
+    from backend.lab.shutdown import end_guests
+
+    root = tmp_path_factory.getbasetemp()
+    labs = {record.parent.parent.parent for record in root.glob("**/guests/*/guest.json")}
+    leaked = [str(lab.relative_to(root)) for lab in sorted(labs) if end_guests(lab)]
+    if leaked:
+        import warnings
+
+        warnings.warn(f"lab guests left running by tests (ended now): {', '.join(leaked)}", stacklevel=1)

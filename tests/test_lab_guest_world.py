@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from backend.lab.guest import support
 from backend.lab.guest.load import LoadPoint
+from backend.lab.shutdown import end_guests
 from tests.lab_fixtures import boot, connect, fresh_guest, hardware, open_lab  # noqa: F401
 
 
@@ -63,6 +65,35 @@ def test_a_guest_whose_namespace_died_meanwhile_is_booted_again(tmp_path):
         assert lab.wait_state(100, "up") == "up"
         assert lab.guest(100).holder != first
         assert guest.vmid == 100
+    finally:
+        lab.shutdown()
+
+
+def test_a_lab_closed_while_a_guest_boots_leaves_nothing_end_guests_cannot_end(tmp_path):
+    """The lab closed while a guest's namespace was starting (a short run ends as its VM boots):
+    the namespace still starts, and its record names it, so end_guests ends it and a later lab
+    boots the guest afresh instead of leaving a second one running."""
+    starting, go_on = threading.Event(), threading.Event()
+
+    def slow_boot_hook(disk, runtime, hw):  # noqa: ANN001 - the lab's BootHook
+        starting.set()
+        go_on.wait(10)
+
+    lab = open_lab(tmp_path / "lab", on_boot=slow_boot_hook)
+    try:
+        lab.power_on(hardware(100))
+        assert starting.wait(30)
+        threading.Timer(0.3, go_on.set).start()  # the boot finishes while the lab is closing
+        lab.close()
+        first = lab.guest(100).holder
+        assert first is not None and first.alive()  # recorded before close() returned
+
+        lab = open_lab(tmp_path / "lab")  # a resume: the half-done boot is ended and done again
+        assert lab.wait_state(100, "up") == "up"
+        assert not first.alive() and lab.guest(100).holder != first
+        lab.close()
+        assert end_guests(tmp_path / "lab") == 1
+        assert not lab.guest(100).holder.alive()
     finally:
         lab.shutdown()
 

@@ -235,11 +235,13 @@ async def test_provisioning_survives_random_api_faults_without_a_second_vm(tmp_p
     assert rec.of("RetryScheduled") and rec.of("RecoveredFromFault")
     creates = requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")
     assert len([c for c in creates if c.get("status") == 200 or c.get("fault")]) >= 1
-    client = await ProxmoxClient.connect(await open_lab(tmp_path / "lab", "seed"))
+    again = await open_lab(tmp_path / "lab", "seed")
+    client = await ProxmoxClient.connect(again)
     try:
         ours = [vm for vm in await client.vms() if vm.get("name") == "vast-loopback"]
     finally:
         await client.close()
+        await again.close()
     assert len(ours) == 1
 
 

@@ -115,6 +115,9 @@ class GuestLab:
             ready.set()
             loop.run_forever()
             loop.run_until_complete(loop.shutdown_asyncgens())
+            # A boot still starting its namespace in a worker thread finishes (and records its
+            # holder) before close() returns, so that end_guests after it finds the guest.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
         self._thread = threading.Thread(target=run, name="vlb-lab-guests", daemon=True)
@@ -203,6 +206,8 @@ class GuestLab:
                 guest.state, guest.boot_lab = "booting", self.clock.now()
                 guest.save()
             if guest.state == "booting":
+                if guest.holder is not None and guest.holder.alive():  # a boot cut off half-way
+                    await asyncio.to_thread(guest.stop_namespace, False)
                 asyncio.get_running_loop().create_task(self._boot(guest, guest.generation))
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop())
 
@@ -334,7 +339,7 @@ class GuestLab:
                 log.info("guest %s: unbootable: %s", guest.vmid, why)
                 return
             try:
-                await asyncio.to_thread(guest.start_namespace, self.clock.scale, self.on_boot)
+                await asyncio.to_thread(self._start_namespace, guest)
             except Exception as exc:  # the namespace or a boot hook failed: the VM never comes up
                 with self._lock:
                     guest.state, guest.error = "unbootable", f"the lab could not start the guest: {exc}"
@@ -350,6 +355,13 @@ class GuestLab:
                 guest.state = "up"
                 guest.save()
             log.info("guest %s: up (ssh 127.0.0.1:%s)", guest.vmid, guest.ssh_port)
+
+    def _start_namespace(self, guest: LabGuest) -> None:
+        """Start the guest's namespace (in a worker thread) and record its holder at once: a lab
+        closed while the guest boots leaves a record that end_guests, or the next boot, can end."""
+        guest.start_namespace(self.clock.scale, self.on_boot)
+        with self._lock:
+            guest.save()
 
     async def _listen(self, guest: LabGuest) -> None:
         assert self._host_key is not None
