@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Static
+
+from tui.widgets.choice import Answer, ChoiceDialog
 
 
-class ConfirmDialog(ModalScreen[bool]):
+class ConfirmDialog(ChoiceDialog):
     """Dismissed with True only on an explicit yes."""
 
     DEFAULT_CSS = """
@@ -23,30 +23,14 @@ class ConfirmDialog(ModalScreen[bool]):
     """
 
     BINDINGS = [
-        Binding("y", "yes", "Yes"),
-        Binding("n,escape", "no", "No"),
+        Binding("y", "choose(True)", "Yes"),
+        Binding("n,escape", "choose(False)", "No"),
     ]
 
     def __init__(self, question: str, detail: str, yes: str = "Yes (y)", no: str = "No (n)") -> None:
-        super().__init__()
-        self.question, self.detail, self.yes_label, self.no_label = question, detail, yes, no
+        super().__init__(Answer("yes", yes, "error"), Answer("no", no))
+        self.question, self.detail = question, detail
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(f"[b]{self.question}[/b]", id="question")
-            yield Static(self.detail, classes="hint", id="detail")
-            with Horizontal():
-                yield Button(self.no_label, id="no", compact=True)
-                yield Button(self.yes_label, id="yes", variant="error", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_yes(self) -> None:
-        self.dismiss(True)
-
-    def action_no(self) -> None:
-        self.dismiss(False)
+    def body(self) -> ComposeResult:
+        yield Static(f"[b]{self.question}[/b]", id="question")
+        yield Static(self.detail, classes="hint", id="detail")

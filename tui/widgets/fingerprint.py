@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Static
+
+from tui.widgets.choice import Answer, ChoiceDialog
 
 
 def split_fingerprint(fingerprint: str, pairs_per_line: int = 16) -> str:
@@ -16,7 +16,7 @@ def split_fingerprint(fingerprint: str, pairs_per_line: int = 16) -> str:
     return "\n".join(":".join(pairs[i:i + pairs_per_line]) for i in range(0, len(pairs), pairs_per_line))
 
 
-class FingerprintDialog(ModalScreen[bool]):
+class FingerprintDialog(ChoiceDialog):
     """Dismissed with True (trusted) or False (rejected)."""
 
     DEFAULT_CSS = """
@@ -30,35 +30,19 @@ class FingerprintDialog(ModalScreen[bool]):
     """
 
     BINDINGS = [
-        Binding("y", "trust", "Trust"),
-        Binding("n,escape", "reject", "Reject"),
+        Binding("y", "choose(True)", "Trust"),
+        Binding("n,escape", "choose(False)", "Reject"),
     ]
 
     def __init__(self, label: str, url: str, fingerprint: str) -> None:
-        super().__init__()
+        super().__init__(Answer("trust", "Trust (y)", "warning"), Answer("reject", "Reject (n)"), safe_first=False)
         self.label = label
         self.url = url
         self.fingerprint = fingerprint
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(f"[b]Trust this certificate?[/b]\n{self.label}\n{self.url}")
-            yield Static(split_fingerprint(self.fingerprint), id="fp")
-            yield Static("Compare it with the host's (Datacenter → node → Certificates, or "
-                         "[i]pvenode cert info[/i]). The API token is sent only after you trust it; "
-                         "the fingerprint is then pinned in the answers.", classes="hint")
-            with Horizontal():
-                yield Button("Trust (y)", id="trust", variant="warning", compact=True)
-                yield Button("Reject (n)", id="reject", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#reject", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "trust")
-
-    def action_trust(self) -> None:
-        self.dismiss(True)
-
-    def action_reject(self) -> None:
-        self.dismiss(False)
+    def body(self) -> ComposeResult:
+        yield Static(f"[b]Trust this certificate?[/b]\n{self.label}\n{self.url}")
+        yield Static(split_fingerprint(self.fingerprint), id="fp")
+        yield Static("Compare it with the host's (Datacenter → node → Certificates, or "
+                     "[i]pvenode cert info[/i]). The API token is sent only after you trust it; "
+                     "the fingerprint is then pinned in the answers.", classes="hint")

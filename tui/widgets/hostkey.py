@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.widgets import Static
+
+from tui.widgets.choice import Answer, ChoiceDialog
 
 
-class HostKeyDialog(ModalScreen[bool]):
+class HostKeyDialog(ChoiceDialog):
     """Dismissed with True (trusted) or False (rejected); Reject is focused first."""
 
     DEFAULT_CSS = """
@@ -26,36 +26,20 @@ class HostKeyDialog(ModalScreen[bool]):
     """
 
     BINDINGS = [
-        Binding("y", "trust", "Trust"),
-        Binding("n,escape", "reject", "Reject"),
+        Binding("y", "choose(True)", "Trust"),
+        Binding("n,escape", "choose(False)", "Reject"),
     ]
 
     def __init__(self, guest: str, fingerprint: str) -> None:
-        super().__init__()
+        super().__init__(Answer("trust", "Trust (y)", "warning"), Answer("reject", "Reject (n)"), safe_first=False)
         self.guest = guest
         self.fingerprint = fingerprint
 
-    def compose(self) -> ComposeResult:
-        with Vertical():
-            yield Static(f"[b]Trust the guest's SSH host key?[/b]\n{self.guest} presented a key that is "
-                         "not pinned and not in known_hosts.", markup=True, id="question")
-            yield Static(self.fingerprint, id="hostkey", markup=False)
-            yield Static("Compare it on the guest's console: [i]ssh-keygen -lf "
-                         "/etc/ssh/ssh_host_ed25519_key.pub[/i]. Trust pins it for this run (a resume keeps "
-                         "it); Reject stops the run here. To skip this question, put it in the answers: "
-                         f"guest.host_key: {self.fingerprint}", classes="hint", id="why")
-            with Horizontal():
-                yield Button("Trust (y)", id="trust", variant="warning", compact=True)
-                yield Button("Reject (n)", id="reject", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#reject", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "trust")
-
-    def action_trust(self) -> None:
-        self.dismiss(True)
-
-    def action_reject(self) -> None:
-        self.dismiss(False)
+    def body(self) -> ComposeResult:
+        yield Static(f"[b]Trust the guest's SSH host key?[/b]\n{self.guest} presented a key that is "
+                     "not pinned and not in known_hosts.", markup=True, id="question")
+        yield Static(self.fingerprint, id="hostkey", markup=False)
+        yield Static("Compare it on the guest's console: [i]ssh-keygen -lf "
+                     "/etc/ssh/ssh_host_ed25519_key.pub[/i]. Trust pins it for this run (a resume keeps "
+                     "it); Reject stops the run here. To skip this question, put it in the answers: "
+                     f"guest.host_key: {self.fingerprint}", classes="hint", id="why")

@@ -6,14 +6,14 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
-from textual.widgets import Button, Static
+from textual.containers import VerticalScroll
+from textual.widgets import Static
 
 from backend.sizing import Finding
+from tui.widgets.choice import Answer, ChoiceDialog
 
 
-class OverrideDialog(ModalScreen[bool]):
+class OverrideDialog(ChoiceDialog):
     """Dismissed with True only when the user chose to override; Cancel is focused first."""
 
     DEFAULT_CSS = """
@@ -27,15 +27,15 @@ class OverrideDialog(ModalScreen[bool]):
     """
 
     BINDINGS = [
-        Binding("o", "override", "Override"),
-        Binding("escape,c", "cancel", "Cancel"),
+        Binding("o", "choose(True)", "Override"),
+        Binding("escape,c", "choose(False)", "Cancel"),
     ]
 
     def __init__(self, blockers: list[Finding]) -> None:
-        super().__init__()
+        super().__init__(Answer("override", "Override on purpose (o)", "error"), Answer("cancel", "Cancel (esc)"))
         self.blockers = blockers
 
-    def compose(self) -> ComposeResult:
+    def body(self) -> ComposeResult:
         text = Text()
         for number, finding in enumerate(self.blockers):
             if number:
@@ -44,23 +44,7 @@ class OverrideDialog(ModalScreen[bool]):
             text.append(finding.message, style="bold")
             text.append(f"\n  why: {finding.evidence}", style="")
             text.append(f"\n  fix: {finding.remedy}", style="italic")
-        with Vertical():
-            yield Static("[b]Override these blockers on purpose?[/b] The run will most likely fail "
-                         "the way the field report's did.")
-            with VerticalScroll():
-                yield Static(text, id="blockers")
-            with Horizontal():
-                yield Button("Cancel (esc)", id="cancel", compact=True)
-                yield Button("Override on purpose (o)", id="override", variant="error", compact=True)
-
-    def on_mount(self) -> None:
-        self.query_one("#cancel", Button).focus()
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "override")
-
-    def action_override(self) -> None:
-        self.dismiss(True)
-
-    def action_cancel(self) -> None:
-        self.dismiss(False)
+        yield Static("[b]Override these blockers on purpose?[/b] The run will most likely fail "
+                     "the way the field report's did.")
+        with VerticalScroll():
+            yield Static(text, id="blockers")
