@@ -16,6 +16,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 from textual.worker import Worker, WorkerState
@@ -127,14 +128,16 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
             yield Static(key_times(self.session, None), id="times")
             yield DiagnosisPane(self.session, id="diagnosis")
             yield FailedChecksPane(self.session, id="preflight")
-            yield Static("", id="where")
-        yield HintLine("", id="hint")
+            yield Static(self._where(), id="where")
+        hint = HintLine("", id="hint")
+        hint.display = self.scenario is not None
+        yield hint
         yield Footer()
 
     def on_mount(self) -> None:
-        self.query_one(HintLine).display = self.scenario is not None
+        # Content is given in compose: widgets nested in the scroll body may not be mounted yet
+        # when the screen's Mount is handled (seen on a loaded machine).
         super().on_mount()
-        self._show_where()
         existing = self._existing_report()
         self._analyse(write=self.write and existing is None)
 
@@ -162,13 +165,22 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
         else:
             error = event.worker.error
             self.report_error = f"the report could not be written: {error.__class__.__name__}: {error}"
-        self.query_one("#times", Static).update(key_times(self.session, self.analysis or {}))
-        self._show_where()
+        self._show_analysis()
         if self._open_when_written:
             self._open_when_written = False
             self.action_open_report()
 
-    def _show_where(self) -> None:
+    def _show_analysis(self) -> None:
+        try:
+            times, where = self.query_one("#times", Static), self.query_one("#where", Static)
+        except NoMatches:  # the body is still being mounted: show it once it is
+            if self.is_attached:
+                self.call_after_refresh(self._show_analysis)
+            return
+        times.update(key_times(self.session, self.analysis or {}))
+        where.update(self._where())
+
+    def _where(self) -> Text:
         run_path = self.session.run_path
         text = Text()
         text.append("run directory ", style="bold")
@@ -183,7 +195,7 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
         elif run_path is not None:
             text.append(f"vast-loopback report {run_path}", style="italic")
             text.append("  writes it (o writes and opens it)", style="dim")
-        self.query_one("#where", Static).update(text)
+        return text
 
     def after_flush(self) -> None:
         if self.scenario is not None:

@@ -5,11 +5,13 @@ real connection), and ending every lab guest a test booted (they outlive the lab
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from textual.css.query import NoMatches
 
 import backend.lab  # noqa: F401  - registers the 'lab' target provider, as the entry point does
 from backend.answers import Answers
@@ -50,10 +52,12 @@ def guests_alive(root: Path) -> int:
 
 
 async def until(pilot, check: Callable[[], object], seconds: float = 60.0, what: str = "") -> None:  # noqa: ANN001
-    """Let the app run until `check()` is true (polling every 20 ms); fail with `what` after `seconds`."""
+    """Let the app run until `check()` is true (polling every 20 ms); fail with `what` after `seconds`.
+    A widget not found yet (a screen still being mounted) counts as not yet."""
     for _ in range(int(seconds / 0.02)):
-        if check():
-            return
+        with contextlib.suppress(NoMatches):
+            if check():
+                return
         await pilot.pause(0.02)
     pytest.fail(f"timed out waiting for {what or check}; on top: {pilot.app.screen!r}")
 
