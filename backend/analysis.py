@@ -168,7 +168,7 @@ class Analysis:
         self.disks: dict[str, dict[str, Stat]] = {}
         self.containers: dict[str, dict] = {}
         self.ports: dict[str, dict] = {}
-        self.hb_late = Stat()
+        self.hb_late = Stat(keep=True)  # each sample's worst tick lateness (ms)
         self.stage_cpu, self.stage_load, self.stage_mem = StageStats(), StageStats(), StageStats()
         self.bins = {k: TimeBins(BIN_S) for k in ("steal", "user_sys", "mem_used", "mem_available", "load1")}
         self.sample_count = 0
@@ -335,8 +335,10 @@ def stall_summary(events: list[ev.Event], late: Stat) -> dict:
         "t_max": (worst.start if worst else late.t_max),
         "interval_s": interval_ms / 1000.0 if interval_ms else None,
         "stalls": sum(1 for x in lengths if x >= 50.0),
-        "gaps_over_1s": sum(1 for x in lengths if x > 1000.0),
-        "gaps_over_2s": sum(1 for x in lengths if x > 2000.0),
+        # Stall events, or samples whose worst lateness was one (where no event was sent for it):
+        # never fewer gaps than the worst stall reported beside them implies.
+        "gaps_over_1s": max(sum(1 for x in lengths if x > 1000.0), sum(1 for x in late.values if x > 1000.0)),
+        "gaps_over_2s": max(sum(1 for x in lengths if x > 2000.0), sum(1 for x in late.values if x > 2000.0)),
         "histogram_ms": histogram([x for x in lengths if x >= 50.0], STALL_EDGES),
         "latest": [{"t": e.start, "length_ms": round(e.length_ms, 1)} for e in stalls if e.length_ms >= 50.0][-10:],
         "worst": sorted(({"t": e.start, "length_ms": round(e.length_ms, 1)} for e in stalls),

@@ -149,6 +149,16 @@ def test_an_unannounced_hole_in_the_samples_is_a_sampling_gap(tmp_path: Path):
     assert [(g["start"], g["end"]) for g in gaps] == [(T + 2, T + 30)]
 
 
+def test_a_stall_seen_only_as_a_samples_lateness_still_counts_as_a_gap(tmp_path: Path):
+    """The agent reports each second's worst tick lateness; a stall the detector sent no event for
+    is counted from it, so the summary never says "worst stall 1.5 s, 0 gaps over 1 s"."""
+    samples = [agent_sample(T + i) for i in range(10)]
+    samples[4].sample["hb"] = {"max_ms": 1500.0, "n": 20}
+    heartbeat = analyse(write_run(tmp_path / "run", [TUNED[0], *samples]).path)["heartbeat"]
+    assert heartbeat["max_stall_ms"] == 1500.0
+    assert (heartbeat["gaps_over_1s"], heartbeat["gaps_over_2s"]) == (1, 0)
+
+
 def test_a_synthetic_run_with_faults_reads_end_to_end(tmp_path: Path):
     run = write_synthetic_run(tmp_path / "run", hours=1.0, seed=3)
     data = analyse(run.path)
