@@ -16,7 +16,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 from textual.worker import Worker, WorkerState
@@ -135,8 +134,6 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
         yield Footer()
 
     def on_mount(self) -> None:
-        # Content is given in compose: widgets nested in the scroll body may not be mounted yet
-        # when the screen's Mount is handled (seen on a loaded machine).
         super().on_mount()
         existing = self._existing_report()
         self._analyse(write=self.write and existing is None)
@@ -171,14 +168,8 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
             self.action_open_report()
 
     def _show_analysis(self) -> None:
-        try:
-            times, where = self.query_one("#times", Static), self.query_one("#where", Static)
-        except NoMatches:  # the body is still being mounted: show it once it is
-            if self.is_attached:
-                self.call_after_refresh(self._show_analysis)
-            return
-        times.update(key_times(self.session, self.analysis or {}))
-        where.update(self._where())
+        self.query_one("#times", Static).update(key_times(self.session, self.analysis or {}))
+        self.query_one("#where", Static).update(self._where())
 
     def _where(self) -> Text:
         run_path = self.session.run_path
