@@ -52,11 +52,10 @@ def no_lab_guest_outlives_the_tests(tmp_path_factory: pytest.TempPathFactory):
     is still running at the end is ended here and named, so a leaking test shows in the output
     instead of leaving processes on the CI machine."""
     yield
-    from backend.lab.shutdown import end_guests
+    from tests.tui_lab_helpers import ended_by_world
 
     root = tmp_path_factory.getbasetemp()
-    labs = {record.parent.parent.parent for record in root.glob("**/guests/*/guest.json")}
-    leaked = [str(lab.relative_to(root)) for lab in sorted(labs) if end_guests(lab)]
+    leaked = [str(world.relative_to(root)) for world in ended_by_world(root)]
     if leaked:
         import warnings
 

@@ -40,7 +40,14 @@ async def lab_without_known_hosts(answers: Answers, options: TargetOptions) -> T
 def end_guests(root: Path) -> int:
     """Hard-stop every lab guest whose world lives under `root` (see backend.lab.shutdown); returns
     how many were running."""
-    return sum(shutdown.end_guests(guests.parent) for guests in Path(root).glob("**/guests") if guests.is_dir())
+    return sum(ended_by_world(root).values())
+
+
+def ended_by_world(root: Path) -> dict[Path, int]:
+    """Hard-stop every lab guest under `root`: {a lab world's state directory: guests it had running}."""
+    ended = {guests.parent: shutdown.end_guests(guests.parent)
+             for guests in sorted(Path(root).glob("**/guests")) if guests.is_dir()}
+    return {world: count for world, count in ended.items() if count}
 
 
 def guests_alive(root: Path) -> int:
