@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button
@@ -50,3 +51,16 @@ class ChoiceDialog(ModalScreen[bool]):
 
     def action_choose(self, deliberate: bool) -> None:
         self.dismiss(deliberate)
+
+
+class TrustDialog(ChoiceDialog):
+    """Trust (y) or Reject (n, Escape) what a host presented (a certificate, an SSH host key):
+    Trust on the left, Reject focused first."""
+
+    BINDINGS = [
+        Binding("y", "choose(True)", "Trust"),
+        Binding("n,escape", "choose(False)", "Reject"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(Answer("trust", "Trust (y)", "warning"), Answer("reject", "Reject (n)"), safe_first=False)

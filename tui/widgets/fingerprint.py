@@ -4,10 +4,9 @@ it. Nothing (no token) is sent to the host before the user answers yes."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import Static
 
-from tui.widgets.choice import Answer, ChoiceDialog
+from tui.widgets.choice import TrustDialog
 
 
 def split_fingerprint(fingerprint: str, pairs_per_line: int = 16) -> str:
@@ -16,7 +15,7 @@ def split_fingerprint(fingerprint: str, pairs_per_line: int = 16) -> str:
     return "\n".join(":".join(pairs[i:i + pairs_per_line]) for i in range(0, len(pairs), pairs_per_line))
 
 
-class FingerprintDialog(ChoiceDialog):
+class FingerprintDialog(TrustDialog):
     """Dismissed with True (trusted) or False (rejected)."""
 
     DEFAULT_CSS = """
@@ -29,13 +28,8 @@ class FingerprintDialog(ChoiceDialog):
     FingerprintDialog Button { margin: 0 1; }
     """
 
-    BINDINGS = [
-        Binding("y", "choose(True)", "Trust"),
-        Binding("n,escape", "choose(False)", "Reject"),
-    ]
-
     def __init__(self, label: str, url: str, fingerprint: str) -> None:
-        super().__init__(Answer("trust", "Trust (y)", "warning"), Answer("reject", "Reject (n)"), safe_first=False)
+        super().__init__()
         self.label = label
         self.url = url
         self.fingerprint = fingerprint

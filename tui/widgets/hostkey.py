@@ -6,13 +6,12 @@ step fails; nothing is sent to the guest)."""
 from __future__ import annotations
 
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.widgets import Static
 
-from tui.widgets.choice import Answer, ChoiceDialog
+from tui.widgets.choice import TrustDialog
 
 
-class HostKeyDialog(ChoiceDialog):
+class HostKeyDialog(TrustDialog):
     """Dismissed with True (trusted) or False (rejected); Reject is focused first."""
 
     DEFAULT_CSS = """
@@ -25,13 +24,8 @@ class HostKeyDialog(ChoiceDialog):
     HostKeyDialog Button { margin: 0 1; }
     """
 
-    BINDINGS = [
-        Binding("y", "choose(True)", "Trust"),
-        Binding("n,escape", "choose(False)", "Reject"),
-    ]
-
     def __init__(self, guest: str, fingerprint: str) -> None:
-        super().__init__(Answer("trust", "Trust (y)", "warning"), Answer("reject", "Reject (n)"), safe_first=False)
+        super().__init__()
         self.guest = guest
         self.fingerprint = fingerprint
 
