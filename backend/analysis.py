@@ -16,6 +16,7 @@ from pathlib import Path
 
 from backend import events as ev
 from backend.diagnose import Watcher
+from backend.evidence import describe as describe_record
 from backend.hostfacts import GIB
 from backend.installlog import line_timestamp
 from backend.journal import SAMPLES, RunDir
@@ -710,7 +711,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
     phases = phase_rows(events)
     states, final_state = cluster_rows(events, run_end)
     timeline = _timeline(events, phases, states)
-    items = sorted(analysis.watcher.items.values(), key=lambda i: i.t or 0.0)
+    items = sorted(analysis.watcher.all_items(), key=lambda i: i.t or 0.0)
     diagnosis = [i.to_dict() for i in items if i.kind == "diagnosis"]
     alerts = [i.to_dict() for i in items if i.kind == "alert"]
     known = {i.id for i in items}
@@ -807,6 +808,8 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
         "heartbeat": stalls,
         "kernel": [{"t": e.ts, "source": e.source, "match": e.match, "text": e.text[:300]}
                    for e in events if isinstance(e, ev.KernelMessageSeen)][:LIST_LIMIT],
+        "guest_record": [{"t": e.ts, "reason": e.reason, "reachable": e.reachable, "text": describe_record(e)}
+                         for e in events if isinstance(e, ev.GuestRecordRead)][:LIST_LIMIT],
         "tuning": _tuning(events),
         "preflight": next((list(e.items) for e in reversed(events) if isinstance(e, ev.PreflightChecked)), []),
         "diagnosis": diagnosis,

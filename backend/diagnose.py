@@ -66,6 +66,7 @@ KERNEL_SIGNATURES = (
     ("soft_lockup", re.compile(r"soft lockup")),
     ("rcu_stall", re.compile(r"rcu.{0,20}detected stall")),
 )
+SIGKILL_EXIT = 137  # 128 + SIGKILL: Docker's exit code for a container whose main process was killed
 OVERCOMMIT_LINE = re.compile(r"PANIC\[P653|vmsg_keepalive_fiber|test_if_stuck")
 STAMP_IN_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
 
@@ -144,6 +145,7 @@ class Watcher:
 
     def __init__(self) -> None:
         self.items: dict[str, Item] = {}
+        self.earlier: list[Item] = []  # the items of attempts that ended in a rollback
         self.now: float = 0.0
         self.host_cores: int | None = None
         self.host: NodeFacts | None = None
@@ -215,6 +217,10 @@ class Watcher:
                 item.remedy = f"Roll back to the pre-install snapshot, then ({root.id}): {root.remedy}"
         return [i for i in new if i is not None]
 
+    def all_items(self) -> list[Item]:
+        """Every attempt's items: those of attempts rolled back, then the current one's."""
+        return [*self.earlier, *self.items.values()]
+
     def diagnoses(self) -> list[Item]:
         return [i for i in self.items.values() if i.kind == "diagnosis"]
 
@@ -272,12 +278,19 @@ class Watcher:
         return []
 
     def _on_SnapshotRolledBack(self, e: ev.SnapshotRolledBack) -> list[Item]:
-        """The guest is back where it was before the install: the cluster and its steps start over."""
+        """The guest is back where it was before the install and boots again: the cluster, its steps
+        and what the attempt that ended showed start over (a signature of the next attempt is news
+        again; the ended attempt's items stay in `earlier`, for the report)."""
         self.cluster_state, self.state_since = "", None
         self.states.clear()
         self.states_by_source.clear()
         self.running.clear()
         self.mem_min_activation = None
+        self.mem_min_available = self.mem_min_available_t = None
+        self.mem_min_available_state = ""
+        self.oom_kills = None  # a new boot counts from 0
+        self.earlier.extend(self.items.values())
+        self.items = {}
         return []
 
     def _on_RunFinished(self, e: ev.RunFinished) -> list[Item]:
@@ -384,6 +397,27 @@ class Watcher:
                 new.extend(self._line(e.ts, text, classify_line(text), "install log"))
         return new
 
+    def _on_GuestRecordRead(self, e: ev.GuestRecordRead) -> list[Item]:
+        """The guest's own record, read after the fact (its lines came before it as KernelMessageSeen):
+        the OOM killer's kills since this boot, and the containers Docker saw OOM-killed. A container
+        ended by SIGKILL (exit 137) is not proof of an OOM by itself (`docker kill` does the same, and
+        Docker leaves OOMKilled false when the kernel's global OOM killer struck): it only adds to an
+        OOM the record shows otherwise."""
+        new: list[Item] = []
+        if e.oom_kills:
+            new.extend(self._oom(Evidence(e.ts, "guest record", f"/proc/vmstat oom_kill: {e.oom_kills} since this boot",
+                                          float(e.oom_kills)), dated=False))
+        for container in e.containers:
+            name, code = container.get("name"), container.get("exit_code")
+            if container.get("oom_killed"):
+                new.extend(self._oom(Evidence(container.get("finished") or e.ts, "docker",
+                                              f"container {name} was OOM-killed (exit {code})"),
+                                     dated=container.get("finished") is not None))
+            elif code == SIGKILL_EXIT and "oom" in self.items:
+                self._oom(Evidence(container.get("finished") or e.ts, "docker",
+                                   f"container {name} was killed (exit {code})"))
+        return new
+
     def _line(self, t: float, text: str, match: str, source: str) -> list[Item]:
         if match == "oom":
             return self._oom(Evidence(t, source, text.strip()[:300]))
@@ -396,13 +430,15 @@ class Watcher:
             return [item] if item else []
         return []
 
-    def _oom(self, evidence: Evidence) -> list[Item]:
+    def _oom(self, evidence: Evidence, *, dated: bool = True) -> list[Item]:
+        """`dated`: the evidence's time is when the OOM killer ran (not when it was read)."""
         if "oom" in self.items:
             if len(self.items["oom"].evidence) < 5:
                 self.items["oom"].evidence.append(evidence)
             return []
         memory_gib = self._memory_needed(oom=True)
-        during = f" during {self.cluster_state}" if self.cluster_state else ""
+        state = self._state_at(evidence.t) if dated else ""
+        during = f" during {state}" if state else ""
         item = self._raise(Item(
             "oom", "diagnosis", "critical",
             f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB).",
@@ -581,6 +617,14 @@ class Watcher:
 
     # --- bookkeeping ---
 
+    def _state_at(self, t: float | None) -> str:
+        """The cluster's state at `t` (a line read from the guest's record after the fact is dated by
+        its own time); "" when that is older than the states kept."""
+        if t is None or not self.states or t >= self.states[-1][0]:
+            return self.cluster_state
+        before = [state for ts, state in self.states if ts <= t]
+        return before[-1] if before else ""
+
     def _raise(self, item: Item) -> Item | None:
         if item.id in self.items:
             return None
@@ -603,4 +647,4 @@ def diagnose(events: Iterable[ev.Event]) -> list[dict]:
     for event in events:
         watcher.feed(event)
     watcher.finish()
-    return [item.to_dict() for item in sorted(watcher.items.values(), key=lambda i: i.t or 0.0)]
+    return [item.to_dict() for item in sorted(watcher.all_items(), key=lambda i: i.t or 0.0)]

@@ -304,6 +304,24 @@ class KernelMessageSeen(Event):
 
 
 @dataclass(kw_only=True)
+class GuestRecordRead(Event):
+    """The guest's own record was read directly (`backend.evidence`), at a failure or when a resumed
+    run had a gap: what the kernel, Docker and VAST's logs kept since this boot, whether or not the
+    monitor was there to see it happen. The lines that matter and that no one had reported yet come
+    as KernelMessageSeen events (source "record:kmsg", "record:<log path>"); this event counts them
+    and carries the rest."""
+
+    reason: str  # "failure" | "resume"
+    reachable: bool = True
+    error: str = ""  # why the record, or a part of it, could not be read
+    boot_id: str = ""
+    oom_kills: int | None = None  # /proc/vmstat oom_kill: the OOM killer's kills since this boot
+    containers: list = field(default_factory=list)  # [{"name","status","oom_killed","exit_code","finished"}]
+    kernel_records: int = 0  # records of the kernel's log read (since boot)
+    new_lines: int = 0  # lines that matter, not reported before (sent as KernelMessageSeen)
+
+
+@dataclass(kw_only=True)
 class SamplingGapped(Event):
     """The monitor was not sampling from `start` to `end`: a gap, never interpolated."""
 

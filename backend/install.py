@@ -28,7 +28,7 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 
-from backend import guestjobs, installlog, masking
+from backend import evidence, guestjobs, installlog, masking
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed
 from backend.events import (
@@ -37,6 +37,7 @@ from backend.events import (
     InstallLogAppended,
     KernelMessageSeen,
     SnapshotRolledBack,
+    StepStarted,
     VtaskChanged,
 )
 from backend.guest import DetachedJob, GuestClient
@@ -287,7 +288,7 @@ def _monitor_resume_point(ctx: RunContext) -> tuple[float | None, int | None, di
             since, seq, offsets = event.ts, None, {}
         elif isinstance(event, KernelMessageSeen) and event.source == "kmsg" and event.seq is not None:
             seq = event.seq if seq is None else max(seq, event.seq)
-        elif isinstance(event, KernelMessageSeen) and event.offset is not None:
+        elif isinstance(event, KernelMessageSeen) and event.offset is not None and event.source in VAST_LOGS:
             offsets[event.source] = max(offsets.get(event.source, 0), event.offset)
     last = max((s.ts for s in ctx.run.samples() if s.ts > since), default=None)
     return last, seq, offsets
@@ -295,8 +296,9 @@ def _monitor_resume_point(ctx: RunContext) -> tuple[float | None, int | None, di
 
 async def run_monitor(ctx: RunContext) -> dict:
     """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines). In a
-    resumed run it goes on after the kernel messages and log lines the journal has, and the time
-    since the last journaled sample is marked as a gap by the first new one."""
+    resumed run the guest's record is read first (what happened while no one watched), the agent
+    goes on after what that read and the journal have, and the time since the last journaled sample
+    is marked as a gap by the first new one."""
     monitor = ctx.services.get(MONITOR)
     if monitor is None or not monitor.running:
         session = MonitorSession(GuestAgentSource(await _guest(ctx)), ctx.bus, ctx.clock, tails=VAST_LOGS)
@@ -304,6 +306,11 @@ async def run_monitor(ctx: RunContext) -> dict:
         if last is not None:
             session.last_covered = session.down_since = last
             session.down_reason = "vast-loopback was not running"
+            record = await evidence.read_guest_record(ctx, "resume", logs=VAST_LOGS,
+                                                      seen=await asyncio.to_thread(attempt_events, ctx))
+            if record is not None:
+                seq = record.last_seq if record.last_seq is not None else seq
+                offsets.update(record.log_sizes)
             session.kmsg_seq = seq
             session.tail_offsets.update(offsets)
         ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(session.run()))
@@ -318,6 +325,19 @@ async def drain_monitor(ctx: RunContext) -> None:
     monitor = ctx.services.get(MONITOR)
     if monitor is not None and monitor.running:
         await asyncio.sleep(DRAIN_SAMPLES * monitor.session.wall_interval)
+
+
+async def read_record_at_failure(ctx: RunContext) -> None:
+    """A failed pass whose attempt reached the install: let the monitor deliver what the guest wrote
+    last, stop it, then read the guest's record for what the monitor never delivered (written while
+    vast-loopback was not running, or before a restarted agent caught up)."""
+    await drain_monitor(ctx)
+    monitor = ctx.services.pop(MONITOR, None)
+    if monitor is not None:
+        await monitor.close()
+    seen = await asyncio.to_thread(attempt_events, ctx)
+    if any(isinstance(event, StepStarted) and event.group == "install" for event in seen):
+        await evidence.read_guest_record(ctx, "failure", logs=VAST_LOGS, seen=seen)
 
 
 async def recheck_monitor(ctx: RunContext) -> bool:

@@ -464,6 +464,11 @@ def _findings(data: dict) -> list[str]:
         lines += ["### Kernel and VAST messages that matched a signature", ""]
         lines += _table(["Time", "Match", "Source", "Line"],
                         [[clock(k["t"]), k["match"], k["source"], k["text"][:160]] for k in data["kernel"]])
+    if data.get("guest_record"):
+        lines += ["### The guest's own record, read after the fact", "",
+                  "Lines from `record:` sources were read from the guest (kernel log since boot, VAST's logs), "
+                  "not streamed by the monitor: they happened while nothing watched, or before it caught up.", ""]
+        lines += _table(["Time", "Read"], [[clock(r["t"]), r["text"]] for r in data["guest_record"]])
     return lines + ["---", ""]
 
 

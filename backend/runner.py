@@ -50,10 +50,11 @@ def diagnosis(ctx: RunContext) -> DiagnosisService:
 
 def on_failure(ctx: RunContext):  # noqa: ANN201 - an async callable for Engine
     """What a failed pass does before its RunFinished: let the monitor deliver what the guest wrote
-    last (a PANIC line is often written moments before the failure is seen), then conclude."""
+    last (a PANIC line is often written moments before the failure is seen), read the guest's own
+    record for what no one saw (the OOM of a gap), then conclude."""
 
     async def hook() -> None:
-        await install.drain_monitor(ctx)
+        await install.read_record_at_failure(ctx)
         diagnosis(ctx).conclude()
 
     return hook

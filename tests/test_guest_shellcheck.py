@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend import guestjobs, preflight, tuning
+from backend import evidence, guestjobs, install, preflight, tuning
 from backend.shell import sh
 
 SHELLCHECK = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "shellcheck"
@@ -42,6 +42,8 @@ def commands() -> dict[str, str]:
         "hostile job": guestjobs.launch_command(f"/tmp/{HOSTILE}", sh("echo", HOSTILE)),
         "sudo wrap": sh("sudo", "-n", "--", "sh", "-c", tuning.write_sysfs("/sys/x", HOSTILE)),
         "udev rule": tuning.write_root_file(tuning.UDEV_RULE, tuning.udev_rule("sda", "mq-deadline")),
+        "guest record": evidence.record_command(install.VAST_LOGS),
+        "hostile record": evidence.record_command([f"/tmp/{HOSTILE}"]),
     }
     return built
 

@@ -24,10 +24,15 @@ WORKERS = VAST_LOGS[0]
 
 
 class _Guest:
-    """The part of GuestClient the monitor uses; its agent says hello and takes one sample."""
+    """The part of GuestClient the monitor uses; its agent says hello and takes one sample. The
+    guest's record (read when a resumed run had a gap) is `record`."""
 
-    def __init__(self) -> None:
+    def __init__(self, record: bytes = b"") -> None:
         self.commands: list[str] = []
+        self.record = record
+
+    async def run_bytes(self, command: str, *, sudo: bool = False, timeout: float | None = None) -> bytes:
+        return self.record
 
     async def home(self) -> str:
         return "/home/centos"
@@ -43,7 +48,7 @@ class _Guest:
         await asyncio.sleep(60)
 
 
-async def _monitor(run: RunDir) -> tuple[_Guest, list[ev.Event]]:
+async def _monitor(run: RunDir, guest: _Guest | None = None) -> tuple[_Guest, list[ev.Event]]:
     bus = EventBus(Clock.wall())
     journal = Journal(run)
     seen: list[ev.Event] = []
@@ -52,7 +57,7 @@ async def _monitor(run: RunDir) -> tuple[_Guest, list[ev.Event]]:
     ctx = RunContext(answers=Answers(), bus=bus, run=run,
                      target=Target(label="t", proxmox_url="https://x", token_id="a@b!c",
                                    token_secret=Secret("tok-en-1"), clock=Clock.wall()))
-    guest = _Guest()
+    guest = guest or _Guest()
     ctx.services[GUEST] = guest
     try:
         await run_monitor(ctx)
@@ -100,3 +105,21 @@ async def test_after_a_rollback_the_monitor_starts_afresh(tmp_path):
     args = _args(guest.commands[0])
     assert "--kmsg-after" not in args and "--tail-at" not in args
     assert not any(isinstance(e, ev.SamplingGapped) for e in seen)
+
+
+async def test_a_resumed_monitor_goes_on_after_the_guests_record_read_at_the_resume(tmp_path):
+    """What happened while the process was dead is read from the guest's record (the OOM of the gap,
+    reported once, as a record line); the agent goes on after the record, not after the journal."""
+    run, last = _earlier_run(tmp_path)
+    record = (f"@@vlb-record boot b00d 100.0 {time.time():.3f}\n@@vlb-record vmstat\noom_kill 1\n"
+              "@@vlb-record kmsg\n3,41,90000000,-;Out of memory: Killed process 7\n"
+              "3,56,95000000,-;Out of memory: Killed process 8\n6,57,96000000,-;dummy0: speed is unknown\n"
+              f"@@vlb-record log 9000 {WORKERS}\n").encode()
+    guest, seen = await _monitor(run, _Guest(record))
+    args = _args(guest.commands[0])
+    assert args[args.index("--kmsg-after") + 1] == "57"
+    assert args[args.index("--tail-at") + 1] == f"9000:{WORKERS}"
+    lines = [(e.source, e.seq) for e in seen if isinstance(e, ev.KernelMessageSeen)]
+    assert lines == [("record:kmsg", 56)]  # seq 41 was journaled before the crash
+    read = next(e for e in seen if isinstance(e, ev.GuestRecordRead))
+    assert read.reason == "resume" and read.oom_kills == 1 and read.new_lines == 1

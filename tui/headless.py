@@ -16,7 +16,7 @@ from typing import TextIO
 
 from backend import answers as answers_mod
 from backend import events as ev
-from backend import runner
+from backend import evidence, runner
 from backend.bus import EventBus
 from backend.engine import RunContext, RunOptions
 from backend.errors import BadInput
@@ -141,6 +141,8 @@ class HeadlessPrinter:
                 return f"  STALL: the guest stood still for {e.length_ms / 1000:.2f} s"
             case ev.KernelMessageSeen():
                 return f"  kernel/{e.source}: {e.text}"
+            case ev.GuestRecordRead():
+                return f"  {evidence.describe(e)}"
             case ev.SamplingGapped():
                 return f"  monitoring gap of {_fmt_duration(e.end - e.start)} ({e.reason})"
             case ev.SampleTaken():

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend import events as ev
+from backend import evidence
 from backend.bus import Subscriber
 from backend.clock import Clock
 from backend.diagnose import Item, Watcher
@@ -309,6 +310,9 @@ class RunSession:
     def _on_KernelMessageSeen(self, e: ev.KernelMessageSeen) -> None:
         self._note(e.ts, "critical" if e.match in ("oom", "panic") else "warning", f"{e.source}: {e.text}")
 
+    def _on_GuestRecordRead(self, e: ev.GuestRecordRead) -> None:
+        self._note(e.ts, "info" if e.reachable and not e.error else "warning", evidence.describe(e))
+
     def _on_StallDetected(self, e: ev.StallDetected) -> None:
         self.stalls_seen += 1
         bucket = gap_bucket(e.length_ms)
@@ -355,7 +359,7 @@ class RunSession:
         self.earlier += [{**item, "attempt": self.attempt} for item in self.diagnoses.values()]
         self.diagnoses.clear()
         self.alerts.clear()
-        self.watcher.items.clear()  # the same signature in the next attempt is news again
+        # (the watcher starts the next attempt afresh itself: the same signature is news again)
         self.attempt += 1
 
     def _on_RemedyApplied(self, e: ev.RemedyApplied) -> None:

@@ -17,6 +17,26 @@ from __future__ import annotations
 # --- kernel: the Rocky 8.10 kernel's storage drivers ---------------------------------------------
 
 
+# --- kernel and Docker: what the guest keeps of an OOM kill ----------------------------------------
+
+# The kernel's messages live in its ring buffer from boot on (`dmesg`, /dev/kmsg); Rocky 8's journal
+# is volatile (no /var/log/journal, Storage=auto), so `journalctl -k` holds this boot only too; both
+# are lost at a reboot (the lab rebuilds /dev/kmsg at every boot, runtime.py). /proc/vmstat oom_kill
+# counts the OOM killer's kills since boot (mm/oom_kill 8e675f7af507, 4.13; research/monitoring.md).
+#
+# The VAST containers run without --memory, so the kernel's global OOM killer, not a cgroup limit,
+# strikes. The lab lets the victim (`.env`, timeline.oom_messages) be the node container's main
+# process (modelled: the field notes of attempt 1 only say the cluster was left in INIT), so Docker
+# reports that container exited with 128 + SIGKILL.
+OOM_KILLED_EXIT_CODE = 137
+# Docker sets State.OOMKilled from containerd's OOM event, which cgroup v1 (Rocky 8) signals on the
+# container cgroup's memory.oom_control for an OOM within the cgroup's own limit, not for the global
+# OOM killer; users and maintainers report the flag unreliable for a "system OOM" (moby/moby#15621,
+# moby/moby#38352, kubernetes/kubernetes#22322). Not verified on a Rocky 8 guest: the product must
+# conclude from the kernel's record whichever way this goes.
+DOCKER_OOMKILLED_ON_GLOBAL_OOM = False
+
+
 # --- the OVA: its import metadata and its initramfs ----------------------------------------------
 
 

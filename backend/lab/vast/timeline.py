@@ -27,6 +27,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backend.lab import facts
+
 SPIN_CHARS = "\\|/-"
 SPIN_PERIOD_S = 2.1  # the field log repaints its spinner about every 2.1 s (306 frames in 641 s)
 REGISTRY = "vastdata.registry.local:5000"
@@ -400,18 +402,26 @@ def oom_messages(pid: int, process: str, total_vm_kb: int, anon_rss_kb: int, cgr
     ]
 
 
+def _oom_killed(name: str) -> tuple[str, str, str]:
+    """What Docker says of a node container whose main process the global OOM killer killed: its
+    name, exit code and State.OOMKilled (`docker lab-oom-killed NAME EXIT OOMKILLED`)."""
+    return name, str(facts.OOM_KILLED_EXIT_CODE), "true" if facts.DOCKER_OOMKILLED_ON_GLOBAL_OOM else "false"
+
+
 def create_oom(oom_at: float) -> list[dict]:
     """`oom_at`: offset (from the tool's start, after ACTIVATING) of the first kill."""
     t = Timeline()
     _deploy_until_activating(t)
     init_at = oom_at + OOM_INIT_AFTER
     t.kmsg(oom_at, oom_messages(41873, ".env", 61_204_112, 44_871_300, "4200" * 16))
+    t.docker(oom_at, "lab-oom-killed", *_oom_killed(container("4200")))
     t.event(oom_at, "oom", process=".env", container=container("4200"))
     t.event(oom_at, "node", node_type="cnode", name="cnode-2", state="FAILED")
     t.spin(ACTIVATING_AT, init_at, "Cluster ${name} state: ACTIVATING")
     t.event(init_at, "cluster", state="INIT", leader_state="UP")
     second = oom_at + OOM_SECOND_KILL_AFTER
     t.kmsg(second, oom_messages(45120, ".env", 52_771_840, 36_902_212, "4100" * 16))
+    t.docker(second, "lab-oom-killed", *_oom_killed(container("4100")))
     t.event(second, "oom", process=".env", container=container("4100"))
     t.event(second, "node", node_type="cnode", name="cnode-1", state="FAILED")
     failed_at = oom_at + OOM_FAILED_AFTER
