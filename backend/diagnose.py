@@ -159,6 +159,7 @@ class Watcher:
         self.mem_min_available_state = ""
         self.mem_min_activation: float | None = None
         self.oom_kills: int | None = None
+        self.oom_t: float | None = None  # when the OOM killer first ran, by a dated piece of evidence
         self.cluster_state = ""
         self.state_since: float | None = None
         self.states: deque[tuple[float, str]] = deque(maxlen=4)
@@ -209,6 +210,10 @@ class Watcher:
                           self.mem_peak_used / GIB)],
                 self.mem_min_available_t,
             )))
+        oom = self.items.get("oom")
+        state = self._state_at(self.oom_t) if oom is not None and self.oom_t is not None else ""
+        if oom is not None and state:  # a line read after the fact may predate the states it fell in
+            oom.cause = _oom_cause(state)
         root = self.items.get("overcommit") or self.items.get("oom")
         for consequence in ("activation_collapsed", "deploy_failed", "cluster_failed"):
             item = self.items.get(consequence)
@@ -289,6 +294,7 @@ class Watcher:
         self.mem_min_available = self.mem_min_available_t = None
         self.mem_min_available_state = ""
         self.oom_kills = None  # a new boot counts from 0
+        self.oom_t = None
         self.earlier.extend(self.items.values())
         self.items = {}
         return []
@@ -432,16 +438,15 @@ class Watcher:
 
     def _oom(self, evidence: Evidence, *, dated: bool = True) -> list[Item]:
         """`dated`: the evidence's time is when the OOM killer ran (not when it was read)."""
+        if dated and evidence.t is not None and (self.oom_t is None or evidence.t < self.oom_t):
+            self.oom_t = evidence.t
         if "oom" in self.items:
             if len(self.items["oom"].evidence) < 5:
                 self.items["oom"].evidence.append(evidence)
             return []
         memory_gib = self._memory_needed(oom=True)
-        state = self._state_at(evidence.t) if dated else ""
-        during = f" during {state}" if state else ""
         item = self._raise(Item(
-            "oom", "diagnosis", "critical",
-            f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB).",
+            "oom", "diagnosis", "critical", _oom_cause(self._state_at(self.oom_t) if self.oom_t is not None else ""),
             *self._memory_remedy(memory_gib),
             [evidence] + ([Evidence(self.mem_peak_used_t, "samples", f"peak used {_gib(self.mem_peak_used)}",
                                     self.mem_peak_used / GIB)] if self.mem_peak_used else []),
@@ -630,6 +635,11 @@ class Watcher:
             return None
         self.items[item.id] = item
         return item
+
+
+def _oom_cause(state: str) -> str:
+    during = f" during {state}" if state else ""
+    return f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB)."
 
 
 def _mmss(seconds: float) -> str:

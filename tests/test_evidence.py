@@ -192,6 +192,20 @@ def test_an_oom_read_from_the_record_is_ram_too_small_dated_by_the_kernel():
     assert sources[0] == "record:kmsg" and "guest record" in sources and "docker" in sources
 
 
+def test_an_oom_read_before_the_install_log_caught_up_is_dated_once_it_has():
+    """A resumed run reads the record first; the install log's states (with their own times) come
+    after: the diagnosis still says when the OOM killer ran."""
+    watcher = Watcher()
+    history = _attempt(T)
+    for event in history[:2]:
+        watcher.feed(event)
+    watcher.feed(ev.KernelMessageSeen(ts=T + 150, source="record:kmsg", text=OOM_LINES[2], match="oom", seq=42))
+    for event in history[2:]:
+        watcher.feed(event)
+    watcher.finish()
+    assert "during ACTIVATING" in watcher.items["oom"].cause
+
+
 @pytest.mark.parametrize("oom_killed", [True, False])
 def test_the_counter_or_dockers_oomkilled_alone_say_oom(oom_killed):
     watcher = Watcher()

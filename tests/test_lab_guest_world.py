@@ -148,6 +148,19 @@ async def test_pause_stops_every_guest_process_for_lab_time(fresh_guest):
     assert result.stdout.strip().startswith("S")
 
 
+async def test_a_command_a_stall_stopped_still_reports_its_end(fresh_guest):
+    """The session's nsenter stops itself when its command is stopped (util-linux); a stall of the
+    guest must not leave the session hanging once the command has ended."""
+    lab, vmid = fresh_guest.lab, fresh_guest.vmid
+    async with connect(fresh_guest) as conn:
+        command = asyncio.ensure_future(conn.run("sleep 0.5; echo done"))
+        while "sleep" not in lab.guest(vmid).holder.commands():
+            await asyncio.sleep(0.005)
+        assert lab.pause(vmid, 60_000) >= 2  # 60 lab-seconds: 0.1 s at speed 600
+        result = await asyncio.wait_for(command, timeout=15)  # a guard: it ends within a second
+    assert (result.exit_status, result.stdout) == (0, "done\n")
+
+
 async def test_snapshot_and_rollback_bring_the_disk_back(fresh_guest):
     lab, vmid = fresh_guest.lab, fresh_guest.vmid
     async with connect(fresh_guest) as conn:

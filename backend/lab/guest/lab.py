@@ -59,6 +59,7 @@ from backend.lab.world import GuestHardware, PowerHooks
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
 DROP_WITHIN_LAB_S = 3.0  # an `ssh_drop` cuts the connections at a random moment this soon after its session opened
+SESSION_SWEEP_S = 1.0  # wall seconds after a stall during which stopped sessions are continued (see pause)
 
 
 async def _call_soon(function: Callable[[], Any]) -> Any:
@@ -99,6 +100,8 @@ class GuestLab:
         self._guest_locks: dict[int, asyncio.Lock] = {}
         self._ticker: asyncio.Task | None = None
         self._host_key: asyncssh.SSHKey | None = None
+        self._pausing: dict[int, int] = {}  # vmid -> stalls under way (touched in the lab's loop only)
+        self._sweep_until: dict[int, float] = {}  # vmid -> monotonic time until which sessions are swept
 
     # -- life of the lab process --------------------------------------------------------------------
     def start(self) -> GuestLab:
@@ -437,6 +440,7 @@ class GuestLab:
         runtime.normalise()
         runtime.write_proc()
         runtime.write_containers(guest.disk, point.containers)
+        self._continue_sessions(guest)
         self._power_request(guest)
 
     async def _restart(self, guest: LabGuest) -> None:
@@ -552,7 +556,13 @@ class GuestLab:
 
     def pause(self, vmid: int, lab_ms: float) -> int:
         """Stop every process of the guest (SIGSTOP) for `lab_ms` of lab time, then SIGCONT them.
-        Returns how many processes were stopped."""
+        Returns how many processes were stopped.
+
+        A session's `nsenter` (outside the guest) sees its child stop and stops itself (util-linux's
+        continue_as_child), and nothing inside the guest continues it: its command would end, but
+        the session would never report it. A frozen VM does not freeze sshd, so once the stall is
+        over the sessions stopped this way are continued too, at once and at the ticks of the next
+        second (an nsenter may stop itself after the guest was continued)."""
         guest = self._guest(vmid)
         if guest.holder is None or guest.state != "up":
             return 0
@@ -560,8 +570,28 @@ class GuestLab:
         pids = holder.signal_all(signal.SIGSTOP)
         wall = self.clock.wall_seconds(lab_ms / 1000.0)
         assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._loop.call_later, wall, holder.signal_all, signal.SIGCONT, pids)
+        self._loop.call_soon_threadsafe(self._paused, guest, pids, wall)
         return len(pids)
+
+    def _paused(self, guest: LabGuest, pids: list[int], wall: float) -> None:
+        self._pausing[guest.vmid] = self._pausing.get(guest.vmid, 0) + 1
+        asyncio.get_running_loop().call_later(wall, self._unpause, guest, pids)
+
+    def _unpause(self, guest: LabGuest, pids: list[int]) -> None:
+        self._pausing[guest.vmid] -= 1
+        if guest.holder is None:
+            return
+        guest.holder.signal_all(signal.SIGCONT, pids)
+        self._sweep_until[guest.vmid] = time.monotonic() + SESSION_SWEEP_S
+        self._continue_sessions(guest)
+
+    def _continue_sessions(self, guest: LabGuest) -> None:
+        """Continue the sessions a stall stopped (see pause), unless another stall is under way."""
+        if guest.holder is None or self._pausing.get(guest.vmid):
+            return
+        if time.monotonic() > self._sweep_until.get(guest.vmid, 0.0):
+            return
+        guest.holder.signal_all(signal.SIGCONT, guest.holder.entering())
 
     def exec(self, vmid: int, command: str, *, user: str = "root", timeout: float = 60.0,
              input: str | None = None) -> subprocess.CompletedProcess:

@@ -117,6 +117,22 @@ class Holder:
             while time.monotonic() < deadline and self.alive():
                 time.sleep(0.01)
 
+    def entering(self) -> list[int]:
+        """Host pids of the `nsenter --target <pid>` processes that entered this guest (its sessions,
+        the lab's own commands). They live outside the guest's PID namespace."""
+        marker = f"\0--target\0{self.pid}\0".encode()
+        found = []
+        for name in os.listdir("/proc"):
+            if not name.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{name}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if cmdline.startswith(b"nsenter\0") and marker in cmdline:
+                found.append(int(name))
+        return found
+
     def enter(self, argv: list[str]) -> list[str]:
         """The command line that runs `argv` inside the guest."""
         return ["nsenter", "--target", str(self.pid), "--user", "--mount", "--uts", "--ipc", "--pid", "--time",
