@@ -1,8 +1,9 @@
 """Diagnosis: failure signatures in a run's events -> cause -> remedy, with the evidence.
 
 Signatures (the field report's three attempts and the raw traces of the one that worked):
-- OOM killer lines (or /proc/vmstat's oom_kill rising) -> RAM too small; the remedy names the RAM
-  the observed peak needs, capped at what the host can give.
+- OOM killer lines (or /proc/vmstat's oom_kill rising, or the guest's record read after the fact:
+  oom_kill since boot, Docker's OOMKilled) -> RAM too small; the remedy names the RAM the observed
+  peak needs, capped at what the host can give.
 - `PANIC[P653...]` / `vmsg_keepalive_fiber`, or stalls of seconds with rising steal -> vCPU
   overcommit; the remedy is vCPUs <= the host's physical cores.
 - ACTIVATING -> (UNKNOWN ->) INIT, a FAILED cluster, `cluster_deploy` FAILED.
@@ -14,7 +15,8 @@ Signatures (the field report's three attempts and the raw traces of the one that
 true with each one; `diagnose(events)` is the same over a recorded run (the report). Remedies carry
 `changes` a later rollback-and-retry can apply through the Proxmox API (`{"vcpus": 12}`,
 `{"memory_gib": 128}`). Severity "critical" explains (or foretells) a failed install; "warning"
-is a risk the run survived.
+is a risk the run survived. A rollback starts a new attempt: its diagnosis is its own (the earlier
+attempts' items stay in `all_items()` for the report).
 """
 
 from __future__ import annotations

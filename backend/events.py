@@ -293,7 +293,7 @@ class StallDetected(Event):
 
 @dataclass(kw_only=True)
 class KernelMessageSeen(Event):
-    source: str  # "kmsg" | a log path
+    source: str  # "kmsg" | a log path | "install:<job>" | "record:kmsg" / "record:<log path>" (backend.evidence)
     text: str
     level: str = ""
     match: str = ""  # what made it matter: "oom", "panic", "hung_task", ...

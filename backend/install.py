@@ -296,9 +296,9 @@ def _monitor_resume_point(ctx: RunContext) -> tuple[float | None, int | None, di
 
 async def run_monitor(ctx: RunContext) -> dict:
     """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines). In a
-    resumed run the guest's record is read first (what happened while no one watched), the agent
-    goes on after what that read and the journal have, and the time since the last journaled sample
-    is marked as a gap by the first new one."""
+    resumed run it goes on after the kernel messages and log lines the journal has, and the time
+    since the last journaled sample is marked as a gap by the first new one; the guest's record of
+    that gap is read first, in the background (the run goes on meanwhile)."""
     monitor = ctx.services.get(MONITOR)
     if monitor is None or not monitor.running:
         session = MonitorSession(GuestAgentSource(await _guest(ctx)), ctx.bus, ctx.clock, tails=VAST_LOGS)
@@ -306,15 +306,23 @@ async def run_monitor(ctx: RunContext) -> dict:
         if last is not None:
             session.last_covered = session.down_since = last
             session.down_reason = "vast-loopback was not running"
-            record = await evidence.read_guest_record(ctx, "resume", logs=VAST_LOGS,
-                                                      seen=await asyncio.to_thread(attempt_events, ctx))
-            if record is not None:
-                seq = record.last_seq if record.last_seq is not None else seq
-                offsets.update(record.log_sizes)
             session.kmsg_seq = seq
             session.tail_offsets.update(offsets)
-        ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(session.run()))
+        runs = session.run() if last is None else _monitor_after_gap(ctx, session)
+        ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(runs))
     return {"monitor": True}
+
+
+async def _monitor_after_gap(ctx: RunContext, session: MonitorSession) -> None:
+    """A resumed run's monitoring: the guest's record first (what happened while no one watched),
+    then the agent, going on after what the read covered (no kernel or log line lost or repeated)."""
+    record = await evidence.read_guest_record(ctx, "resume", logs=VAST_LOGS,
+                                              seen=await asyncio.to_thread(attempt_events, ctx))
+    if record is not None:
+        if record.last_seq is not None:
+            session.kmsg_seq = record.last_seq
+        session.tail_offsets.update(record.log_sizes)
+    await session.run()
 
 
 DRAIN_SAMPLES = 8  # a failed run waits this many sample intervals (the agent lists new logs every 5)

@@ -79,16 +79,22 @@ INSIDE = {
     "bootstrap": [_event("bootstrap", "InstallLogAppended", source="bootstrap"), lab_minutes_into("bootstrap", 6)],
     "wait_online": [_event("wait_online", "ClusterStateChanged", state="ACTIVATING"),
                     lab_minutes_into("wait_online", 4)],
-    "wait_deploy": [lab_minutes_into("wait_deploy", 0.25)],  # it lasts 5.5 lab min; restarts take some
     "snapshot_online": [_task("snapshot_online"), _event("snapshot_online", "SnapshotCreated")],
     "write_report": [_event("write_report", "ReportWritten")],
 }
+# Kill points in the middle of a step that lasts about a restart, taken in the process that runs on
+# into it from the step before (the previous step's finish is then passed): the lab's world goes on
+# while ours is dead, and wait_deploy lasts 5.5 lab min, under 3 wall s at SPEED; a process resumed
+# right before it on a busy machine found the deploy completed before it could kill.
+RUN_INTO = {"wait_deploy": [lab_minutes_into("wait_deploy", 0.25)]}
 LONG_PHASES = ("mid:create_vm:import", "mid:bootstrap:6min", "mid:wait_online:4min", "mid:wait_deploy:0.25min")
 
 
 def every_kill_point() -> list[KillPoint]:
-    points = []
+    points: list[KillPoint] = []
     for step in step_ids():
+        if step in RUN_INTO:  # before the previous step's finish
+            points[-1:-1] = RUN_INTO[step]
         points += [step_started(step), *INSIDE.get(step, []), step_finished(step)]
     return points
 
@@ -182,7 +188,7 @@ def test_killed_at_every_boundary_and_inside_every_phase_ends_as_an_uninterrupte
     unkilled = [step for step in step_ids() if f"start:{step}" not in killed and f"finish:{step}" not in killed]
     assert len(unkilled) <= 2, (unkilled, history)
     assert set(LONG_PHASES) <= set(killed), history
-    assert len(killed) >= len(points) - 12, history
+    assert len(killed) >= len(points) - len(RUN_INTO) - 12, history  # a RUN_INTO passes a finish
     events = read_jsonl(chain.run_dir / "events.jsonl")
     assert sum(e["type"] == "VmCreated" for e in events) <= 1  # a resumed create finds its VM (VmFound)
     # The time the process was dead during the install is marked: every hole between two samples
