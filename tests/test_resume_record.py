@@ -107,8 +107,8 @@ def test_an_oom_while_vast_loopback_was_dead_is_diagnosed_from_the_guests_record
     assert len(records) == len(set(records)), records
     assert any("Out of memory: Killed process" in e["text"] for e in kernel_lines(attempt_1, "oom")
                if e["source"] == "record:kmsg")
-    read = next(e for e in attempt_1 if e["type"] == "GuestRecordRead")
-    assert read["reason"] == "resume" and read["reachable"] and read["oom_kills"] >= 1
+    reads = [e for e in attempt_1 if e["type"] == "GuestRecordRead"]  # at the resume (unless cut short), at the failure
+    assert reads and all(r["reachable"] and r["oom_kills"] >= 1 for r in reads), reads
     assert kernel_lines(attempt_2, "oom") == []  # the retried guest booted again: no OOM in its record
     state = end_state(chain.run_dir)
     assert (state.cluster_state, state.deploy_state, state.outcome) == ("ONLINE", "COMPLETED", "online")
@@ -147,5 +147,5 @@ def test_an_overcommit_failure_with_no_oom_in_the_record_is_not_diagnosed_as_one
     assert "overcommit" in items and "oom" not in items, items
     assert items["overcommit"]["changes"] == {"vcpus": 12}
     reads = [(e["reason"], e["reachable"], e["oom_kills"]) for e in events if e["type"] == "GuestRecordRead"]
-    assert reads == [("resume", True, 0), ("failure", True, 0)]
+    assert ("failure", True, 0) in reads and set(reads) <= {("resume", True, 0), ("failure", True, 0)}, reads
     assert kernel_lines(events, "oom") == []
