@@ -19,15 +19,22 @@ is a risk the run survived.
 
 from __future__ import annotations
 
-import math
 import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from backend import events as ev
+from backend.guestmemory import guest_gib, sized, vm_gib_for_guest
 from backend.hostfacts import GIB, NodeFacts
-from backend.sizing import MEMORY_MIN_GIB, MEMORY_RECOMMENDED_GIB, VALIDATED_VCPUS, max_safe_memory_gib
+from backend.sizing import (
+    FIELD_VM_MEMORY_GIB,
+    GUEST_MIN_GIB,
+    MEMORY_MIN_GIB,
+    MEMORY_RECOMMENDED_GIB,
+    VALIDATED_VCPUS,
+    max_safe_memory_gib,
+)
 
 # --- thresholds (the field run as reference) ---------------------------------------------------
 
@@ -405,37 +412,42 @@ class Watcher:
         during = f" during {self.cluster_state}" if self.cluster_state else ""
         item = self._raise(Item(
             "oom", "diagnosis", "critical",
-            f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB).",
+            f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1, whose guest saw 97 GB).",
             *self._memory_remedy(memory_gib),
             [evidence] + ([Evidence(self.mem_peak_used_t, "samples", f"peak used {_gib(self.mem_peak_used)}",
                                     self.mem_peak_used / GIB)] if self.mem_peak_used else []),
             evidence.t))
         return [item] if item else []
 
-    def _memory_needed(self, *, oom: bool) -> int:
-        """Whole GiB (a multiple of 8) that leaves MEM_HEADROOM_GIB available at the observed peak,
-        at least the recommended 128; after an OOM the peak was cut short, so at least +16 GiB."""
-        need = max(float(MEMORY_RECOMMENDED_GIB), self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
-        current = self.vm_memory_gib or ((self.mem_total or 0.0) / GIB)
-        if oom and current:
-            need = max(need, current + 16)
-        return int(math.ceil(need / 8) * 8)
+    def _memory_needed(self, *, oom: bool) -> float:
+        """GiB the guest must see (MemTotal): at least the field run's peak use, and this run's peak with
+        MEM_HEADROOM_GIB to spare; after an OOM the peak was cut short at what the guest had, so more."""
+        need = max(GUEST_MIN_GIB, self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
+        guest = (self.mem_total or 0.0) / GIB or (guest_gib(self.vm_memory_gib) if self.vm_memory_gib else 0.0)
+        if oom and guest:
+            need = max(need, guest + MEM_HEADROOM_GIB)
+        return need
 
-    def _memory_remedy(self, memory_gib: int) -> tuple[str, dict]:
-        """The remedy's text and changes: `memory_gib` capped at what the host can give (when known)."""
-        text = f"Give the VM {memory_gib} GiB of RAM (the observed peak used {_gib(self.mem_peak_used)} " \
-               f"and wants {MEM_HEADROOM_GIB:.0f} GiB to spare)."
-        changes = {"memory_gib": memory_gib}
-        if self.host is not None:
-            cap = max_safe_memory_gib(self.host)
-            if cap < memory_gib and cap >= MEMORY_MIN_GIB:
-                text += (f" This host can give at most {cap} GiB and keep its reserve: use {cap} GiB (117 GiB "
-                         "worked in the field, tightly), or a bigger host.")
-                changes = {"memory_gib": cap}
-            elif cap < memory_gib:
-                text += f" This host can give at most {cap} GiB and keep its reserve: use a bigger host."
-                changes = {}
-        return text, changes
+    def _memory_remedy(self, guest_need_gib: float) -> tuple[str, dict]:
+        """The remedy's text and changes: the VM size whose guest sees `guest_need_gib` (the report's
+        128 GB+ or the field's 120 GiB VM where they suffice), capped at what the host can give."""
+        needed = vm_gib_for_guest(guest_need_gib)
+        peak = f"this run's peak use was {_gib(self.mem_peak_used)}; " if self.mem_peak_used else ""
+        why = (f"{peak}the field run's guest used up to {GUEST_MIN_GIB:.1f} GiB, and the guest should see "
+               f"{guest_need_gib:.1f} GiB")
+        cap = (max_safe_memory_gib(self.host, int(self.vm_vcpus or VALIDATED_VCPUS))
+               if self.host is not None else None)
+        fits = [size for size in (MEMORY_RECOMMENDED_GIB, FIELD_VM_MEMORY_GIB)
+                if size >= needed and (cap is None or size <= cap)]
+        if fits or cap is None or needed <= cap:
+            memory_gib = fits[0] if fits else needed
+            return f"Give the VM {sized(memory_gib)} ({why}).", {"memory_gib": memory_gib}
+        current = self.vm_memory_gib or 0
+        if cap >= MEMORY_MIN_GIB and cap > current:
+            return (f"Give the VM {sized(cap)}, the most this host can give next to what it needs itself ({why}; "
+                    f"that needs {sized(needed)}), or use a bigger host.", {"memory_gib": cap})
+        return (f"This host can give a VM at most {sized(cap)} ({why}; that needs {sized(needed)}): "
+                "use a bigger host.", {})
 
     # --- samples ---
 

@@ -45,9 +45,10 @@ def test_oom_during_activation_means_ram_too_small_with_the_ram_the_host_can_giv
     oom = items["oom"]
     assert oom["severity"] == "critical" and oom["kind"] == "diagnosis"
     assert "during ACTIVATING" in oom["cause"]
-    # 128 GiB is what the peak wants; the seed host (125.8 GiB) can give 117 and keep its reserve
-    assert oom["changes"] == {"memory_gib": 117}
-    assert "at most 117 GiB" in oom["remedy"]
+    # the guest must see the field run's peak use (116.3 GiB): the field's 120 GiB VM, which the seed host
+    # (125.8 GiB) can give; a VM whose guest sees the report's 128 GB+ (131 GiB) it cannot
+    assert oom["changes"] == {"memory_gib": 120}
+    assert "120 GiB (the guest sees ≈117.5 GiB)" in oom["remedy"] and "116.3 GiB" in oom["remedy"]
     assert oom["evidence"][0]["text"].startswith("Out of memory") and oom["evidence"][0]["t"] == T + 210
     assert "memory_tight" not in items  # the OOM explains it already
 
@@ -56,7 +57,7 @@ def test_oom_without_host_facts_asks_for_the_recommended_ram():
     events = [sample(T + i, available_gib=50 - i, total_gib=97.0, oom_kill=0) for i in range(49)]
     events.append(sample(T + 50, available_gib=0.2, total_gib=97.0, oom_kill=1))  # /proc/vmstat's counter
     oom = by_id(diagnose(events))["oom"]
-    assert oom["changes"] == {"memory_gib": 128} and oom["evidence"][0]["source"] == "samples"
+    assert oom["changes"] == {"memory_gib": 131} and oom["evidence"][0]["source"] == "samples"  # guest: 128.3 GiB
 
 
 def test_p653_panic_means_vcpu_overcommit_with_the_hosts_cores():
@@ -138,7 +139,7 @@ def test_low_memory_warns_and_turns_critical_before_online():
     alerts = {i["id"]: i for i in items if i["kind"] == "alert"}
     assert alerts["memory_low"]["severity"] == "warning" and alerts["memory_critical"]["severity"] == "critical"
     tight = by_id(items)["memory_tight"]
-    assert tight["severity"] == "warning" and tight["changes"] == {"memory_gib": 128}
+    assert tight["severity"] == "warning" and tight["changes"] == {"memory_gib": 131}
 
 
 def test_items_become_events_for_the_bus():
