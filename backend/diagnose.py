@@ -596,7 +596,22 @@ class Watcher:
     def _raise(self, item: Item) -> Item | None:
         if item.id in self.items:
             return None
-        self.items[item.id] = item
+        self.items[item.id] = self._with_memory_floor(item)
+        return item
+
+    def _with_memory_floor(self, item: Item) -> Item:
+        """A remedy for another cause (e.g. vCPUs) on a VM whose guest sees less than the field run's
+        peak use (a sizing blocker overridden on purpose) also gives it the memory: its retry would
+        otherwise meet the OOM killer next (the field's attempt 3 changed both)."""
+        vm = self.vm_memory_gib
+        if (item.kind != "diagnosis" or item.severity != "critical" or not item.changes
+                or "memory_gib" in item.changes or not vm or guest_gib(vm) >= GUEST_MIN_GIB):
+            return item
+        text, changes = self._memory_remedy(self._memory_needed(oom=False))
+        if changes:
+            item.changes = {**item.changes, **changes}
+            item.remedy += (f" And the memory: the guest of this {vm:g} GiB VM sees ≈{guest_gib(vm):.1f} GiB, "
+                            f"less than the field run's peak use, so a retry would meet the OOM killer next. {text}")
         return item
 
 

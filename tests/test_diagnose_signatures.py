@@ -193,3 +193,22 @@ def test_a_lagging_source_is_not_a_collapse():
     watcher.feed(ev.ClusterStateChanged(ts=10.0, state="INIT", source="log"))  # read late, stamped early
     watcher.feed(ev.ClusterStateChanged(ts=19.0, state="ACTIVATING", source="log"))
     assert "activation_collapsed" not in {item.id for item in watcher.diagnoses()}
+
+
+@pytest.mark.parametrize(("memory_mib", "changes"), [
+    (114688, {"vcpus": 12, "memory_gib": 120}),  # attempt 2's VM: its 109.6 GiB guest would meet the OOM killer next
+    (122880, {"vcpus": 12}),  # the field's 120 GiB VM holds the peak: only the vCPUs change
+])
+def test_an_overcommit_remedy_also_fixes_a_vm_too_small_for_the_fields_peak(memory_mib, changes):
+    panic = 'PANIC[P653:E9:S255:F28d time="2025-12-29 10:57:34.832443472"] vmsg_keepalive_fiber'
+    events = [
+        ev.HostFactsGathered(ts=T, node="pve", facts=SEED.to_dict()),
+        ev.VmCreated(ts=T + 1, vmid=100, node="pve", name="vast",
+                     config={"cores": 24, "sockets": 1, "memory": memory_mib}),
+        ev.ClusterStateChanged(ts=T + 100, state="ACTIVATING"),
+        ev.KernelMessageSeen(ts=T + 345, source="/vast/vman/vms/log/workers.log", text=panic, match="panic"),
+        ev.VtaskChanged(ts=T + 400, name="cluster_deploy", task_id=2, state="FAILED"),
+    ]
+    overcommit = by_id(diagnose(events))["overcommit"]
+    assert overcommit["changes"] == changes
+    assert ("120 GiB (the guest sees ≈117.5 GiB)" in overcommit["remedy"]) == ("memory_gib" in changes)
