@@ -1,7 +1,7 @@
 """Small recorded runs for the dashboard's tests and bench, generated in code (never copied from
 ../shared): the three shapes of the field report's attempts, on its timeline compressed `k`-fold.
 
-- success: 12 vCPUs / 117 GiB; steal peaks at 26.7 % in bootstrap, MemAvailable bottoms at 1.2 GiB
+- success: 12 vCPUs / 120 GiB; steal peaks at 26.7 % in bootstrap, MemAvailable bottoms at 1.2 GiB
   in activation, one stall of 1.21 s, a 20 s sampling gap with an SSH reconnect, an API retry;
   INIT -> ACTIVATING -> ONLINE; exit 0.
 - oom: 97 GB; memory runs into the VM's size during activation, the OOM killer strikes twice,

@@ -22,7 +22,7 @@ async def test_typing_24_vcpus_on_the_seed_host_blocks_and_the_recommendation_fi
         await to_step(pilot, app, "sizing")
         screen = app.screen
         assert screen.query_one("#vcpus", Input).value == "12"
-        assert screen.query_one("#memory", Input).value == "117"
+        assert screen.query_one("#memory", Input).value == "120"
         assert screen.next_enabled and blocker_ids(app) == []
         start = len(posted(seen, SizingChanged))
         await pilot.press("end", "backspace", "backspace", "2")
@@ -39,15 +39,15 @@ async def test_typing_24_vcpus_on_the_seed_host_blocks_and_the_recommendation_fi
         assert type(app.screen).__name__ == "SizingScreen"  # Next refused
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert (screen.query_one("#vcpus", Input).value, screen.query_one("#memory", Input).value) == ("12", "117")
+        assert (screen.query_one("#vcpus", Input).value, screen.query_one("#memory", Input).value) == ("12", "120")
         applied = posted(seen, RecommendationApplied)
-        assert (applied[-1].vcpus, applied[-1].memory_gib, applied[-1].disk_gib) == (12, 117, 1000)
+        assert (applied[-1].vcpus, applied[-1].memory_gib, applied[-1].disk_gib) == (12, 120, 1000)
         assert blocker_ids(app) == [] and screen.next_enabled
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert type(app.screen).__name__ == "StorageNetworkScreen"
         vm = app.state.answers.vm
-        assert (vm.vcpus, vm.memory_gib, vm.disk_gib) == (12, 117, 1000)
+        assert (vm.vcpus, vm.memory_gib, vm.disk_gib) == (12, 120, 1000)
 
 
 async def test_override_is_a_deliberate_choice_with_the_reason_shown():
