@@ -432,22 +432,27 @@ class Watcher:
         """The remedy's text and changes: the VM size whose guest sees `guest_need_gib` (the report's
         128 GB+ or the field's 120 GiB VM where they suffice), capped at what the host can give."""
         needed = vm_gib_for_guest(guest_need_gib)
-        peak = f"this run's peak use was {_gib(self.mem_peak_used)}; " if self.mem_peak_used else ""
-        why = (f"{peak}the field run's guest used up to {GUEST_MIN_GIB:.1f} GiB, and the guest should see "
-               f"{guest_need_gib:.1f} GiB")
+        why = f"the guest should see {guest_need_gib:.1f} GiB: {self._memory_reason(guest_need_gib)}"
         cap = (max_safe_memory_gib(self.host, int(self.vm_vcpus or VALIDATED_VCPUS))
                if self.host is not None else None)
         fits = [size for size in (MEMORY_RECOMMENDED_GIB, FIELD_VM_MEMORY_GIB)
                 if size >= needed and (cap is None or size <= cap)]
         if fits or cap is None or needed <= cap:
             memory_gib = fits[0] if fits else needed
-            return f"Give the VM {sized(memory_gib)} ({why}).", {"memory_gib": memory_gib}
-        current = self.vm_memory_gib or 0
-        if cap >= MEMORY_MIN_GIB and cap > current:
-            return (f"Give the VM {sized(cap)}, the most this host can give next to what it needs itself ({why}; "
-                    f"that needs {sized(needed)}), or use a bigger host.", {"memory_gib": cap})
-        return (f"This host can give a VM at most {sized(cap)} ({why}; that needs {sized(needed)}): "
-                "use a bigger host.", {})
+            return f"Give the VM {sized(memory_gib)}; {why}.", {"memory_gib": memory_gib}
+        if cap >= MEMORY_MIN_GIB and cap > (self.vm_memory_gib or 0):
+            return (f"Give the VM {sized(cap)}, the most this host can give; {why} (a VM of {needed} GiB, "
+                    "on a bigger host).", {"memory_gib": cap})
+        return f"Use a bigger host: this one can give a VM at most {sized(cap)}; {why}.", {}
+
+    def _memory_reason(self, guest_need_gib: float) -> str:
+        """Which figure decided what the guest needs."""
+        peak = self.mem_peak_used / GIB
+        if guest_need_gib <= GUEST_MIN_GIB + 0.05:
+            return "the field run's guest used that much at its peak"
+        if peak and abs(guest_need_gib - (peak + MEM_HEADROOM_GIB)) < 0.05:
+            return f"this run's peak use of {peak:.1f} GiB and {MEM_HEADROOM_GIB:.0f} GiB to spare"
+        return f"more than the {guest_need_gib - MEM_HEADROOM_GIB:.1f} GiB it had, where the OOM killer cut its use short"
 
     # --- samples ---
 

@@ -37,7 +37,7 @@ report's evidence:
 
 • vCPUs above the host's physical cores block (24 vCPUs on 12 cores died of a P653 PANIC in
   vmsg_keepalive_fiber); below 12 is a warning.
-• RAM is the VM's (Proxmox's `memory`); the guest sees about 2.5 GiB less (the EL8 kernel's
+• RAM is the VM's (Proxmox's memory setting); the guest sees about 2.5 GiB less (the EL8 kernel's
   share): a 120 GiB VM's guest sees ≈117.5 GiB, the report's "117GB". A guest below the field
   run's peak use (116.3 GiB) blocks: a VM under 119 GiB; a guest below the report's 128 GB+ is a
   warning. The host keeps what Proxmox and QEMU need next to the VM (about 2.6 GiB).
