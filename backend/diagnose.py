@@ -420,13 +420,13 @@ class Watcher:
         return [item] if item else []
 
     def _memory_needed(self, *, oom: bool) -> float:
-        """GiB the guest must see (MemTotal): at least the field run's peak use, and this run's peak with
-        MEM_HEADROOM_GIB to spare; after an OOM the peak was cut short at what the guest had, so more."""
-        need = max(GUEST_MIN_GIB, self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
+        """GiB the guest must see (MemTotal). After an OOM this run's peak was cut short at what the guest
+        had: the field run's peak use is the evidence of what is enough, unless the guest had that
+        already (then more than it had). Without one: this run's peak with MEM_HEADROOM_GIB to spare."""
         guest = (self.mem_total or 0.0) / GIB or (guest_gib(self.vm_memory_gib) if self.vm_memory_gib else 0.0)
-        if oom and guest:
-            need = max(need, guest + MEM_HEADROOM_GIB)
-        return need
+        if oom:
+            return GUEST_MIN_GIB if guest < GUEST_MIN_GIB else guest + MEM_HEADROOM_GIB
+        return max(GUEST_MIN_GIB, self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
 
     def _memory_remedy(self, guest_need_gib: float) -> tuple[str, dict]:
         """The remedy's text and changes: the VM size whose guest sees `guest_need_gib` (the report's

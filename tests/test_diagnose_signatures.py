@@ -212,3 +212,25 @@ def test_an_overcommit_remedy_also_fixes_a_vm_too_small_for_the_fields_peak(memo
     overcommit = by_id(diagnose(events))["overcommit"]
     assert overcommit["changes"] == changes
     assert ("120 GiB (the guest sees ≈117.5 GiB)" in overcommit["remedy"]) == ("memory_gib" in changes)
+
+
+@pytest.mark.parametrize(("memory_mib", "total_gib", "changes"), [
+    (102400, 97.8, {"memory_gib": 120}),  # attempt 1 in VM units: the field's peak use says what is enough
+    (114688, 109.6, {"memory_gib": 120}),  # 112 GiB: the same; not "this run's cut-short peak + 8"
+    (122880, 117.5, {"memory_gib": 123}),  # a world that wants more than the field's: the most the host gives
+])
+def test_an_oom_remedy_is_sized_in_the_guests_units_and_capped_by_the_host(memory_mib, total_gib, changes):
+    events = [
+        ev.HostFactsGathered(ts=T, node="pve", facts=SEED.to_dict()),
+        ev.VmCreated(ts=T + 1, vmid=100, node="pve", name="vast",
+                     config={"cores": 12, "sockets": 1, "memory": memory_mib}),
+        ev.ClusterStateChanged(ts=T + 109, state="ACTIVATING"),
+        *[sample(T + 110 + i, available_gib=max(0.1, 40 - i), total_gib=total_gib) for i in range(60)],
+        ev.KernelMessageSeen(ts=T + 200, source="kmsg", text="Out of memory: Killed process 41873 (.env)",
+                             match="oom"),
+    ]
+    oom = by_id(diagnose(events))["oom"]
+    assert oom["changes"] == changes
+    from backend.sizing import Proposal, evaluate
+
+    assert evaluate(SEED, Proposal(12, changes["memory_gib"], 1000, "local-lvm")).ok  # a size that passes
