@@ -214,6 +214,7 @@ class Watcher:
                           self.mem_peak_used / GIB)],
                 self.mem_min_available_t,
             )))
+        self._one_retry_fixes_every_cause()
         root = self.items.get("overcommit") or self.items.get("oom")
         for consequence in ("activation_collapsed", "deploy_failed", "cluster_failed"):
             item = self.items.get(consequence)
@@ -221,6 +222,18 @@ class Watcher:
                 item.changes = dict(root.changes)
                 item.remedy = f"Roll back to the pre-install snapshot, then ({root.id}): {root.remedy}"
         return [i for i in new if i is not None]
+
+    def _one_retry_fixes_every_cause(self) -> None:
+        """Two causes at once (an OOM on a VM that also had more vCPUs than cores, as attempt 1 may have
+        had): the earliest cause's remedy, the one a retry applies, takes the others' changes too."""
+        causes = sorted((i for i in self.items.values()
+                         if i.kind == "diagnosis" and i.severity == "critical" and i.changes),
+                        key=lambda i: i.t or 0.0)
+        for other in causes[1:]:
+            extra = {key: value for key, value in other.changes.items() if key not in causes[0].changes}
+            if extra:
+                causes[0].changes = {**causes[0].changes, **extra}
+                causes[0].remedy += f" Also ({other.id}): {other.remedy}"
 
     def diagnoses(self) -> list[Item]:
         return [i for i in self.items.values() if i.kind == "diagnosis"]
@@ -349,7 +362,8 @@ class Watcher:
                 "Roll back to the pre-install snapshot and retry once its cause is fixed "
                 "(`PATCH /clusters/{id}/resume_deploy/` rarely helps after a collapsed activation).",
                 {}, [Evidence(e.ts, "vtask", e.message or f"cluster_deploy {e.state}")], e.ts))
-            return [item] if item else []
+            # a failed deploy on more vCPUs than cores names the overcommit too, whatever else killed it
+            return [i for i in (item, *self._overcommit_by_config(e.ts)) if i]
         return []
 
     def _check_stuck(self) -> list[Item]:

@@ -234,3 +234,22 @@ def test_an_oom_remedy_is_sized_in_the_guests_units_and_capped_by_the_host(memor
     from backend.sizing import Proposal, evaluate
 
     assert evaluate(SEED, Proposal(12, changes["memory_gib"], 1000, "local-lvm")).ok  # a size that passes
+
+
+def test_an_oom_on_an_overcommitted_vm_is_diagnosed_as_both_and_one_retry_fixes_both():
+    """The lab's "field-ramp" reading of attempt 1 (24 vCPUs, its ramp crossing a 109.6 GiB guest):
+    the OOM comes first, the collapse on 24 vCPUs names the overcommit; the retry's remedy has both."""
+    events = [
+        ev.HostFactsGathered(ts=T, node="pve", facts=SEED.to_dict()),
+        ev.VmCreated(ts=T + 1, vmid=100, node="pve", name="vast", config={"cores": 24, "sockets": 1, "memory": 114688}),
+        ev.ClusterStateChanged(ts=T + 100, state="INIT"),
+        ev.ClusterStateChanged(ts=T + 109, state="ACTIVATING", previous="INIT"),
+        *[sample(T + 110 + i, available_gib=max(0.1, 40 - i), total_gib=109.6) for i in range(60)],
+        ev.KernelMessageSeen(ts=T + 160, source="kmsg", text="Out of memory: Killed process 41873 (.env)", match="oom"),
+        ev.ClusterStateChanged(ts=T + 200, state="INIT", previous="ACTIVATING"),
+        ev.VtaskChanged(ts=T + 460, name="cluster_deploy", task_id=2, state="FAILED"),
+    ]
+    items = by_id(diagnose(events))
+    assert {"oom", "overcommit"} <= set(items)
+    assert items["oom"]["changes"] == {"memory_gib": 120, "vcpus": 12}  # the root: what a retry applies
+    assert "Also (overcommit)" in items["oom"]["remedy"]
