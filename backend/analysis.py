@@ -17,6 +17,7 @@ from pathlib import Path
 from backend import events as ev
 from backend.diagnose import Watcher
 from backend.evidence import describe as describe_record
+from backend.guestmemory import sized
 from backend.hostfacts import GIB
 from backend.installlog import line_timestamp
 from backend.journal import SAMPLES, RunDir
@@ -35,8 +36,8 @@ FIELD_PROSE = (
     ("cpu.steal_pct.mean", "Mean CPU steal", "~0.05 %", 0.05, "%"),
     ("cpu.user_pct.max", "Max %user", "79 %", 79.0, "%"),
     ("load.load1.max", "Peak load average", "40.0", 40.0, ""),
-    ("memory.used_gib.max", "Peak memory used", "105 GB", 105.0, "GiB"),
-    ("memory.available_gib.min", "Lowest MemAvailable", "4-5 GB (activation), 2-4 GB (steady)", 2.0, "GiB"),
+    ("memory.used_gib.max", "Peak memory used in the guest", "105 GB", 105.0, "GiB"),
+    ("memory.available_gib.min", "Lowest MemAvailable in the guest", "4-5 GB (activation), 2-4 GB (steady)", 2.0, "GiB"),
     ("disk.r_await_ms.max", "Max r_await", "21.65 ms", 21.65, "ms"),
     ("disk.w_await_ms.max", "Max w_await", "36.02 ms", 36.02, "ms"),
     ("heartbeat.gaps_over_2s", "Heartbeat gaps > 2 s", "0", 0.0, ""),
@@ -472,6 +473,18 @@ def _timeline(events: list[ev.Event], phases: list[dict], states: list[dict]) ->
     }
 
 
+def _vm_memory_gib(events: list[ev.Event]) -> float | None:
+    """The VM's RAM (GiB) as the run configured it (Proxmox's `memory`, MiB), when the run says."""
+    memory = None
+    for event in events:
+        config = event.config if isinstance(event, ev.VmCreated) else (
+            event.changes if isinstance(event, ev.VmConfigured) else {})
+        value = str(config.get("memory", "")).split(",")[0]
+        if value.isdigit():
+            memory = int(value) / 1024
+    return memory
+
+
 def _config_rows(run: RunDir, events: list[ev.Event], analysis: Analysis) -> list[dict]:
     rows: list[dict] = []
 
@@ -507,7 +520,8 @@ def _config_rows(run: RunDir, events: list[ev.Event], analysis: Analysis) -> lis
             answers = load(answers_path)
             add("VM name", answers.vm.name, "answers")
             add("vCPUs", answers.vm.vcpus, "answers")
-            add("RAM", f"{answers.vm.memory_gib} GiB", "answers")
+            memory = answers.vm.memory_gib
+            add("VM RAM", f"{sized(memory)}" if isinstance(memory, int) else f"{memory} GiB", "answers")
             add("Disk", f"{answers.vm.disk_gib} GiB", "answers")
             add("VAST build", answers.vast.build, "answers")
             add("Cluster name", answers.vast.cluster_name, "answers")
@@ -796,7 +810,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
             "stages": analysis.stage_load.rows(),
         },
         "memory": {
-            "total_gib": _gib(total),
+            "total_gib": _gib(total), "vm_gib": _vm_memory_gib(events),
             "used_gib": analysis.mem_used.summary(2), "available_gib": analysis.mem_available.summary(2),
             "stages": analysis.stage_mem.rows(), "oom_kills": analysis.oom_kill_max,
         },

@@ -313,6 +313,10 @@ class LabAnswers(_Section):
     """The built-in lab (only with url: lab)."""
 
     host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
+    overcommit_memory: Literal["support-case", "field-ramp"] = Field(
+        "support-case",
+        description="the lab's reading of an overcommitted activation's memory, which the sources leave open: "
+                    "attempt 2's figures (support-case) or the good run's ramp until the nodes fall out (field-ramp)")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
 
 

@@ -21,15 +21,22 @@ attempts' items stay in `all_items()` for the report).
 
 from __future__ import annotations
 
-import math
 import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from backend import events as ev
+from backend.guestmemory import guest_gib, sized, vm_gib_for_guest
 from backend.hostfacts import GIB, NodeFacts
-from backend.sizing import MEMORY_MIN_GIB, MEMORY_RECOMMENDED_GIB, VALIDATED_VCPUS, max_safe_memory_gib
+from backend.sizing import (
+    FIELD_VM_MEMORY_GIB,
+    GUEST_MIN_GIB,
+    MEMORY_MIN_GIB,
+    MEMORY_RECOMMENDED_GIB,
+    VALIDATED_VCPUS,
+    max_safe_memory_gib,
+)
 
 # --- thresholds (the field run as reference) ---------------------------------------------------
 
@@ -216,6 +223,7 @@ class Watcher:
         state = self._state_at(self.oom_t) if oom is not None and self.oom_t is not None else ""
         if oom is not None and state:  # a line read after the fact may predate the states it fell in
             oom.cause = _oom_cause(state)
+        self._one_retry_fixes_every_cause()
         root = self.items.get("overcommit") or self.items.get("oom")
         for consequence in ("activation_collapsed", "deploy_failed", "cluster_failed"):
             item = self.items.get(consequence)
@@ -227,6 +235,18 @@ class Watcher:
     def all_items(self) -> list[Item]:
         """Every attempt's items: those of attempts rolled back, then the current one's."""
         return [*self.earlier, *self.items.values()]
+
+    def _one_retry_fixes_every_cause(self) -> None:
+        """Two causes at once (an OOM on a VM that also had more vCPUs than cores, as attempt 1 may have
+        had): the earliest cause's remedy, the one a retry applies, takes the others' changes too."""
+        causes = sorted((i for i in self.items.values()
+                         if i.kind == "diagnosis" and i.severity == "critical" and i.changes),
+                        key=lambda i: i.t or 0.0)
+        for other in causes[1:]:
+            extra = {key: value for key, value in other.changes.items() if key not in causes[0].changes}
+            if extra:
+                causes[0].changes = {**causes[0].changes, **extra}
+                causes[0].remedy += f" Also ({other.id}): {other.remedy}"
 
     def diagnoses(self) -> list[Item]:
         return [i for i in self.items.values() if i.kind == "diagnosis"]
@@ -363,7 +383,8 @@ class Watcher:
                 "Roll back to the pre-install snapshot and retry once its cause is fixed "
                 "(`PATCH /clusters/{id}/resume_deploy/` rarely helps after a collapsed activation).",
                 {}, [Evidence(e.ts, "vtask", e.message or f"cluster_deploy {e.state}")], e.ts))
-            return [item] if item else []
+            # a failed deploy on more vCPUs than cores names the overcommit too, whatever else killed it
+            return [i for i in (item, *self._overcommit_by_config(e.ts)) if i]
         return []
 
     def _check_stuck(self) -> list[Item]:
@@ -455,30 +476,40 @@ class Watcher:
             evidence.t))
         return [item] if item else []
 
-    def _memory_needed(self, *, oom: bool) -> int:
-        """Whole GiB (a multiple of 8) that leaves MEM_HEADROOM_GIB available at the observed peak,
-        at least the recommended 128; after an OOM the peak was cut short, so at least +16 GiB."""
-        need = max(float(MEMORY_RECOMMENDED_GIB), self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
-        current = self.vm_memory_gib or ((self.mem_total or 0.0) / GIB)
-        if oom and current:
-            need = max(need, current + 16)
-        return int(math.ceil(need / 8) * 8)
+    def _memory_needed(self, *, oom: bool) -> float:
+        """GiB the guest must see (MemTotal). After an OOM this run's peak was cut short at what the guest
+        had: the field run's peak use is the evidence of what is enough, unless the guest had that
+        already (then more than it had). Without one: this run's peak with MEM_HEADROOM_GIB to spare."""
+        guest = (self.mem_total or 0.0) / GIB or (guest_gib(self.vm_memory_gib) if self.vm_memory_gib else 0.0)
+        if oom:
+            return GUEST_MIN_GIB if guest < GUEST_MIN_GIB else guest + MEM_HEADROOM_GIB
+        return max(GUEST_MIN_GIB, self.mem_peak_used / GIB + MEM_HEADROOM_GIB)
 
-    def _memory_remedy(self, memory_gib: int) -> tuple[str, dict]:
-        """The remedy's text and changes: `memory_gib` capped at what the host can give (when known)."""
-        text = f"Give the VM {memory_gib} GiB of RAM (the observed peak used {_gib(self.mem_peak_used)} " \
-               f"and wants {MEM_HEADROOM_GIB:.0f} GiB to spare)."
-        changes = {"memory_gib": memory_gib}
-        if self.host is not None:
-            cap = max_safe_memory_gib(self.host)
-            if cap < memory_gib and cap >= MEMORY_MIN_GIB:
-                text += (f" This host can give at most {cap} GiB and keep its reserve: use {cap} GiB (117 GiB "
-                         "worked in the field, tightly), or a bigger host.")
-                changes = {"memory_gib": cap}
-            elif cap < memory_gib:
-                text += f" This host can give at most {cap} GiB and keep its reserve: use a bigger host."
-                changes = {}
-        return text, changes
+    def _memory_remedy(self, guest_need_gib: float) -> tuple[str, dict]:
+        """The remedy's text and changes: the VM size whose guest sees `guest_need_gib` (the report's
+        128 GB+ or the field's 120 GiB VM where they suffice), capped at what the host can give."""
+        needed = vm_gib_for_guest(guest_need_gib)
+        why = f"the guest should see {guest_need_gib:.1f} GiB: {self._memory_reason(guest_need_gib)}"
+        cap = (max_safe_memory_gib(self.host, int(self.vm_vcpus or VALIDATED_VCPUS))
+               if self.host is not None else None)
+        fits = [size for size in (MEMORY_RECOMMENDED_GIB, FIELD_VM_MEMORY_GIB)
+                if size >= needed and (cap is None or size <= cap)]
+        if fits or cap is None or needed <= cap:
+            memory_gib = fits[0] if fits else needed
+            return f"Give the VM {sized(memory_gib)}; {why}.", {"memory_gib": memory_gib}
+        if cap >= MEMORY_MIN_GIB and cap > (self.vm_memory_gib or 0):
+            return (f"Give the VM {sized(cap)}, the most this host can give; {why} (a VM of {needed} GiB, "
+                    "on a bigger host).", {"memory_gib": cap})
+        return f"Use a bigger host: this one can give a VM at most {sized(cap)}; {why}.", {}
+
+    def _memory_reason(self, guest_need_gib: float) -> str:
+        """Which figure decided what the guest needs."""
+        peak = self.mem_peak_used / GIB
+        if guest_need_gib <= GUEST_MIN_GIB + 0.05:
+            return "the field run's guest used that much at its peak"
+        if peak and abs(guest_need_gib - (peak + MEM_HEADROOM_GIB)) < 0.05:
+            return f"this run's peak use of {peak:.1f} GiB and {MEM_HEADROOM_GIB:.0f} GiB to spare"
+        return f"more than the {guest_need_gib - MEM_HEADROOM_GIB:.1f} GiB it had, where the OOM killer cut its use short"
 
     # --- samples ---
 
@@ -635,13 +666,28 @@ class Watcher:
     def _raise(self, item: Item) -> Item | None:
         if item.id in self.items:
             return None
-        self.items[item.id] = item
+        self.items[item.id] = self._with_memory_floor(item)
+        return item
+
+    def _with_memory_floor(self, item: Item) -> Item:
+        """A remedy for another cause (e.g. vCPUs) on a VM whose guest sees less than the field run's
+        peak use (a sizing blocker overridden on purpose) also gives it the memory: its retry would
+        otherwise meet the OOM killer next (the field's attempt 3 changed both)."""
+        vm = self.vm_memory_gib
+        if (item.kind != "diagnosis" or item.severity != "critical" or not item.changes
+                or "memory_gib" in item.changes or not vm or guest_gib(vm) >= GUEST_MIN_GIB):
+            return item
+        text, changes = self._memory_remedy(self._memory_needed(oom=False))
+        if changes:
+            item.changes = {**item.changes, **changes}
+            item.remedy += (f" And the memory: the guest of this {vm:g} GiB VM sees ≈{guest_gib(vm):.1f} GiB, "
+                            f"less than the field run's peak use, so a retry would meet the OOM killer next. {text}")
         return item
 
 
 def _oom_cause(state: str) -> str:
     during = f" during {state}" if state else ""
-    return f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1 with 97 GB)."
+    return f"RAM too small: the OOM killer ran{during} (as in the field run's attempt 1, whose guest saw 97 GB)."
 
 
 def _mmss(seconds: float) -> str:

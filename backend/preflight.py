@@ -22,6 +22,7 @@ from backend.bus import EventBus
 from backend.errors import RunFailed
 from backend.events import PreflightChecked
 from backend.guest import GuestClient
+from backend.guestmemory import guest_memtotal_kib, sized
 from backend.proxmox import ProxmoxClient, VmRef
 from backend.shell import sh
 
@@ -83,8 +84,8 @@ def host_items(config: dict, host_cores: int, agent_answers: bool) -> list[Item]
              f"{controller}, iothread={options.get('iothread', '0')}",
              controller == vmconfig.FINAL_CONTROLLER and _flag(options.get("iothread", "0"))),
         Item("cpu_host", "CPU type host", "host", cpu, cpu == "host"),
-        Item("memory_vm", "VM memory", f">= {sizing.MEMORY_MIN_GIB} GiB", f"{memory_mib / 1024:.0f} GiB",
-             memory_mib >= sizing.MEMORY_MIN_GIB * 1024, forceable=True),
+        Item("memory_vm", "VM memory", f">= {sized(sizing.MEMORY_MIN_GIB)}", sized(memory_mib / 1024),
+             guest_memtotal_kib(memory_mib) >= sizing.GUEST_MIN_GIB * 1024**2, forceable=True),
         Item("guest_agent", "QEMU guest agent answering", "answers", "answers" if agent_answers else "no answer",
              agent_answers),
     ]
@@ -123,9 +124,10 @@ async def guest_items(guest: GuestClient, env: tuning.TuningEnv, build: str, vm_
     virt = values.get("virt") or "unknown"
     items = [
         Item("kvm", "Running under KVM", "kvm", virt, virt == "kvm"),
-        Item("memory_guest", "Memory the guest sees", f">= 90 % of {vm_memory_mib / 1024:.0f} GiB",
+        Item("memory_guest", "Memory the guest sees (MemTotal)",
+             f">= {sizing.GUEST_MIN_GIB:.1f} GiB (the field run's peak use; VM {vm_memory_mib / 1024:g} GiB)",
              f"{memtotal / GIB:.1f} GiB total, {available / GIB:.1f} GiB available",
-             memtotal >= 0.9 * vm_memory_mib * 1024**2, forceable=True),
+             memtotal >= sizing.GUEST_MIN_GIB * GIB, forceable=True),
         Item("cpus_guest", "CPUs the guest sees", str(vcpus), values.get("nproc") or "unknown",
              values.get("nproc") == str(vcpus), severity="warning"),
         Item("disk", "OS disk", f">= {sizing.DISK_MIN_GIB} GiB",

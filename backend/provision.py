@@ -26,6 +26,7 @@ from backend.events import (
     VmCreated,
     VmFound,
 )
+from backend.guestmemory import guest_gib
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
 from backend.sizing import Finding, SizingResult
@@ -382,6 +383,7 @@ async def check_host(answers: Answers, target: Target) -> dict:
         inventory = await client.inventory()
         node = choose_node(inventory, answers.proxmox.node)
         result = evaluate(node, answers)
+        chosen = proposal(node, answers)
         existing = await client.find_vm(answers.vm.name)
         if existing is None:
             extra = await ova_findings(client, node, answers)
@@ -406,6 +408,8 @@ async def check_host(answers: Answers, target: Target) -> dict:
         "ok": not any(f.severity == "blocker" for f in findings),
         "findings": [f.to_dict() for f in findings],
         "recommendation": result.recommendation.to_dict(),
+        "vm": {"vcpus": chosen.vcpus, "memory_gib": chosen.memory_gib, "disk_gib": chosen.disk_gib,
+               "guest_memory_gib": round(guest_gib(chosen.memory_gib), 1), "storage": chosen.storage},
         "host": host,
     }
 

@@ -136,7 +136,8 @@ def _summary(data: dict) -> list[str]:
         bullets.append(f"Activation (ACTIVATING -> ONLINE): **{duration(t['activation_s'])}**.")
     if mem["used_gib"]["max"] is not None:
         bullets.append(
-            f"Memory: peak used **{_n(mem['used_gib']['max'])} GiB** of {_n(mem['total_gib'])} GiB; "
+            f"Memory: the guest's used peaked at **{_n(mem['used_gib']['max'])} GiB** of its "
+            f"{_n(mem['total_gib'])} GiB{_vm_of(mem)}; "
             f"MemAvailable fell to **{_n(mem['available_gib']['min'])} GiB** at {clock(mem['available_gib']['t_min'])}"
             f" ({_stage_of(data, mem['available_gib']['t_min'])}).")
     if cpu["steal_pct"]["max"] is not None:
@@ -267,13 +268,20 @@ def _load(data: dict) -> list[str]:
     return lines
 
 
+def _vm_of(mem: dict) -> str:
+    """', the MemTotal of a 120 GiB VM' when the run knows the VM's size."""
+    vm = mem.get("vm_gib")
+    return f", the MemTotal of a {vm:g} GiB VM" if vm else " (MemTotal)"
+
+
 def _memory(data: dict) -> list[str]:
     mem = data["memory"]
     lines = ["### Memory Metrics", ""]
     if mem["used_gib"]["max"] is None:
         lines += ["_No memory samples._", ""]
     else:
-        lines += [f"MemTotal {_n(mem['total_gib'])} GiB. Used (= MemTotal - MemAvailable) peaked at "
+        lines += [f"All figures are the guest's: {_n(mem['total_gib'])} GiB{_vm_of(mem)}. "
+                  "Used (= MemTotal - MemAvailable) peaked at "
                   f"**{_n(mem['used_gib']['max'])} GiB** at {clock(mem['used_gib']['t_max'])}; MemAvailable fell to "
                   f"**{_n(mem['available_gib']['min'])} GiB** at {clock(mem['available_gib']['t_min'])} "
                   f"({_stage_of(data, mem['available_gib']['t_min'])}). OOM kills counted by the kernel: "
@@ -493,8 +501,8 @@ def _statistics(data: dict) -> list[str]:
     rows = [
         ["Install time (first phase -> cluster_deploy completed)", duration(t["total_s"])],
         ["Activation time (ACTIVATING -> ONLINE)", duration(t["activation_s"])],
-        ["Peak memory used", f"{_n(mem['used_gib']['max'])} GiB"],
-        ["Lowest MemAvailable", f"{_n(mem['available_gib']['min'])} GiB"],
+        ["Peak memory used in the guest", f"{_n(mem['used_gib']['max'])} GiB"],
+        ["Lowest MemAvailable in the guest", f"{_n(mem['available_gib']['min'])} GiB"],
         ["Peak load average (1 / 5 / 15 min)",
          f"{_n(load['load1']['max'])} / {_n(load['load5']['max'])} / {_n(load['load15']['max'])}"],
         ["Max CPU steal", f"{_n(cpu['steal_pct']['max'])} %"],

@@ -73,7 +73,7 @@ async def run(ctx: RunContext, steps: list[Step] | None = None) -> int:
 
 
 async def retry(ctx: RunContext, changes: dict) -> int:
-    """Roll back to pre-install, apply `changes` ({"vcpus": 12} / {"memory_gib": 117}), install again."""
+    """Roll back to pre-install, apply `changes` ({"vcpus": 12} / {"memory_gib": 120}), install again."""
     attempts = _attempts(ctx)
     attempt = 2 + len(attempts)
     ctx.run.update_meta(attempts=[*attempts, {"attempt": attempt, "changes": dict(changes)}],

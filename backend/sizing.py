@@ -10,18 +10,33 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from backend.guestmemory import both, guest_gib, sized, vm_gib_for_guest
 from backend.hostfacts import GIB, HostInventory, NodeFacts
 
 # The validated configuration and the thresholds the field report taught.
 VALIDATED_VCPUS = 12
 MAX_RECOMMENDED_VCPUS = 24  # the report's "16-24 (if host has cores)"
-MEMORY_MIN_GIB = 112  # 97 GB died of OOM; 117 GiB worked with little to spare
-MEMORY_RECOMMENDED_GIB = 128
-MEMORY_COMFORT_GIB = 160  # no evidence that more helps a loopback cluster; leave the rest to the host
+
+# Memory is reasoned in the guest's units (MemTotal, what `free` shows and what the field's figures
+# are) and converted to the VM's `memory` setting with the EL8 kernel's overhead (backend.guestmemory).
+FIELD_VM_MEMORY_GIB = 120  # the field's working VM: memory 122880 (its dmesg: "System RAM: 122879MB")
+FIELD_PEAK_USED_KIB = 121_947_036  # MemTotal - MemAvailable at 19:21:37.839 (memory.log), 17 min after the deploy
+GUEST_MIN_GIB = FIELD_PEAK_USED_KIB / (1024 * 1024)  # 116.30: a guest seeing less meets the OOM killer
+GUEST_RECOMMENDED_GIB = 128  # the report's "128 GB+", the guest's view as its "117GB" was (free -g)
+MEMORY_MIN_GIB = vm_gib_for_guest(GUEST_MIN_GIB)  # 119 GiB VM: its guest sees ~116.5 GiB
+MEMORY_RECOMMENDED_GIB = vm_gib_for_guest(GUEST_RECOMMENDED_GIB)  # 131 GiB VM: its guest sees ~128.3 GiB
+SEED_GUEST_FIGURES = (97, 109, 117)  # the report's RAM figures, as its guests saw them (ground-truth §3)
+
+# What the Proxmox host keeps for itself next to one big VM on LVM-thin (sources in EVIDENCE["reserve"]).
+PVE_HOST_GIB = 2.0  # Proxmox VE docs: "minimum 2 GB for OS and Proxmox VE services"
+QEMU_OVERHEAD_FRACTION = 0.002  # the VM's process: 0.2 % of its RAM (page tables, ...)
+QEMU_OVERHEAD_FIXED_MIB = 218 + 16  # the VMM's processes, plus one display (Proxmox's default VGA)
+QEMU_OVERHEAD_PER_VCPU_MIB = 8
+ARC_GIB_PER_TB = 1.0  # ZFS and Ceph only: "approximately 1 GB memory for every TB used storage"
+ARC_STORAGE_TYPES = ("zfspool", "rbd")
+
 DISK_MIN_GIB = 500
 DISK_RECOMMENDED_GIB = 1000
-HOST_RESERVE_MIN_GIB = 8.0
-HOST_RESERVE_FRACTION = 0.06
 PVE_IMPORT_VERSION = (8, 3)
 
 EVIDENCE = {
@@ -29,18 +44,30 @@ EVIDENCE = {
         "Field report, attempt 2: 24 vCPUs (2x12) on a 12-core / 24-thread Threadripper 2920X died of "
         "PANIC[P653] in vmsg_keepalive_fiber (fiber stuck 245 s); attempt 3 with 12 vCPUs (1:1) succeeded."
     ),
-    "validated": "Field report, attempt 3: 12 vCPUs / 117 GiB is the configuration that reached ONLINE.",
+    "validated": (
+        "Field report, attempt 3: 12 vCPUs and a 120 GiB VM (memory 122880; its guest saw MemTotal 117.5 GiB, "
+        "the report's '117GB') is the configuration that reached ONLINE."
+    ),
     "oom": (
-        "Field report, attempt 1: 97 GB RAM died of the OOM killer during activation "
-        "('Out of memory: Kill process')."
+        "Field traces of attempt 3 (memory.log): the guest's used memory (MemTotal - MemAvailable) peaked at "
+        "116.30 GiB (121947036 kB at 19:21:37, 17 min after the deploy finished) in a guest that saw 117.51 GiB; "
+        "attempt 1, whose guest saw 97 GB (a ~100 GiB VM), died of the OOM killer during activation."
     ),
     "tight": (
-        "Field traces of attempt 3 (117.5 GiB seen by the guest): MemAvailable fell to 3.3 GiB during "
-        "activation (memory.log, 18:59:19) and to 1.2 GiB after ONLINE (19:21:37); the report recommends 128 GB+."
+        "Field traces of attempt 3 (guest MemTotal 117.5 GiB): MemAvailable fell to 3.3 GiB during activation "
+        "(memory.log, 18:59:19) and to 1.2 GiB after ONLINE (19:21:37); the report recommends 128 GB+ "
+        "(its install script warns below 128 GB as free -g shows it in the guest)."
     ),
     "reserve": (
-        "The field report's 117 GiB VM ran on a 128 GB host: the host kept about 8 GiB for itself, "
-        "its ZFS/LVM and QEMU overhead."
+        "Proxmox VE docs (System Requirements): minimum 2 GB for the OS and Proxmox VE services, plus the guests' "
+        "memory; ZFS and Ceph need about 1 GB more per TB of used storage (LVM-thin needs none). QEMU/KVM's own "
+        "overhead per VM is about 0.2 % of its memory + 218 MiB + 8 MiB per vCPU + 16 MiB per display (Red Hat "
+        "OpenShift Virtualization docs, 'Physical resource overhead requirements'). The field's host "
+        "(MemTotal 125.8 GiB) ran the 120 GiB VM with 5.8 GiB left to itself."
+    ),
+    "seed_figures": (
+        "ground-truth §3: the report's '117GB' is the guest's free -h (MemTotal 117.51 GiB) of a VM with memory "
+        "122880; attempt 2's '109GB' is free's 109Gi; '97GB' has no free output, the same convention gives ~100 GiB."
     ),
     "disk": "Field report: disk minimum 500 GB, recommended 1 TB (the OVA's disk alone is about 600 GB).",
     "cpu_host": "Field report: CPU type qemu64 in the failed attempts; 'host' (passthrough) in the one that worked.",
@@ -100,6 +127,7 @@ class Recommendation:
     storage: str | None = None
     max_memory_gib: int = 0
     host_reserve_gib: float = 0.0
+    guest_memory_gib: float = 0.0  # what the guest of `memory_gib` sees (MemTotal)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -130,14 +158,54 @@ class SizingResult:
         }
 
 
-def host_reserve_gib(node: NodeFacts) -> float:
-    """RAM the Proxmox host keeps for itself: at least 8 GiB, 6 % on big hosts."""
-    return max(HOST_RESERVE_MIN_GIB, HOST_RESERVE_FRACTION * node.mem_total_gib)
+def _qemu_overhead_gib(memory_gib: float, vcpus: int) -> float:
+    return (QEMU_OVERHEAD_FRACTION * memory_gib * 1024 + QEMU_OVERHEAD_FIXED_MIB
+            + QEMU_OVERHEAD_PER_VCPU_MIB * vcpus) / 1024
 
 
-def max_safe_memory_gib(node: NodeFacts) -> int:
-    """The largest VM RAM (whole GiB) that leaves the host its reserve."""
-    return max(0, math.floor(node.mem_total_gib - host_reserve_gib(node)))
+def _storage_gib(node: NodeFacts, storage: str | None, disk_gib: float) -> float:
+    """What the host's storage layer keeps in RAM for the VM's disk: ZFS's ARC and Ceph's caches."""
+    facts = node.storage(storage) if storage else None
+    return ARC_GIB_PER_TB * disk_gib / 1000 if facts is not None and facts.type in ARC_STORAGE_TYPES else 0.0
+
+
+def host_reserve_gib(node: NodeFacts, memory_gib: float, vcpus: int, storage: str | None = None,
+                     disk_gib: float = 0) -> float:
+    """RAM the Proxmox host needs next to this VM: its OS and services, the VM's QEMU overhead and,
+    on ZFS or Ceph, their caches (EVIDENCE["reserve"]). About 2.6 GiB for the field's VM on LVM-thin."""
+    return PVE_HOST_GIB + _qemu_overhead_gib(memory_gib, vcpus) + _storage_gib(node, storage, disk_gib)
+
+
+def max_safe_memory_gib(node: NodeFacts, vcpus: int = VALIDATED_VCPUS, storage: str | None = None,
+                        disk_gib: float = 0) -> int:
+    """The largest VM memory (whole GiB) that leaves the host what it needs next to it."""
+    fixed = host_reserve_gib(node, 0, vcpus, storage, disk_gib)
+    return max(0, math.floor((node.mem_total_gib - fixed) / (1 + QEMU_OVERHEAD_FRACTION)))
+
+
+def _seed_figure_remedy(vm_gib: int) -> str:
+    if vm_gib == FIELD_VM_MEMORY_GIB:
+        return f"Type {vm_gib}: the VM the report's working run had."
+    return (f"Type {vm_gib} to reproduce that attempt in VM units; {FIELD_VM_MEMORY_GIB} GiB is the VM that "
+            "worked.")
+
+
+def recommended_memory_gib(max_memory_gib: int) -> int:
+    """The VM whose guest sees the report's 128 GiB where the host has room for it; else the field's
+    working 120 GiB VM; else the most the host can give (a blocker below MEMORY_MIN_GIB)."""
+    for size in (MEMORY_RECOMMENDED_GIB, FIELD_VM_MEMORY_GIB):
+        if max_memory_gib >= size:
+            return size
+    return max_memory_gib
+
+
+def seed_figure_hint(memory_gib: int) -> str:
+    """For the report's own RAM figures (guest units) typed as the VM's: which VM gives that guest."""
+    if memory_gib not in SEED_GUEST_FIGURES:
+        return ""
+    vm = vm_gib_for_guest(memory_gib)
+    return (f"The field report's '{memory_gib}GB' is what its guest saw (free), not the VM's setting: "
+            f"a VM of {sized(vm)} gives that.")
 
 
 def _pve_version_tuple(version: str) -> tuple[int, int] | None:
@@ -162,18 +230,19 @@ def _best_disk_storage(node: NodeFacts, wanted: str | None) -> tuple[str | None,
 
 def recommend(node: NodeFacts, storage: str | None = None) -> Recommendation:
     """The configuration this node should get, or why it cannot host the cluster."""
-    reserve = host_reserve_gib(node)
-    max_mem = max_safe_memory_gib(node)
     vcpus = max(1, min(node.cores, MAX_RECOMMENDED_VCPUS))
-    memory = min(max_mem, MEMORY_COMFORT_GIB)
     storage_name, avail = _best_disk_storage(node, storage)
     disk = DISK_RECOMMENDED_GIB if avail >= DISK_RECOMMENDED_GIB else max(DISK_MIN_GIB, int(avail * 0.95))
+    max_mem = max_safe_memory_gib(node, vcpus, storage_name, disk)
+    memory = recommended_memory_gib(max_mem)
+    reserve = host_reserve_gib(node, memory, vcpus, storage_name, disk)
     numa = node.sockets > 1 and vcpus > node.cores_per_socket
     reasons = []
     if max_mem < MEMORY_MIN_GIB:
         reasons.append(
-            f"{node.mem_total_gib:.0f} GiB of RAM leaves at most {max_mem} GiB for the VM after the host's "
-            f"{reserve:.0f} GiB reserve; the cluster needs at least {MEMORY_MIN_GIB} GiB"
+            f"{node.mem_total_gib:.1f} GiB of RAM leaves at most {max_mem} GiB for the VM after the host's "
+            f"{reserve:.1f} GiB ({both(max_mem)}); the cluster needs a VM of {sized(MEMORY_MIN_GIB)}: "
+            f"the field run's guest used up to {GUEST_MIN_GIB:.1f} GiB"
         )
     if avail < DISK_MIN_GIB:
         reasons.append(
@@ -192,6 +261,7 @@ def recommend(node: NodeFacts, storage: str | None = None) -> Recommendation:
         storage=storage_name,
         max_memory_gib=max_mem,
         host_reserve_gib=round(reserve, 1),
+        guest_memory_gib=round(guest_gib(memory), 1),
     )
 
 
@@ -225,39 +295,51 @@ def evaluate(node: NodeFacts, proposal: Proposal) -> SizingResult:
             EVIDENCE["validated"],
         ))
 
-    # --- memory ---
-    max_mem = rec.max_memory_gib
+    # --- memory: the guest's view (MemTotal) decides; the VM's setting follows from it ---
+    vcpus = max(1, proposal.vcpus)
+    max_mem = max_safe_memory_gib(node, vcpus, proposal.storage, proposal.disk_gib)
+    reserve = host_reserve_gib(node, proposal.memory_gib, vcpus, proposal.storage, proposal.disk_gib)
+    guest = guest_gib(proposal.memory_gib)
+    allows = f"; this host allows up to {sized(max_mem)}." if max_mem >= MEMORY_MIN_GIB else "."
     if max_mem < MEMORY_MIN_GIB:
+        needed = MEMORY_MIN_GIB + host_reserve_gib(node, MEMORY_MIN_GIB, vcpus, proposal.storage, proposal.disk_gib)
         add(Finding(
             "host-memory-too-small", "blocker",
-            f"This host cannot host the cluster: {node.mem_total_gib:.0f} GiB of RAM leaves at most {max_mem} GiB "
-            f"after the host's {rec.host_reserve_gib:.0f} GiB reserve, and activation needs {MEMORY_MIN_GIB} GiB.",
-            f"Use a host with at least {math.ceil(MEMORY_MIN_GIB + HOST_RESERVE_MIN_GIB)} GiB of RAM "
-            f"({MEMORY_RECOMMENDED_GIB + 8} GiB for the recommended size).",
+            f"This host cannot host the cluster: {node.mem_total_gib:.1f} GiB of RAM leaves a VM at most "
+            f"{sized(max_mem)} after the {reserve:.1f} GiB the host needs; the field run's guest used up to "
+            f"{GUEST_MIN_GIB:.1f} GiB.",
+            f"Use a host with at least {math.ceil(needed)} GiB of RAM (as Proxmox shows it) for a VM of "
+            f"{MEMORY_MIN_GIB} GiB; a 128 GB machine (Proxmox shows ~125.8 GiB) runs the field's 120 GiB VM.",
             EVIDENCE["oom"],
         ))
-    if proposal.memory_gib < MEMORY_MIN_GIB:
+    if guest < GUEST_MIN_GIB:
         add(Finding(
             "memory-below-minimum", "blocker",
-            f"{proposal.memory_gib} GiB of RAM is below the {MEMORY_MIN_GIB} GiB that activation needs.",
-            f"Give the VM at least {MEMORY_MIN_GIB} GiB"
-            + (f"; this host allows up to {max_mem} GiB." if max_mem >= MEMORY_MIN_GIB else "."),
+            f"{both(proposal.memory_gib)}: less than the {GUEST_MIN_GIB:.1f} GiB the field run's guest used at "
+            "its peak, so the OOM killer would strike.",
+            f"Give the VM at least {sized(MEMORY_MIN_GIB)}; the field ran {sized(FIELD_VM_MEMORY_GIB)}" + allows,
             EVIDENCE["oom"],
         ))
-    elif proposal.memory_gib < MEMORY_RECOMMENDED_GIB:
+    elif guest < GUEST_RECOMMENDED_GIB:
         add(Finding(
             "memory-tight", "warning",
-            f"{proposal.memory_gib} GiB of RAM works but leaves little to spare at the activation peak.",
-            f"{MEMORY_RECOMMENDED_GIB} GiB or more is recommended"
-            + (f"; this host allows up to {max_mem} GiB." if max_mem < MEMORY_RECOMMENDED_GIB else "."),
+            f"{both(proposal.memory_gib)}: it holds the field run's peak use of {GUEST_MIN_GIB:.1f} GiB "
+            f"with {guest - GUEST_MIN_GIB:.1f} GiB to spare.",
+            f"The report recommends 128 GB+ as the guest sees it: a VM of {sized(MEMORY_RECOMMENDED_GIB)}"
+            + (f"; this host allows up to {sized(max_mem)}." if max_mem < MEMORY_RECOMMENDED_GIB else "."),
             EVIDENCE["tight"],
         ))
+    hint = seed_figure_hint(proposal.memory_gib)
+    if hint:
+        add(Finding("memory-seed-figure", "info", hint,
+                    _seed_figure_remedy(vm_gib_for_guest(proposal.memory_gib)),
+                    EVIDENCE["seed_figures"]))
     if proposal.memory_gib > max_mem and max_mem >= MEMORY_MIN_GIB:
         add(Finding(
             "memory-over-host-reserve", "blocker",
-            f"{proposal.memory_gib} GiB leaves the host less than its {rec.host_reserve_gib:.0f} GiB reserve "
+            f"A VM of {proposal.memory_gib} GiB leaves the host less than the {reserve:.1f} GiB it needs next to it "
             f"({node.mem_total_gib:.1f} GiB in all).",
-            f"Use at most {max_mem} GiB on this host.",
+            f"Use at most {sized(max_mem)} on this host.",
             EVIDENCE["reserve"],
         ))
     elif proposal.memory_gib > max_mem:

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/e2e_overhead.py [--speed 60] [--repeat 1] [--json FILE]
 
-Runs `vast-loopback --auto A.yaml --run-dir D --speed N --json` (12 vCPUs / 117 GiB on the seed
+Runs `vast-loopback --auto A.yaml --run-dir D --speed N --json` (12 vCPUs / 120 GiB on the seed
 host: the field run's success) in a fresh process, stamps every JSON line with the wall time it
 arrives, then reads `vast-loopback report D --json`. Side by side:
 - the whole run: wall time from spawn to exit against the run's lab-time span (RunStarted to
@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
 
 from backend.lab.vast.timeline import BOOTSTRAP_S, DEPLOY_DONE_AT  # noqa: E402
 
-ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 SCRIPTED_INSTALL_S = BOOTSTRAP_S + DEPLOY_DONE_AT  # the lab's own schedule, first bootstrap line to deploy done
 GUEST_STOP_S = 3.0  # guests whose state directory is gone stop within ~2 s
 

@@ -49,7 +49,7 @@ HOSTS = {
 
 
 def time_evaluate(node: NodeFacts, n: int) -> list[float]:
-    proposals = [Proposal(v, 117, 1000, storage="local-lvm") for v in (1, 12, 24, 2, 24, 12)]
+    proposals = [Proposal(v, 120, 1000, storage="local-lvm") for v in (1, 12, 24, 2, 24, 12)]
     times = []
     for i in range(n):
         started = time.perf_counter()

@@ -9,6 +9,7 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
+from backend.guestmemory import sized
 from backend.hostfacts import NodeFacts
 from backend.sizing import recommend
 from screens.base import WizardScreen
@@ -24,14 +25,14 @@ def node_details(node: NodeFacts) -> Text:
     text.append(f"  {node.cpu_model}\n", style="dim")
     smt = f", {node.threads} threads (hyperthreads do not count as cores)" if node.smt else ""
     text.append(f"{node.sockets} socket{'s' if node.sockets != 1 else ''}, {node.cores} physical cores{smt}\n")
-    text.append(f"RAM {node.mem_total_gib:.1f} GiB, {node.mem_available_gib:.1f} GiB free, "
+    text.append(f"Host RAM {node.mem_total_gib:.1f} GiB, {node.mem_available_gib:.1f} GiB free, "
                 f"{node.running_vms} VMs running; PVE {node.pve_version or '?'}\n")
     storages = ", ".join(f"{s.storage} ({s.type}, {s.avail_gib:,.0f} GiB free: {','.join(s.content)})"
                          for s in node.storages)
     text.append(f"storage {storages or 'none'}\n")
     text.append(f"bridges {', '.join(node.bridges) or 'none'}\n")
     if rec.feasible:
-        text.append(f"✓ can host it: {rec.vcpus} vCPUs, {rec.memory_gib} GiB RAM, {rec.disk_gib} GiB disk",
+        text.append(f"✓ can host it: {rec.vcpus} vCPUs, VM RAM {sized(rec.memory_gib)}, {rec.disk_gib} GiB disk",
                     style="green")
     else:
         text.append(f"✖ cannot host it: {rec.reason}", style="red")

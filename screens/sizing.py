@@ -11,6 +11,7 @@ from textual.reactive import reactive
 from textual.widgets import Input, Label, Static
 
 from backend.answers import VmAnswers
+from backend.guestmemory import guest_gib
 from backend.sizing import SizingResult
 from screens.base import WizardScreen
 from tui.messages import BlockersOverridden, RecommendationApplied, SizingChanged
@@ -18,7 +19,7 @@ from tui.state import validated
 from tui.widgets.findings import FindingsList
 from tui.widgets.override import OverrideDialog
 
-FIELDS = (("vcpus", "vCPUs"), ("memory", "RAM GiB"), ("disk", "Disk GiB"))
+FIELDS = (("vcpus", "vCPUs"), ("memory", "VM RAM GiB"), ("disk", "Disk GiB"))
 
 
 def parse_size(text: str) -> int | None:
@@ -36,8 +37,10 @@ report's evidence:
 
 • vCPUs above the host's physical cores block (24 vCPUs on 12 cores died of a P653 PANIC in
   vmsg_keepalive_fiber); below 12 is a warning.
-• RAM below 112 GiB blocks (97 GB died of OOM during activation); 112-127 GiB is a warning; the
-  host keeps a reserve (8 GiB or 6 %).
+• RAM is the VM's (Proxmox's memory setting); the guest sees about 2.5 GiB less (the EL8 kernel's
+  share): a 120 GiB VM's guest sees ≈117.5 GiB, the report's "117GB". A guest below the field
+  run's peak use (116.3 GiB) blocks: a VM under 119 GiB; a guest below the report's 128 GB+ is a
+  warning. The host keeps what Proxmox and QEMU need next to the VM (about 2.6 GiB).
 • Disk below 500 GiB blocks; below 1000 GiB is a warning; the storage must have the space.
 
 ^r applies the recommendation. A blocker disables Next; ^o overrides it on purpose after showing
@@ -64,11 +67,12 @@ why it blocks (the run will most likely fail as the field report's did)."""
             yield Static(demo.hint_for(self.STEP), classes="demo-hint")
         yield Static(
             f"Node [b]{node.node}[/b]: {node.cores} physical cores / {node.threads} threads, "
-            f"{node.mem_total_gib:.1f} GiB RAM", id="node-line")
+            f"{node.mem_total_gib:.1f} GiB host RAM", id="node-line")
         with Horizontal(id="sizes"):
             for (key, label), value in zip(FIELDS, (vcpus, memory, disk), strict=True):
                 yield Label(label, classes="size-label")
                 yield Input(str(value), id=key, type="integer", max_length=7, compact=True, classes="size")
+        yield Static("", id="guest-memory")
         yield Static("", id="recommendation")
         yield Static("", id="override-banner")
         yield FindingsList(id="findings")
@@ -89,6 +93,8 @@ why it blocks (the run will most likely fail as the field report's did)."""
 
     def recompute(self) -> None:
         vcpus, memory, disk = self.values()
+        self._show("#guest-memory", f"[dim]VM RAM {memory} GiB: the guest sees ≈{guest_gib(memory):.1f} GiB "
+                                    "(MemTotal)[/]" if memory is not None else "")
         if vcpus is None or memory is None or disk is None:
             self.result = None
         else:
@@ -105,7 +111,8 @@ why it blocks (the run will most likely fail as the field report's did)."""
             return
         rec = result.recommendation
         storage = f" on {rec.storage}" if rec.storage else ""
-        recommendation = (f"Recommended: [b]{rec.vcpus}[/b] vCPUs · [b]{rec.memory_gib}[/b] GiB · "
+        recommendation = (f"Recommended: [b]{rec.vcpus}[/b] vCPUs · VM [b]{rec.memory_gib}[/b] GiB "
+                          f"(guest ≈{rec.guest_memory_gib:.1f}) · "
                           f"[b]{rec.disk_gib}[/b] GiB{storage}  (^r applies it)")
         if not rec.feasible:
             recommendation += f"\n[red]This node cannot host the cluster: {rec.reason}[/]"

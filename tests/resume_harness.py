@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 LAB_VMS_PASSWORD = "123456"  # the OVA's documented VMS password, the lab's default (a known secret)
 SEGMENT_TIMEOUT_S = 180.0  # wall seconds one process may take before the harness gives up on it
 POLL_S = 0.005

@@ -19,7 +19,7 @@ proxmox:
   token_id: root@pam!vlb
   token_secret: env:PVE_TOKEN
   node: auto
-vm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000, storage: local-lvm, bridge: vmbr0}
+vm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000, storage: local-lvm, bridge: vmbr0}
 ova: local:import/vast-5.4.0-loopback.ova
 guest: {address: dhcp, user: centos}
 vast: {build: release-5-4-0-2043819, cluster_name: lb-vast54}
@@ -28,7 +28,7 @@ vast: {build: release-5-4-0-2043819, cluster_name: lb-vast54}
 
 def test_full_file_parses_with_the_issue_key_names():
     answers = A.parse(FULL, "a.yaml")
-    assert answers.vm.vcpus == 12 and answers.vm.memory_gib == 117
+    assert answers.vm.vcpus == 12 and answers.vm.memory_gib == 120
     assert answers.proxmox.token_secret == SecretRef("env", "PVE_TOKEN")
     assert answers.guest.address == "dhcp"
 
@@ -40,7 +40,7 @@ def test_saved_file_replays_to_the_same_answers_and_holds_no_secret(tmp_path, mo
     path = A.save(answers, tmp_path / "out.yaml")
     text = path.read_text()
     assert "s3cr3t-token-value" not in text and "env:PVE_TOKEN" in text
-    assert "memory_gib: 117" in text and "bridge: vmbr0" in text  # defaults written out, not left implicit
+    assert "memory_gib: 120" in text and "bridge: vmbr0" in text  # defaults written out, not left implicit
     assert A.load(path) == answers
     assert path.stat().st_mode & 0o777 == 0o600
 

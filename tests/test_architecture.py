@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -83,3 +85,52 @@ def test_every_module_has_a_docstring():
             if path.stat().st_size and ast.get_docstring(tree) is None:
                 missing.append(str(path.relative_to(REPO)))
     assert not missing, missing
+
+
+# The product's rules: the lab stands in for the real world, so it must never answer by them (a lab
+# that imports the sizing rule confirms the rule it should be testing).
+RULES = {"sizing", "tuning", "vmconfig", "provision", "prepare", "install", "diagnose", "recovery", "preflight",
+         "guestmemory"}
+
+
+def _imported_modules(source: str, package: tuple[str, ...]) -> set[str]:
+    """Every module a file of `package` imports, `from backend import x` and relative imports resolved."""
+    names = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package[: len(package) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            names.add(base)
+            names.update(f"{base}.{alias.name}" for alias in node.names)
+    return names
+
+
+def _rules_in(source: str, package: tuple[str, ...]) -> set[str]:
+    return {name for name in _imported_modules(source, package)
+            if name.split(".")[:1] == ["backend"] and name.split(".")[1:2] and name.split(".")[1] in RULES}
+
+
+def test_the_lab_never_imports_the_products_rules():
+    offenders = []
+    for path in (REPO / "backend" / "lab").rglob("*.py"):
+        package = path.relative_to(REPO).with_suffix("").parts[:-1]
+        offenders += [f"{path.relative_to(REPO)} imports {name}" for name in _rules_in(path.read_text(), package)]
+    assert not offenders, offenders
+
+
+@pytest.mark.parametrize(("package", "line"), [
+    (("backend", "lab"), "from backend.sizing import MEMORY_MIN_GIB"),
+    (("backend", "lab"), "from backend import diagnose"),
+    (("backend", "lab", "vast"), "import backend.recovery"),
+    (("backend", "lab"), "from ..preflight import judge"),
+    (("backend", "lab", "guest"), "from ... import tuning"),
+    (("backend", "lab"), "def f():\n    from backend.guestmemory import guest_gib"),
+])
+def test_the_rule_import_check_sees_every_form_of_import(package, line):
+    """The guard above fails on a lab that imports a rule, however the import is written."""
+    assert _rules_in(line, package)
+    assert not _rules_in("from backend.clock import Clock\nfrom backend.lab import facts", package)

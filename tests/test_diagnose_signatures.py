@@ -45,9 +45,10 @@ def test_oom_during_activation_means_ram_too_small_with_the_ram_the_host_can_giv
     oom = items["oom"]
     assert oom["severity"] == "critical" and oom["kind"] == "diagnosis"
     assert "during ACTIVATING" in oom["cause"]
-    # 128 GiB is what the peak wants; the seed host (125.8 GiB) can give 117 and keep its reserve
-    assert oom["changes"] == {"memory_gib": 117}
-    assert "at most 117 GiB" in oom["remedy"]
+    # the guest must see the field run's peak use (116.3 GiB): the field's 120 GiB VM, which the seed host
+    # (125.8 GiB) can give; a VM whose guest sees the report's 128 GB+ (131 GiB) it cannot
+    assert oom["changes"] == {"memory_gib": 120}
+    assert "120 GiB (the guest sees ≈117.5 GiB)" in oom["remedy"] and "116.3 GiB" in oom["remedy"]
     assert oom["evidence"][0]["text"].startswith("Out of memory") and oom["evidence"][0]["t"] == T + 210
     assert "memory_tight" not in items  # the OOM explains it already
 
@@ -56,7 +57,7 @@ def test_oom_without_host_facts_asks_for_the_recommended_ram():
     events = [sample(T + i, available_gib=50 - i, total_gib=97.0, oom_kill=0) for i in range(49)]
     events.append(sample(T + 50, available_gib=0.2, total_gib=97.0, oom_kill=1))  # /proc/vmstat's counter
     oom = by_id(diagnose(events))["oom"]
-    assert oom["changes"] == {"memory_gib": 128} and oom["evidence"][0]["source"] == "samples"
+    assert oom["changes"] == {"memory_gib": 131} and oom["evidence"][0]["source"] == "samples"  # guest: 128.3 GiB
 
 
 def test_p653_panic_means_vcpu_overcommit_with_the_hosts_cores():
@@ -138,7 +139,7 @@ def test_low_memory_warns_and_turns_critical_before_online():
     alerts = {i["id"]: i for i in items if i["kind"] == "alert"}
     assert alerts["memory_low"]["severity"] == "warning" and alerts["memory_critical"]["severity"] == "critical"
     tight = by_id(items)["memory_tight"]
-    assert tight["severity"] == "warning" and tight["changes"] == {"memory_gib": 128}
+    assert tight["severity"] == "warning" and tight["changes"] == {"memory_gib": 131}
 
 
 def test_items_become_events_for_the_bus():
@@ -192,3 +193,63 @@ def test_a_lagging_source_is_not_a_collapse():
     watcher.feed(ev.ClusterStateChanged(ts=10.0, state="INIT", source="log"))  # read late, stamped early
     watcher.feed(ev.ClusterStateChanged(ts=19.0, state="ACTIVATING", source="log"))
     assert "activation_collapsed" not in {item.id for item in watcher.diagnoses()}
+
+
+@pytest.mark.parametrize(("memory_mib", "changes"), [
+    (114688, {"vcpus": 12, "memory_gib": 120}),  # attempt 2's VM: its 109.6 GiB guest would meet the OOM killer next
+    (122880, {"vcpus": 12}),  # the field's 120 GiB VM holds the peak: only the vCPUs change
+])
+def test_an_overcommit_remedy_also_fixes_a_vm_too_small_for_the_fields_peak(memory_mib, changes):
+    panic = 'PANIC[P653:E9:S255:F28d time="2025-12-29 10:57:34.832443472"] vmsg_keepalive_fiber'
+    events = [
+        ev.HostFactsGathered(ts=T, node="pve", facts=SEED.to_dict()),
+        ev.VmCreated(ts=T + 1, vmid=100, node="pve", name="vast",
+                     config={"cores": 24, "sockets": 1, "memory": memory_mib}),
+        ev.ClusterStateChanged(ts=T + 100, state="ACTIVATING"),
+        ev.KernelMessageSeen(ts=T + 345, source="/vast/vman/vms/log/workers.log", text=panic, match="panic"),
+        ev.VtaskChanged(ts=T + 400, name="cluster_deploy", task_id=2, state="FAILED"),
+    ]
+    overcommit = by_id(diagnose(events))["overcommit"]
+    assert overcommit["changes"] == changes
+    assert ("120 GiB (the guest sees ≈117.5 GiB)" in overcommit["remedy"]) == ("memory_gib" in changes)
+
+
+@pytest.mark.parametrize(("memory_mib", "total_gib", "changes"), [
+    (102400, 97.8, {"memory_gib": 120}),  # attempt 1 in VM units: the field's peak use says what is enough
+    (114688, 109.6, {"memory_gib": 120}),  # 112 GiB: the same; not "this run's cut-short peak + 8"
+    (122880, 117.5, {"memory_gib": 123}),  # a world that wants more than the field's: the most the host gives
+])
+def test_an_oom_remedy_is_sized_in_the_guests_units_and_capped_by_the_host(memory_mib, total_gib, changes):
+    events = [
+        ev.HostFactsGathered(ts=T, node="pve", facts=SEED.to_dict()),
+        ev.VmCreated(ts=T + 1, vmid=100, node="pve", name="vast",
+                     config={"cores": 12, "sockets": 1, "memory": memory_mib}),
+        ev.ClusterStateChanged(ts=T + 109, state="ACTIVATING"),
+        *[sample(T + 110 + i, available_gib=max(0.1, 40 - i), total_gib=total_gib) for i in range(60)],
+        ev.KernelMessageSeen(ts=T + 200, source="kmsg", text="Out of memory: Killed process 41873 (.env)",
+                             match="oom"),
+    ]
+    oom = by_id(diagnose(events))["oom"]
+    assert oom["changes"] == changes
+    from backend.sizing import Proposal, evaluate
+
+    assert evaluate(SEED, Proposal(12, changes["memory_gib"], 1000, "local-lvm")).ok  # a size that passes
+
+
+def test_an_oom_on_an_overcommitted_vm_is_diagnosed_as_both_and_one_retry_fixes_both():
+    """The lab's "field-ramp" reading of attempt 1 (24 vCPUs, its ramp crossing a 109.6 GiB guest):
+    the OOM comes first, the collapse on 24 vCPUs names the overcommit; the retry's remedy has both."""
+    events = [
+        ev.HostFactsGathered(ts=T, node="pve", facts=SEED.to_dict()),
+        ev.VmCreated(ts=T + 1, vmid=100, node="pve", name="vast", config={"cores": 24, "sockets": 1, "memory": 114688}),
+        ev.ClusterStateChanged(ts=T + 100, state="INIT"),
+        ev.ClusterStateChanged(ts=T + 109, state="ACTIVATING", previous="INIT"),
+        *[sample(T + 110 + i, available_gib=max(0.1, 40 - i), total_gib=109.6) for i in range(60)],
+        ev.KernelMessageSeen(ts=T + 160, source="kmsg", text="Out of memory: Killed process 41873 (.env)", match="oom"),
+        ev.ClusterStateChanged(ts=T + 200, state="INIT", previous="ACTIVATING"),
+        ev.VtaskChanged(ts=T + 460, name="cluster_deploy", task_id=2, state="FAILED"),
+    ]
+    items = by_id(diagnose(events))
+    assert {"oom", "overcommit"} <= set(items)
+    assert items["oom"]["changes"] == {"memory_gib": 120, "vcpus": 12}  # the root: what a retry applies
+    assert "Also (overcommit)" in items["oom"]["remedy"]

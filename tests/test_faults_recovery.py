@@ -77,7 +77,7 @@ async def test_a_real_answer_after_a_fault_is_a_recovery_even_when_it_says_not_y
         try:
             await client.add_storage_content("local", "images")
             disk = (await client.ova_metadata("pve", OVA))["disks"]["scsi0"]["volid"]
-            spec = vmconfig.VmSpec(name="vast-lb", vcpus=12, memory_gib=117, storage="local-lvm", bridge="vmbr0")
+            spec = vmconfig.VmSpec(name="vast-lb", vcpus=12, memory_gib=120, storage="local-lvm", bridge="vmbr0")
             vm = await client.create_vm("pve", vmconfig.first_boot_config(spec, [disk]))
             assert await client.agent_ping(vm) is False  # stopped: the agent does not answer yet
         finally:

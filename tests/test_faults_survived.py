@@ -1,6 +1,6 @@
 """The success scenario survives the lab's faults in every step, and says so.
 
-`vast-loopback --auto` (in this process, through `tui.cli.main`) runs 12 vCPUs / 117 GiB on the lab
+`vast-loopback --auto` (in this process, through `tui.cli.main`) runs 12 vCPUs / 120 GiB on the lab
 with `lab.faults` in the answers: seeded random faults at every opportunity (Proxmox requests, SSH
 sessions, VMS requests), answers lost after a create, a snapshot and a power change was made (a
 schedule), and, so that every step is hit however short it is, one SSH drop and one Proxmox error
@@ -53,7 +53,7 @@ pytestmark = [
 SPEED = "240"
 ANSWERS = """\
 proxmox: {url: lab}
-vm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}
+vm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}
 lab:
   faults:
     rate: 0.03

@@ -119,7 +119,7 @@ async def _create(client: ProxmoxClient, node: str = "pve", name: str = "vast-lo
     await client.add_storage_content("local", "images")
     metadata = await client.ova_metadata(node, OVA)
     disk = metadata["disks"]["scsi0"]["volid"]
-    spec = vmconfig.VmSpec(name=name, vcpus=12, memory_gib=117, storage="local-lvm", bridge="vmbr0")
+    spec = vmconfig.VmSpec(name=name, vcpus=12, memory_gib=120, storage="local-lvm", bridge="vmbr0")
     return await client.create_vm(node, vmconfig.first_boot_config(spec, [disk]))
 
 
@@ -133,7 +133,7 @@ async def test_tasks_are_awaited_with_progress_and_vm_operations_work(lab, tmp_p
         assert not await client.add_storage_content("local", "images")  # already there: no second PUT
         metadata = await client.ova_metadata("pve", OVA)
         disk = metadata["disks"]["scsi0"]["volid"]
-        spec = vmconfig.VmSpec(name="vast-loopback", vcpus=12, memory_gib=117, storage="local-lvm", bridge="vmbr0")
+        spec = vmconfig.VmSpec(name="vast-loopback", vcpus=12, memory_gib=120, storage="local-lvm", bridge="vmbr0")
         vm = await client.create_vm("pve", vmconfig.first_boot_config(spec, [disk]),
                                     on_progress=lambda m, f: progress.append((m, f)))
         assert await client.find_vm("vast-loopback") == vm

@@ -8,7 +8,7 @@ from backend import vmconfig
 from backend.hostfacts import GIB, StorageFacts
 from backend.vmconfig import VmSpec
 
-SEED_SPEC = VmSpec(name="vast-loopback", vcpus=12, memory_gib=117, storage="local-lvm", bridge="vmbr0")
+SEED_SPEC = VmSpec(name="vast-loopback", vcpus=12, memory_gib=120, storage="local-lvm", bridge="vmbr0")
 OVA_DISK = "local:import/vast-5.4.0-loopback.ova/vast-5.4.0-loopback-disk1.vmdk"
 
 
@@ -22,7 +22,7 @@ def test_first_boot_config_is_exactly_what_the_ova_needs():
         "cpu": "host",
         "sockets": 1,
         "cores": 12,
-        "memory": 117 * 1024,
+        "memory": 120 * 1024,
         "balloon": 0,
         "numa": 0,
         "agent": "1",

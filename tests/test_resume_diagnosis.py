@@ -1,6 +1,6 @@
 """A resumed run's diagnosis knows the whole run: the host facts and the VM config journaled before
-the crash size its remedy (a run resumed just before its OOM asked for 128 GiB, which the seed host
-cannot give, so the retry was blocked instead of going on with 117 GiB)."""
+the crash size its remedy (a run resumed just before its OOM asked for a 131 GiB VM, which the seed
+host cannot give, so the retry was blocked instead of going on with the field's 120 GiB VM)."""
 
 from __future__ import annotations
 
@@ -48,7 +48,7 @@ def test_a_resumed_runs_remedy_is_sized_by_what_it_journaled_before_the_crash(tm
     for event in AFTER_THE_RESUME:
         ctx.emit(event)
     service.conclude()
-    assert service.remedy() == {"memory_gib": 117}  # what the seed host can give, not 128
+    assert service.remedy() == {"memory_gib": 120}  # the field's VM, which the seed host can give; not 131
 
 
 def test_alerts_journaled_before_the_crash_are_not_raised_again(tmp_path):

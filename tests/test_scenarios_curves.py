@@ -54,11 +54,13 @@ def _field_memory():
 
 
 def test_memory_keypoints_follow_the_field_trace():
-    points = [(t, used) for t, used in _field_memory() if 0 <= t <= 2970]
+    points = _field_memory()
     errors = [abs(interp(USED_POINTS, t) - used) for t, used in points]
-    assert len(points) > 500
-    assert statistics.mean(errors) < 0.8  # GiB
-    assert statistics.quantiles(errors, n=20)[-1] < 3.0  # the 95th percentile, ramps included
+    assert len(points) == 634
+    assert max(errors) < 0.4 and statistics.mean(errors) < 0.15  # GiB: the demand the OOM killer is judged on
+    peak_t, peak = max(points, key=lambda p: p[1])
+    assert max(y for _, y in USED_POINTS) == pytest.approx(peak, abs=0.005)  # 116.30 GiB at 19:21:37, kept
+    assert peak_t == pytest.approx(2965, abs=1)
 
 
 def test_load_and_steal_peaks_are_the_fields():
@@ -86,7 +88,7 @@ def test_success_follows_the_field_axis_and_holds_after_the_install():
     assert activation.field_t == pytest.approx(887 + 200) and activation.phase == "cluster_create"
     assert activation.mem_used / GIB > 105 and activation.load1 > 60
     after = load.sample(world, T0 + 900 + 1074 + 3000)
-    assert after.phase == "after" and after.mem_available / GIB == pytest.approx(1.2, abs=0.15)
+    assert after.phase == "after" and after.mem_available / GIB == pytest.approx(1.45, abs=0.15)  # the last sample
     containers = after.containers
     assert 37 < containers["vast_platform_11.0.0.1-4100"] / GIB < 40
     assert 47 < containers["vast_platform_11.0.0.1-4200"] / GIB < 50

@@ -29,7 +29,7 @@ ENV = {"VLB_CANARY_TOKEN": SECRETS["proxmox.token_secret"], "VLB_CANARY_GUEST": 
        "VLB_CANARY_VMS": SECRETS["vast.admin_password"]}
 ANSWERS = """\
 proxmox: {url: lab, token_id: "root@pam!canary", token_secret: "env:VLB_CANARY_TOKEN"}
-vm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}
+vm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}
 guest: {password: "env:VLB_CANARY_GUEST"}
 vast: {admin_password: "env:VLB_CANARY_VMS"}
 """

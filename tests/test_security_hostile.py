@@ -31,7 +31,7 @@ FULL = {
     "version": 1,
     "proxmox": {"url": "lab", "token_id": "root@pam!vlb", "token_secret": "env:VLB_TOKEN", "node": "auto",
                 "fingerprint": ":".join(["AB"] * 32)},
-    "vm": {"name": "vast-lb", "vcpus": 12, "memory_gib": 117, "disk_gib": 1000, "storage": "local-lvm",
+    "vm": {"name": "vast-lb", "vcpus": 12, "memory_gib": 120, "disk_gib": 1000, "storage": "local-lvm",
            "bridge": "vmbr0", "vmid": 100},
     "ova": "local:import/vast-5.4.0-loopback.ova",
     "guest": {"address": "dhcp", "user": "centos", "port": 22, "password": "env:VLB_GUEST",

@@ -16,7 +16,7 @@ from tui import cli as cli_module
 
 WRONG_TLS = ":".join(["AB", "CD", "EF", "01"] * 8)
 WRONG_SSH = "SHA256:" + "A" * 43
-VM = "vm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+VM = "vm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 
 
 def run_main(args: list[str], monkeypatch, tmp_path) -> tuple[int, str, str]:

@@ -1,8 +1,8 @@
 """`vast-loopback demo` end to end on the built-in lab, as a presenter drives it (time compressed):
 
-- success: the field report's host pre-selected, its recommendation (12 vCPUs / 117 GiB) taken,
+- success: the field report's host pre-selected, its recommendation (12 vCPUs / a 120 GiB VM) taken,
   the run reaches ONLINE and the result screen with the report;
-- oom (97 GB) and overcommit (24 vCPUs on 12 cores): the sizing blocker is shown and Next stays
+- oom (a 100 GiB VM: its guest sees 97 GB) and overcommit (24 vCPUs on 12 cores): the sizing blocker is shown and Next stays
   off until it is overridden on purpose; the run fails with the diagnosis on screen (overcommit:
   stalls, steal and the P653 PANIC; oom: memory and the OOM killer's lines); the rollback key
   appears, retries with the diagnosed remedy and reaches ONLINE in the same session.
@@ -58,7 +58,7 @@ async def through_the_wizard(pilot, app: WizardApp, *, blocked: bool) -> None:  
         await pilot.press("o")
         await until(pilot, lambda: screen_name(app) == "SizingScreen" and sizing.next_enabled, 10, "the override")
     else:
-        assert sizing.values() == (12, 117, 1000) and sizing.next_enabled
+        assert sizing.values() == (12, 120, 1000) and sizing.next_enabled
     for name in ("StorageNetworkScreen", "GuestScreen", "ReviewScreen", "DashboardScreen"):
         await pilot.press("ctrl+n")
         await until(pilot, lambda name=name: screen_name(app) == name, 10, name)
@@ -104,7 +104,7 @@ async def test_demo_success_reaches_online_and_the_result(tmp_path):
 
 SIGNS = {
     "overcommit": ("24 vCPUs on 12 cores", ("vCPU overcommit", "Give the VM 12 vCPUs")),
-    "oom": ("97 GB of RAM", ("Out of memory", "RAM")),
+    "oom": ("a 100 GiB VM, its guest 97 GB", ("Out of memory", "RAM")),
 }
 
 
@@ -137,7 +137,7 @@ async def test_demo_failure_is_diagnosed_and_the_rollback_fixes_it(tmp_path, sce
                 assert session.used_max.value and session.mem_total
                 assert session.used_max.value > 0.9 * session.mem_total
             remedy = session.remedies[0]["changes"]
-            assert remedy == ({"vcpus": 12} if scenario == "overcommit" else {"memory_gib": 117})
+            assert remedy == ({"vcpus": 12, "memory_gib": 120} if scenario == "overcommit" else {"memory_gib": 120})
             assert app.screen.check_action("rollback", ())  # the key is offered
             assert "r retries with the fix" in text
             await pilot.press("r")

@@ -52,4 +52,4 @@ async def test_connect_to_the_lab_and_size_the_seed_host(lab_available):
         await pilot.pause()
         assert type(app.screen).__name__ == "SizingScreen"
         vcpus, memory, _ = app.screen.values()
-        assert (vcpus, memory) == (12, 117)
+        assert (vcpus, memory) == (12, 120)

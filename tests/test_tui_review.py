@@ -82,7 +82,7 @@ async def test_review_saves_answers_that_load_back_equal_without_the_secret(tmp_
         assert SECRET_VALUE not in text and "token_secret: env:PVE_TOKEN" in text
         loaded = answers_mod.load(target)
         assert loaded == app.state.answers
-        assert loaded.vm.vcpus == 12 and loaded.vm.memory_gib == 117  # explicit, not 'auto'
+        assert loaded.vm.vcpus == 12 and loaded.vm.memory_gib == 120  # explicit, not 'auto'
         assert loaded.proxmox.fingerprint is not None
         assert target.stat().st_mode & 0o777 == 0o600
 

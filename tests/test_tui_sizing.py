@@ -22,7 +22,7 @@ async def test_typing_24_vcpus_on_the_seed_host_blocks_and_the_recommendation_fi
         await to_step(pilot, app, "sizing")
         screen = app.screen
         assert screen.query_one("#vcpus", Input).value == "12"
-        assert screen.query_one("#memory", Input).value == "117"
+        assert screen.query_one("#memory", Input).value == "120"
         assert screen.next_enabled and blocker_ids(app) == []
         start = len(posted(seen, SizingChanged))
         await pilot.press("end", "backspace", "backspace", "2")
@@ -39,15 +39,15 @@ async def test_typing_24_vcpus_on_the_seed_host_blocks_and_the_recommendation_fi
         assert type(app.screen).__name__ == "SizingScreen"  # Next refused
         await pilot.press("ctrl+r")
         await pilot.pause()
-        assert (screen.query_one("#vcpus", Input).value, screen.query_one("#memory", Input).value) == ("12", "117")
+        assert (screen.query_one("#vcpus", Input).value, screen.query_one("#memory", Input).value) == ("12", "120")
         applied = posted(seen, RecommendationApplied)
-        assert (applied[-1].vcpus, applied[-1].memory_gib, applied[-1].disk_gib) == (12, 117, 1000)
+        assert (applied[-1].vcpus, applied[-1].memory_gib, applied[-1].disk_gib) == (12, 120, 1000)
         assert blocker_ids(app) == [] and screen.next_enabled
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert type(app.screen).__name__ == "StorageNetworkScreen"
         vm = app.state.answers.vm
-        assert (vm.vcpus, vm.memory_gib, vm.disk_gib) == (12, 117, 1000)
+        assert (vm.vcpus, vm.memory_gib, vm.disk_gib) == (12, 120, 1000)
 
 
 async def test_override_is_a_deliberate_choice_with_the_reason_shown():
@@ -64,7 +64,7 @@ async def test_override_is_a_deliberate_choice_with_the_reason_shown():
         await pilot.pause()
         assert type(app.screen).__name__ == "OverrideDialog"
         dialog_text = str(app.screen.query_one("#blockers").render())
-        assert "97 GiB of RAM is below the 112 GiB" in dialog_text and "OOM" in dialog_text
+        assert "VM 97 GiB, the guest sees ≈94.9 GiB: less than the 116.3 GiB" in dialog_text and "OOM" in dialog_text
         await pilot.press("enter")  # Cancel has the focus: Enter does not override
         await pilot.pause()
         assert app.screen is screen and not screen.next_enabled and not posted(seen, BlockersOverridden)
@@ -115,15 +115,27 @@ async def test_demo_overcommit_preset_shows_the_blocker_first():
         await to_step(pilot, app, "sizing")
         assert "^o overrides it on purpose" in str(app.screen.query_one(".demo-hint").render())
         assert app.screen.query_one("#vcpus", Input).value == "24"
-        assert blocker_ids(app) == ["vcpus-over-cores"] and not app.screen.next_enabled
+        assert app.screen.query_one("#memory", Input).value == "112"  # attempt 2's VM: its guest saw 109Gi
+        assert blocker_ids(app) == ["vcpus-over-cores", "memory-below-minimum"] and not app.screen.next_enabled
 
 
-async def test_demo_oom_preset_is_97_gib():
+async def test_demo_oom_preset_is_attempt_1_in_vm_units():
     app = make_app(demo_state("oom", 30), demo=Demo("oom"))
     async with app.run_test(size=(80, 24)) as pilot:
         await to_step(pilot, app, "sizing")
-        assert app.screen.query_one("#memory", Input).value == "97"
+        assert app.screen.query_one("#memory", Input).value == "100"  # its guest sees 97.8 GiB: the report's 97 GB
         assert blocker_ids(app) == ["memory-below-minimum"]
+        assert "the guest sees ≈97.8 GiB" in str(app.screen.query_one("#guest-memory").render())
+
+
+async def test_the_reports_figures_typed_as_the_vms_get_the_vm_size_that_gives_them():
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "sizing")
+        app.screen.query_one("#memory", Input).value = "117"
+        await pilot.pause()
+        shown = str(app.screen.query_one(FindingsList).render())
+        assert "'117GB' is what its guest saw" in shown and "120 GiB" in shown
 
 
 async def test_force_from_the_command_line_lets_blockers_pass():

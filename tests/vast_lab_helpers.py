@@ -28,7 +28,7 @@ exit 0
 """
 
 
-def hardware(vcpus: int = 12, memory_gib: float = 117, host_cores: int = 12) -> GuestHardware:
+def hardware(vcpus: int = 12, memory_gib: float = 120, host_cores: int = 12) -> GuestHardware:
     return GuestHardware(
         vmid=100, name="vast54", vcpus=vcpus, sockets=1, cores=vcpus, memory_mib=int(memory_gib * 1024),
         balloon_mib=0, cpu_type="host", scsihw="virtio-scsi-single", disk_iothread=True, disk_gib=1000,

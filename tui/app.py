@@ -31,19 +31,19 @@ from tui.state import WizardState, first_line
 
 STEP_ORDER = ("connect", "host", "sizing", "storage_network", "guest", "review")
 
-SCENARIO_PRESETS: dict[str, dict[str, int]] = {
+SCENARIO_PRESETS: dict[str, dict[str, int]] = {  # what failed in the field, in VM units
     "success": {},
-    "oom": {"memory_gib": 97},  # the field report's first attempt: OOM during activation
-    "overcommit": {"vcpus": 24},  # its second: 24 vCPUs on 12 cores, PANIC in vmsg_keepalive_fiber
+    "oom": {"memory_gib": 100},  # the first attempt: its guest saw 97 GB; OOM during activation
+    "overcommit": {"vcpus": 24, "memory_gib": 112},  # the second: 24 vCPUs on 12 cores, a 109Gi guest; P653 PANIC
 }
 
-SCENARIO_CAUSES = {"oom": "97 GB, as in the field report's first attempt",
+SCENARIO_CAUSES = {"oom": "a 100 GiB VM (its guest sees 97 GB), as in the field report's first attempt",
                    "overcommit": "24 vCPUs on 12 cores, as in its second attempt"}
 
 STEP_HINTS = {  # (step, scenario or "*") -> the demo's hint on that wizard step
     ("connect", "*"): "Demo: the built-in lab plays the field report's host. ^t connects; y trusts its "
                       "certificate.",
-    ("sizing", "success"): "Demo: the recommendation is what worked in the field (12 vCPUs, 117 GiB). "
+    ("sizing", "success"): "Demo: the recommendation is what worked in the field (12 vCPUs, a 120 GiB VM). "
                            "^n goes on; Start on Review.",
     ("sizing", "oom"): f"Demo (oom): {SCENARIO_CAUSES['oom']}. It is blocked: ^o overrides it on purpose "
                        "to watch it fail.",

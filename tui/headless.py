@@ -20,6 +20,7 @@ from backend import evidence, runner
 from backend.bus import EventBus
 from backend.engine import RunContext, RunOptions
 from backend.errors import BadInput
+from backend.guestmemory import sized
 from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir
 from backend.plan import resolve_until, step_ids
 from backend.runstate import RunState
@@ -89,10 +90,12 @@ class HeadlessPrinter:
             case ev.HostFactsGathered():
                 f = e.facts
                 return (f"  host {e.node}: {f.get('cores')} cores / {f.get('threads')} threads, "
-                        f"{f.get('mem_total', 0) / 1024**3:.1f} GiB RAM, PVE {e.pve_version}")
+                        f"{f.get('mem_total', 0) / 1024**3:.1f} GiB host RAM, PVE {e.pve_version}")
             case ev.SizingEvaluated():
+                memory = e.recommendation.get("memory_gib")
                 lines = [f"  sizing: recommendation {e.recommendation.get('vcpus')} vCPUs, "
-                         f"{e.recommendation.get('memory_gib')} GiB RAM, {e.recommendation.get('disk_gib')} GiB disk"]
+                         f"VM RAM {sized(memory) if isinstance(memory, int | float) else memory}, "
+                         f"{e.recommendation.get('disk_gib')} GiB disk"]
                 for finding in e.findings:
                     if finding["severity"] != "info":
                         lines.append(f"  {finding['severity'].upper()}: {finding['message']} -> {finding['remedy']}")
@@ -172,7 +175,7 @@ def describe_sample(sample: dict) -> str:
     mem = sample.get("mem", {})
     load = sample.get("load", [0, 0, 0])
     return (f"cpu user {cpu.get('user', 0):.0f}% sys {cpu.get('sys', 0):.0f}% steal {cpu.get('steal', 0):.1f}% | "
-            f"load {load[0]:.1f} | mem used {mem.get('used', 0) / 1024**3:.1f} GiB, "
+            f"load {load[0]:.1f} | guest mem used {mem.get('used', 0) / 1024**3:.1f} GiB, "
             f"available {mem.get('available', 0) / 1024**3:.1f} GiB")
 
 
@@ -271,10 +274,11 @@ async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> 
     else:
         host = result["host"]
         print(f"host {host.get('node')}: {host.get('cores')} cores / {host.get('threads')} threads, "
-              f"{host.get('mem_total', 0) / 1024**3:.1f} GiB RAM, PVE {host.get('pve_version')}")
-        rec = result["recommendation"]
-        print(f"recommendation: {rec['vcpus']} vCPUs, {rec['memory_gib']} GiB RAM, {rec['disk_gib']} GiB disk"
+              f"{host.get('mem_total', 0) / 1024**3:.1f} GiB host RAM, PVE {host.get('pve_version')}")
+        rec, vm = result["recommendation"], result["vm"]
+        print(f"recommendation: {rec['vcpus']} vCPUs, VM RAM {sized(rec['memory_gib'])}, {rec['disk_gib']} GiB disk"
               + ("" if rec.get("feasible", True) else f" (this host cannot host it: {rec.get('reason')})"))
+        print(f"checked:        {vm['vcpus']} vCPUs, VM RAM {sized(vm['memory_gib'])}, {vm['disk_gib']} GiB disk")
         for finding in result["findings"]:
             print(f"{finding['severity'].upper():8} {finding['message']}\n         -> {finding['remedy']}")
         print("ok" if result["ok"] else "blocked: fix the blockers above (or --force a run on purpose)")

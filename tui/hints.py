@@ -9,7 +9,7 @@ from __future__ import annotations
 from tui.session import RunSession
 
 SCENARIO_CAUSE = {  # the blocker the presenter overrode, in a few words
-    "oom": "97 GB of RAM",
+    "oom": "a 100 GiB VM, its guest 97 GB",
     "overcommit": "24 vCPUs on 12 cores",
 }
 

@@ -1,17 +1,18 @@
 """The lab's three scenarios: how a VAST install goes on the VM the wizard actually created.
 
-The scenario follows from the VM's hardware, never from a flag the client passes:
-- `oom` when the VM's RAM is below what activation needs. The field's 97 GB VM died of the OOM
-  killer during activation; the 117 GiB one worked, with its guest using 112.7-113.0 GiB
-  (MemTotal - MemAvailable, of which ~107.5 GiB in the containers) for the first ten minutes of
-  activation and MemAvailable down to 4.5 GiB. The threshold is the sizing rule's minimum,
-  `backend.sizing.MEMORY_MIN_GIB` (112 GiB), so the lab and the wizard's blocker agree: a smaller VM
-  cannot hold that peak next to what the kernel keeps (see curves.guest_mem_total). Checked first:
-  the field's OOM run also had 24 vCPUs, and the kill comes ~50 s into activation, long before the
-  overcommit's trouble.
+The scenario follows from the VM's hardware and the world's facts (backend/lab/facts.py), never
+from a flag the client passes nor from the product's rules:
+- `oom` when the containers' demand exceeds what this VM's guest has. The demand replays the field
+  run's used memory (MemTotal - MemAvailable, memory.log); the guest's MemTotal follows from the VM's
+  RAM as the EL8 kernel leaves it (facts.guest_memtotal_kib). The kill comes at the moment the demand
+  crosses it: during activation for a 112 GiB VM (the field's ramp to 112 GiB at 18:49:33), just
+  after ONLINE for a 117 GiB one, after the deploy finished for a 118 GiB one (the field's peak,
+  116.3 GiB, came 17 min after it); a 120 GiB VM (MemTotal 117.5 GiB) never meets it.
 - `overcommit` when the VM has more vCPUs than the host has physical cores (the field's 24 on 12
-  died of a P653 PANIC in vmsg_keepalive_fiber).
-- `success` otherwise (12 vCPUs / 117 GiB on the seed host: the field run's timeline, 32 min 41 s).
+  died of a P653 PANIC in vmsg_keepalive_fiber), and its guest holds the overcommitted world's
+  demand (facts.OVERCOMMIT_DEMANDS: attempt 2's 109Gi guest held it, and panicked; in the
+  "field-ramp" reading the activation's ramp comes first and a guest below it meets the OOM killer).
+- `success` otherwise (12 vCPUs / 120 GiB on the seed host: the field run's timeline, 32 min 41 s).
 
 `build(hw, boot_t)` returns the scenario as a JSON-able dict: the tools' timelines (see
 backend/lab/vast/timeline.py), the key times, the stall schedule and what the load model needs.
@@ -26,6 +27,7 @@ import os
 from pathlib import Path
 
 from backend.clock import Clock
+from backend.lab import facts
 from backend.lab.vast import (
     BUILD,
     SCENARIO_PATH,
@@ -35,30 +37,43 @@ from backend.lab.vast import (
     timeline,
     write_guest_clock,
 )
-from backend.lab.vast.curves import FIELD_CREATE_START, activation_crossing, guest_mem_total
+from backend.lab.vast.curves import GIB, demand_at, demand_crossing, guest_mem_total
 from backend.lab.world import GuestHardware
-from backend.sizing import MEMORY_MIN_GIB
 
 SUCCESS, OOM, OVERCOMMIT = "success", "oom", "overcommit"
-OOM_BELOW_MIB = MEMORY_MIN_GIB * 1024
+DEFAULT_OVERCOMMIT_DEMAND = facts.OVERCOMMIT_DEMANDS[0]
 
 
-def select(hw: GuestHardware) -> tuple[str, str]:
-    """(scenario, the reason in one sentence) for a VM's hardware."""
-    if hw.memory_mib < OOM_BELOW_MIB:
-        return OOM, (f"{hw.memory_mib / 1024:.0f} GiB of RAM is below the {MEMORY_MIN_GIB} GiB that activation "
-                     "needs: the OOM killer strikes during activation")
-    if hw.vcpus > hw.host_cores:
+def _when(since: float) -> str:
+    if since < timeline.ONLINE_AT:
+        return "during activation"
+    if since < timeline.DEPLOY_DONE_AT:
+        return f"{since - timeline.ONLINE_AT:.0f} s after ONLINE"
+    return f"{since - timeline.DEPLOY_DONE_AT:.0f} s after the deploy finished"
+
+
+def choose(hw: GuestHardware, overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> tuple[str, str, float | None]:
+    """(scenario, the reason in one sentence, seconds into cluster create of the first OOM kill)."""
+    mem_total = guest_mem_total(hw.memory_mib)
+    guest = f"the {mem_total / GIB:.1f} GiB MemTotal of a {hw.memory_mib / 1024:g} GiB VM's guest"
+    overcommitted = hw.vcpus > hw.host_cores
+    model = overcommit_demand if overcommitted else None
+    until = timeline.ACTIVATING_AT + timeline.PANIC_AFTER if overcommitted else None
+    crossing = demand_crossing(mem_total, model, until)
+    if crossing is not None:
+        return OOM, (f"the containers' demand reaches {demand_at(crossing, model):.1f} GiB {_when(crossing)}, "
+                     f"more than {guest}: the OOM killer strikes"), crossing
+    if overcommitted:
         return OVERCOMMIT, (f"{hw.vcpus} vCPUs on {hw.host_cores} physical cores: steal and stalls grow under "
-                            "the activation load until VAST panics")
-    return SUCCESS, f"{hw.vcpus} vCPUs on {hw.host_cores} cores and {hw.memory_mib / 1024:.0f} GiB: the field run"
+                            f"the activation load until VAST panics ({guest} holds the starved activation)"), None
+    return SUCCESS, (f"{hw.vcpus} vCPUs on {hw.host_cores} cores, and {guest} holds the field run's peak use "
+                     f"of {facts.FIELD_PEAK_USED_KIB / 2**20:.1f} GiB: the field run"), None
 
 
-def _oom_at(mem_total: int) -> float:
-    """Seconds after cluster create started at which the first OOM kill comes."""
-    crossing = activation_crossing(mem_total)
-    field_t = crossing if crossing is not None else FIELD_CREATE_START + timeline.ACTIVATING_AT + 45
-    return round(max(field_t - FIELD_CREATE_START, timeline.ACTIVATING_AT + 10), 1)
+def select(hw: GuestHardware, overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> tuple[str, str]:
+    """(scenario, the reason in one sentence) for a VM's hardware."""
+    name, reason, _ = choose(hw, overcommit_demand)
+    return name, reason
 
 
 def overcommit_stalls() -> list[tuple[float, float]]:
@@ -80,16 +95,23 @@ def oom_stalls(oom_at: float) -> list[tuple[float, float]]:
 
 
 def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_password: str = "123456",
-          build_name: str = BUILD) -> dict:
+          build_name: str = BUILD, overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
-    name, reason = select(hw)
+    name, reason, crossing = choose(hw, overcommit_demand)
     mem_total = guest_mem_total(hw.memory_mib)
     times: dict[str, float] = {"activating": timeline.ACTIVATING_AT, "init": timeline.INIT_AT}
     if name == OOM:
-        oom_at = _oom_at(mem_total)
+        # the timeline models kills from activation on (a guest too small for what comes before is no VM
+        # anyone sizes for the cluster)
+        oom_at = round(max(float(crossing or 0.0), timeline.ACTIVATING_AT + 10), 1)
         create = timeline.create_oom(oom_at)
-        times.update(oom=oom_at, oom_second_after=timeline.OOM_SECOND_KILL_AFTER,
-                     deploy_failed=oom_at + timeline.OOM_FAILED_AFTER)
+        times.update(oom=oom_at, oom_second_after=timeline.OOM_SECOND_KILL_AFTER)
+        if oom_at >= timeline.ONLINE_AT:
+            times.update(online=timeline.ONLINE_AT)
+        if oom_at >= timeline.DEPLOY_DONE_AT:
+            times.update(deploy_done=timeline.DEPLOY_DONE_AT)
+        else:
+            times.update(deploy_failed=oom_at + timeline.OOM_FAILED_AFTER)
         stalls = oom_stalls(oom_at)
     elif name == OVERCOMMIT:
         create = timeline.create_overcommit()
@@ -111,6 +133,7 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         "build": build_name,
         "hardware": hw.to_dict(),
         "mem_total": mem_total,
+        "overcommit_demand": overcommit_demand if hw.vcpus > hw.host_cores else None,
         "vms_auth": {"user": vms_user, "password_sha256": hashlib.sha256(vms_password.encode()).hexdigest()},
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
@@ -142,9 +165,10 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
 
 
 def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
-            vms_password: str = "123456") -> dict:
+            vms_password: str = "123456", overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
-    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password)
+    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password,
+                                overcommit_demand=overcommit_demand)

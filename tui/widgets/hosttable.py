@@ -12,7 +12,7 @@ from textual.widgets.data_table import RowDoesNotExist
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.sizing import recommend
 
-COLUMNS = ("Node", "Cores", "Threads", "RAM GiB", "Free", "Disk free", "Fit")
+COLUMNS = ("Node", "Cores", "Threads", "Host RAM GiB", "Free", "Disk free", "Fit")
 
 
 def images_free_gib(node: NodeFacts) -> float:
@@ -25,7 +25,7 @@ def fit_text(node: NodeFacts, best: str | None) -> Text:
     rec = recommend(node)
     if not rec.feasible:
         return Text("✖ cannot host it", style="red")
-    label = f"✓ {rec.vcpus} vCPU {rec.memory_gib} GiB"
+    label = f"✓ {rec.vcpus} vCPU, VM {rec.memory_gib} GiB"
     return Text(label + (" ★ best" if node.node == best else ""), style="green")
 
 

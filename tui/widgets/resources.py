@@ -63,10 +63,22 @@ def chart_height(height: int, header: int, extra: int) -> tuple[int, bool]:
     return max(1, height - header - extra - (1 if axis else 0)), axis
 
 
+def vm_memory_gib(session: RunSession) -> float | None:
+    """The VM's RAM (Proxmox's `memory`, MiB) from the config the run applied, in GiB."""
+    memory = str(session.vm_config.get("memory", "")).split(",")[0]
+    return int(memory) / 1024 if memory.isdigit() else None
+
+
 class MemoryPane(Pane):
-    PANE_TITLE = "Memory"
+    """The guest's memory (MemTotal, used, available: its units) against the VM's size in the title."""
+
+    PANE_TITLE = "Guest memory"
 
     def lines(self, session: RunSession, width: int, height: int) -> list[Line]:
+        vm = vm_memory_gib(session)
+        title = f"{self.PANE_TITLE} · VM {vm:g} GiB" if vm else self.PANE_TITLE
+        if self.border_title != title:
+            self.border_title = title
         window = chart_window(session, width)
         mem = session.latest.get("mem") or {}
         if window is None or not session.mem_total or "available" not in mem:

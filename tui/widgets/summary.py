@@ -7,6 +7,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 
 from backend.answers import Answers
+from backend.guestmemory import sized
 from backend.hostfacts import NodeFacts
 
 
@@ -19,7 +20,7 @@ def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = ""
         ("Token", f"{p.token_id}, secret {p.token_secret}" if p.token_id and p.token_secret else "none given"),
         ("Certificate", _short(fingerprint or p.fingerprint or "-")),
         ("Node", node_text),
-        ("VM", f"{vm.name}: {vm.vcpus} vCPUs (1 socket), {vm.memory_gib} GiB RAM, {vm.disk_gib} GiB disk"),
+        ("VM", f"{vm.name}: {vm.vcpus} vCPUs (1 socket), {_memory(vm.memory_gib)}, {vm.disk_gib} GiB disk"),
         ("Storage", f"{vm.storage}, bridge {vm.bridge}"),
         ("OVA", answers.ova),
         ("Guest", f"{guest.user}@{guest.address}, {_login(guest.password, guest.key)}"),
@@ -30,6 +31,13 @@ def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = ""
         ("Tuning", "the field report's, limits raised" if answers.tuning.limits else "the field report's, limits as they are"),
     ]
     return rows
+
+
+def _memory(memory_gib: int | str) -> str:
+    """The VM's RAM with what its guest sees ('auto' stays the recommendation's)."""
+    if isinstance(memory_gib, int):
+        return f"VM RAM {sized(memory_gib)}"
+    return f"VM RAM {memory_gib} GiB"
 
 
 def _login(password: object, key: object) -> str:

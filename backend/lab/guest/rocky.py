@@ -20,6 +20,8 @@ The values a fresh boot starts from are those of the OVA's Rocky Linux 8.10 on t
 
 from __future__ import annotations
 
+from backend.lab import facts
+
 KERNEL_RELEASE = "4.18.0-553.56.1.el8_10.x86_64"
 KERNEL_VERSION = "#1 SMP Tue Jun 10 17:00:45 UTC 2025"
 HOSTNAME = "localhost.localdomain"
@@ -451,10 +453,9 @@ SYSCTL_DIRS = ("vm", "kernel", "fs")
 
 
 def memtotal_kib(memory_mib: int) -> int:
-    """MemTotal of a VM with `memory_mib` of RAM: the kernel keeps ~1.6 % for page structures plus
-    a fixed reserve (fits the field run: 120 GiB of RAM -> MemTotal 123223064 kB)."""
-    kib = memory_mib * 1024
-    return max(65536, kib - kib // 64 - 640_000)
+    """MemTotal of a VM with `memory_mib` of RAM, as the EL8 kernel leaves it (the world fact
+    backend.lab.facts.guest_memtotal_kib: 120 GiB of RAM -> the field's MemTotal 123223064 kB)."""
+    return facts.guest_memtotal_kib(memory_mib)
 
 
 SWAP_KIB = 839_676  # the OVA's swap LV (free shows 819Mi)

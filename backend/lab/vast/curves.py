@@ -15,6 +15,9 @@ the page cache), CPU user/sys (3-7 points), load (5) and container memory (0.3 G
 the values for IOPS, throughput, latency, steal and the bootstrap's small loads (relative
 tolerance), so that quiet phases keep their shape. The noisy plateau after ONLINE (reads 13k-27k
 per second) is kept as its mean. Figures are what the 12 vCPU / 117.5 GiB (MemTotal) guest saw.
+The memory demand (`USED`, MemTotal - MemAvailable) is the lab's world fact
+`backend.lab.facts.FIELD_DEMAND_GIB`: every guest's containers ask for what the field's did, whatever
+the guest has; the OOM killer strikes where that exceeds the guest's MemTotal (`demand_crossing`).
 Checked by tests/test_scenarios_curves.py against the traces when they are present.
 """
 
@@ -25,6 +28,8 @@ import itertools
 import math
 from dataclasses import dataclass, field
 
+from backend.lab import facts
+from backend.lab.vast import timeline
 from backend.lab.vast.state import VastWorld
 
 GIB = 1024**3
@@ -32,15 +37,14 @@ FIELD_BOOTSTRAP_END = 887.0
 FIELD_CREATE_START = 887.0
 FIELD_ACTIVATING = 986.0
 FIELD_CREATE_END = 1961.0
-FIELD_MEM_TOTAL = 123_223_064 * 1024  # MemTotal of the field's guest (117.5 GiB)
+FIELD_MEM_TOTAL = facts.FIELD_MEM_TOTAL_KIB * 1024  # MemTotal of the field's guest (117.5 GiB)
 IDLE_F = -60.0  # a guest before any install: the idle baseline
 
 Points = tuple[tuple[float, float], ...]
 
-# memory, GiB: used = MemTotal - MemAvailable; anon = "used" of free(1) (total - free - buffers - cache)
-USED: Points = ((-60, 3.9), (330, 5.3), (770, 5.3), (850, 11.5), (910, 12.1), (930, 19.8), (970, 37.7),
-                (990, 43.2), (1010, 50.1), (1030, 85.0), (1050, 112.3), (1610, 112.7), (1650, 114.7),
-                (2970, 116.2))
+# memory, GiB: used = MemTotal - MemAvailable (the demand, facts.py); anon = "used" of free(1) (total - free -
+# buffers - cache)
+USED: Points = facts.FIELD_DEMAND_GIB
 ANON: Points = ((-60, 1.2), (250, 1.3), (330, 2.4), (770, 2.5), (850, 8.7), (910, 9.2), (930, 14.6),
                 (970, 31.3), (990, 36.9), (1010, 43.8), (1030, 78.5), (1050, 105.2), (1610, 105.5),
                 (1650, 108.3), (2970, 108.9))
@@ -130,22 +134,50 @@ def interp(points: Points, x: float) -> float:
 
 
 def guest_mem_total(memory_mib: int) -> int:
-    """MemTotal (bytes) of a guest with `memory_mib` of RAM: the kernel keeps 1/64 for its page
-    structures plus ~625 MiB. The lab guest's /proc/meminfo uses the same formula
-    (backend/lab/guest/rocky.memtotal_kib); it fits the field run, whose MemTotal of 123223064 kB
-    (117.5 GiB) means a 120 GiB VM."""
-    kib = memory_mib * 1024
-    return max(65536, kib - kib // 64 - 640_000) * 1024
+    """MemTotal (bytes) of a guest with `memory_mib` of RAM: the world fact the lab guest's
+    /proc/meminfo shows too (facts.guest_memtotal_kib, via backend/lab/guest/rocky.memtotal_kib)."""
+    return facts.guest_memtotal_kib(memory_mib) * 1024
 
 
-def activation_crossing(mem_total: int, margin_gib: float = 0.2) -> float | None:
-    """The field-axis time at which activation's memory need first exceeds `mem_total`, if it does."""
-    limit = mem_total / GIB - margin_gib
-    for (x0, y0), (x1, y1) in itertools.pairwise(USED):
-        if x1 >= FIELD_ACTIVATING and y1 > limit:
-            if y0 >= limit:
-                return max(x0, FIELD_ACTIVATING)
-            return max(FIELD_ACTIVATING, x0 + (x1 - x0) * (limit - y0) / (y1 - y0))
+def overcommit_demand(since: float, model: str) -> float | None:
+    """The overcommitted guest's demand (GiB) `since` seconds into cluster create, in one of the two
+    readings of the sources (facts.OVERCOMMIT_DEMANDS); None where it is the field's own demand.
+
+    "support-case": attempt 2's figures: the starved activation stays at free's 69Gi (+ the kernel's
+    share MemAvailable leaves out) once the containers run and climbs to 83Gi at the PANIC.
+    "field-ramp": the good run's demand until the nodes fall out at UNKNOWN, then attempt 2's level."""
+    activating = timeline.ACTIVATING_AT
+    low, high = (value + facts.FREE_USED_GAP_GIB for value in facts.OVERCOMMIT_FREE_USED_GIB)
+    if model == "field-ramp":
+        return None if since < activating + timeline.UNKNOWN_AFTER else high
+    field = interp(USED, FIELD_CREATE_START + since)
+    share = min(1.0, max(0.0, (since - activating) / timeline.PANIC_AFTER))
+    return min(field, low + (high - low) * share)
+
+
+def demand_at(since: float, overcommit: str | None = None) -> float:
+    """What the guest's containers ask for (GiB) `since` seconds into cluster create."""
+    demand = overcommit_demand(since, overcommit) if overcommit else None
+    return interp(USED, FIELD_CREATE_START + since) if demand is None else demand
+
+
+def demand_crossing(mem_total: int, overcommit: str | None = None, until: float | None = None) -> float | None:
+    """Seconds into cluster create at which the demand first exceeds `mem_total` (bytes): the OOM
+    killer's moment, before ONLINE or long after it (the field's peak came 17 min after the deploy);
+    None when the guest holds it (until `until` seconds, default the end of the field's curve)."""
+    limit = mem_total / GIB
+    end = until if until is not None else USED[-1][0] - FIELD_CREATE_START
+    previous = 0.0
+    for second in range(int(end) + 1):  # a scan by the second, then the moment within it
+        if demand_at(second, overcommit) > limit:
+            lo, hi = float(previous), float(second)
+            if second == 0:
+                return 0.0
+            for _ in range(20):
+                mid = (lo + hi) / 2
+                lo, hi = (lo, mid) if demand_at(mid, overcommit) > limit else (mid, hi)
+            return round(hi, 1)
+        previous = second
     return None
 
 
@@ -191,6 +223,7 @@ class VastLoad:
         self.host_cores = int(scenario.get("hardware", {}).get("host_cores", 12))
         self.boot_t = float(scenario.get("boot_t", 0.0))
         self.times = scenario.get("times", {})
+        self.overcommit_demand = scenario.get("overcommit_demand") or None
 
     # --- where the world is on the field axis ---
 
@@ -202,7 +235,7 @@ class VastLoad:
             return FIELD_CREATE_END + 600.0, "after", None
         if create is not None and create.started <= now:
             since = now - create.started
-            if create.finished is not None and now >= create.finished and self.name == "success":
+            if create.finished is not None and now >= create.finished and "deploy_done" in self.times:
                 return FIELD_CREATE_END + (now - create.finished), "after", since
             return FIELD_CREATE_START + since, "cluster_create", since
         if boot is not None and boot.started <= now:
@@ -225,13 +258,11 @@ class VastLoad:
         disk = {"r_s": interp(READS, f), "w_s": interp(WRITES, f), "rkb_s": interp(READ_KB, f),
                 "wkb_s": interp(WRITE_KB, f), "r_await": interp(R_AWAIT, f), "w_await": interp(W_AWAIT, f),
                 "util": interp(UTIL, f)}
-        floor_gib = 1.2  # the field's lowest MemAvailable: the cluster grows into what is left
-        if self.name != "oom" and self.mem_total < FIELD_MEM_TOTAL:
-            # a smaller guest that still holds the cluster: its nodes size their memory to the guest
-            # (MemAvailable keeps the field's proportion); a bigger one keeps the field's absolute use
-            ratio = self.mem_total / FIELD_MEM_TOTAL
-            used, anon = used * ratio, anon * ratio
-            containers = {name: value * ratio for name, value in containers.items()}
+        floor_gib = 0.0  # the demand is the field's whatever the guest: a guest that holds it may run low
+        if since is not None and self.overcommit_demand:
+            demand = overcommit_demand(since, self.overcommit_demand)
+            if demand is not None:  # the starved activation's own demand
+                used, anon = demand, demand - facts.FREE_USED_GAP_GIB
         if since is not None and self.name == "oom":
             used, anon, cached, loads, cpu, containers, runnable, floor_gib = self._oom(
                 since, used, anon, cached, loads, cpu, containers, runnable)
@@ -239,7 +270,7 @@ class VastLoad:
             steal_mean, steal_max, cpu, loads, runnable = self._overcommit_cpu(since, f, steal_mean, cpu, loads,
                                                                                runnable)
             if since is not None:
-                used, anon, containers = self._overcommit_memory(since, used, anon, containers)
+                containers = self._overcommit_containers(since, containers)
         total = self.mem_total / gib
         anon = min(anon, total - floor_gib)
         cached = max(0.0, min(cached, total - anon - 0.25))
@@ -307,16 +338,15 @@ class VastLoad:
         loads = [value * (1.0 + extra / 100.0) for value in loads]
         return mean, max(mean * 1.8, interp(STEAL_MAX, f)), cpu, loads, runnable * (1.0 + extra / 100.0)
 
-    def _overcommit_memory(self, since: float, used: float, anon: float, containers: dict) -> tuple:
+    def _overcommit_containers(self, since: float, containers: dict) -> dict:
         """cnode-2 and dnode-2 fall out at UNKNOWN and restart small (the support case's figures)."""
         if since < float(self.times.get("unknown", 1e9)):
-            return used, anon, containers
+            return containers
         shrunk = dict(containers)
         shrunk["vast_platform_11.0.0.1-4200"] = 3.08 * 1e9 / GIB
         shrunk["vast_platform_11.0.0.1-4400"] = 3.91 * 1e9 / GIB
         shrunk["vast_platform_11.0.0.1-4100"] = 47.28 * 1e9 / GIB
-        delta = sum(shrunk.values()) - sum(containers.values())
-        return used + delta, anon + delta, shrunk
+        return shrunk
 
 
 def stall_schedule(scenario: dict) -> list[tuple[float, float]]:

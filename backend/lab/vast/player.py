@@ -194,11 +194,13 @@ class Player:
         self.events.append(self.start, "tool", tool=self.tool, phase="started", pid=os.getpid(),
                            scenario=self.scenario.get("name", ""))
         signal.signal(signal.SIGTERM, self._terminated)
-        for step in steps:
+        for index, step in enumerate(steps):
             at = self.start + float(step["at"])
             self.clock.sleep_until(at)
             if "exit" in step:
-                return self.finish(int(step["exit"]), at)
+                code = self.finish(int(step["exit"]), at)
+                self.go_on(steps[index + 1:])
+                return code
             try:
                 self.do(step, at)
             except Failed as exc:
@@ -206,6 +208,28 @@ class Player:
                 self.finish(exc.code, self.clock.now())
                 raise
         return self.finish(0, self.clock.now())
+
+    def go_on(self, steps):
+        """Steps after the tool's exit happen without it (the cluster it started goes on: e.g. an OOM
+        kill long after the deploy): a detached process plays them, holding none of the tool's files
+        or locks, and ends with the guest like any of its processes."""
+        if not steps or os.fork() != 0:
+            return
+        try:
+            os.setsid()
+            null = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            os.closerange(3, 65536)
+            self.out = open(os.devnull, "wb")  # noqa: SIM115 (the process ends with it)
+            for step in steps:
+                at = self.start + float(step["at"])
+                self.clock.sleep_until(at)
+                if "exit" not in step:
+                    self.do(step, at)
+        except BaseException:  # noqa: BLE001 - nothing to report to: the tool has exited
+            pass
+        os._exit(0)
 
     def finish(self, code, lab_t):
         self.events.append(lab_t, "tool", tool=self.tool, phase="finished", exit=code)

@@ -277,15 +277,18 @@ def _deploy_until_activating(t: Timeline) -> None:
         t.event(ACTIVATING_AT, "node", node_type=kind.lower(), name=name, state="ACTIVATING")
 
 
-def create_success() -> list[dict]:
-    t = Timeline()
-    _deploy_until_activating(t)
+def _online(t: Timeline, until: float) -> None:
+    """ACTIVATING -> ONLINE at the field's time, then "Waiting for cluster DB creation" until `until`."""
     t.spin(ACTIVATING_AT, ONLINE_AT, "Cluster ${name} state: ACTIVATING")
     t.event(ONLINE_AT, "cluster", state="ONLINE")
     for _, kind, name in NODES:
         t.event(ONLINE_AT, "node", node_type=kind.lower(), name=name, state="ACTIVE")
     t.spin(ONLINE_AT, 742, "Cluster ${name} state: ONLINE")
-    t.spin(742, 1064, "Waiting for cluster DB creation")
+    t.spin(742, until, "Waiting for cluster DB creation")
+
+
+def _deploy_done(t: Timeline) -> None:
+    """The field run's end of `cluster create`: certificates, license, the task succeeded, exit 0."""
     t.line(1064, "Default Cluster S3 certificates were set successfully")
     t.line(1064, "Distribute native rep certificates set successfully")
     t.spin(1065, 1066, "Default password for Indestructibility was set successfully")
@@ -301,6 +304,13 @@ def create_success() -> list[dict]:
     t.completed(1068.5)
     _vman_epilogue(t, 1073, "vcli")
     t.exit(CREATE_S, 0)
+
+
+def create_success() -> list[dict]:
+    t = Timeline()
+    _deploy_until_activating(t)
+    _online(t, 1064)
+    _deploy_done(t)
     return t.sorted()
 
 
@@ -408,25 +418,50 @@ def _oom_killed(name: str) -> tuple[str, str, str]:
     return name, str(facts.OOM_KILLED_EXIT_CODE), "true" if facts.DOCKER_OOMKILLED_ON_GLOBAL_OOM else "false"
 
 
-def create_oom(oom_at: float) -> list[dict]:
-    """`oom_at`: offset (from the tool's start, after ACTIVATING) of the first kill."""
-    t = Timeline()
-    _deploy_until_activating(t)
-    init_at = oom_at + OOM_INIT_AFTER
+def _kills(t: Timeline, oom_at: float) -> None:
+    """The OOM killer's two kills: cnode-2 at `oom_at`, cnode-1 when its restart grows into the same wall."""
     t.kmsg(oom_at, oom_messages(41873, ".env", 61_204_112, 44_871_300, "4200" * 16))
     t.docker(oom_at, "lab-oom-killed", *_oom_killed(container("4200")))
     t.event(oom_at, "oom", process=".env", container=container("4200"))
     t.event(oom_at, "node", node_type="cnode", name="cnode-2", state="FAILED")
-    t.spin(ACTIVATING_AT, init_at, "Cluster ${name} state: ACTIVATING")
-    t.event(init_at, "cluster", state="INIT", leader_state="UP")
     second = oom_at + OOM_SECOND_KILL_AFTER
     t.kmsg(second, oom_messages(45120, ".env", 52_771_840, 36_902_212, "4100" * 16))
     t.docker(second, "lab-oom-killed", *_oom_killed(container("4100")))
     t.event(second, "oom", process=".env", container=container("4100"))
     t.event(second, "node", node_type="cnode", name="cnode-1", state="FAILED")
-    failed_at = oom_at + OOM_FAILED_AFTER
-    t.spin(init_at, failed_at, "Cluster ${name} state: INIT")
-    _deploy_failed(t, failed_at, "INIT", "system_format did not complete: cnode processes were killed")
+
+
+OOM_MESSAGE = "system_format did not complete: cnode processes were killed"
+
+
+def create_oom(oom_at: float) -> list[dict]:
+    """`oom_at`: offset (from the tool's start, after ACTIVATING) of the first kill: when the field's
+    demand exceeds the guest's memory. Before ONLINE the cluster drops back to INIT (attempt 1);
+    after it, it loses its leader (UNKNOWN; modelled: no field run was killed there) and the deploy
+    fails; after the deploy finished (the field's peak came 17 min later), the tool has exited with
+    success and the kills follow it (steps after the exit: the cluster goes on without the tool)."""
+    t = Timeline()
+    _deploy_until_activating(t)
+    if oom_at < ONLINE_AT:
+        init_at = oom_at + OOM_INIT_AFTER
+        t.spin(ACTIVATING_AT, init_at, "Cluster ${name} state: ACTIVATING")
+        t.event(init_at, "cluster", state="INIT", leader_state="UP")
+        _kills(t, oom_at)
+        failed_at = oom_at + OOM_FAILED_AFTER
+        t.spin(init_at, failed_at, "Cluster ${name} state: INIT")
+        _deploy_failed(t, failed_at, "INIT", OOM_MESSAGE)
+    elif oom_at < DEPLOY_DONE_AT:
+        _online(t, oom_at)
+        t.event(oom_at, "cluster", state="UNKNOWN", leader_state="UNKNOWN")
+        _kills(t, oom_at)
+        failed_at = oom_at + OOM_FAILED_AFTER
+        t.spin(oom_at, failed_at, "Waiting for cluster DB creation")
+        _deploy_failed(t, failed_at, "UNKNOWN", OOM_MESSAGE)
+    else:
+        _online(t, 1064)
+        _deploy_done(t)
+        t.event(oom_at, "cluster", state="UNKNOWN", leader_state="UNKNOWN")
+        _kills(t, oom_at)
     return t.sorted()
 
 
