@@ -174,7 +174,8 @@ async def run_grow_root(ctx: RunContext) -> dict:
 
 async def run_tune_stage1(ctx: RunContext) -> dict:
     env = await _env(ctx)
-    had_virtio = (await tuning.InitramfsDrivers().check(env)).ok
+    image = await tuning.InitramfsDrivers().check(env)
+    had_virtio = image.ok and image.persisted is False  # in the image, and nobody's dracut.conf.d asked for it
     boot_controller = ctx.facts.get("boot_controller")
     if had_virtio and boot_controller and boot_controller != vmconfig.FINAL_CONTROLLER:
         ctx.progress("the OVA's initramfs holds the VirtIO drivers already (lsinitrd): no dracut run; "

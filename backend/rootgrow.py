@@ -88,6 +88,14 @@ async def _sectors(guest: GuestClient, path: str) -> int:
     return int(text) if text.isdigit() else 0
 
 
+async def device_kib(guest: GuestClient, root: RootDevice) -> int:
+    """The size of the device the root filesystem is on: its partition, or its logical volume."""
+    if root.lvm:
+        text = await _out(guest, sh("lsblk", "-b", "-n", "-d", "-o", "SIZE", root.source))
+        return int(text) // 1024 if text.isdigit() else 0
+    return await _sectors(guest, f"/sys/block/{root.disk}/{root.partition}/size") * SECTOR // 1024
+
+
 async def df_kib(guest: GuestClient) -> int:
     """The size of the filesystem on `/` as df shows it (1K-blocks)."""
     lines = (await _out(guest, sh("df", "-P", "-k", "/"))).splitlines()
@@ -137,16 +145,13 @@ async def grow_root(guest: GuestClient, *, disk_gib: float | None, progress: Cal
         await guest.run(f"echo 1 > {sh(f'/sys/block/{root.disk}/device/rescan')}", sudo=True)
         seen = await _sectors(guest, f"/sys/block/{root.disk}/size")
     changed = await _growpart(guest, root, progress)
-    device_sectors = await _sectors(guest, f"/sys/block/{root.disk}/{root.partition}/size")
-    if root.lvm or before < device_sectors * SECTOR // 1024 * (1 - FILL_TOLERANCE):
+    if root.lvm or before < await device_kib(guest, root) * (1 - FILL_TOLERANCE):
         await _grow_filesystem(guest, root)
     after = await df_kib(guest)
-    if root.lvm:
-        device_sectors = await _sectors(guest, f"/sys/block/{root.disk}/{root.partition}/size")
-    if after < device_sectors * SECTOR // 1024 * (1 - FILL_TOLERANCE):
-        raise RunFailed(f"the root filesystem ({after / KIB_PER_GIB:.1f} GiB) does not fill {root.partition} "
-                        f"({device_sectors * SECTOR / 1024**3:.1f} GiB) after growing it",
-                        hint="look at df and lsblk in the guest")
+    device = await device_kib(guest, root)
+    if after < device * (1 - FILL_TOLERANCE):
+        raise RunFailed(f"the root filesystem ({after / KIB_PER_GIB:.1f} GiB) does not fill {root.source} "
+                        f"({device / KIB_PER_GIB:.1f} GiB) after growing it", hint="look at df and lsblk in the guest")
     return {"device": root.source, "fstype": root.fstype, "before_gib": round(before / KIB_PER_GIB, 1),
             "size_gib": round(after / KIB_PER_GIB, 1), "disk_gib": round(seen * SECTOR / 1024**3, 1),
             "grown": changed or after > before}

@@ -26,7 +26,7 @@ TUNINGS = (  # (id, expected, observed), as the lab's guest answers
     ("limits:fs.inotify.max_user_instances", ">= 8192", "8192"),
     ("limits:nofile", ">= 1048576", "1048576"),
 )
-STAGE1 = 3  # the first three are tuned on the LSI controller, before the switch
+STAGE1 = 3  # the first three: tune_stage1 (guest agent, vmtoolsd, VirtIO drivers)
 
 PREFLIGHT = (  # (id, title, expected, observed, severity)
     ("vcpus_le_cores", "vCPUs not above the host's physical cores", "<= 12", "12 (1 socket x 12 cores)", "blocker"),

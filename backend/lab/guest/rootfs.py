@@ -5,7 +5,8 @@ it (release files, accounts with `centos` (uid 1000) in wheel, hosts, resolv.con
 sudoers, tuned, dracut, sysctl, yum repositories, enabled units), /home/centos, /root, /boot with
 the OVA's initramfs, /vast/bundles with `vast_bootstrap.sh` and a small placeholder
 `vastdata_release_2043819.vast.tar.gz`, /vast/deploy, /var, /tmp, /opt, and the lab's own state
-(/var/lib/lab: the package database).
+(/var/lib/lab: the package database, the disk's layout: backend/lab/guest/blockdev.py). The
+initramfs in /boot is the OVA variant's (`backend.lab.facts.OVA_INITRAMFS`).
 
 /usr is assembled at boot: /usr/lib, /usr/lib64 and /usr/share are this machine's (read-only bind
 mounts), while /usr/bin and /usr/sbin belong to the guest and hold only what a Rocky guest has:
