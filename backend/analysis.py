@@ -512,6 +512,17 @@ def _config_rows(run: RunDir, events: list[ev.Event], analysis: Analysis) -> lis
                        ("memory", "VM memory (MiB)"), ("balloon", "VM ballooning"), ("scsihw", "SCSI controller"),
                        ("scsi0", "OS disk"), ("numa", "NUMA"), ("machine", "Machine type")):
         add(label, config.get(key), "VM config")
+    boots = [e for e in events if isinstance(e, ev.BootAttemptFailed)]
+    first_boot = next((e for e in reversed(events) if isinstance(e, ev.StepFinished) and e.ok
+                       and e.step == "first_boot"), None)
+    if isinstance(first_boot, ev.StepFinished) and first_boot.result.get("boot_controller"):
+        tried = "".join(f" after {e.controller} did not boot" for e in boots if e.controller
+                        != first_boot.result["boot_controller"])
+        add("First-boot controller", f"{first_boot.result['boot_controller']}{tried}", "first boot")
+    root = root_filesystem(events)
+    if root is not None:
+        add("Root filesystem", f"{root['size_gib']:.0f} GiB ({root['device']}, {root['fstype']}; "
+            f"{root['before_gib']:.0f} GiB as imported)", "guest (df)")
     answers_path = run.path / "answers.yaml"
     if answers_path.exists():
         try:
@@ -713,6 +724,14 @@ def _lookup(data: dict, dotted: str) -> object:
     return node
 
 
+def root_filesystem(events: list[ev.Event]) -> dict | None:
+    """The root filesystem as the run last verified it (`RootFilesystemVerified`), or None."""
+    last = next((e for e in reversed(events) if isinstance(e, ev.RootFilesystemVerified)), None)
+    if last is None:
+        return None
+    return {k: v for k, v in last.to_dict().items() if k not in ("type", "ts")}
+
+
 def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
     """The report's data from a finished `Analysis` pass."""
     meta = run.read_meta()
@@ -791,6 +810,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
             "last_sample": analysis.last_sample,
         },
         "config": _config_rows(run, events, analysis),
+        "root_filesystem": root_filesystem(events),
         "timeline": timeline,
         "cluster": {
             "final_state": final_state, "states": states,

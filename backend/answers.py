@@ -151,6 +151,10 @@ class VmAnswers(_Section):
     storage: str = Field("local-lvm", description="storage for the VM disk")
     bridge: str = Field("vmbr0", description="network bridge for the VM's NIC")
     vmid: int | None = Field(None, ge=100, le=999_999_999, description="fixed VMID; default: next free")
+    first_boot_controller: Literal["auto", "pvscsi", "sata", "ide", "virtio-scsi-single"] = Field(
+        "auto", description="disk controller of the OVA's first boot: 'auto' follows the OVA's disk bus (VMware "
+        "PVSCSI for a SCSI disk), then the others until the guest comes up; 'virtio-scsi-single' boots an OVA whose "
+        "initramfs holds the VirtIO drivers straight on its final controller")
 
     @field_validator("name")
     @classmethod
@@ -317,6 +321,9 @@ class LabAnswers(_Section):
         "support-case",
         description="the lab's reading of an overcommitted activation's memory, which the sources leave open: "
                     "attempt 2's figures (support-case) or the good run's ramp until the nodes fall out (field-ramp)")
+    ova: Literal["host-only", "generic"] = Field(
+        "host-only", description="the lab's OVA: 'host-only' (an initramfs dracut built on VMware: PVSCSI, no "
+        "VirtIO drivers) or 'generic' (built with --no-hostonly: VirtIO drivers included)")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
 
 

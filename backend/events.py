@@ -184,6 +184,18 @@ class SnapshotRolledBack(Event):
 
 
 @dataclass(kw_only=True)
+class BootAttemptFailed(Event):
+    """The guest did not come up on a disk controller within the bound (no address, no SSH or no
+    agent): its initramfs most likely lacks the controller's driver (dracut's emergency shell)."""
+
+    vmid: int
+    controller: str
+    waited_s: float
+    reason: str
+    next_controller: str = ""  # the controller tried next; "" when none is left
+
+
+@dataclass(kw_only=True)
 class GuestAddressResolved(Event):
     address: str
     source: str  # "answers" | "dhcp" | "guest-agent"
@@ -205,6 +217,18 @@ class GuestDisconnected(Event):
 class GuestReconnected(Event):
     attempts: int
     down_s: float
+
+
+@dataclass(kw_only=True)
+class RootFilesystemVerified(Event):
+    """The guest's root filesystem after growing it to its partition and disk, as `df` shows it."""
+
+    device: str  # e.g. /dev/sda3
+    fstype: str
+    size_gib: float
+    before_gib: float
+    disk_gib: float
+    grown: bool  # whether the partition or the filesystem changed in this step
 
 
 @dataclass(kw_only=True)

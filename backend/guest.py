@@ -564,3 +564,31 @@ def _raw(value: bytes | str | None) -> bytes:
     if value is None:
         return b""
     return value if isinstance(value, bytes) else value.encode()
+
+
+async def sshd_answers(host: str, port: int, *, clock: Clock, within_s: float, route: Route | None = None,
+                       retry_s: float = 5.0) -> str:
+    """Wait up to `within_s` target seconds for an SSH server at (host, port) to send its
+    identification line (`SSH-2.0-...`); no login, so no credentials or host key are involved.
+    Returns "" once it answered, else why it did not (the last error)."""
+    deadline = clock.now() + within_s
+    reason = "no answer"
+    while True:
+        writer = None
+        try:
+            where = route(host, port) if route else (host, port)
+            reader, writer = await asyncio.wait_for(asyncio.open_connection(*where), CONNECT_TIMEOUT_S)
+            line = await asyncio.wait_for(reader.readline(), CONNECT_TIMEOUT_S)
+            if line.startswith(b"SSH-"):
+                return ""
+            reason = "something other than SSH answers on that port"
+        except (OSError, asyncio.TimeoutError) as exc:
+            reason = _describe(exc)
+        finally:
+            if writer is not None:
+                writer.close()
+                with contextlib.suppress(OSError, ConnectionError):
+                    await writer.wait_closed()
+        if clock.now() + retry_s > deadline:
+            return reason
+        await clock.sleep(retry_s)

@@ -3,16 +3,24 @@ snapshot, host and guest together, as the field engineer did it by hand.
 
     guest_connect        SSH to the guest (address from the provisioning steps, through the target's
                          route), waiting for sshd with backoff; host key pinned, known or confirmed
-    tune_stage1          guest agent, vmtoolsd off, VirtIO drivers in the initramfs (still on LSI)
+    grow_root            the root partition and filesystem grown to the resized disk, checked with df
+                         (`RootFilesystemVerified`, see backend/rootgrow.py)
+    tune_stage1          guest agent, vmtoolsd off, VirtIO drivers in the initramfs (dracut only
+                         when `lsinitrd` does not list them yet)
+    tune_stage2          Docker, THP, I/O scheduler, sysctls, limits (still on the first-boot controller)
     shutdown_for_switch  clean shutdown
-    switch_controller    VirtIO SCSI single + iothread=1 on the OS disk (Proxmox API)
-    second_boot          start; the guest agent must answer (the guest found its disk on VirtIO);
-                         the address now comes from the agent
-    tune_stage2          Docker, THP, I/O scheduler, sysctls, limits
-    reboot               reboot through the API: only what was persisted comes back
+    switch_controller    VirtIO SCSI single + iothread=1 on the OS disk, q35 (Proxmox API)
+    second_boot          start; the guest agent must answer within the boot bound (the guest found its
+                         disk on VirtIO); the address now comes from the agent. This cold boot is also
+                         the reboot that proves the tuning persists: only what was persisted comes back
     verify_after_reboot  every tuning read back again (`TuningChecked(after_reboot=True)`)
     preflight            the field report's checklist, host + guest; a failing blocker stops here
     snapshot_pre_install the `pre-install` snapshot (never a second one on resume)
+
+All the tuning happens before the controller switch, so the switch's boot is the one reboot that
+proves it persists: one boot fewer than tuning, switching, tuning again and rebooting. The cost is
+that a tuning lost across a boot and a guest that cannot boot on VirtIO show up in the same boot;
+the first is reported per tuning by verify_after_reboot, the second by second_boot.
 
 Every step is idempotent: a rerun checks before it changes anything. The guest connection is a
 service opened on first use, so a resumed run reconnects (pinned to the host key it accepted).
@@ -22,13 +30,13 @@ A UI that can ask the user about an unknown host key puts an async callable
 
 from __future__ import annotations
 
-from backend import tuning, vmconfig
+from backend import rootgrow, tuning, vmconfig
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed
-from backend.events import GuestAddressResolved, GuestConnected
+from backend.events import BootAttemptFailed, GuestAddressResolved, GuestConnected, RootFilesystemVerified
 from backend.guest import GuestClient, GuestCredentials
 from backend.preflight import run_preflight
-from backend.provision import power_recheck_applies, proxmox_client
+from backend.provision import boot_wait_s, power_recheck_applies, proxmox_client
 from backend.proxmox import VmRef
 from backend.shell import sh
 
@@ -36,10 +44,8 @@ GUEST = "guest"
 CONFIRM_HOST_KEY = "confirm_host_key"
 SNAPSHOT = "pre-install"
 SSH_WAIT_S = 15 * 60  # target seconds for sshd to come up after a boot
-BOOT_TIMEOUT_S = 15 * 60  # target seconds for the guest agent to answer after a start
 AGENT_POLL_S = 5.0
 SHUTDOWN_TIMEOUT_S = 300
-BOOT_MARKER = "/run/vast-loopback-boot-marker"  # /run is emptied by every boot
 
 
 def _vm(ctx: RunContext) -> VmRef:
@@ -73,7 +79,7 @@ async def guest_client(ctx: RunContext, *, fresh: bool = False) -> GuestClient:
         bus=ctx.bus, clock=ctx.clock,
         label=f"{creds.user}@{address}",
         route=ctx.target.route,
-        wait_s=SSH_WAIT_S,
+        wait_s=SSH_WAIT_S + ctx.target.boot_overhead_s,
     )
     ctx.services[GUEST] = guest
     ctx.facts["guest_host_key"] = guest.host_key
@@ -112,18 +118,23 @@ async def _wait_for_agent(ctx: RunContext, vm: VmRef, why: str) -> list[str]:
     """Wait for the guest agent to answer; returns the addresses it reports."""
     client = await proxmox_client(ctx)
     started = ctx.clock.now()
+    wait = boot_wait_s(ctx)
     ctx.progress(f"waiting for the guest agent ({why})")
     while True:
         if await client.agent_ping(vm):
             addresses = await client.guest_addresses(vm)
             if addresses:
                 return addresses
-        if ctx.clock.now() - started > BOOT_TIMEOUT_S:
+        if ctx.clock.now() - started > wait:
+            first = str(ctx.facts.get("boot_controller") or "pvscsi")
+            reason = f"its guest agent does not answer after {wait / 60:.0f} min"
+            ctx.emit(BootAttemptFailed(vmid=vm.vmid, controller=vmconfig.controller_of(await client.vm_config(vm)),
+                                       waited_s=round(ctx.clock.now() - started, 1), reason=reason))
             raise RunFailed(
-                f"the guest of VM {vm.vmid} did not come back {why}: its guest agent does not answer after "
-                f"{BOOT_TIMEOUT_S // 60} min",
+                f"the guest of VM {vm.vmid} did not come back {why}: {reason}",
                 hint="open the VM's console: without the virtio drivers in its initramfs the guest cannot find "
-                     "its disk on VirtIO SCSI (dracut emergency shell); setting scsihw back to lsi boots it again")
+                     f"its disk on VirtIO SCSI (dracut emergency shell); its first-boot controller ({first}) "
+                     "boots it again")
         await ctx.clock.sleep(AGENT_POLL_S)
 
 
@@ -150,9 +161,28 @@ async def run_guest_connect(ctx: RunContext) -> dict:
     return {"guest_host_key": guest.host_key, "guest_user": guest.credentials.user}
 
 
+async def run_grow_root(ctx: RunContext) -> dict:
+    guest = await guest_client(ctx)
+    disk_gib = ctx.facts.get("disk_gib")
+    ctx.progress("growing the root partition and filesystem to the disk")
+    grown = await rootgrow.grow_root(guest, disk_gib=float(disk_gib) if disk_gib else None, progress=ctx.progress)
+    ctx.emit(RootFilesystemVerified(**grown))
+    ctx.progress(f"/ is {grown['size_gib']:.0f} GiB on {grown['device']} ({grown['fstype']}; "
+                 f"{grown['before_gib']:.0f} GiB as imported)")
+    return {"root_fs_gib": grown["size_gib"]}
+
+
 async def run_tune_stage1(ctx: RunContext) -> dict:
+    env = await _env(ctx)
+    image = await tuning.InitramfsDrivers().check(env)
+    had_virtio = image.ok and image.persisted is False  # in the image, and nobody's dracut.conf.d asked for it
+    boot_controller = ctx.facts.get("boot_controller")
+    if had_virtio and boot_controller and boot_controller != vmconfig.FINAL_CONTROLLER:
+        ctx.progress("the OVA's initramfs holds the VirtIO drivers already (lsinitrd): no dracut run; "
+                     "`vm.first_boot_controller: virtio-scsi-single` boots such an OVA straight on VirtIO SCSI")
     readings = await _tune(ctx, tuning.stage(_catalog(ctx), 1))
-    return {"tuned_stage1": sorted(readings), "virtio_initramfs": readings["virtio-initramfs"].good}
+    return {"tuned_stage1": sorted(readings), "virtio_initramfs": readings["virtio-initramfs"].good,
+            "initramfs_had_virtio": had_virtio}
 
 
 async def run_shutdown_for_switch(ctx: RunContext) -> dict:
@@ -219,34 +249,10 @@ async def run_tune_stage2(ctx: RunContext) -> dict:
     return {"tuned_stage2": sorted(readings)}
 
 
-async def _boot_identity(guest: GuestClient) -> tuple[str, bool]:
-    result = await guest.run(f"cat /proc/sys/kernel/random/boot_id; test -e {sh(BOOT_MARKER)} && echo marked; true")
-    lines = result.stdout.split()
-    return (lines[0] if lines and lines[0] != "marked" else ""), "marked" in lines
-
-
-async def run_reboot(ctx: RunContext) -> dict:
-    client = await proxmox_client(ctx)
-    vm = _vm(ctx)
-    guest = await guest_client(ctx)
-    await guest.run(sh("touch", BOOT_MARKER), sudo=True, check=True)
-    boot_id, _ = await _boot_identity(guest)
-    await _drop_guest(ctx)
-    ctx.progress("rebooting: only what was persisted comes back")
-    await client.reboot(vm, timeout_s=SHUTDOWN_TIMEOUT_S)
-    addresses = await _wait_for_agent(ctx, vm, "after the reboot")
-    await _address_from_agent(ctx, addresses)
-    guest = await guest_client(ctx, fresh=True)
-    new_id, marked = await _boot_identity(guest)
-    if marked and new_id == boot_id:
-        raise RunFailed(f"VM {vm.vmid} did not reboot: its boot id and /run are unchanged")
-    return {"rebooted": True, "guest_address": ctx.facts["guest_address"]}
-
-
 async def run_verify_after_reboot(ctx: RunContext) -> dict:
     env = await _env(ctx)
     steps = _catalog(ctx)
-    ctx.progress(f"reading back {len(steps)} tunings after the reboot")
+    ctx.progress(f"reading back {len(steps)} tunings after the controller-switch boot")
     readings = await tuning.verify_all(steps, env, ctx.bus, after_reboot=True)
     return {"tuning_verified": sorted(readings)}
 
@@ -274,13 +280,14 @@ async def recheck_snapshot(ctx: RunContext) -> bool:
 def steps() -> list[Step]:
     return [
         Step("guest_connect", "Connect to the guest over SSH", "prepare", run_guest_connect),
+        Step("grow_root", "Grow the root filesystem to the disk", "prepare", run_grow_root),
         Step("tune_stage1", "Guest agent, vmtoolsd off, VirtIO drivers", "prepare", run_tune_stage1),
+        Step("tune_stage2", "Docker, THP, I/O scheduler, sysctls, limits", "prepare", run_tune_stage2),
         Step("shutdown_for_switch", "Shut down for the controller switch", "prepare", run_shutdown_for_switch),
         Step("switch_controller", "Switch to VirtIO SCSI single with an IO thread", "prepare",
              run_switch_controller, recheck_switch_controller),
-        Step("second_boot", "Boot on VirtIO SCSI", "prepare", run_second_boot, recheck_running),
-        Step("tune_stage2", "Docker, THP, I/O scheduler, sysctls, limits", "prepare", run_tune_stage2),
-        Step("reboot", "Reboot to prove the tuning persists", "prepare", run_reboot),
+        Step("second_boot", "Boot on VirtIO SCSI (the reboot that proves the tuning persists)", "prepare",
+             run_second_boot, recheck_running),
         Step("verify_after_reboot", "Verify every tuning after the reboot", "prepare", run_verify_after_reboot),
         Step("preflight", "Preflight checklist", "prepare", run_preflight_step),
         Step("snapshot_pre_install", "Snapshot pre-install", "prepare", run_snapshot_pre_install,

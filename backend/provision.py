@@ -3,21 +3,38 @@
 connect     connect (token, TLS), read the chosen node's facts            -> node, pve_version, host
 size        evaluate the answers ('auto' = recommendation) with sizing    -> vcpus, memory_gib, disk_gib, ...
 ova         the OVA is on the node; read its metadata                      -> ova_disks, import_working_storage
-create_vm   find the VM by name and tag, or create it for its first boot   -> vmid, node, vm_name
-first_boot  start it, resolve the guest's address                          -> guest_address
+create_vm   find the VM by name and tag, or create it for its first boot   -> vmid, node, vm_name,
+            on the first of the controllers to try (`vmconfig.boot_candidates`)  boot_candidates
+first_boot  start it; the guest is up once its address is known and sshd   -> guest_address,
+            answers, within BOOT_WAIT_S; else the next controller is tried     boot_controller
+            (`BootAttemptFailed`), never waiting for what cannot happen
 
 Every step is idempotent (a rerun finds its VM, never creates a second one) and the ones whose
 result can go stale on a resume re-read it (`recheck`). `check_host` answers `vast-loopback check`
 with the same rules and changes nothing on the host.
+
+Why the first boot tries controllers in turn: Proxmox cannot tell which drivers the OVA's initramfs
+holds (import-metadata gives the disk's bus, never the VMware controller type), and a guest booted
+on a controller it has no driver for sits in dracut's emergency shell: the VM runs, but it never
+gets an address, never starts sshd or an agent. The only honest signal is that nothing answers,
+so each boot gets a bounded time. The order puts what a VMware-built, host-only initramfs most
+likely holds first (PVSCSI for a SCSI disk), so the usual OVA boots at the first attempt; an OVA
+known to hold the VirtIO drivers is booted straight on VirtIO SCSI by asking for it
+(`vm.first_boot_controller: virtio-scsi-single`), because trying VirtIO first would cost every
+host-only OVA (the VAST OVA is one: the field had to add the drivers with dracut) a failed boot.
+The preparation reads the initramfs (`lsinitrd`) and skips dracut when the drivers are there.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from backend import sizing, vmconfig
 from backend.answers import Answers
 from backend.engine import RunContext, Step, require
 from backend.errors import BadInput, RunFailed, SizingBlocked
 from backend.events import (
+    BootAttemptFailed,
     GuestAddressResolved,
     HostFactsGathered,
     SizingEvaluated,
@@ -26,6 +43,7 @@ from backend.events import (
     VmCreated,
     VmFound,
 )
+from backend.guest import sshd_answers
 from backend.guestmemory import guest_gib
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
@@ -35,6 +53,17 @@ from backend.target import Target
 SERVICE = "proxmox"
 ADDRESS_TIMEOUT_S = 15 * 60  # target seconds to wait for the first-boot address
 ADDRESS_POLL_S = 5.0
+# Target seconds a booted guest gets to have an address and answer on SSH (or its agent): an EL8
+# guest that finds its disk is up in a minute or two; one that does not waits for its root device
+# (dracut's rd.retry, 180 s by default) and drops into the emergency shell. The margin is for a
+# busy host (the first boot follows a 600 GiB import) and for the lab, whose wall-time overheads
+# count many times over in its compressed time.
+BOOT_WAIT_S = 10 * 60
+
+
+def boot_wait_s(ctx: RunContext) -> float:
+    """How long a boot gets on this target: BOOT_WAIT_S plus what the target says its boots cost."""
+    return BOOT_WAIT_S + max(0.0, float(ctx.target.boot_overhead_s or 0.0))
 
 OVA_UPLOAD_HINT = (
     "upload it in the Proxmox UI (node > storage '{storage}' > Import > Upload), or let the host fetch it: "
@@ -199,7 +228,7 @@ async def run_ova(ctx: RunContext) -> dict:
     existing = await client.find_vm(ctx.answers.vm.name)
     if existing is not None:  # a rerun: the disk was imported already, the OVA is not needed again
         ctx.progress(f"VM {existing.vmid} '{existing.name}' exists already; the OVA is not needed")
-        return {"ova_disks": [], "ova_disk_bytes": 0, "import_working_storage": None}
+        return {"ova_disks": [], "ova_disk_bytes": 0, "ova_disk_bus": "scsi", "import_working_storage": None}
     node = await client.node_facts(require(ctx, "node"))
     storage_name, _, filename = _ova_parts(ctx.answers)
     missing = [f for f in await ova_findings(client, node, ctx.answers) if f.severity == "blocker"]
@@ -218,9 +247,11 @@ async def run_ova(ctx: RunContext) -> dict:
         ctx.progress(f"added 'images' to storage {enable}'s content so Proxmox can extract the OVA's disk")
     size_gib = disks[0][1] / 1024**3
     ctx.progress(f"OVA {filename}: {len(disks)} disk(s), the system disk is {size_gib:.0f} GiB")
+    bus = vmconfig.ova_disk_bus(list((metadata.get("disks") or {}).keys()))
     return {
         "ova_disks": [volid for volid, _ in disks],
         "ova_disk_bytes": disks[0][1],
+        "ova_disk_bus": bus,
         "import_working_storage": working,
     }
 
@@ -243,6 +274,8 @@ def vm_spec(ctx: RunContext) -> vmconfig.VmSpec:
 async def run_create_vm(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     name = ctx.answers.vm.name
+    candidates = vmconfig.boot_candidates(str(ctx.facts.get("ova_disk_bus") or "scsi"),
+                                          ctx.answers.vm.first_boot_controller)
     vm = await client.find_vm(name)
     if vm is None:
         # a create an interrupted run sent may still be importing: its VM shows no name until it ends
@@ -262,25 +295,27 @@ async def run_create_vm(ctx: RunContext) -> dict:
                             hint="pick another vm.name, or rename that VM; it is left alone")
         node = require(ctx, "node")
         config = vmconfig.first_boot_config(vm_spec(ctx), require(ctx, "ova_disks"),
-                                            ctx.facts.get("import_working_storage"))
-        ctx.progress(f"creating VM '{name}' on {node}: importing the OVA's disk onto {config['scsi0'].split(':')[0]}")
+                                            ctx.facts.get("import_working_storage"), controller=candidates[0])
+        ctx.progress(f"creating VM '{name}' on {node}: importing the OVA's disk onto {ctx.facts['storage']}, "
+                     f"first boot on {candidates[0]}")
         vm = await client.create_vm(node, config, on_progress=ctx.progress)
         ctx.emit(VmCreated(vmid=vm.vmid, node=vm.node, name=name, config=config))
     await _resize(ctx, client, vm)
-    return {"vmid": vm.vmid, "node": vm.node, "vm_name": name}
+    return {"vmid": vm.vmid, "node": vm.node, "vm_name": name, "boot_candidates": candidates}
 
 
 async def _resize(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> None:
     disk_gib = int(require(ctx, "disk_gib"))
     config = await client.vm_config(vm)
-    size = vmconfig.resize_to(config, disk_gib)
+    disk = vmconfig.os_disk_key(config) or vmconfig.OS_DISK
+    size = vmconfig.resize_to(config, disk_gib, disk)
     if size is None:
-        current = vmconfig.drive_size_gib(config.get(vmconfig.OS_DISK, ""))
+        current = vmconfig.drive_size_gib(config.get(disk, ""))
         if current is not None and current > disk_gib:
             ctx.progress(f"the system disk stays at {current:.0f} GiB (the OVA's size; disks cannot shrink)")
         return
     ctx.progress(f"growing the system disk to {size}")
-    await client.resize(vm, vmconfig.OS_DISK, size, on_progress=ctx.progress)
+    await client.resize(vm, disk, size, on_progress=ctx.progress)
 
 
 def _vm_ref(ctx: RunContext) -> VmRef:
@@ -318,18 +353,86 @@ async def resolve_address(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> 
         await ctx.clock.sleep(ADDRESS_POLL_S)
 
 
+class GuestNotUp(RunFailed):
+    """The guest did not come up within the bound."""
+
+
+async def guest_came_up(ctx: RunContext, client: ProxmoxClient, vm: VmRef, within_s: float) -> tuple[str, str]:
+    """The guest's (address, source) once it has an address and sshd answers, within `within_s`
+    target seconds of now; else GuestNotUp. Any address source works (`resolve_address` keeps
+    looking while the guest boots; this bounds it)."""
+    deadline = ctx.clock.now() + within_s
+    try:
+        address, source = await asyncio.wait_for(resolve_address(ctx, client, vm),
+                                                 timeout=max(0.001, ctx.clock.wall_seconds(within_s)))
+    except asyncio.TimeoutError:
+        raise GuestNotUp(f"no address for VM {vm.vmid} within {within_s / 60:g} min") from None
+    why = await sshd_answers(address, ctx.answers.guest.port, clock=ctx.clock, route=ctx.target.route,
+                             within_s=max(0.0, deadline - ctx.clock.now()))
+    if why:
+        raise GuestNotUp(f"no SSH at {address}:{ctx.answers.guest.port} within {within_s / 60:g} min ({why})")
+    return address, source
+
+
+def failed_controllers(ctx: RunContext, vmid: int) -> set[str]:
+    """The controllers this run found the guest could not boot from (in its journal, so a resumed
+    run does not try them again)."""
+    return {e.controller for e in ctx.run.events() if isinstance(e, BootAttemptFailed) and e.vmid == vmid}
+
+
+async def boot_on(ctx: RunContext, client: ProxmoxClient, vm: VmRef, controller: str) -> None:
+    """Put the stopped-or-stuck VM's OS disk on `controller` (a guest that never came up is stopped,
+    not shut down: there is nobody in it to answer ACPI)."""
+    changes = vmconfig.controller_changes(await client.vm_config(vm), controller)
+    if not changes:
+        return
+    if (await client.status(vm)).get("status") != "stopped":
+        await client.stop(vm)
+    ctx.progress(f"VM {vm.vmid}: the OS disk goes on {controller}")
+    await client.update_config(vm, changes)
+
+
 async def run_first_boot(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     vm = _vm_ref(ctx)
-    await client.start(vm)
-    address, source = await resolve_address(ctx, client, vm)
+    candidates = list(ctx.facts.get("boot_candidates")
+                      or vmconfig.boot_candidates("scsi", ctx.answers.vm.first_boot_controller))
+    current = vmconfig.controller_of(await client.vm_config(vm))
+    failed = failed_controllers(ctx, vm.vmid)
+    if current not in vmconfig.CONTROLLERS or current in failed:  # e.g. LSI: the EL8 kernel has no driver
+        current = next((c for c in candidates if c not in failed), candidates[0])
+        await boot_on(ctx, client, vm, current)
+    wait = boot_wait_s(ctx)
+    while True:
+        await client.start(vm)
+        started = ctx.clock.now()
+        ctx.progress(f"booting on {current}: waiting up to {wait / 60:.0f} min for its address and SSH")
+        try:
+            address, source = await guest_came_up(ctx, client, vm, wait)
+            break
+        except GuestNotUp as exc:
+            failed.add(current)
+            following = [c for c in candidates if c not in failed]
+            nxt = following[0] if following else ""
+            ctx.emit(BootAttemptFailed(vmid=vm.vmid, controller=current, waited_s=round(ctx.clock.now() - started, 1),
+                                       reason=str(exc), next_controller=nxt))
+            if not nxt:
+                raise RunFailed(
+                    f"the guest of VM {vm.vmid} came up on none of: {', '.join(candidates)} (last: {exc})",
+                    hint="open the VM's console: a guest in dracut's emergency shell lacks its disk controller's "
+                         "driver in the initramfs; a guest that booted but has no address needs guest.address "
+                         "in the answers") from None
+            await boot_on(ctx, client, vm, nxt)
+            current = nxt
     ctx.emit(GuestAddressResolved(address=address, source=source))
-    return {"vmid": vm.vmid, "node": vm.node, "guest_address": address, "address_source": source}
+    ctx.progress(f"the guest came up on {current} ({vmconfig.CONTROLLERS[current].module})")
+    return {"vmid": vm.vmid, "node": vm.node, "guest_address": address, "address_source": source,
+            "boot_controller": current}
 
 
 # What a step leaves the VM's power in, on purpose (by step id, without its "@attempt" suffix).
 POWER_AFTER = {"first_boot": "running", "shutdown_for_switch": "stopped", "second_boot": "running",
-               "reboot": "running", "rollback": "stopped"}
+               "rollback": "stopped"}
 BOOT_STEPS = ("first_boot", "second_boot")  # the ones whose recheck starts a VM found stopped
 
 

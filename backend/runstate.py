@@ -26,6 +26,7 @@ class StepView:
     finished: float | None = None
     message: str = ""
     error: str = ""
+    notes: list[str] = field(default_factory=list)  # facts worth keeping under the step once it is done
 
     @property
     def duration(self) -> float | None:
@@ -64,6 +65,8 @@ class RunState:
     diagnosis: list = field(default_factory=list)
     log_tail: deque = field(default_factory=lambda: deque(maxlen=LOG_HISTORY))
     retries: list = field(default_factory=list)
+    boot_attempts: list = field(default_factory=list)  # BootAttemptFailed events as dicts
+    root_fs: dict = field(default_factory=dict)  # the latest RootFilesystemVerified as a dict
     outcome: str = ""
     exit_code: int | None = None
     message: str = ""
@@ -196,6 +199,17 @@ class RunState:
 
     def _on_RetryScheduled(self, e: ev.RetryScheduled) -> None:
         self.retries.append(e.to_dict())
+
+    def _on_BootAttemptFailed(self, e: ev.BootAttemptFailed) -> None:
+        self.boot_attempts.append(e.to_dict())
+        step = self.current_step
+        if step is not None:
+            then = f", trying {e.next_controller}" if e.next_controller else ""
+            step.notes.append(f"no boot on {e.controller}{then}")
+            step.message = f"the guest did not come up on {e.controller}{then}"
+
+    def _on_RootFilesystemVerified(self, e: ev.RootFilesystemVerified) -> None:
+        self.root_fs = e.to_dict()
 
 
 def fold(events) -> RunState:  # noqa: ANN001 - any iterable of events

@@ -45,6 +45,9 @@ class Target:
     guest_password: Secret | None = None  # default credentials, when the answers name none
     vms_password: Secret | None = None
     route: Route = _direct  # how (host, port) in the guest's world is reached from here
+    # Target seconds a boot takes here beyond what the guest itself needs (0 on a real host; the lab's
+    # wall-time costs of starting a guest, which its compressed clock counts many times over).
+    boot_overhead_s: float = 0.0
     details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
     closer: Callable[[], Awaitable[None]] | None = None
 

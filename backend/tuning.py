@@ -7,8 +7,9 @@ Each step has an id, a title, the reason (with the field report as evidence), th
 is active, the udev rule exists, the service is enabled): a value set at run time only is reported
 as not persisted, and after the reboot it is gone.
 
-Stage 1 runs on the first boot (LSI controller): the guest agent, vmtoolsd off, VirtIO drivers in
-the initramfs. Stage 2 runs after the switch to VirtIO SCSI: Docker, THP, I/O scheduler, sysctls and
+Both stages run on the first-boot controller (PVSCSI for the VAST OVA), before the switch to VirtIO
+SCSI, whose boot then proves they persist. Stage 1: the guest agent, vmtoolsd off, VirtIO drivers
+in the initramfs (what the switch needs). Stage 2: Docker, THP, I/O scheduler, sysctls and
 (optional) limits.
 
 Every command is built with `backend.shell`; values that reach a command (the install user, the
@@ -356,8 +357,8 @@ class ServiceOff(TuningStep):
 class InitramfsDrivers(TuningStep):
     id = "virtio-initramfs"
     title = "VirtIO drivers in the initramfs"
-    reason = ("the OVA boots from an LSI controller; after the switch to VirtIO SCSI the guest finds its disk "
-              "only if virtio_scsi and virtio_blk are in the initramfs")
+    reason = ("the OVA's initramfs was built on VMware (host-only); after the switch to VirtIO SCSI the guest "
+              "finds its disk only if virtio_scsi and virtio_blk are in it")
     evidence = f"{REPORT}, fix 3: add_drivers+=\" virtio_scsi virtio_blk \" in /etc/dracut.conf.d, dracut -f"
     expected = " ".join(sorted(VIRTIO_DRIVERS))
     stage = 1
@@ -378,13 +379,17 @@ class InitramfsDrivers(TuningStep):
         return Reading(observed, in_image == set(VIRTIO_DRIVERS), not missing_conf, detail)
 
     async def apply(self, env: TuningEnv) -> bool:
+        """Name the drivers in dracut.conf.d (so every later rebuild keeps them) and rebuild the
+        initramfs, unless it holds them already (an OVA built without host-only): then no dracut."""
         before = await self.check(env)
         if before.good:
             return False
-        text = HEADER.format(why="VirtIO drivers for the VirtIO SCSI controller") + \
-            'add_drivers+=" ' + " ".join(VIRTIO_DRIVERS) + ' "\n'
-        await _sudo(env, write_root_file(DRACUT_CONF, text))
-        await _sudo(env, sh("dracut", "-f"), timeout=1800)
+        if before.persisted is False:
+            text = HEADER.format(why="VirtIO drivers for the VirtIO SCSI controller") + \
+                'add_drivers+=" ' + " ".join(VIRTIO_DRIVERS) + ' "\n'
+            await _sudo(env, write_root_file(DRACUT_CONF, text))
+        if not before.ok:
+            await _sudo(env, sh("dracut", "-f"), timeout=1800)
         return True
 
 

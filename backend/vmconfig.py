@@ -1,12 +1,21 @@
 """The VM's Proxmox configuration, as the field report requires it: pure functions, no I/O.
 
 Two stages:
-- first boot: the OVA was built for VMware, so its CentOS boots only from an LSI 53C895A
-  controller (`scsihw=lsi`) until virtio drivers are in its initramfs. q35, cpu host, 1 socket x N
-  cores, ballooning off, guest agent enabled, a VirtIO NIC, the OVA's disk imported onto the VM
-  storage (`import-from`), tagged `vast-loopback` so a rerun finds its VM.
+- first boot: the OVA was built for VMware and its initramfs holds only the drivers of the hardware
+  it was built on (dracut's host-only mode), so it boots on a controller whose driver the Rocky 8.10
+  kernel builds and the initramfs likely holds, chosen from the bus the OVA declares for its disk
+  (`boot_candidates`): VMware PVSCSI (`pvscsi`, vmw_pvscsi) for a SCSI disk, SATA (`ahci`),
+  i440fx IDE (`ata_piix`, which dracut always adds), and VirtIO SCSI single (`virtio_scsi`) for an
+  initramfs built without host-only. Never QEMU's LSI 53C895A (`lsi`): its driver, sym53c8xx, is not
+  built by that kernel (CONFIG_SCSI_SYM53C8XX_2 is not set). q35 (i440fx for IDE), cpu host,
+  1 socket x N cores, ballooning off, guest agent enabled, a VirtIO NIC, the OVA's disk imported
+  onto the VM storage (`import-from`), tagged `vast-loopback` so a rerun finds its VM.
 - after preparation: VirtIO SCSI single with an IO thread on the same volume (the configuration
-  that gave 21.65 ms / 36.02 ms max r/w await in the successful run).
+  that gave 21.65 ms / 36.02 ms max r/w await in the successful run), on q35.
+
+Moving between controllers of different buses moves the OS disk's volume (delete the old key, set
+the new one to the same volume, in one update; Proxmox drops the `unusedN` that leaves) and its
+place in the boot order.
 
 Every value that ends up inside a Proxmox property string is checked here again, so nothing can
 smuggle a `,key=value` into one (the answers model already validates them).
@@ -19,10 +28,40 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 TAG = "vast-loopback"
-FIRST_BOOT_CONTROLLER = "lsi"
 FINAL_CONTROLLER = "virtio-scsi-single"
-OS_DISK = "scsi0"
+OS_DISK = "scsi0"  # the OS disk on the final controller
 MIB_PER_GIB = 1024
+DISK_BUSES = ("scsi", "sata", "ide", "virtio")
+BUS_SLOTS = {"scsi": 31, "sata": 6, "ide": 4, "virtio": 16}
+
+
+@dataclass(frozen=True)
+class Controller:
+    """A disk controller a VM can boot its OS disk from, and the EL8 kernel module that drives it."""
+
+    name: str  # as the answers and the events name it
+    bus: str  # the OS disk's key prefix
+    scsihw: str | None  # Proxmox's `scsihw` for a SCSI disk
+    machine: str  # "q35" | "pc" (i440fx)
+    module: str
+
+
+CONTROLLERS = {c.name: c for c in (
+    Controller(FINAL_CONTROLLER, "scsi", FINAL_CONTROLLER, "q35", "virtio_scsi"),
+    Controller("pvscsi", "scsi", "pvscsi", "q35", "vmw_pvscsi"),
+    Controller("sata", "sata", None, "q35", "ahci"),  # q35's ICH9 AHCI
+    Controller("ide", "ide", None, "pc", "ata_piix"),  # i440fx's PIIX IDE; dracut always adds ata_piix
+)}
+# QEMU controllers whose driver the Rocky 8.10 kernel does not build: a guest never finds its disk.
+EL8_UNBOOTABLE = {"lsi": "sym53c8xx", "lsi53c810": "sym53c8xx"}
+# The first-boot order by the bus the OVA declares for its disk: the controller an initramfs built on
+# VMware most likely holds the driver of first (a VMware SCSI disk of a RHEL 8 guest is PVSCSI by
+# default), VirtIO last (only an initramfs built without host-only holds it).
+BOOT_ORDER = {
+    "scsi": ("pvscsi", "sata", "ide", FINAL_CONTROLLER),
+    "sata": ("sata", "pvscsi", "ide", FINAL_CONTROLLER),
+    "ide": ("ide", "sata", "pvscsi", FINAL_CONTROLLER),
+}
 
 # Storage types whose volumes are files (an OVA's disk can only be extracted onto one of these).
 FILE_BASED_STORAGE_TYPES = frozenset({"dir", "nfs", "cifs", "cephfs", "glusterfs", "btrfs"})
@@ -84,15 +123,84 @@ def _flag(value: bool) -> int:
     return 1 if value else 0
 
 
-def first_boot_config(spec: VmSpec, disks: Sequence[str], working_storage: str | None = None) -> dict:
-    """Parameters of POST /nodes/{node}/qemu for the OVA's first boot.
+def check_controller(name: str) -> str:
+    """A controller the Rocky 8.10 kernel can boot from, else ValueError (LSI: no driver at all)."""
+    if name in EL8_UNBOOTABLE:
+        raise ValueError(f"the Rocky 8.10 kernel cannot boot from {name}: it does not build {EL8_UNBOOTABLE[name]}")
+    if name not in CONTROLLERS:
+        raise ValueError(f"not a controller the Rocky 8.10 kernel can boot from: {name!r}")
+    return name
+
+
+def ova_disk_bus(disk_keys: Sequence[str]) -> str:
+    """The bus the OVA declares for its first disk (import-metadata's disk keys: scsi0, sata0, ide0)."""
+    for key in sorted(disk_keys):
+        bus = re.sub(r"\d+$", "", key)
+        if bus in BOOT_ORDER:
+            return bus
+    return "scsi"
+
+
+def boot_candidates(ova_bus: str, preferred: str = "auto") -> list[str]:
+    """The controllers to try for the first boot, in order: `preferred` (the answers'
+    `vm.first_boot_controller`) first unless 'auto', then the order for the OVA's disk bus."""
+    order = list(BOOT_ORDER.get(ova_bus, BOOT_ORDER["scsi"]))
+    if preferred in CONTROLLERS:
+        order = [preferred, *(name for name in order if name != preferred)]
+    return order
+
+
+def machine_type(config: dict) -> str:
+    """'q35' or 'pc' (i440fx: Proxmox's default when `machine` is not set)."""
+    parts = str(config.get("machine") or "").split(",")
+    value = next((p[len("type="):] for p in parts if p.startswith("type=")), parts[0])
+    return "q35" if "q35" in value else "pc"
+
+
+def boot_order(config: dict) -> list[str]:
+    value = str(config.get("boot") or "")
+    return [k for k in value[len("order="):].split(";") if k] if value.startswith("order=") else []
+
+
+def os_disk_key(config: dict) -> str | None:
+    """The key of the VM's OS disk: the first disk of the boot order, else the first disk."""
+    disks = [k for k in config if re.fullmatch(r"(scsi|sata|ide|virtio)\d+", k)
+             and "media=cdrom" not in str(config[k])]
+    ordered = [k for k in boot_order(config) if k in disks]
+    if ordered:
+        return ordered[0]
+    return min(disks, key=lambda k: (DISK_BUSES.index(re.sub(r"\d+$", "", k)), int(re.sub(r"\D", "", k))),
+               default=None)
+
+
+def controller_of(config: dict) -> str:
+    """The controller the VM's OS disk is on: a `CONTROLLERS` name, else what Proxmox calls it
+    (e.g. 'lsi', Proxmox's default `scsihw`)."""
+    key = os_disk_key(config)
+    bus = re.sub(r"\d+$", "", key) if key else "scsi"
+    scsihw = str(config.get("scsihw") or "lsi") if bus == "scsi" else None
+    machine = machine_type(config)
+    for controller in CONTROLLERS.values():
+        if (controller.bus, controller.scsihw) == (bus, scsihw) and (bus == "scsi" or controller.machine == machine):
+            return controller.name
+    return scsihw or f"{bus} ({machine})"
+
+
+def first_boot_config(spec: VmSpec, disks: Sequence[str], working_storage: str | None = None,
+                      controller: str = "pvscsi") -> dict:
+    """Parameters of POST /nodes/{node}/qemu for the OVA's first boot on `controller`.
 
     `disks` are the OVA's disk volids from import-metadata, OS disk first; each is imported onto
-    `spec.storage` as scsi0, scsi1, ... `working_storage` is the file-based storage the OVA is
-    extracted onto when the OVA's own storage cannot hold images.
+    `spec.storage` on the controller's bus (scsi0, scsi1, ... or sata0, ...). `working_storage`
+    is the file-based storage the OVA is extracted onto when the OVA's own storage cannot hold
+    images.
     """
+    check_controller(controller)
+    chosen = CONTROLLERS[controller]
     if not disks:
         raise ValueError("the OVA has no disk to import")
+    if len(disks) > BUS_SLOTS[chosen.bus]:
+        raise ValueError(f"the OVA has {len(disks)} disks, more than the {chosen.bus} bus holds")
     if not _DNS_NAME.match(spec.name) or len(spec.name) > 63:
         raise ValueError(f"not a valid VM name: {spec.name!r}")
     if not 1 <= spec.vcpus <= 512 or spec.memory_gib < 1:
@@ -100,9 +208,9 @@ def first_boot_config(spec: VmSpec, disks: Sequence[str], working_storage: str |
     storage = check_storage_id(spec.storage)
     config: dict = {
         "name": spec.name,
-        "machine": "q35",
+        "machine": chosen.machine,
         "ostype": "l26",
-        "scsihw": FIRST_BOOT_CONTROLLER,
+        **({"scsihw": chosen.scsihw} if chosen.scsihw else {}),
         "cpu": "host",
         "sockets": 1,
         "cores": int(spec.vcpus),
@@ -111,11 +219,12 @@ def first_boot_config(spec: VmSpec, disks: Sequence[str], working_storage: str |
         "numa": _flag(spec.numa),
         "agent": "1",
         "net0": f"virtio,bridge={check_bridge(spec.bridge)}",
-        "boot": f"order={OS_DISK}",
+        "boot": f"order={chosen.bus}0",
         "tags": TAG,
     }
+    iothread = ",iothread=1" if controller == FINAL_CONTROLLER else ""
     for index, volid in enumerate(disks):
-        config[f"scsi{index}"] = f"{storage}:0,import-from={check_volid(volid)}"
+        config[f"{chosen.bus}{index}"] = f"{storage}:0,import-from={check_volid(volid)}{iothread}"
     if working_storage:
         config["import-working-storage"] = check_storage_id(working_storage)
     if spec.vmid is not None:
@@ -153,24 +262,46 @@ def drive_size_gib(value: str) -> float | None:
     return size_gib(parse_drive(value)[1].get("size"))
 
 
-def final_controller_changes(config: dict) -> dict:
-    """The second stage: VirtIO SCSI single and an IO thread on the same OS volume.
-
-    Returns {} when the VM already has both (so the step is idempotent).
-    """
-    drive = config.get(OS_DISK)
-    if not drive:
-        raise ValueError(f"the VM has no {OS_DISK} disk")
-    volume, options = parse_drive(drive)
+def controller_changes(config: dict, controller: str) -> dict:
+    """The update (for a stopped VM) that puts the OS disk on `controller`: `scsihw`, `machine`, and,
+    when the bus changes, the same volume under the new bus's first free key, the old key in
+    `delete` and the boot order on the new key. An IO thread on the final controller, none where
+    Proxmox allows none (SATA, IDE). Returns {} when the VM is on it already (idempotent)."""
+    check_controller(controller)
+    target = CONTROLLERS[controller]
+    key = os_disk_key(config)
+    if not key:
+        raise ValueError("the VM has no OS disk")
+    volume, options = parse_drive(config[key])
     if "import-from" in options:
-        raise ValueError(f"{OS_DISK} is still being imported ({drive})")
+        raise ValueError(f"{key} is still being imported ({config[key]})")
     changes: dict = {}
-    if config.get("scsihw") != FINAL_CONTROLLER:
-        changes["scsihw"] = FINAL_CONTROLLER
-    if options.get("iothread") not in ("1", "on", "yes", "true"):
-        options = {**options, "iothread": "1"}
-        changes[OS_DISK] = print_drive(volume, options)
+    if machine_type(config) != target.machine:
+        changes["machine"] = target.machine
+    if target.scsihw and config.get("scsihw") != target.scsihw:
+        changes["scsihw"] = target.scsihw
+    wanted = dict(options)
+    if controller == FINAL_CONTROLLER:
+        wanted["iothread"] = "1" if options.get("iothread") not in ("1", "on", "yes", "true") else options["iothread"]
+    elif target.bus in ("sata", "ide"):
+        wanted.pop("iothread", None)
+    if re.sub(r"\d+$", "", key) != target.bus:
+        taken = {k for k in config if k.startswith(target.bus)}
+        new_key = next(f"{target.bus}{n}" for n in range(BUS_SLOTS[target.bus]) if f"{target.bus}{n}" not in taken)
+        changes[new_key] = print_drive(volume, wanted)
+        changes["delete"] = key
+        changes["boot"] = f"order={new_key}"
+    elif wanted != options:
+        changes[key] = print_drive(volume, wanted)
     return changes
+
+
+def final_controller_changes(config: dict) -> dict:
+    """The second stage: VirtIO SCSI single, an IO thread on the same OS volume, q35.
+
+    Returns {} when the VM already has them (so the step is idempotent).
+    """
+    return controller_changes(config, FINAL_CONTROLLER)
 
 
 def resize_to(config: dict, disk_gib: int, disk: str = OS_DISK) -> str | None:

@@ -8,10 +8,10 @@
 - `running_guest` (module scope): VM 100 of `guest_lab` booted and up: a `RunningGuest` with
   its lab, vmid, SSH host/port (through `lab.route`), known_hosts path and hardware.
 - `fresh_guest` (function scope): its own lab and booted guest, for tests that reboot, power off
-  or change the disk.
+  or change the disk; `resized_guest` likewise on a 1000 GiB disk (the OVA's root not grown yet).
 - `connect(guest, user="centos", password="centos", **kw)`: an asyncssh connection to the guest
   that checks the lab's host key (`async with connect(g) as conn: await conn.run(...)`).
-- `hardware(vmid=100, **changes)`: the field run's VM (12 vCPUs, 120 GiB, cpu host, LSI controller,
+- `hardware(vmid=100, **changes)`: the field run's VM (12 vCPUs, 120 GiB, cpu host, PVSCSI controller,
   600 GiB disk) on the seed host, with changes.
 
 Every test using these is skipped with the lab's own one-sentence reason where the lab guest
@@ -37,7 +37,7 @@ SPEED = 600.0
 
 SEED_VM = GuestHardware(
     vmid=100, name="vast-loopback", vcpus=12, sockets=1, cores=12, memory_mib=122880, balloon_mib=0,
-    cpu_type="host", scsihw="lsi", disk_iothread=False, disk_gib=600, host_cores=12, host_threads=24,
+    cpu_type="host", scsihw="pvscsi", disk_iothread=False, disk_gib=600, host_cores=12, host_threads=24,
     host_cpu_model="AMD Ryzen Threadripper 2920X 12-Core Processor", mac="BC:24:11:5A:3C:09",
     ip="192.168.30.109",
 )
@@ -103,6 +103,20 @@ def fresh_guest(tmp_path: Path) -> Iterator[RunningGuest]:
     lab = open_lab(tmp_path / "lab")
     try:
         yield boot(lab, hardware(100))
+    finally:
+        lab.shutdown()
+
+
+RESIZED_DISK_GIB = 1000  # the run's disk, resized through the API from the OVA's 600 GiB
+
+
+@pytest.fixture
+def resized_guest(tmp_path: Path) -> Iterator[RunningGuest]:
+    """Its own lab and a guest of the OVA whose VM disk was resized to 1000 GiB before its first boot
+    (its partition and filesystem still the OVA's)."""
+    lab = open_lab(tmp_path / "lab")
+    try:
+        yield boot(lab, hardware(100, disk_gib=RESIZED_DISK_GIB))
     finally:
         lab.shutdown()
 

@@ -23,9 +23,10 @@ def lab_answers(profile: str = "seed", **sections: dict) -> Answers:
     return Answers.model_validate(data)
 
 
-async def open_lab(state_dir: Path, profile: str = "seed", speed: float = SPEED) -> Target:
-    """A lab target through the provider registry, as a run opens it."""
-    return await open_target(lab_answers(profile), TargetOptions(speed=speed, state_dir=state_dir))
+async def open_lab(state_dir: Path, profile: str = "seed", speed: float = SPEED, ova: str = "host-only") -> Target:
+    """A lab target through the provider registry, as a run opens it (`ova`: the lab OVA's variant)."""
+    answers = lab_answers(profile, lab={"host_profile": profile, "ova": ova})
+    return await open_target(answers, TargetOptions(speed=speed, state_dir=state_dir))
 
 
 def world_target(world: LabWorld) -> Target:
@@ -46,6 +47,25 @@ def requests_log(state_dir: Path) -> list[dict]:
 
 def requests_to(state_dir: Path, method: str, path: str) -> list[dict]:
     return [r for r in requests_log(state_dir) if r["method"] == method and r["path"] == path]
+
+
+async def run_provision(tmp_path: Path, target: Target, answers: Answers, name: str = "run", *,
+                        force: bool = False, resume_dir: Path | None = None):
+    """The provisioning steps through the engine, journaled in `tmp_path/name` (or resumed):
+    (exit code, Recorder, RunContext)."""
+    from backend import provision
+    from backend.engine import Engine, RunContext, RunOptions
+    from backend.journal import Journal, RunDir
+
+    run = RunDir.open(resume_dir) if resume_dir else RunDir.create(tmp_path / name, answers.vm.name)
+    recorder = Recorder(target.clock)
+    journal = Journal(run)
+    recorder.bus.subscribe(journal)
+    ctx = RunContext(answers=answers, target=target, bus=recorder.bus, run=run,
+                     options=RunOptions(force=force, resume=resume_dir is not None))
+    code = await Engine(ctx, provision.steps()).run()
+    journal.close()
+    return code, recorder, ctx
 
 
 class Recorder:

@@ -26,7 +26,7 @@ TUNINGS = (  # (id, expected, observed), as the lab's guest answers
     ("limits:fs.inotify.max_user_instances", ">= 8192", "8192"),
     ("limits:nofile", ">= 1048576", "1048576"),
 )
-STAGE1 = 3  # the first three are tuned on the LSI controller, before the switch
+STAGE1 = 3  # the first three: tune_stage1 (guest agent, vmtoolsd, VirtIO drivers)
 
 PREFLIGHT = (  # (id, title, expected, observed, severity)
     ("vcpus_le_cores", "vCPUs not above the host's physical cores", "<= 12", "12 (1 socket x 12 cores)", "blocker"),
@@ -52,12 +52,12 @@ PREFLIGHT = (  # (id, title, expected, observed, severity)
 
 PREP_STEPS = (  # (id, title, seconds)
     ("guest_connect", "Connect to the guest over SSH", 20),
+    ("grow_root", "Grow the root filesystem to the disk", 40),
     ("tune_stage1", "Guest agent, vmtoolsd off, VirtIO drivers", 60),
+    ("tune_stage2", "Docker, THP, I/O scheduler, sysctls, limits", 240),
     ("shutdown_for_switch", "Shut down for the controller switch", 30),
     ("switch_controller", "Switch to VirtIO SCSI single with an IO thread", 5),
-    ("second_boot", "Boot on VirtIO SCSI", 90),
-    ("tune_stage2", "Docker, THP, I/O scheduler, sysctls, limits", 240),
-    ("reboot", "Reboot to prove the tuning persists", 80),
+    ("second_boot", "Boot on VirtIO SCSI (the reboot that proves the tuning persists)", 90),
     ("verify_after_reboot", "Verify every tuning after the reboot", 20),
     ("preflight", "Preflight checklist", 10),
     ("snapshot_pre_install", "Snapshot pre-install", 10),

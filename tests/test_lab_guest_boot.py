@@ -87,7 +87,7 @@ async def test_the_controller_switch_needs_virtio_in_the_initramfs(fresh_guest):
     assert not lab.agent_running(vmid)
     assert "virtio_scsi" in lab.guest(vmid).error
 
-    lab.power_off(vmid, graceful=False)  # back to LSI, add the drivers, rebuild the initramfs
+    lab.power_off(vmid, graceful=False)  # back to PVSCSI, add the drivers, rebuild the initramfs
     lab.power_on(fresh_guest.hw)
     assert lab.wait_state(vmid, ("up", "unbootable")) == "up"
     async with connect(fresh_guest) as conn:

@@ -1,6 +1,8 @@
 """End to end on the lab: `vast-loopback --auto ANSWERS --until pre-install --speed 120` provisions
-the VM, prepares the guest over real SSH (two-stage controller switch), reboots, verifies every
-tuning after the reboot, passes the preflight and takes exactly one `pre-install` snapshot."""
+the VM (first boot on PVSCSI), grows the root filesystem to the disk, tunes the guest over real SSH,
+switches the controller to VirtIO SCSI with one cold boot that is also the reboot proving the tuning
+persists, verifies every tuning after it, passes the preflight and takes exactly one `pre-install`
+snapshot; the report shows the root filesystem's size."""
 
 from __future__ import annotations
 
@@ -10,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from backend import tuning
-from backend.events import PreflightChecked, SnapshotCreated, StepFinished, TuningChecked
+from backend.events import (
+    PreflightChecked,
+    RootFilesystemVerified,
+    SnapshotCreated,
+    StepFinished,
+    TuningChecked,
+    VmPowerChanged,
+)
 from backend.journal import RunDir
 from backend.prepare import steps as prepare_steps
 from tests.lab_fixtures import require_lab_guest
@@ -61,3 +70,18 @@ def test_auto_until_pre_install_ends_green_with_one_snapshot(tmp_path: Path, lab
     controller = [r for r in requests if r["method"] == "POST" and r["path"].endswith("/config")
                   and r["params"].get("scsihw") == "virtio-scsi-single"]
     assert len(controller) == 1 and "iothread=1" in controller[0]["params"]["scsi0"]
+
+    # two boots: the first (PVSCSI) and the controller switch's, which proves the tuning persists
+    assert [e.action for e in events if isinstance(e, VmPowerChanged)] == ["start", "shutdown", "start"]
+    assert not [r for r in requests if r["path"].endswith("/status/reboot")]
+
+    [root] = [e for e in events if isinstance(e, RootFilesystemVerified)]
+    assert (root.device, root.fstype, root.grown, root.size_gib) == ("/dev/sda3", "xfs", True, 998.2)
+    assert root.before_gib < 600
+    assert cli.main(["report", str(run_dir), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["root_filesystem"]["size_gib"] == 998.2
+    rows = {r["parameter"]: r["value"] for r in report["config"]}
+    assert rows["Root filesystem"].startswith("998 GiB (/dev/sda3, xfs;")
+    assert rows["First-boot controller"] == "pvscsi"
+    assert "| Root filesystem | 998 GiB" in (run_dir / "report.md").read_text()

@@ -8,24 +8,15 @@ import json
 import pytest
 
 from backend import provision, vmconfig
-from backend.engine import Engine, RunContext, RunOptions
+from backend.engine import Engine, RunContext
 from backend.journal import Journal, RunDir
+from backend.lab.pve.host import LAN_PREFIX
+from backend.lab.pve.state import LEASE_FIRST
 from backend.proxmox import ProxmoxClient, VmRef
 from tests.proxmox_lab_support import Recorder, lab_answers, open_lab, requests_log, requests_to
+from tests.proxmox_lab_support import run_provision as _provision
 
 OVA_PREFIX = "local:import/vast-5.4.0-loopback.ova/"
-
-
-async def _provision(tmp_path, target, answers, name="run", *, force=False, resume_dir=None):
-    run = RunDir.open(resume_dir) if resume_dir else RunDir.create(tmp_path / name, answers.vm.name)
-    recorder = Recorder(target.clock)
-    journal = Journal(run)
-    recorder.bus.subscribe(journal)
-    ctx = RunContext(answers=answers, target=target, bus=recorder.bus, run=run,
-                     options=RunOptions(force=force, resume=resume_dir is not None))
-    code = await Engine(ctx, provision.steps()).run()
-    journal.close()
-    return code, recorder, ctx
 
 
 @pytest.fixture
@@ -45,7 +36,7 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
     assert scsi0.startswith(f"local-lvm:0,import-from={OVA_PREFIX}") and scsi0.endswith(".vmdk")
     assert params == {
         "vmid": "100", "name": "vast-loopback", "machine": "q35", "ostype": "l26",
-        "scsihw": "lsi", "cpu": "host", "sockets": "1", "cores": "12", "memory": str(120 * 1024),
+        "scsihw": "pvscsi", "cpu": "host", "sockets": "1", "cores": "12", "memory": str(120 * 1024),
         "balloon": "0", "numa": "0", "agent": "1", "net0": "virtio,bridge=vmbr0", "boot": "order=scsi0",
         "tags": "vast-loopback",
     }
@@ -72,7 +63,7 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
     finally:
         await client.close()
     assert vmconfig.drive_size_gib(config["scsi0"]) == 1000  # grown from the OVA's 600 GiB
-    assert config["scsihw"] == "lsi" and config["balloon"] in (0, "0") and config["cpu"] == "host"
+    assert config["scsihw"] == "pvscsi" and config["balloon"] in (0, "0") and config["cpu"] == "host"
     assert status["status"] == "running"
 
 
@@ -115,10 +106,11 @@ async def test_resume_after_the_vm_was_stopped_starts_it_again(tmp_path, seed):
 
 
 async def test_a_fixed_guest_address_is_taken_from_the_answers(tmp_path, seed):
-    answers = lab_answers("seed", guest={"address": "10.1.2.3"})
+    address = f"{LAN_PREFIX}.{LEASE_FIRST}"  # what the lab's network gives its first VM
+    answers = lab_answers("seed", guest={"address": address})
     code, rec, _ = await _provision(tmp_path, seed, answers)
     assert code == 0
-    assert [(e.address, e.source) for e in rec.of("GuestAddressResolved")] == [("10.1.2.3", "answers")]
+    assert [(e.address, e.source) for e in rec.of("GuestAddressResolved")] == [(address, "answers")]
 
 
 async def test_a_vm_of_the_same_name_not_made_by_us_is_left_alone(tmp_path, seed):

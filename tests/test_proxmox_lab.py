@@ -138,7 +138,7 @@ async def test_tasks_are_awaited_with_progress_and_vm_operations_work(lab, tmp_p
                                     on_progress=lambda m, f: progress.append((m, f)))
         assert await client.find_vm("vast-loopback") == vm
         config = await client.vm_config(vm)
-        assert config["scsihw"] == "lsi" and "import-from" not in config["scsi0"]
+        assert config["scsihw"] == "pvscsi" and "import-from" not in config["scsi0"]
 
         # the second stage: VirtIO SCSI single + IO thread on the same volume
         volume = vmconfig.parse_drive(config["scsi0"])[0]

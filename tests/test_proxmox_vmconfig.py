@@ -18,7 +18,7 @@ def test_first_boot_config_is_exactly_what_the_ova_needs():
         "name": "vast-loopback",
         "machine": "q35",
         "ostype": "l26",
-        "scsihw": "lsi",  # LSI 53C895A: the OVA is built for VMware, no virtio drivers yet
+        "scsihw": "pvscsi",  # VMware PVSCSI: what an initramfs built on VMware holds (no virtio drivers yet)
         "cpu": "host",
         "sockets": 1,
         "cores": 12,
@@ -87,15 +87,23 @@ def test_an_ova_without_disks_is_refused():
 @pytest.mark.parametrize(
     ("config", "expected"),
     [
-        ({"scsihw": "lsi", "scsi0": "local-lvm:vm-100-disk-0,size=600G"},
+        ({"machine": "q35", "scsihw": "pvscsi", "scsi0": "local-lvm:vm-100-disk-0,size=600G"},
          {"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=600G,iothread=1"}),
-        ({"scsihw": "lsi", "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=1000G"},
+        ({"machine": "q35", "scsihw": "pvscsi", "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=1000G"},
          {"scsihw": "virtio-scsi-single"}),
-        ({"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=1000G"},
+        ({"machine": "q35", "scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=1000G"},
          {"scsi0": "local-lvm:vm-100-disk-0,size=1000G,iothread=1"}),
-        ({"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=1000G"}, {}),
-        ({"scsihw": "lsi", "scsi0": "file=local-lvm:vm-7-disk-0,discard=on"},
+        ({"machine": "q35", "scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,iothread=1,size=1000G"},
+         {}),
+        ({"machine": "q35", "scsihw": "lsi", "scsi0": "file=local-lvm:vm-7-disk-0,discard=on"},
          {"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-7-disk-0,discard=on,iothread=1"}),
+        # a first boot on SATA (q35) or IDE (i440fx): the volume moves to scsi0, the boot order with it
+        ({"machine": "q35", "sata0": "local-lvm:vm-100-disk-0,size=1000G", "boot": "order=sata0"},
+         {"scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=1000G,iothread=1",
+          "delete": "sata0", "boot": "order=scsi0"}),
+        ({"machine": "pc", "ide0": "local-lvm:vm-100-disk-0,size=1000G", "boot": "order=ide0"},
+         {"machine": "q35", "scsihw": "virtio-scsi-single", "scsi0": "local-lvm:vm-100-disk-0,size=1000G,iothread=1",
+          "delete": "ide0", "boot": "order=scsi0"}),
     ],
 )
 def test_second_stage_switches_to_virtio_scsi_single_with_an_io_thread_on_the_same_volume(config, expected):
@@ -105,6 +113,67 @@ def test_second_stage_switches_to_virtio_scsi_single_with_an_io_thread_on_the_sa
 def test_second_stage_refuses_a_disk_still_being_imported():
     with pytest.raises(ValueError, match="still being imported"):
         vmconfig.final_controller_changes({"scsi0": f"local-lvm:0,import-from={OVA_DISK}"})
+
+
+@pytest.mark.parametrize(
+    ("bus", "preferred", "expected"),
+    [
+        ("scsi", "auto", ["pvscsi", "sata", "ide", "virtio-scsi-single"]),  # a VMware RHEL 8 disk: PVSCSI
+        ("sata", "auto", ["sata", "pvscsi", "ide", "virtio-scsi-single"]),
+        ("ide", "auto", ["ide", "sata", "pvscsi", "virtio-scsi-single"]),
+        ("scsi", "virtio-scsi-single", ["virtio-scsi-single", "pvscsi", "sata", "ide"]),
+        ("nvme", "auto", ["pvscsi", "sata", "ide", "virtio-scsi-single"]),
+    ],
+)
+def test_first_boot_candidates_follow_the_ova_disk_bus_and_never_include_lsi(bus, preferred, expected):
+    assert vmconfig.boot_candidates(bus, preferred) == expected
+    assert not set(expected) & set(vmconfig.EL8_UNBOOTABLE)
+
+
+def test_the_ova_disk_bus_comes_from_the_import_metadata_disk_key():
+    assert vmconfig.ova_disk_bus(["scsi0"]) == "scsi"
+    assert vmconfig.ova_disk_bus(["efidisk0", "sata0"]) == "sata"
+    assert vmconfig.ova_disk_bus(["ide0", "ide1"]) == "ide"
+    assert vmconfig.ova_disk_bus([]) == "scsi"
+
+
+@pytest.mark.parametrize(
+    ("controller", "expected"),
+    [
+        ("pvscsi", {"machine": "q35", "scsihw": "pvscsi", "scsi0": f"local-lvm:0,import-from={OVA_DISK}",
+                    "boot": "order=scsi0"}),
+        ("virtio-scsi-single", {"machine": "q35", "scsihw": "virtio-scsi-single",
+                                "scsi0": f"local-lvm:0,import-from={OVA_DISK},iothread=1", "boot": "order=scsi0"}),
+        ("sata", {"machine": "q35", "sata0": f"local-lvm:0,import-from={OVA_DISK}", "boot": "order=sata0"}),
+        ("ide", {"machine": "pc", "ide0": f"local-lvm:0,import-from={OVA_DISK}", "boot": "order=ide0"}),
+    ],
+)
+def test_first_boot_config_on_each_controller(controller, expected):
+    config = vmconfig.first_boot_config(SEED_SPEC, [OVA_DISK], controller=controller)
+    for key, value in expected.items():
+        assert config[key] == value
+    assert ("scsihw" in config) == (controller in ("pvscsi", "virtio-scsi-single"))
+    assert vmconfig.controller_of({k: v.split(",import-from")[0] for k, v in config.items() if isinstance(v, str)}
+                                  | {"scsihw": config.get("scsihw")}) == controller
+
+
+def test_lsi_is_never_a_first_boot_controller():
+    with pytest.raises(ValueError, match="cannot boot"):
+        vmconfig.first_boot_config(SEED_SPEC, [OVA_DISK], controller="lsi")
+    assert vmconfig.controller_of({"scsi0": "local-lvm:vm-100-disk-0", "machine": "q35"}) == "lsi"  # Proxmox's default
+
+
+def test_falling_back_from_pvscsi_to_sata_and_ide_moves_the_volume():
+    config = {"machine": "q35", "scsihw": "pvscsi", "scsi0": "local-lvm:vm-100-disk-0,size=1000G",
+              "boot": "order=scsi0", "ide2": "none,media=cdrom"}
+    sata = vmconfig.controller_changes(config, "sata")
+    assert sata == {"sata0": "local-lvm:vm-100-disk-0,size=1000G", "delete": "scsi0", "boot": "order=sata0"}
+    moved = {**{k: v for k, v in config.items() if k != "scsi0"}, **{k: v for k, v in sata.items() if k != "delete"}}
+    assert vmconfig.controller_of(moved) == "sata"
+    ide = vmconfig.controller_changes(moved, "ide")
+    assert ide == {"machine": "pc", "ide0": "local-lvm:vm-100-disk-0,size=1000G", "delete": "sata0",
+                   "boot": "order=ide0"}  # ide2 holds the CD drive: the disk takes ide0
+    assert vmconfig.controller_changes(moved, "sata") == {}
 
 
 @pytest.mark.parametrize(

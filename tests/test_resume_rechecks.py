@@ -34,18 +34,18 @@ def _applies(run: RunDir, step: str) -> bool:
 
 @pytest.mark.parametrize(("finished", "interrupted", "checking"), [
     (PROVISION, "guest_connect", ["first_boot"]),
-    (PROVISION + ["guest_connect", "tune_stage1"], "shutdown_for_switch", []),
-    (PROVISION + ["guest_connect", "tune_stage1", "shutdown_for_switch"], "switch_controller", []),
-    (PROVISION + ["guest_connect", "tune_stage1", "shutdown_for_switch", "switch_controller"], "second_boot", []),
-    (PROVISION + ["guest_connect", "tune_stage1", "shutdown_for_switch", "switch_controller", "second_boot"],
-     "tune_stage2", ["second_boot"]),
-    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "tune_stage2", "reboot"],
-     "verify_after_reboot", ["second_boot"]),
-    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "reboot", "wait_online"],
+    (PROVISION + ["guest_connect", "grow_root", "tune_stage1"], "tune_stage2", ["first_boot"]),
+    (PROVISION + ["guest_connect", "grow_root", "tune_stage1", "tune_stage2"], "shutdown_for_switch", []),
+    (PROVISION + ["guest_connect", "tune_stage1", "tune_stage2", "shutdown_for_switch"], "switch_controller", []),
+    (PROVISION + ["guest_connect", "tune_stage1", "tune_stage2", "shutdown_for_switch", "switch_controller"],
+     "second_boot", []),
+    (PROVISION + ["guest_connect", "tune_stage1", "tune_stage2", "shutdown_for_switch", "switch_controller",
+                  "second_boot"], "verify_after_reboot", ["second_boot"]),
+    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "verify_after_reboot", "wait_online"],
      "rollback@2", []),
-    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "reboot", "rollback@2"],
+    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "rollback@2"],
      "remedy@2", []),
-    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "reboot", "rollback@2",
+    (PROVISION + ["shutdown_for_switch", "switch_controller", "second_boot", "rollback@2",
                   "remedy@2", "second_boot@2"], "bootstrap@2", ["second_boot@2"]),
 ])
 def test_one_boot_step_checks_the_vm_runs_and_only_when_it_is_meant_to(tmp_path, finished, interrupted, checking):

@@ -69,12 +69,12 @@ INSIDE = {
                           and "transferred 300" in str(e.get("message"))),
                   _event("create_vm", "VmCreated")],
     "first_boot": [_task("first_boot")],
+    "grow_root": [_event("grow_root", "RootFilesystemVerified")],
     "tune_stage1": [_event("tune_stage1", "TuningApplied")],
+    "tune_stage2": [_event("tune_stage2", "TuningApplied")],
     "shutdown_for_switch": [_task("shutdown_for_switch")],
     "switch_controller": [_task("switch_controller")],
     "second_boot": [_task("second_boot"), _event("second_boot", "GuestAddressResolved")],
-    "tune_stage2": [_event("tune_stage2", "TuningApplied")],
-    "reboot": [_task("reboot"), _event("reboot", "GuestAddressResolved")],
     "snapshot_pre_install": [_task("snapshot_pre_install"), _event("snapshot_pre_install", "SnapshotCreated")],
     "bootstrap": [_event("bootstrap", "InstallLogAppended", source="bootstrap"), lab_minutes_into("bootstrap", 6)],
     "wait_online": [_event("wait_online", "ClusterStateChanged", state="ACTIVATING"),
@@ -234,7 +234,7 @@ def test_a_failed_run_resumes_once_its_cause_is_fixed(chains):
     events = read_jsonl(chain.run_dir / "events.jsonl")
     assert [e["ok"] for e in events if e["type"] == "StepFinished" and e["step"] == "preflight"] == [False, True]
     skipped = {e["step"] for e in events if e["type"] == "StepSkipped"}
-    assert {"create_vm", "tune_stage2", "reboot", "verify_after_reboot"} <= skipped
+    assert {"create_vm", "grow_root", "tune_stage2", "second_boot", "verify_after_reboot"} <= skipped
     assert wait_for_no_leftovers(chain.run_dir) == []
 
 

@@ -117,6 +117,13 @@ class HeadlessPrinter:
                 return f"  snapshot '{e.name}' taken"
             case ev.SnapshotRolledBack():
                 return f"  rolled back to snapshot '{e.name}'"
+            case ev.BootAttemptFailed():
+                then = f"; trying {e.next_controller}" if e.next_controller else "; no controller left to try"
+                return (f"  the guest did not come up on {e.controller} within {_fmt_duration(e.waited_s)} "
+                        f"({e.reason}){then}")
+            case ev.RootFilesystemVerified():
+                how = f"grown from {e.before_gib:.0f} GiB" if e.grown else "already filled its disk"
+                return f"  root filesystem {e.device} ({e.fstype}): {e.size_gib:.0f} GiB, {how}"
             case ev.GuestAddressResolved():
                 return f"  guest address {e.address} (from {e.source})"
             case ev.GuestConnected():

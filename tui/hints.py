@@ -56,5 +56,5 @@ def demo_hint(session: RunSession, scenario: str, *, on_result: bool = False) ->
             return "Each tuning is read back from the guest; ↻✓: it survived the reboot."
         return "Tuning the guest as the field engineer did by hand: THP off, mq-deadline, sysctls."
     if step.group == "provision":
-        return "Creating the VM with the sizing you chose; it first boots on the OVA's LSI controller."
+        return "Creating the VM with the sizing you chose; it first boots on a controller the OVA's kernel can use."
     return ""

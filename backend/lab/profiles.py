@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from backend.lab import facts
+
 GIB = 1024**3
 KIB = 1024
 
@@ -17,7 +19,7 @@ KIB = 1024
 MEMTOTAL_128G_KIB = 131_907_216
 OVA_NAME = "vast-5.4.0-loopback.ova"
 OVA_SIZE = 21_806_333_952  # the OVA file (compressed VMDK inside)
-OVA_DISK_SIZE = 644_245_094_400  # the VMDK's virtual size: 600 GiB
+OVA_DISK_SIZE = facts.OVA_DISK_BYTES  # the VMDK's virtual size: 600 GiB
 
 
 @dataclass(frozen=True)

@@ -56,7 +56,8 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
                                                       faults=faults, passwords=passwords,
-                                                      overcommit_demand=answers.lab.overcommit_memory))
+                                                      overcommit_demand=answers.lab.overcommit_memory,
+                                                      ova=answers.lab.ova))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:

@@ -52,6 +52,8 @@ class GuestHardware:
     host_cpu_model: str
     mac: str
     ip: str  # the address the lab's DHCP gives this VM
+    disk_bus: str = "scsi"  # the boot disk's bus: "scsi" | "sata" | "ide" | "virtio"
+    machine: str = "q35"  # "q35" | "pc" (i440fx, Proxmox's default machine)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,6 +1,6 @@
 """The phase timeline: every planned step done / running / pending with its duration on the target
-clock, the running step's last log line under it, and a window around the running step when the
-plan is longer than the pane."""
+clock, the running step's last log line under it (a done step's notes, e.g. the controllers its
+boot gave up on), and a window around the running step when the plan is longer than the pane."""
 
 from __future__ import annotations
 
@@ -53,6 +53,8 @@ def detail_lines(step: StepView, session: RunSession, width: int) -> list[Line]:
         text, style, lead = step.error.splitlines()[0], "red", "red"
     elif step.status == "running" and (session.last_line or step.message):
         text, style, lead = short_line(session.last_line[1] if session.last_line else step.message), "italic dim", "dim"
+    elif step.status == "done" and step.notes:  # e.g. a first boot that needed another controller
+        text, style, lead = "; ".join(step.notes), "yellow", "dim"
     else:
         return []
     chunks = textwrap.wrap(text, max(8, width - 4), max_lines=2, placeholder="…") or [""]

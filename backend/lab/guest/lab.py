@@ -18,7 +18,8 @@ Hooks for the rest of the lab: `on_boot(disk, runtime, hw)` runs at every boot b
 own boot (the VAST side writes its tools, clock and scenario there), `load_factory(hw)` gives each
 boot's load model (`set_load` changes it), `pause(vmid, lab_ms)` stops the guest for a stall,
 `kmsg` appends kernel messages, `exec` runs a command inside without SSH, `target_fields()` and
-`resume(running)` serve the provider and the Proxmox side after a restart.
+`resume(running)` serve the provider and the Proxmox side after a restart. `ova` names the OVA
+variant a new VM's disk is imported from (`backend.lab.facts.OVA_INITRAMFS`: its initramfs).
 
 After a lab restart (`GuestLab(...).start()` on the same state directory) every guest that was up
 is found again when its namespace still runs (detached jobs included), else booted again.
@@ -47,6 +48,7 @@ from typing import Any
 import asyncssh
 
 from backend.clock import Clock
+from backend.lab import facts
 from backend.lab.faults import Fault, FaultPlan
 from backend.lab.guest.fsutil import open_beneath, read_beneath, remove_tree
 from backend.lab.guest.load import GuestLoad, IdleLoad
@@ -58,6 +60,10 @@ from backend.lab.world import GuestHardware, PowerHooks
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
+# Wall seconds a boot may take in the lab besides its boot delay (the namespace, the runtime files, the
+# guest's boot script: about 1.5 to 2.5 s alone, more on a loaded machine); the lab's clock counts
+# them speed-fold, so the Target tells the product (`boot_overhead_s`).
+BOOT_WALL_S = 8.0
 DROP_WITHIN_LAB_S = 3.0  # an `ssh_drop` cuts the connections at a random moment this soon after its session opened
 SESSION_SWEEP_S = 1.0  # wall seconds after a stall during which stopped sessions are continued (see pause)
 
@@ -79,7 +85,8 @@ class GuestLab:
                  boot_seconds: float = 40.0, tick_seconds: float = 0.1,
                  passwords: dict[str, str] | None = None,
                  load_factory: Callable[[GuestHardware], GuestLoad] | None = None,
-                 on_boot: BootHook | None = None, faults: FaultPlan | None = None) -> None:
+                 on_boot: BootHook | None = None, faults: FaultPlan | None = None,
+                 ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
         self.state_dir = Path(state_dir).resolve()  # the guests' mounts need absolute paths
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
@@ -91,6 +98,7 @@ class GuestLab:
         self.load_factory = load_factory or (lambda hw: IdleLoad())
         self.on_boot = on_boot
         self.faults = faults
+        self.ova = ova  # the OVA's variant a new VM's disk is imported from (backend.lab.facts)
         self.extra_keys: list[asyncssh.SSHKey] = []
         self._guests: dict[int, LabGuest] = {}
         self._routes: dict[tuple[str, int], tuple[str, int]] = {}
@@ -227,7 +235,7 @@ class GuestLab:
             guest = self._guests.get(hw.vmid)
             if guest is None:
                 guest = LabGuest(vmid=hw.vmid, path=self.guests_dir / str(hw.vmid), hw=hw)
-                guest.ensure_disk()
+                guest.ensure_disk(self.ova)
                 own(guest.path)
                 guest.ssh_port = _free_port()
                 self._adopt(guest)
@@ -261,12 +269,14 @@ class GuestLab:
                 self.power_on(hw)
 
     def target_fields(self) -> dict:
-        """What the lab's Target gets from the guest side: known_hosts, route, default password."""
+        """What the lab's Target gets from the guest side: known_hosts, route, default password, and
+        how much longer than the guest's own boot a boot takes in lab time."""
         from backend.secrets import Secret
 
         password = self.passwords.get("centos")
         return {"known_hosts": self.known_hosts_path(), "route": self.route,
-                "guest_password": Secret(password, public=password == "centos") if password else None}
+                "guest_password": Secret(password, public=password == "centos") if password else None,
+                "boot_overhead_s": BOOT_WALL_S * self.clock.scale}
 
     def boot_state(self, vmid: int) -> str:
         guest = self._guests.get(vmid)

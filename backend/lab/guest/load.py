@@ -279,8 +279,7 @@ class ProcState:
     def diskstats(self) -> str:
         sda = self.disks["sda"]
         lines = [sda.line("sda"), DiskCounters(8, 1, 320, 0, 9000, 150, 4, 0, 40, 3, 160, 170).line("sda1"),
-                 sda.line("sda2", 0.97, 8, 2)]
-        lines += [sda.line("dm-0", 0.96, 253, 0), DiskCounters(253, 1, 110, 0, 4400, 30, 0, 0, 0, 0, 30, 30).line("dm-1")]
+                 DiskCounters(8, 2, 110, 0, 4400, 30, 0, 0, 0, 0, 30, 30).line("sda2"), sda.line("sda3", 0.97, 8, 3)]
         for name, counters in self.disks.items():
             if name != "sda":
                 lines.append(counters.line(name))

@@ -9,7 +9,8 @@
 
 Boot states: "off", "booting" (for the boot delay on the lab clock), "up" (namespace running, SSH
 listening), "unbootable" (the VM runs but never reaches userspace: the controller's driver is not
-in the initramfs; no SSH, no agent).
+in the initramfs, so dracut ends in its emergency shell; no network, no SSH, no agent). What the
+console would show is kept in `error` (and guest.json).
 """
 
 from __future__ import annotations
@@ -26,7 +27,9 @@ from pathlib import Path
 
 import asyncssh
 
+from backend.lab import facts
 from backend.lab.guest import namespace, rocky
+from backend.lab.guest.blockdev import read_layout
 from backend.lab.guest.fsutil import copy_tree, read_beneath, remove_tree, write_beneath
 from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.rootfs import PY36, hw_env, initramfs_drivers, py36_available, rebuild_bins, seed_disk
@@ -85,20 +88,22 @@ class LabGuest:
                    boot_wall=float(data.get("boot_wall", 0)), boot_lab=float(data.get("boot_lab", 0)),
                    generation=int(data.get("generation", 0)), error=str(data.get("error", "")))
 
-    def ensure_disk(self) -> None:
+    def ensure_disk(self, ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
+        """The VM's disk: a fresh import of the OVA (`ova` names its variant) the first time."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.disk.exists():
-            seed_disk(self.disk, self.hw)
+            seed_disk(self.disk, self.hw, ova)
 
     # -- boot -------------------------------------------------------------------------------------
     def bootable(self) -> tuple[bool, str]:
         """Whether the initramfs on the disk holds the driver of the VM's disk controller."""
         image = read_beneath(self.disk, rocky.INITRAMFS.lstrip("/"), "")
-        needed = rocky.controller_driver(self.hw.scsihw)
-        if needed in initramfs_drivers(image):
+        needed = rocky.controller_driver(self.hw)
+        if needed in initramfs_drivers(image) and needed not in facts.KERNEL_NOT_BUILT:
             return True, ""
-        return False, (f"dracut-initqueue: Warning: Could not boot. /dev/mapper/rl-root does not exist "
-                       f"({needed} is not in the initramfs; controller {self.hw.scsihw})")
+        console = "; ".join(line.format(pid=392, root_uuid=facts.ROOT_UUID) for line in facts.DRACUT_NO_ROOT)
+        controller = self.hw.scsihw if self.hw.disk_bus == "scsi" else f"{self.hw.disk_bus} on {self.hw.machine}"
+        return False, f"{console} ({needed} is not in the initramfs; controller {controller})"
 
     def start_namespace(self, speed: float, on_boot: BootHook | None = None) -> None:
         """Build this boot's runtime files and start the guest's namespace (blocking, ~0.3 s).
@@ -108,7 +113,7 @@ class LabGuest:
         """
         self.boot_wall = time.time()
         rebuild_bins(self.disk)
-        self.runtime = build_runtime(self.runtime_dir, self.hw, self.boot_wall, speed)
+        self.runtime = build_runtime(self.runtime_dir, self.hw, self.boot_wall, speed, read_layout(self.disk))
         if on_boot is not None:
             on_boot(self.disk, self.runtime_dir, self.hw)
             own_tree(self.disk)

@@ -12,20 +12,22 @@ The values a fresh boot starts from are those of the OVA's Rocky Linux 8.10 on t
 - Transparent huge pages: enabled `[always] madvise never`, defrag
   `always defer defer+madvise [madvise] never` (the RHEL 8 kernel's defaults).
 - The OS disk's I/O scheduler depends on the controller, as with blk-mq on RHEL 8: a single-queue
-  controller (LSI, the OVA's first boot) gets `[mq-deadline] kyber bfq none`; VirtIO SCSI, which
+  controller (PVSCSI, SATA: a first boot) gets `[mq-deadline] kyber bfq none`; VirtIO SCSI, which
   has one queue per vCPU, gets `mq-deadline kyber bfq [none]`.
-- The initramfs of the OVA holds the VMware/LSI storage drivers but no VirtIO ones: booting on a
-  VirtIO SCSI controller needs `virtio_scsi` added through dracut first.
+- The OVA's initramfs and the kernel's drivers are `backend.lab.facts`' (kernel and OVA sections):
+  a VM whose disk controller's driver is not in the initramfs never leaves dracut.
 """
 
 from __future__ import annotations
 
 from backend.lab import facts
+from backend.lab.world import GuestHardware
 
 KERNEL_RELEASE = "4.18.0-553.56.1.el8_10.x86_64"
 KERNEL_VERSION = "#1 SMP Tue Jun 10 17:00:45 UTC 2025"
 HOSTNAME = "localhost.localdomain"
 INITRAMFS = f"/boot/initramfs-{KERNEL_RELEASE}.img"
+BOOT_UUID = "2f0a4b8e-6c1d-4b5e-9a7f-0c3e5d1b2a49"  # /boot's (not in the traces)
 USER_HZ = 100
 
 OS_RELEASE = """NAME="Rocky Linux"
@@ -209,14 +211,14 @@ if [ -n "${BASH_VERSION-}" ] && [ -f /etc/bashrc ]; then
 fi
 """
 
-FSTAB = """
+FSTAB = f"""
 #
 # /etc/fstab
 # Created by anaconda
 #
-/dev/mapper/rl-root     /                       xfs     defaults        0 0
-UUID=2f0a4b8e-6c1d-4b5e-9a7f-0c3e5d1b2a49 /boot   xfs     defaults        0 0
-/dev/mapper/rl-swap     none                    swap    defaults        0 0
+UUID={facts.ROOT_UUID} /                       xfs     defaults        0 0
+UUID={BOOT_UUID} /boot                   xfs     defaults        0 0
+UUID={facts.SWAP_UUID} none                    swap    defaults        0 0
 """
 
 SYSCTL_CONF = """# sysctl settings are defined through files in
@@ -289,37 +291,21 @@ REPOS = {
                          "gpgcheck=1\nenabled=1\ncountme=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-rockyofficial\n",
 }
 
-# Storage drivers of the OVA's initramfs (built on VMware; LSI and PVSCSI, no VirtIO).
-OVA_INITRAMFS_DRIVERS = (
-    "ata_piix", "ahci", "libahci", "libata", "sd_mod", "sr_mod", "cdrom", "sg", "scsi_transport_spi",
-    "mptbase", "mptscsih", "mptspi", "sym53c8xx", "vmw_pvscsi", "vmxnet3", "xfs", "dm_mod", "dm_log",
-    "dm_region_hash", "dm_mirror", "crc32c_intel", "serio_raw", "e1000",
-)
-
-# Which kernel module a controller (Proxmox `scsihw`) needs in the initramfs to find the root disk.
-CONTROLLER_DRIVER = {
-    "lsi": "sym53c8xx",
-    "lsi53c810": "sym53c8xx",
-    "megasas": "megaraid_sas",
-    "pvscsi": "vmw_pvscsi",
-    "virtio-scsi-pci": "virtio_scsi",
-    "virtio-scsi-single": "virtio_scsi",
-}
+def controller_driver(hw: GuestHardware) -> str:
+    """The kernel module this VM's boot disk controller needs (backend.lab.facts)."""
+    return facts.controller_module(hw.disk_bus, hw.scsihw, hw.machine)
 
 
-def controller_driver(scsihw: str) -> str:
-    return CONTROLLER_DRIVER.get(scsihw or "lsi", "sym53c8xx")
-
-
-def multiqueue(scsihw: str) -> bool:
-    return (scsihw or "").startswith("virtio")
+def multiqueue(hw: GuestHardware) -> bool:
+    """VirtIO controllers have one queue per vCPU; PVSCSI, AHCI and PIIX one."""
+    return controller_driver(hw) in ("virtio_scsi", "virtio_blk")
 
 
 SCHEDULERS = ("mq-deadline", "kyber", "bfq", "none")
 
 
-def default_scheduler(scsihw: str) -> str:
-    return "none" if multiqueue(scsihw) else "mq-deadline"
+def default_scheduler(hw: GuestHardware) -> str:
+    return "none" if multiqueue(hw) else "mq-deadline"
 
 
 THP_ENABLED = ("always", "madvise", "never")
@@ -458,4 +444,4 @@ def memtotal_kib(memory_mib: int) -> int:
     return facts.guest_memtotal_kib(memory_mib)
 
 
-SWAP_KIB = 839_676  # the OVA's swap LV (free shows 819Mi)
+SWAP_KIB = facts.SWAP_KIB  # the OVA's swap partition, sda2 (free shows 819Mi)

@@ -5,7 +5,8 @@ it (release files, accounts with `centos` (uid 1000) in wheel, hosts, resolv.con
 sudoers, tuned, dracut, sysctl, yum repositories, enabled units), /home/centos, /root, /boot with
 the OVA's initramfs, /vast/bundles with `vast_bootstrap.sh` and a small placeholder
 `vastdata_release_2043819.vast.tar.gz`, /vast/deploy, /var, /tmp, /opt, and the lab's own state
-(/var/lib/lab: the package database).
+(/var/lib/lab: the package database, the disk's layout: backend/lab/guest/blockdev.py). The
+initramfs in /boot is the OVA variant's (`backend.lab.facts.OVA_INITRAMFS`).
 
 /usr is assembled at boot: /usr/lib, /usr/lib64 and /usr/share are this machine's (read-only bind
 mounts), while /usr/bin and /usr/sbin belong to the guest and hold only what a Rocky guest has:
@@ -24,7 +25,9 @@ import tarfile
 import uuid
 from pathlib import Path
 
+from backend.lab import facts
 from backend.lab.guest import rocky
+from backend.lab.guest.blockdev import LAYOUT, ova_layout
 from backend.lab.guest.support import own_tree
 from backend.lab.world import GuestHardware
 
@@ -119,8 +122,11 @@ def initramfs_drivers(text: str | None) -> set[str]:
     return {line[7:] for line in (text or "").splitlines() if line.startswith("driver=")}
 
 
-def seed_disk(disk: Path, hw: GuestHardware) -> None:
-    """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet)."""
+def seed_disk(disk: Path, hw: GuestHardware, ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
+    """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet); `ova` is
+    the OVA's variant (its initramfs, `backend.lab.facts.OVA_INITRAMFS`)."""
+    if ova not in facts.OVA_INITRAMFS:
+        raise ValueError(f"unknown OVA variant {ova!r} (known: {', '.join(facts.OVA_VARIANTS)})")
     disk.mkdir(parents=True)
     for rel in DIRS:
         (disk / rel).mkdir(parents=True, exist_ok=True)
@@ -155,8 +161,9 @@ def seed_disk(disk: Path, hw: GuestHardware) -> None:
     _write(disk, "etc/shadow", "".join(f"{line.split(':')[0]}:*:19000:0:99999:7:::\n"
                                          for line in rocky.PASSWD.splitlines()), 0o000)
     _write(disk, "boot/vmlinuz-" + rocky.KERNEL_RELEASE, b"", 0o755)
-    _write(disk, rocky.INITRAMFS.lstrip("/"),
-           initramfs_text(rocky.OVA_INITRAMFS_DRIVERS, "--kver " + rocky.KERNEL_RELEASE), 0o600)
+    arguments = "--kver " + rocky.KERNEL_RELEASE + (" --no-hostonly" if ova == "generic" else "")
+    _write(disk, rocky.INITRAMFS.lstrip("/"), initramfs_text(facts.OVA_INITRAMFS[ova], arguments), 0o600)
+    _write(disk, LAYOUT, ova_layout().env())
     _write(disk, "vast/bundles/" + BUNDLE, _bundle_placeholder())
     bootstrap = STUBS / "vast" / "vast_bootstrap.sh"
     _write(disk, "vast/bundles/vast_bootstrap.sh", bootstrap.read_text(), 0o755)
@@ -252,7 +259,9 @@ def hw_env(hw: GuestHardware, speed: float) -> str:
         "LAB_CPU_TYPE": hw.cpu_type, "LAB_SCSIHW": hw.scsihw, "LAB_IOTHREAD": int(hw.disk_iothread),
         "LAB_DISK_GIB": hw.disk_gib, "LAB_MAC": hw.mac.lower(), "LAB_IP": hw.ip, "LAB_GATEWAY": _gateway(hw.ip),
         "LAB_CPU_MODEL": cpu_model(hw), "LAB_KERNEL": rocky.KERNEL_RELEASE, "LAB_SPEED": speed,
-        "LAB_CONTROLLER_DRIVER": rocky.controller_driver(hw.scsihw),
+        "LAB_CONTROLLER_DRIVER": rocky.controller_driver(hw), "LAB_MACHINE": hw.machine,
+        "LAB_DRACUT_ALWAYS": " ".join(facts.INITRAMFS_ALWAYS),
+        "LAB_KERNEL_STORAGE_MODULES": " ".join(sorted(facts.KERNEL_STORAGE_MODULES)),
     }
     return "".join(f"{key}={shlex.quote(str(value))}\n" for key, value in values.items())
 

@@ -36,7 +36,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.lab import facts
 from backend.lab.guest import rocky
+from backend.lab.guest.blockdev import Layout, ova_layout, sysfs_files
 from backend.lab.guest.fsutil import InPlaceFile, open_beneath, read_beneath, remove_tree
 from backend.lab.guest.load import UPTIME_AT_BOOT, ProcState, cgroup_memory_files
 from backend.lab.guest.rootfs import STUBS, cpu_model, hw_env, link_table_text
@@ -182,17 +184,19 @@ def _put(root: Path, rel: str, text: str, mode: int = 0o644) -> None:
 BOOT_MESSAGES = (
     (5, f"Linux version {rocky.KERNEL_RELEASE} (mockbuild@iad1-prod-build001.bld.equ.rockylinux.org) "
         f"(gcc version 8.5.0 20210514 (Red Hat 8.5.0-26) (GCC)) {rocky.KERNEL_VERSION}"),
-    (6, "Command line: BOOT_IMAGE=(hd0,msdos1)/vmlinuz-{kver} root=/dev/mapper/rl-root ro crashkernel=auto "
-        "resume=/dev/mapper/rl-swap rd.lvm.lv=rl/root rd.lvm.lv=rl/swap biosdevname=0 net.ifnames=0 rhgb quiet"),
+    (6, "Command line: BOOT_IMAGE=(hd0,msdos1)/vmlinuz-{kver} root=UUID={root_uuid} ro crashkernel=auto "
+        "resume=UUID={swap_uuid} biosdevname=0 net.ifnames=0 rhgb quiet"),
     (6, "Hypervisor detected: KVM"),
     (6, "Memory: {memk}K/{ramk}K available"),
     (6, "smp: Brought up 1 node, {vcpus} CPUs"),
     (5, "SCSI subsystem initialized"),
     (6, "{driver_line}"),
     (5, "sd 2:0:0:0: [sda] {sectors} 512-byte logical blocks: ({disk_gb} GB/{disk_gib} GiB)"),
+    (6, " sda: sda1 sda2 sda3"),
     (5, "sd 2:0:0:0: [sda] Attached SCSI disk"),
-    (6, "XFS (dm-0): Mounting V5 Filesystem"),
-    (6, "XFS (dm-0): Ending clean mount"),
+    (6, "XFS (sda3): Mounting V5 Filesystem"),
+    (6, "XFS (sda3): Ending clean mount"),
+    (6, "Adding {swap_kib}k swap on /dev/sda2.  Priority:-2 extents:1 across:{swap_kib}k SSFS"),
     (6, "systemd[1]: systemd 239 (239-82.el8_10.5) running in system mode."),
     (6, "systemd[1]: Detected virtualization kvm."),
     (6, "systemd[1]: Set hostname to <localhost.localdomain>."),
@@ -200,25 +204,30 @@ BOOT_MESSAGES = (
 
 
 def boot_messages(hw: GuestHardware) -> list[tuple[int, str]]:
-    driver = rocky.controller_driver(hw.scsihw)
-    driver_line = {"virtio_scsi": "scsi host2: Virtio SCSI HBA", "sym53c8xx": "sym0: <895a> rev 0x0 at pci 0000:00:05.0 irq 10",
-                   "vmw_pvscsi": "vmw_pvscsi: using 64bit dma"}.get(driver, f"{driver}: controller found")
-    values = {"kver": rocky.KERNEL_RELEASE, "memk": rocky.memtotal_kib(hw.memory_mib),
+    driver = rocky.controller_driver(hw)
+    driver_line = {"virtio_scsi": "scsi host2: Virtio SCSI HBA", "ahci": "scsi host2: ahci",
+                   "ata_piix": "scsi host2: ata_piix", "vmw_pvscsi": "vmw_pvscsi: using 64bit dma"
+                   }.get(driver, f"{driver}: controller found")
+    values = {"kver": rocky.KERNEL_RELEASE, "root_uuid": facts.ROOT_UUID, "swap_uuid": facts.SWAP_UUID,
+              "swap_kib": facts.SWAP_KIB, "memk": rocky.memtotal_kib(hw.memory_mib),
               "ramk": hw.memory_mib * 1024, "vcpus": hw.vcpus, "driver_line": driver_line,
               "sectors": hw.disk_gib * 2097152, "disk_gb": int(hw.disk_gib * 1.073741824), "disk_gib": hw.disk_gib}
     return [(level, text.format(**values)) for level, text in BOOT_MESSAGES]
 
 
-def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float) -> Runtime:
-    """Recreate the runtime directory for a fresh boot of `hw`."""
+def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float,
+                  layout: Layout | None = None) -> Runtime:
+    """Recreate the runtime directory for a fresh boot of `hw` whose disk holds `layout` (the OVA's
+    when not given)."""
     remove_tree(path)
     path.mkdir(parents=True)
     mem_kib = rocky.memtotal_kib(hw.memory_mib)
     static = {
         "proc/cpuinfo": cpuinfo(hw),
         "proc/version": BOOT_MESSAGES[0][1] + "\n",
-        "proc/cmdline": BOOT_MESSAGES[1][1].format(kver=rocky.KERNEL_RELEASE)[len("Command line: "):] + "\n",
-        "proc/swaps": f"Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n/dev/dm-1                               "
+        "proc/cmdline": BOOT_MESSAGES[1][1].format(kver=rocky.KERNEL_RELEASE, root_uuid=facts.ROOT_UUID,
+                                                   swap_uuid=facts.SWAP_UUID)[len("Command line: "):] + "\n",
+        "proc/swaps": f"Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n/dev/sda2                               "
                       f"partition\t{rocky.SWAP_KIB}\t0\t-2\n",
         "sys/devices/system/cpu/online": f"0-{hw.vcpus - 1}\n" if hw.vcpus > 1 else "0\n",
         "sys/devices/system/cpu/possible": f"0-{hw.vcpus - 1}\n" if hw.vcpus > 1 else "0\n",
@@ -231,7 +240,7 @@ def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float)
         f"{THP}/use_zero_page": "1\n",
         f"{THP}/hpage_pmd_size": "2097152\n",
         f"{THP}/shmem_enabled": "always within_size advise [never] deny force\n",
-        SCHEDULER: rocky.choice_line(rocky.SCHEDULERS, rocky.default_scheduler(hw.scsihw)),
+        SCHEDULER: rocky.choice_line(rocky.SCHEDULERS, rocky.default_scheduler(hw)),
         "sys/block/sda/dev": "8:0\n",
         "sys/block/sda/size": f"{hw.disk_gib * 2097152}\n",
         "sys/block/sda/removable": "0\n",
@@ -243,15 +252,9 @@ def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float)
         "sys/block/sda/queue/logical_block_size": "512\n",
         "sys/block/sda/queue/physical_block_size": "512\n",
         "sys/block/sda/queue/hw_sector_size": "512\n",
-        "sys/block/sda/queue/nr_hw_queues": f"{hw.vcpus if rocky.multiqueue(hw.scsihw) else 1}\n",
-        "sys/block/sda/sda1/partition": "1\n",
-        "sys/block/sda/sda1/size": "2097152\n",
-        "sys/block/sda/sda1/dev": "8:1\n",
-        "sys/block/sda/sda2/partition": "2\n",
-        "sys/block/sda/sda2/size": f"{hw.disk_gib * 2097152 - 2099200}\n",
-        "sys/block/sda/sda2/dev": "8:2\n",
-        "sys/block/dm-0/dev": "253:0\n",
-        "sys/block/dm-1/dev": "253:1\n",
+        "sys/block/sda/queue/nr_hw_queues": f"{hw.vcpus if rocky.multiqueue(hw) else 1}\n",
+        "sys/block/sda/device/rescan": "",
+        **sysfs_files(layout or ova_layout()),
         "sys/fs/cgroup/memory/memory.usage_in_bytes": f"{(mem_kib - 110_000_000 // 1024) * 1024}\n",
         "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
         "run/lab/hw.env": hw_env(hw, speed),

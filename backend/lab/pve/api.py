@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Callable
 
+from backend.lab import facts
 from backend.lab.profiles import OVA_DISK_SIZE, OVA_NAME
 from backend.lab.pve import host, vmconf
 from backend.lab.pve.errors import ApiError, failed, param_error
@@ -289,13 +290,13 @@ def _import_metadata(api: PveApi, p: dict, user: str) -> object:
     if not ova or "import" not in api.state.storage_content(storage):
         raise failed(f"volume '{volid}' does not exist")
     stem = OVA_NAME.removesuffix(".ova")
-    # The OVF's own figures (the lab's stand-in for VAST's OVA): raw VirtualQuantity strings.
+    # As pve-storage answers it (backend.lab.facts, OVA section): no scsihw, the disk keyed by its bus.
     return {
         "type": "vm", "source": volume,
-        "create-args": {"name": stem, "cores": "8", "memory": "65536", "ostype": "l26"},
-        "disks": {"scsi0": {"volid": f"{volid}/{ova_disk_name()}", "size": OVA_DISK_SIZE}},
-        "net": {"net0": {"model": "vmxnet3"}},
-        "warnings": [{"type": "ova-needs-extracting"}],
+        "create-args": {"name": stem, **facts.OVA_CREATE_ARGS},
+        "disks": {facts.OVA_DISK_KEY: {"volid": f"{volid}/{ova_disk_name()}", "size": OVA_DISK_SIZE}},
+        "net": {"net0": {"model": facts.OVA_NIC_MODEL}},
+        "warnings": [dict(w) for w in facts.OVA_WARNINGS],
     }
 
 

@@ -284,9 +284,11 @@ class Qemu:
     def hardware(self, vm: dict) -> GuestHardware:
         config = vm["config"]
         node = self.state.node(vm["node"])
-        boot_disk = next((config[k] for k in sorted(config) if vmconf.is_drive(k)
-                          and not k.startswith(("efidisk", "tpmstate")) and "media=cdrom" not in config[k]), "")
-        drive = vmconf.parse_drive(boot_disk) if boot_disk else {}
+        disks = [k for k in sorted(config) if vmconf.is_drive(k) and not k.startswith(("efidisk", "tpmstate"))
+                 and "media=cdrom" not in config[k]]
+        ordered = [k for k in vmconf.boot_order(config) if k in disks]
+        boot_key = (ordered or disks or [""])[0]
+        drive = vmconf.parse_drive(config[boot_key]) if boot_key else {}
         net = vmconf.parse_net(config.get("net0", "virtio,bridge=vmbr0"))
         mac = net.get("macaddr", "")
         return GuestHardware(
@@ -297,6 +299,7 @@ class Qemu:
             disk_iothread=drive.get("iothread") in ("1", "on", "yes", "true"),
             disk_gib=vmconf.drive_size(drive) // GIB, host_cores=node.cores, host_threads=node.threads,
             host_cpu_model=node.cpu_model, mac=mac, ip=self.state.lease(mac) if mac else "",
+            disk_bus=re.sub(r"\d+$", "", boot_key) or "scsi", machine=vmconf.machine_type(config),
         )
 
     def shutdown(self, node: str, vmid: int, user: str, *, timeout: int | None, force_stop: bool,
@@ -455,6 +458,7 @@ class Qemu:
             else:
                 vm["config"].pop(key, None)
                 vm["pending"].pop(key, None)
+        vmconf.drop_reattached_unused(vm["config"])
         self.state.changed()
 
     @staticmethod

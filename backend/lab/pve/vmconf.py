@@ -134,6 +134,31 @@ def default_boot_order(config: dict[str, str]) -> str:
     return "order=" + ";".join(disks[:1] + nets[:1]) if disks or nets else ""
 
 
+def boot_order(config: dict[str, str]) -> list[str]:
+    """The devices of `boot: order=a;b` (legacy `boot: c` / `bootdisk` are read as the boot disk)."""
+    value = config.get("boot", "")
+    if value.startswith("order="):
+        return [k for k in value[len("order="):].split(";") if k]
+    return [config["bootdisk"]] if config.get("bootdisk") else []
+
+
+def machine_type(config: dict[str, str]) -> str:
+    """'q35' or 'pc' (i440fx, Proxmox's default when `machine` is not set); versions are dropped
+    ('pc-q35-9.2+pve0' -> 'q35')."""
+    parts = config.get("machine", "").split(",")
+    value = next((p[len("type="):] for p in parts if p.startswith("type=")), parts[0])
+    return "q35" if "q35" in value else "pc"
+
+
+def drop_reattached_unused(config: dict[str, str]) -> None:
+    """An `unusedN` whose volume a drive uses again is dropped, as qemu-server's write_vm_config
+    does ("remove 'unusedX' settings if we re-add a volume"): moving a disk between buses in one
+    update (delete sata0, set scsi0 to its volume) leaves no unused entry."""
+    used = {parse_drive(v).get("file") for k, v in config.items() if is_drive(k)}
+    for key in [k for k in config if k.startswith("unused") and config[k] in used]:
+        del config[key]
+
+
 def render(config: dict[str, str], snapshots: dict[str, dict] | None = None) -> str:
     """The config file's text (what its digest is computed over)."""
     lines = [f"{k}: {v}" for k, v in sorted(config.items()) if k != "description"]

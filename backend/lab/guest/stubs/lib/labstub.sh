@@ -191,3 +191,24 @@ lab_sysctl_shown() {
 # -- sysfs -----------------------------------------------------------------------------------------
 LAB_THP=/sys/kernel/mm/transparent_hugepage
 LAB_SCHEDULER=/sys/block/sda/queue/scheduler
+
+# -- the disk's layout (backend/lab/guest/blockdev.py: the partition table and the root XFS) ------
+LAB_DISK_ENV=$LAB_STATE/disk.env
+
+# Load the layout (SDA{1,2,3}_{START,SECTORS}, ROOT_FS_BLOCKS, XFS_LOG_BLOCKS, XFS_BLOCK_BYTES,
+# ROOT_UUID, MBR_MAX_SECTORS) and DISK_SECTORS, the disk's size as the kernel sees it.
+lab_disk_load() {
+    # shellcheck source=/dev/null
+    . "$LAB_DISK_ENV"
+    DISK_SECTORS=$(cat /sys/block/sda/size 2>/dev/null || printf '0')
+}
+
+# Rewrite one assignment of the layout (what a tool changed on the disk).
+lab_disk_set() { # key value
+    sed -i "s/^$1=.*/$1=$2/" "$LAB_DISK_ENV"
+}
+
+# What df shows as the root XFS's size, in KiB: its data blocks minus its internal log.
+lab_root_df_kib() {
+    printf '%s' $(( (ROOT_FS_BLOCKS - XFS_LOG_BLOCKS) * XFS_BLOCK_BYTES / 1024 ))
+}
