@@ -241,6 +241,9 @@ class VastAnswers(_Section):
     admin_password: SecretRefField | None = Field(
         None, description="env:NAME or file:PATH with the VMS password; default: the OVA's documented default"
     )
+    reboot_test: bool = Field(
+        True, description="after ONLINE, reboot the guest, run start_vms.sh and wait for ONLINE again before "
+        "the vast-online snapshot (the seed's post-install checklist)")
 
     @field_validator("build")
     @classmethod
@@ -314,6 +317,12 @@ class LabAnswers(_Section):
 
     host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
+    start_vms_after_reboot: Literal["works", "fails"] = Field(
+        "works", description="the lab's answer to start_vms.sh after a reboot (never tried in the field): "
+        "works (the VAST containers come back with Docker and VMS comes up) or fails (they stay stopped)")
+    vtask_messages: Literal["list", "object"] = Field(
+        "list", description="the shape of a VTask's messages in the lab's VMS: a list of strings (what clients "
+        "read) or an object (what the 5.4 OpenAPI says)")
 
 
 class Answers(_Section):

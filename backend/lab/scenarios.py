@@ -23,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from backend.clock import Clock
+from backend.lab import facts
 from backend.lab.vast import (
     BUILD,
     SCENARIO_PATH,
@@ -79,26 +81,43 @@ def oom_stalls(oom_at: float) -> list[tuple[float, float]]:
     return [(oom_at - 18, 150.0), (oom_at - 9, 450.0), (oom_at - 2, 900.0)]
 
 
+@dataclass(frozen=True)
+class VastBehaviour:
+    """How this lab's VAST answers where nobody knows the real answer (backend/lab/facts.py, chosen in
+    the lab's answers): start_vms.sh after a reboot, and the shape of a VTask's messages."""
+
+    start_vms_after_reboot: str = facts.START_VMS_AFTER_REBOOT_DEFAULT
+    vtask_messages: str = facts.VTASK_MESSAGES_DEFAULT
+
+    def __post_init__(self) -> None:
+        if self.start_vms_after_reboot not in facts.START_VMS_AFTER_REBOOT:
+            raise ValueError(f"start_vms_after_reboot: one of {facts.START_VMS_AFTER_REBOOT}")
+        if self.vtask_messages not in facts.VTASK_MESSAGES:
+            raise ValueError(f"vtask_messages: one of {facts.VTASK_MESSAGES}")
+
+
 def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_password: str = "123456",
-          build_name: str = BUILD) -> dict:
+          build_name: str = BUILD, behaviour: VastBehaviour | None = None) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
+    behaviour = behaviour or VastBehaviour()
+    restart = facts.PLATFORM_RESTART_POLICY[behaviour.start_vms_after_reboot]
     name, reason = select(hw)
     mem_total = guest_mem_total(hw.memory_mib)
     times: dict[str, float] = {"activating": timeline.ACTIVATING_AT, "init": timeline.INIT_AT}
     if name == OOM:
         oom_at = _oom_at(mem_total)
-        create = timeline.create_oom(oom_at)
+        create = timeline.create_oom(oom_at, restart)
         times.update(oom=oom_at, oom_second_after=timeline.OOM_SECOND_KILL_AFTER,
                      deploy_failed=oom_at + timeline.OOM_FAILED_AFTER)
         stalls = oom_stalls(oom_at)
     elif name == OVERCOMMIT:
-        create = timeline.create_overcommit()
+        create = timeline.create_overcommit(restart)
         a = timeline.ACTIVATING_AT
         times.update(unknown=a + timeline.UNKNOWN_AFTER, panic=a + timeline.PANIC_AFTER,
                      deploy_failed=a + timeline.FAILED_AFTER)
         stalls = overcommit_stalls()
     else:
-        create = timeline.create_success()
+        create = timeline.create_success(restart)
         times.update(online=timeline.ONLINE_AT, deploy_done=timeline.DEPLOY_DONE_AT)
         stalls = []
     return {
@@ -114,16 +133,19 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         "vms_auth": {"user": vms_user, "password_sha256": hashlib.sha256(vms_password.encode()).hexdigest()},
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
+        "behaviour": asdict(behaviour),
+        "texts": {"extra_mounts_warning": facts.EXTRA_VOLUME_MOUNTS_WARNING},
         "tools": {
             "bootstrap": timeline.bootstrap(),
             "cluster_create": create,
-            "start_deployed": timeline.start(cluster_deployed=True),
-            "start_fresh": timeline.start(cluster_deployed=False),
+            "start_deployed": timeline.start(True, facts.RESTART_VMS_UP_S, facts.RESTART_ONLINE_S, restart),
+            "start_fresh": timeline.start(False, facts.RESTART_VMS_UP_S, facts.RESTART_ONLINE_S, restart),
+            "bringup": timeline.bringup(facts.RESTART_VMS_UP_S, facts.RESTART_ONLINE_S),
         },
     }
 
 
-def write_guest_scenario(guest: GuestPaths | Path, hw: GuestHardware, boot_t: float, **options: str) -> dict:
+def write_guest_scenario(guest: GuestPaths | Path, hw: GuestHardware, boot_t: float, **options: object) -> dict:
     """Write the scenario into the guest (at every boot: it lives in /run); returns it."""
     scenario = build(hw, boot_t, **options)
     target = as_paths(guest).host(SCENARIO_PATH)
@@ -142,9 +164,10 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
 
 
 def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
-            vms_password: str = "123456") -> dict:
+            vms_password: str = "123456", behaviour: VastBehaviour | None = None) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
-    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password)
+    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password,
+                                behaviour=behaviour)
