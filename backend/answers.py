@@ -145,7 +145,8 @@ class VmAnswers(_Section):
     """The VM to create. 'auto' takes the sizing recommendation for the chosen node."""
 
     name: str = Field("vast-loopback", description="VM name (DNS name rules, as Proxmox requires)")
-    vcpus: IntOrAuto = Field("auto", description="vCPUs (1 socket x N cores); never more than physical cores")
+    vcpus: IntOrAuto = Field("auto", description="vCPUs (1 socket x N cores, or the host's sockets with NUMA when "
+                          "they span them); never more than physical cores")
     memory_gib: IntOrAuto = Field("auto", description="RAM in GiB; at least 112, 128+ recommended")
     disk_gib: IntOrAuto = Field("auto", description="OS disk size in GiB; at least 500, 1000 recommended")
     storage: str = Field("local-lvm", description="storage for the VM disk")

@@ -25,7 +25,7 @@ from __future__ import annotations
 from backend import tuning, vmconfig
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed
-from backend.events import GuestAddressResolved, GuestConnected
+from backend.events import GuestAddressResolved, GuestConnected, GuestRebooted
 from backend.guest import GuestClient, GuestCredentials
 from backend.preflight import run_preflight
 from backend.provision import power_recheck_applies, proxmox_client
@@ -225,14 +225,16 @@ async def _boot_identity(guest: GuestClient) -> tuple[str, bool]:
     return (lines[0] if lines and lines[0] != "marked" else ""), "marked" in lines
 
 
-async def run_reboot(ctx: RunContext) -> dict:
+async def reboot_guest(ctx: RunContext, why: str) -> str:
+    """Reboot the guest through the API and reconnect; proven by a new boot id and an emptied /run.
+    Emits `GuestRebooted` with the new boot id (`why` says which reboot it was). Returns the boot id."""
     client = await proxmox_client(ctx)
     vm = _vm(ctx)
     guest = await guest_client(ctx)
     await guest.run(sh("touch", BOOT_MARKER), sudo=True, check=True)
     boot_id, _ = await _boot_identity(guest)
     await _drop_guest(ctx)
-    ctx.progress("rebooting: only what was persisted comes back")
+    ctx.progress(f"rebooting: {why}")
     await client.reboot(vm, timeout_s=SHUTDOWN_TIMEOUT_S)
     addresses = await _wait_for_agent(ctx, vm, "after the reboot")
     await _address_from_agent(ctx, addresses)
@@ -240,6 +242,17 @@ async def run_reboot(ctx: RunContext) -> dict:
     new_id, marked = await _boot_identity(guest)
     if marked and new_id == boot_id:
         raise RunFailed(f"VM {vm.vmid} did not reboot: its boot id and /run are unchanged")
+    ctx.emit(GuestRebooted(vmid=vm.vmid, boot_id=new_id, why=why))
+    return new_id
+
+
+async def boot_id(ctx: RunContext) -> str:
+    """The guest's current boot id (/proc/sys/kernel/random/boot_id)."""
+    return (await _boot_identity(await guest_client(ctx)))[0]
+
+
+async def run_reboot(ctx: RunContext) -> dict:
+    await reboot_guest(ctx, "only what was persisted comes back")
     return {"rebooted": True, "guest_address": ctx.facts["guest_address"]}
 
 

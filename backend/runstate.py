@@ -64,6 +64,8 @@ class RunState:
     diagnosis: list = field(default_factory=list)
     log_tail: deque = field(default_factory=lambda: deque(maxlen=LOG_HISTORY))
     retries: list = field(default_factory=list)
+    snapshots: list[str] = field(default_factory=list)  # names taken in this run
+    restart: dict = field(default_factory=dict)  # the latest VastRestarted (the reboot test), as a dict
     outcome: str = ""
     exit_code: int | None = None
     message: str = ""
@@ -193,6 +195,13 @@ class RunState:
 
     def _on_DiagnosisMade(self, e: ev.DiagnosisMade) -> None:
         self.diagnosis = list(e.items)
+
+    def _on_SnapshotCreated(self, e: ev.SnapshotCreated) -> None:
+        if e.name not in self.snapshots:
+            self.snapshots.append(e.name)
+
+    def _on_VastRestarted(self, e: ev.VastRestarted) -> None:
+        self.restart = e.to_dict()
 
     def _on_RetryScheduled(self, e: ev.RetryScheduled) -> None:
         self.retries.append(e.to_dict())
