@@ -164,6 +164,9 @@ async def restart_vast(ctx: RunContext, boot_id: str, booted_at: float) -> dict:
     if down or not any(c["name"] == VMS_CONTAINER for c in containers):
         raise failed(f"VMS says ONLINE but not every VAST container runs ({describe(containers)})", state,
                      containers)
+    if not any(c["name"] == "mcvms" and c["state"] == "running" for c in containers):
+        ctx.progress(f"mcvms (the multi-cluster VMS API) is not running: {START_VMS} does not start it, "
+                     "`vman.sh <build> <pem> start` does; the cluster itself is ONLINE")
     online_after = round(ctx.clock.now() - booted_at, 1)
     ctx.emit(VastRestarted(how=START_VMS, ok=True, exit_status=status, cluster_state=state,
                            online_after_s=online_after, output=install.log_lines(ctx, job_id, OUTPUT_LINES),
