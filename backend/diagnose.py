@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from backend import events as ev
 from backend.hostfacts import GIB, NodeFacts
 from backend.sizing import MEMORY_MIN_GIB, MEMORY_RECOMMENDED_GIB, VALIDATED_VCPUS, max_safe_memory_gib
-from backend.vms import TASK_FAILED_STATES
+from backend.vtask import TASK_FAILED_STATES
 
 # --- thresholds (the field run as reference) ---------------------------------------------------
 

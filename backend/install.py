@@ -44,13 +44,12 @@ from backend.monitor.stream import GuestAgentSource, MonitorSession
 from backend.prepare import guest_client
 from backend.secrets import redact
 from backend.shell import sh
-from backend.vms import (
+from backend.vms import VmsClient, VmsUnreachable
+from backend.vtask import (
     TASK_DONE_STATES,
     TASK_FAILED_STATES,
     TASK_UNSURE_STATES,
     UNKNOWN_TASK_GRACE_S,
-    VmsClient,
-    VmsUnreachable,
     task_messages,
 )
 

@@ -18,6 +18,7 @@ from backend.charts import clock, column_chart
 from backend.engine import VERSION
 from backend.errors import BadInput
 from backend.journal import RunDir, write_private
+from backend.vtask import TASK_FAILED_STATES
 
 
 def duration(seconds: float | None) -> str:
@@ -89,7 +90,7 @@ def _header(data: dict) -> list[str]:
     deploy = next((v for v in reversed(cluster["vtasks"]) if v["name"] == "cluster_deploy"), None)
     if cluster["final_state"] == "ONLINE" and deploy and deploy["state"] == "COMPLETED" and not critical:
         status = "✅ SUCCESSFUL (cluster ONLINE, cluster_deploy completed)"
-    elif critical or run["outcome"] == "failed" or (deploy and deploy["state"] == "FAILED"):
+    elif critical or run["outcome"] == "failed" or (deploy and deploy["state"] in TASK_FAILED_STATES):
         status = f"❌ FAILED ({critical[0]['id'] if critical else 'see the findings'})"
     elif run["outcome"] in ("blocked", "aborted", "stopped", "prepared"):
         status = f"⏹️ {run['outcome'].upper()}" + (f" ({run['message']})" if run["message"] else "")

@@ -24,7 +24,7 @@ from backend.lab.vast.state import append_event
 from backend.lab.vms.server import VmsServer
 from backend.secrets import Secret
 from backend.target import Target
-from backend.vms import UNKNOWN_TASK_GRACE_S, task_messages
+from backend.vtask import UNKNOWN_TASK_GRACE_S, task_messages
 from tests.vast_lab_helpers import FIELD_START, IP, make_guest
 
 SPEED = 600.0  # the 10-minute grace for UNKNOWN lasts a wall second
