@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from dataclasses import dataclass, field
 
 from backend import guestjobs, installlog, masking
@@ -338,13 +339,21 @@ async def run_monitor(ctx: RunContext) -> dict:
 
 
 DRAIN_SAMPLES = 8  # a failed run waits this many sample intervals (the agent lists new logs every 5)
+DRAIN_FIRST_SAMPLE_WALL_S = 15.0  # how long a failed run waits for an agent still starting
 
 
 async def drain_monitor(ctx: RunContext) -> None:
-    """Give a running monitor a few sample intervals to deliver what the guest wrote last."""
+    """Give a running monitor a few sample intervals to deliver what the guest wrote last. An agent
+    that has not sampled yet (a resumed run failing moments after it started) is waited for first: it
+    reports the kernel's lines since the journal's last ones (an OOM kill while vast-loopback was
+    down) before its first sample."""
     monitor = ctx.services.get(MONITOR)
-    if monitor is not None and monitor.running:
-        await asyncio.sleep(DRAIN_SAMPLES * monitor.session.wall_interval)
+    if monitor is None or not monitor.running:
+        return
+    deadline = time.monotonic() + DRAIN_FIRST_SAMPLE_WALL_S
+    while monitor.session.samples == 0 and monitor.running and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(DRAIN_SAMPLES * monitor.session.wall_interval)
 
 
 async def recheck_monitor(ctx: RunContext) -> bool:
