@@ -414,6 +414,20 @@ def cluster_rows(events: list[ev.Event], end: float | None) -> tuple[list[dict],
     return rows, final
 
 
+def reboot_test_rows(events: list[ev.Event]) -> dict:
+    """The reboot test (backend/finish.py): "passed", "failed", "off" (vast.reboot_test: false) or
+    "not run", with how VAST came back and how long after the reboot it was ONLINE again."""
+    status, result = "not run", {}
+    for event in events:
+        if isinstance(event, ev.StepFinished) and event.step.split("@")[0] == "reboot_test" and event.ok:
+            status = "off" if event.result.get("reboot_test") == "off" else status
+        elif isinstance(event, ev.VastRestarted):
+            status = "passed" if event.ok else "failed"
+            result = {"how": event.how, "problem": event.problem, "online_after_s": event.online_after_s,
+                      "cluster_state": event.cluster_state, "t": event.ts}
+    return {"status": status, **result}
+
+
 # --- assembling the result ---------------------------------------------------------------------
 
 CHART_COLUMNS = 64
@@ -812,6 +826,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
         "config": _config_rows(run, events, analysis),
         "root_filesystem": root_filesystem(events),
         "timeline": timeline,
+        "reboot_test": reboot_test_rows(events),
         "cluster": {
             "final_state": final_state, "states": states,
             "vtasks": [{"t": e.ts, "name": e.name, "task_id": e.task_id, "state": e.state, "runtime_s": e.runtime_s}

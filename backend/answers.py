@@ -145,7 +145,8 @@ class VmAnswers(_Section):
     """The VM to create. 'auto' takes the sizing recommendation for the chosen node."""
 
     name: str = Field("vast-loopback", description="VM name (DNS name rules, as Proxmox requires)")
-    vcpus: IntOrAuto = Field("auto", description="vCPUs (1 socket x N cores); never more than physical cores")
+    vcpus: IntOrAuto = Field("auto", description="vCPUs (1 socket x N cores, or the host's sockets with NUMA when "
+                          "they span them); never more than physical cores")
     memory_gib: IntOrAuto = Field("auto", description="RAM in GiB; at least 112, 128+ recommended")
     disk_gib: IntOrAuto = Field("auto", description="OS disk size in GiB; at least 500, 1000 recommended")
     storage: str = Field("local-lvm", description="storage for the VM disk")
@@ -245,6 +246,9 @@ class VastAnswers(_Section):
     admin_password: SecretRefField | None = Field(
         None, description="env:NAME or file:PATH with the VMS password; default: the OVA's documented default"
     )
+    reboot_test: bool = Field(
+        True, description="after ONLINE, reboot the guest, run start_vms.sh and wait for ONLINE again before "
+        "the vast-online snapshot (the seed's post-install checklist)")
 
     @field_validator("build")
     @classmethod
@@ -325,6 +329,12 @@ class LabAnswers(_Section):
         "host-only", description="the lab's OVA: 'host-only' (an initramfs dracut built on VMware: PVSCSI, no "
         "VirtIO drivers) or 'generic' (built with --no-hostonly: VirtIO drivers included)")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
+    start_vms_after_reboot: Literal["works", "fails"] = Field(
+        "works", description="the lab's answer to start_vms.sh after a reboot (never tried in the field): "
+        "works (the VAST containers come back with Docker and VMS comes up) or fails (they stay stopped)")
+    vtask_messages: Literal["list", "object"] = Field(
+        "list", description="the shape of a VTask's messages in the lab's VMS: a list of strings (what clients "
+        "read) or an object (what the 5.4 OpenAPI says)")
 
 
 class Answers(_Section):

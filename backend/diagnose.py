@@ -37,6 +37,7 @@ from backend.sizing import (
     VALIDATED_VCPUS,
     max_safe_memory_gib,
 )
+from backend.vtask import TASK_FAILED_STATES
 
 # --- thresholds (the field run as reference) ---------------------------------------------------
 
@@ -376,7 +377,7 @@ class Watcher:
         return [item] if item else []
 
     def _on_VtaskChanged(self, e: ev.VtaskChanged) -> list[Item]:
-        if e.name == "cluster_deploy" and e.state.upper() in ("FAILED", "TIMEOUT", "KILLED", "ERROR"):
+        if e.name == "cluster_deploy" and e.state.upper() in TASK_FAILED_STATES:
             item = self._raise(Item(
                 "deploy_failed", "diagnosis", "critical",
                 f"The cluster_deploy task ({e.task_id}) ended {e.state.upper()}.",
@@ -386,6 +387,29 @@ class Watcher:
             # a failed deploy on more vCPUs than cores names the overcommit too, whatever else killed it
             return [i for i in (item, *self._overcommit_by_config(e.ts)) if i]
         return []
+
+    def _on_VastRestarted(self, e: ev.VastRestarted) -> list[Item]:
+        """VAST did not come back after a reboot (the reboot test, backend/restart.py)."""
+        if e.ok:
+            return []
+        evidence = [Evidence(e.ts, e.how, str(line)) for line in e.output[-4:]]
+        stopped = [c for c in e.containers if isinstance(c, dict) and c.get("state") != "running"]
+        evidence += [Evidence(e.ts, "docker ps -a", f"{c.get('name')} {c.get('state')}") for c in stopped[:6]]
+        if not any(isinstance(c, dict) and c.get("name") == "vast_vms" for c in e.containers):
+            evidence.append(Evidence(e.ts, "docker ps -a", "no vast_vms container (it runs with --rm)"))
+        evidence.append(Evidence(e.ts, "cluster state", e.cluster_state or "VMS did not answer"))
+        platform_down = any(str(c.get("name", "")).startswith("vast_platform") for c in stopped)
+        why = ("The VAST node containers did not come back with Docker after the reboot, so there was nothing "
+               f"for {e.how} to start VMS in. " if platform_down else "")
+        item = self._raise(Item(
+            "restart_failed", "diagnosis", "critical",
+            f"VAST did not come back after a reboot: {e.problem}. The cluster was installed and ONLINE before "
+            "the reboot; the vast-online snapshot was not taken of a cluster that does not come back.",
+            f"{why}Start VAST the other way on the guest: `{e.alternative}`, wait for ONLINE (the VMS UI or "
+            f"`vast-loopback report`), then take the vast-online snapshot by hand. Until {e.how} works here, a "
+            "restored vast-online needs the same restart; `vast: {reboot_test: false}` skips this test.",
+            {}, evidence, e.ts))
+        return [item] if item else []
 
     def _check_stuck(self) -> list[Item]:
         new: list[Item] = []

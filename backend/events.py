@@ -214,6 +214,15 @@ class GuestDisconnected(Event):
 
 
 @dataclass(kw_only=True)
+class GuestRebooted(Event):
+    """The guest rebooted and answers again; `boot_id` is its new boot's id."""
+
+    vmid: int
+    boot_id: str
+    why: str = ""
+
+
+@dataclass(kw_only=True)
 class GuestReconnected(Event):
     attempts: int
     down_s: float
@@ -290,6 +299,22 @@ class ClusterVerified(Event):
     hosts: list
     containers: list
     ok: bool
+
+
+@dataclass(kw_only=True)
+class VastRestarted(Event):
+    """VAST was started again after a reboot of the guest (`how`: the command run), and came ONLINE
+    (`ok`), or did not: `problem` says what failed, `output` and `containers` are the evidence."""
+
+    how: str
+    ok: bool
+    problem: str = ""
+    exit_status: int | None = None
+    cluster_state: str = ""  # what VMS said last ("" when it did not answer)
+    online_after_s: float | None = None  # from the reboot to ONLINE again (target seconds)
+    output: list = field(default_factory=list)  # the command's last lines
+    containers: list = field(default_factory=list)  # [{"name", "state"}] of the VAST containers
+    alternative: str = ""  # the other way to restart VAST, for the remedy
 
 
 # --- monitoring --------------------------------------------------------------------------------

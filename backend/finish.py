@@ -1,26 +1,60 @@
-"""Steps of the 'finish' group: keep the installed cluster and explain the run.
+"""Steps of the 'finish' group: prove the cluster survives a reboot, keep it, and explain the run.
 
-    snapshot_online  the `vast-online` snapshot of the installed, ONLINE cluster (never a second one)
+    reboot_test      the seed's post-install checklist item "Test reboot and start_vms.sh": reboot the
+                     guest, run start_vms.sh as the field did, wait for ONLINE again (backend/restart.py);
+                     on by default, `vast: {reboot_test: false}` turns it off
+    snapshot_online  the `vast-online` snapshot of the installed, ONLINE cluster (never a second one);
+                     never taken of a cluster that did not come back from the reboot
     write_report     report.md in the run directory, from the run's own events and samples
+
+The reboot test resumes at its boundaries: a rerun finds the reboot it already did (the guest's boot
+id is the one `GuestRebooted` journaled) and the start_vms.sh job of this boot (it re-attaches).
 """
 
 from __future__ import annotations
 
 import asyncio
 
+from backend import install, prepare, restart
 from backend.analysis import analyse
 from backend.engine import RunContext, Step, require
-from backend.events import ReportWritten
+from backend.events import GuestRebooted, ReportWritten
 from backend.journal import write_private
 from backend.provision import proxmox_client
 from backend.proxmox import VmRef
 from backend.report import render
 
 SNAPSHOT = "vast-online"
+REBOOT_TEST = "Reboot and start_vms.sh"
+REBOOT_WHY = "the reboot test: VAST must come back with start_vms.sh"
 
 
 def _vm(ctx: RunContext) -> VmRef:
     return VmRef(node=str(require(ctx, "node")), vmid=int(require(ctx, "vmid")), name=ctx.answers.vm.name)
+
+
+def _this_boots_reboot(ctx: RunContext, boot_id: str) -> GuestRebooted | None:
+    """The reboot test's reboot that brought up the boot the guest runs now, if the journal has it."""
+    return next((e for e in reversed(install.attempt_events(ctx)) if isinstance(e, GuestRebooted)
+                 and e.why == REBOOT_WHY and e.boot_id == boot_id), None)
+
+
+async def run_reboot_test(ctx: RunContext) -> dict:
+    if not ctx.answers.vast.reboot_test:
+        ctx.progress("turned off in the answers (vast.reboot_test: false): no reboot before the snapshot")
+        return {"reboot_test": "off"}
+    rebooted = _this_boots_reboot(ctx, await prepare.boot_id(ctx))
+    if rebooted is None:
+        await install.stop_monitor(ctx)  # its SSH session goes with the guest; it starts again after
+        ctx.services.pop(install.VMS, None)  # the address may change with the boot
+        boot_id = await prepare.reboot_guest(ctx, REBOOT_WHY)
+        booted_at = ctx.clock.now()
+    else:
+        boot_id, booted_at = rebooted.boot_id, rebooted.ts
+        ctx.progress("the guest rebooted already in this step; going on from there")
+    await install.start_monitor(ctx, down_reason="the guest rebooted", read_record=False)
+    result = await restart.restart_vast(ctx, boot_id, booted_at)
+    return {"reboot_test": "passed", **result}
 
 
 async def run_snapshot_online(ctx: RunContext) -> dict:
@@ -51,6 +85,7 @@ async def run_write_report(ctx: RunContext) -> dict:
 
 def steps() -> list[Step]:
     return [
+        Step("reboot_test", REBOOT_TEST, "finish", run_reboot_test),
         Step("snapshot_online", "Snapshot vast-online", "finish", run_snapshot_online, recheck_snapshot_online),
         Step("write_report", "Write the deployment analysis report", "finish", run_write_report),
     ]

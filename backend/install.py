@@ -46,6 +46,13 @@ from backend.prepare import guest_client
 from backend.secrets import redact
 from backend.shell import sh
 from backend.vms import VmsClient, VmsUnreachable
+from backend.vtask import (
+    TASK_DONE_STATES,
+    TASK_FAILED_STATES,
+    TASK_UNSURE_STATES,
+    UNKNOWN_TASK_GRACE_S,
+    task_messages,
+)
 
 BUNDLES = "/vast/bundles"
 DEPLOY = "/vast/deploy"
@@ -55,6 +62,8 @@ REGISTRY = "vastdata.registry.local"
 REGISTRY_PORT = 5000
 REGISTRY_IP = "11.0.0.1"  # the registry runs on the loopback cluster's dummy0 address
 VSETTINGS = "CAS_OVER_RPC=true,IN_CLUSTER_COMMUNICATION_TCP=true"
+# Exported for vman.sh as the field's script did; vman.sh adds it to its volume mounts (ground-truth §10)
+EXTRA_VOLUME_MOUNTS = "-v /file_server:/file_server"
 CONTAINERS = ("vast_vms", "mcvms", "registry")
 DEFAULT_VMS_PASSWORD = "123456"  # the OVA's documented VMS password for admin (public)
 VMS_PASSWORD_FILE = "vms-password"  # in the cluster_create job's folder, 0600, deleted by the job
@@ -64,8 +73,6 @@ MIN_POLL_WALL_S = 0.25
 ONLINE_TIMEOUT_S = 45 * 60  # from cluster create to ONLINE; the field run needed 12 min 20 s
 DEPLOY_TIMEOUT_S = 20 * 60  # from ONLINE to cluster_deploy COMPLETED; the field run needed 5 min 28 s
 BOOTSTRAP_TIMEOUT_S = 60 * 60
-FAILED_TASK_STATES = {"FAILED", "TIMEOUT", "CANCELLED", "ERROR"}
-DONE_TASK_STATES = {"COMPLETED", "SUCCESS", "SUCCEEDED"}
 
 LOG_FOLLOWER = "install_log_follower"
 VMS = "vms"
@@ -107,7 +114,7 @@ def vms_client(ctx: RunContext) -> VmsClient:
     return client
 
 
-async def _poll_sleep(ctx: RunContext) -> None:
+async def poll_sleep(ctx: RunContext) -> None:
     await asyncio.sleep(max(MIN_POLL_WALL_S, ctx.clock.wall_seconds(POLL_S)))
 
 
@@ -139,6 +146,7 @@ class ClusterView:
     states: dict[str, list[str]] = field(default_factory=dict)  # source -> states in order
     deploy_state: str = ""
     deploy_id: int | None = None
+    deploy_unsure_since: float | None = None  # when the task went UNKNOWN (target time)
     failure: str = ""
 
     def latest(self, source: str) -> str:
@@ -178,11 +186,12 @@ def _view(ctx: RunContext) -> ClusterView:
                 view.note(event.state, event.source)
             elif isinstance(event, VtaskChanged) and event.name == "cluster_deploy":
                 view.deploy_state, view.deploy_id = event.state, event.task_id
+                view.deploy_unsure_since = event.ts if event.state in TASK_UNSURE_STATES else None
         ctx.services[CLUSTER_VIEW] = view
     return view
 
 
-def _note_state(ctx: RunContext, state: str, source: str, ts: float = 0.0) -> None:
+def note_cluster_state(ctx: RunContext, state: str, source: str, ts: float = 0.0) -> None:
     """A state seen in one source; `ts` is the log line's own time (0: now)."""
     view = _view(ctx)
     previous = view.latest(source)
@@ -200,10 +209,11 @@ def _note_task(ctx: RunContext, name: str, task_id: int | None, state: str, runt
         return
     if state != view.deploy_state:
         view.deploy_state, view.deploy_id = state, task_id
-        ctx.emit(VtaskChanged(ts=ts, name=name, task_id=task_id or 0, state=state, runtime_s=runtime,
-                              message=message))
-    if state in FAILED_TASK_STATES:
-        view.failure = f"the cluster_deploy task {state}" + (f": {message}" if message else "")
+        event = ctx.emit(VtaskChanged(ts=ts, name=name, task_id=task_id or 0, state=state, runtime_s=runtime,
+                                      message=message))
+        view.deploy_unsure_since = event.ts if state in TASK_UNSURE_STATES else None
+    if state in TASK_FAILED_STATES:
+        view.failure = f"the cluster_deploy task ended {state}" + (f": {message}" if message else "")
 
 
 def _facts_from_lines(ctx: RunContext, source: str, lines: list[str]) -> None:
@@ -212,14 +222,14 @@ def _facts_from_lines(ctx: RunContext, source: str, lines: list[str]) -> None:
         if fact is None:
             continue
         if fact.kind == "cluster_state":
-            _note_state(ctx, fact.value, "log", ts=fact.ts or 0.0)
+            note_cluster_state(ctx, fact.value, "log", ts=fact.ts or 0.0)
         elif fact.kind == "task":
             _note_task(ctx, fact.name, fact.task_id, fact.value, fact.runtime_s, ts=fact.ts or 0.0)
         elif fact.kind in ("panic", "oom"):
             ctx.emit(KernelMessageSeen(source=f"install:{source}", text=line, match=fact.kind))
 
 
-async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
+async def follow_job(ctx: RunContext, job: DetachedJob, source: str) -> int:
     """Follow a detached job's log until it ends, emitting lines and facts; returns its exit status.
     Survives dropped connections (reconnects and continues from the last offset)."""
     offset, previous = _resume_point(ctx, source)  # previous: the last line shown; a spinner repaints it
@@ -246,12 +256,17 @@ async def _follow(ctx: RunContext, job: DetachedJob, source: str) -> int:
             await guest.reconnect()
 
 
-def _tail(ctx: RunContext, source: str, count: int = 3) -> str:
+def log_lines(ctx: RunContext, source: str, count: int = 3) -> list[str]:
+    """The last `count` lines this attempt journaled from a job's log."""
     lines: list[str] = []
     for event in attempt_events(ctx):
         if isinstance(event, InstallLogAppended) and event.source == source:
             lines.extend(event.lines)
-    return " | ".join(line.strip() for line in lines[-count:])
+    return [line.strip() for line in lines[-count:]]
+
+
+def _tail(ctx: RunContext, source: str, count: int = 3) -> str:
+    return " | ".join(log_lines(ctx, source, count))
 
 
 # --- monitoring ---------------------------------------------------------------------------------
@@ -294,22 +309,36 @@ def _monitor_resume_point(ctx: RunContext) -> tuple[float | None, int | None, di
     return last, seq, offsets
 
 
-async def run_monitor(ctx: RunContext) -> dict:
-    """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines). In a
-    resumed run it goes on after the kernel messages and log lines the journal has, and the time
-    since the last journaled sample is marked as a gap by the first new one; the guest's record of
-    that gap is read first, in the background (the run goes on meanwhile)."""
+async def start_monitor(ctx: RunContext, down_reason: str = "vast-loopback was not running", *,
+                        read_record: bool = True) -> None:
+    """Start the monitoring agent on the guest (samples, stalls, kernel and VAST log lines), unless it
+    runs. It goes on after the kernel messages and log lines the journal has, and the time since the
+    last journaled sample is marked as a gap (`down_reason` says why nothing was sampled); the guest's
+    record of that gap is read first, in the background (the run goes on meanwhile), unless
+    `read_record` is false (a reboot of ours: the agent reports the new boot's kernel lines itself)."""
     monitor = ctx.services.get(MONITOR)
     if monitor is None or not monitor.running:
         session = MonitorSession(GuestAgentSource(await _guest(ctx)), ctx.bus, ctx.clock, tails=VAST_LOGS)
         last, seq, offsets = await asyncio.to_thread(_monitor_resume_point, ctx)
         if last is not None:
             session.last_covered = session.down_since = last
-            session.down_reason = "vast-loopback was not running"
+            session.down_reason = down_reason
             session.kmsg_seq = seq
             session.tail_offsets.update(offsets)
-        runs = session.run() if last is None else _monitor_after_gap(ctx, session)
+        runs = _monitor_after_gap(ctx, session) if last is not None and read_record else session.run()
         ctx.services[MONITOR] = _Monitor(session, asyncio.ensure_future(runs))
+
+
+async def stop_monitor(ctx: RunContext) -> None:
+    """Stop the monitoring agent (before the guest goes away on purpose, or to read its record)."""
+    monitor = ctx.services.pop(MONITOR, None)
+    if monitor is not None:
+        await monitor.close()
+
+
+async def run_monitor(ctx: RunContext) -> dict:
+    """The `monitor` step: start the monitoring agent (in a resumed run, where the journal stopped)."""
+    await start_monitor(ctx)
     return {"monitor": True}
 
 
@@ -329,7 +358,8 @@ DRAIN_SAMPLES = 8  # a failed run waits this many sample intervals (the agent li
 
 
 async def drain_monitor(ctx: RunContext) -> None:
-    """Give a running monitor a few sample intervals to deliver what the guest wrote last."""
+    """Give a running monitor a few sample intervals to deliver what the guest wrote last (what it
+    never delivered, an OOM kill while vast-loopback was down, is read from the guest's record)."""
     monitor = ctx.services.get(MONITOR)
     if monitor is not None and monitor.running:
         await asyncio.sleep(DRAIN_SAMPLES * monitor.session.wall_interval)
@@ -340,9 +370,7 @@ async def read_record_at_failure(ctx: RunContext) -> None:
     last, stop it, then read the guest's record for what the monitor never delivered (written while
     vast-loopback was not running, or before a restarted agent caught up)."""
     await drain_monitor(ctx)
-    monitor = ctx.services.pop(MONITOR, None)
-    if monitor is not None:
-        await monitor.close()
+    await stop_monitor(ctx)
     seen = await asyncio.to_thread(attempt_events, ctx)
     if any(isinstance(event, StepStarted) and event.group == "install" for event in seen):
         await evidence.read_guest_record(ctx, "failure", logs=VAST_LOGS, seen=seen)
@@ -463,7 +491,7 @@ async def run_bootstrap(ctx: RunContext) -> dict:
     job = await guest.run_detached("bootstrap", command)
     ctx.progress("bootstrap running (about 15 minutes in the field run)")
     try:
-        status = await asyncio.wait_for(_follow(ctx, job, "bootstrap"),
+        status = await asyncio.wait_for(follow_job(ctx, job, "bootstrap"),
                                         timeout=ctx.clock.wall_seconds(BOOTSTRAP_TIMEOUT_S))
     except asyncio.TimeoutError:
         raise RunFailed(f"bootstrap did not finish within {BOOTSTRAP_TIMEOUT_S // 60} min",
@@ -508,6 +536,16 @@ def loopback_conf(name: str) -> str:
     )
 
 
+def vman_env() -> str:
+    """The environment vman.sh runs in, as the field's script exported it (ground-truth §10)."""
+    return f"DISABLE_IPV6_FOR_LOOPBACK=yes EXTRA_VOLUME_MOUNTS={sh(EXTRA_VOLUME_MOUNTS)}"
+
+
+def vman_start_command(build: str) -> str:
+    """`vman.sh <build> <pem> start`: the other way to start VAST again after a boot (vast.md §3)."""
+    return f"cd {sh(DEPLOY)} && {vman_env()} " + sh("./vman.sh", build, PEM, "start")
+
+
 def cluster_create_command(ctx: RunContext, folder: str) -> str:
     """`vman.sh ... vcli -u USER -p PASSWORD -c cluster create ...` in /vast/deploy. vman.sh echoes
     its command line; with a password from the answers, it comes from a file in the job's `folder`
@@ -515,7 +553,7 @@ def cluster_create_command(ctx: RunContext, folder: str) -> str:
     vast = ctx.answers.vast
     password = masking.SECRET_ARG if vast.admin_password else sh(DEFAULT_VMS_PASSWORD)
     command = (
-        f"cd {sh(DEPLOY)} && DISABLE_IPV6_FOR_LOOPBACK=yes "
+        f"cd {sh(DEPLOY)} && {vman_env()} "
         + sh("./vman.sh", vast.build, PEM, "vcli", "-u", vast.admin_user) + f" -p {password} "
         + sh("-c", "cluster", "create", "--build", vast.build, "--vsettings", VSETTINGS, "--name", vast.cluster_name,
              "--loopback")
@@ -527,7 +565,7 @@ def cluster_create_command(ctx: RunContext, folder: str) -> str:
 
 def _start_follower(ctx: RunContext, job: DetachedJob) -> asyncio.Task:
     if LOG_FOLLOWER not in ctx.services:
-        ctx.services[LOG_FOLLOWER] = _TaskService(asyncio.ensure_future(_follow(ctx, job, "cluster_create")))
+        ctx.services[LOG_FOLLOWER] = _TaskService(asyncio.ensure_future(follow_job(ctx, job, "cluster_create")))
     return ctx.services[LOG_FOLLOWER].task
 
 
@@ -572,13 +610,13 @@ async def _poll_api(ctx: RunContext) -> None:
     vms = vms_client(ctx)
     cluster = await vms.cluster()
     if cluster and cluster.get("state"):
-        _note_state(ctx, str(cluster["state"]), "api")
+        note_cluster_state(ctx, str(cluster["state"]), "api")
     task = await vms.vtask("cluster_deploy")
     if task:
         runtime = task.get("execution_time")
         _note_task(ctx, "cluster_deploy", int(task.get("id") or 0), str(task.get("state", "")),
                    float(runtime) if isinstance(runtime, int | float) else None,
-                   "; ".join(map(str, task.get("messages") or []))[-300:])
+                   "; ".join(task_messages(task.get("messages")))[-300:])
 
 
 async def _wait_for(ctx: RunContext, done, timeout_s: float, what: str) -> None:  # noqa: ANN001
@@ -587,6 +625,10 @@ async def _wait_for(ctx: RunContext, done, timeout_s: float, what: str) -> None:
     view = _view(ctx)
     while True:
         await _poll_api(ctx)
+        if not view.failure and view.deploy_unsure_since is not None and \
+                ctx.clock.now() - view.deploy_unsure_since > UNKNOWN_TASK_GRACE_S:
+            view.failure = (f"the cluster_deploy task has been UNKNOWN for {UNKNOWN_TASK_GRACE_S // 60} min: "
+                            "the VMS lost track of it")
         if view.failure:
             raise RunFailed(view.failure, hint=f"last lines: {_tail(ctx, 'cluster_create')}")
         if done(view):
@@ -602,7 +644,7 @@ async def _wait_for(ctx: RunContext, done, timeout_s: float, what: str) -> None:
         if ctx.clock.now() - started > timeout_s:
             raise RunFailed(f"no {what} after {timeout_s / 60:.0f} min (state {view.state or 'unknown'})",
                             hint="stuck far beyond the field run's timeline; see the dashboard's memory and steal")
-        await _poll_sleep(ctx)
+        await poll_sleep(ctx)
 
 
 async def run_wait_online(ctx: RunContext) -> dict:
@@ -611,7 +653,7 @@ async def run_wait_online(ctx: RunContext) -> dict:
 
 
 async def run_wait_deploy(ctx: RunContext) -> dict:
-    await _wait_for(ctx, lambda view: view.deploy_state in DONE_TASK_STATES, DEPLOY_TIMEOUT_S,
+    await _wait_for(ctx, lambda view: view.deploy_state in TASK_DONE_STATES, DEPLOY_TIMEOUT_S,
                     "cluster_deploy completed")
     follower = await _follower(ctx)
     with contextlib.suppress(asyncio.TimeoutError):

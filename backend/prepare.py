@@ -33,7 +33,13 @@ from __future__ import annotations
 from backend import rootgrow, tuning, vmconfig
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed
-from backend.events import BootAttemptFailed, GuestAddressResolved, GuestConnected, RootFilesystemVerified
+from backend.events import (
+    BootAttemptFailed,
+    GuestAddressResolved,
+    GuestConnected,
+    GuestRebooted,
+    RootFilesystemVerified,
+)
 from backend.guest import GuestClient, GuestCredentials
 from backend.preflight import run_preflight
 from backend.provision import boot_wait_s, power_recheck_applies, proxmox_client
@@ -46,6 +52,7 @@ SNAPSHOT = "pre-install"
 SSH_WAIT_S = 15 * 60  # target seconds for sshd to come up after a boot
 AGENT_POLL_S = 5.0
 SHUTDOWN_TIMEOUT_S = 300
+BOOT_MARKER = "/run/vast-loopback-boot-marker"  # /run is emptied by every boot
 
 
 def _vm(ctx: RunContext) -> VmRef:
@@ -247,6 +254,38 @@ async def recheck_running(ctx: RunContext) -> bool:
 async def run_tune_stage2(ctx: RunContext) -> dict:
     readings = await _tune(ctx, tuning.stage(_catalog(ctx), 2))
     return {"tuned_stage2": sorted(readings)}
+
+
+async def _boot_identity(guest: GuestClient) -> tuple[str, bool]:
+    result = await guest.run(f"cat /proc/sys/kernel/random/boot_id; test -e {sh(BOOT_MARKER)} && echo marked; true")
+    lines = result.stdout.split()
+    return (lines[0] if lines and lines[0] != "marked" else ""), "marked" in lines
+
+
+async def reboot_guest(ctx: RunContext, why: str) -> str:
+    """Reboot the guest through the API and reconnect; proven by a new boot id and an emptied /run.
+    Emits `GuestRebooted` with the new boot id (`why` says which reboot it was). Returns the boot id."""
+    client = await proxmox_client(ctx)
+    vm = _vm(ctx)
+    guest = await guest_client(ctx)
+    await guest.run(sh("touch", BOOT_MARKER), sudo=True, check=True)
+    boot_id, _ = await _boot_identity(guest)
+    await _drop_guest(ctx)
+    ctx.progress(f"rebooting: {why}")
+    await client.reboot(vm, timeout_s=SHUTDOWN_TIMEOUT_S)
+    addresses = await _wait_for_agent(ctx, vm, "after the reboot")
+    await _address_from_agent(ctx, addresses)
+    guest = await guest_client(ctx, fresh=True)
+    new_id, marked = await _boot_identity(guest)
+    if marked and new_id == boot_id:
+        raise RunFailed(f"VM {vm.vmid} did not reboot: its boot id and /run are unchanged")
+    ctx.emit(GuestRebooted(vmid=vm.vmid, boot_id=new_id, why=why))
+    return new_id
+
+
+async def boot_id(ctx: RunContext) -> str:
+    """The guest's current boot id (/proc/sys/kernel/random/boot_id)."""
+    return (await _boot_identity(await guest_client(ctx)))[0]
 
 
 async def run_verify_after_reboot(ctx: RunContext) -> dict:

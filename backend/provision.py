@@ -105,11 +105,6 @@ def proposal(node: NodeFacts, answers: Answers) -> sizing.Proposal:
                                answers.vm.storage)
 
 
-def numa_for(node: NodeFacts, vcpus: int) -> bool:
-    """NUMA on only when the vCPUs span more than one socket's cores (as the sizing findings say)."""
-    return node.sockets > 1 and vcpus > node.cores_per_socket
-
-
 def host_findings(node: NodeFacts, answers: Answers) -> list[Finding]:
     """What the host must offer beyond sizing: the bridge the NIC goes on."""
     findings = []
@@ -191,6 +186,7 @@ async def recheck_connect(ctx: RunContext) -> bool:
 async def run_size(ctx: RunContext) -> dict:
     node = NodeFacts.from_dict(require(ctx, "host"))
     chosen = proposal(node, ctx.answers)
+    layout = sizing.topology(node, chosen.vcpus, chosen.memory_gib)
     result = evaluate(node, ctx.answers)
     forced = bool(result.blockers) and ctx.options.force
     ctx.emit(SizingEvaluated(findings=[f.to_dict() for f in result.findings],
@@ -205,7 +201,8 @@ async def run_size(ctx: RunContext) -> dict:
         "memory_gib": chosen.memory_gib,
         "disk_gib": chosen.disk_gib,
         "storage": chosen.storage or ctx.answers.vm.storage,
-        "numa": numa_for(node, chosen.vcpus),
+        "numa": layout.numa,
+        "sockets": layout.sockets,
         "bridge": ctx.answers.vm.bridge,
     }
 
@@ -267,6 +264,7 @@ def vm_spec(ctx: RunContext) -> vmconfig.VmSpec:
         storage=str(require(ctx, "storage")),
         bridge=str(require(ctx, "bridge")),
         numa=bool(ctx.facts.get("numa", False)),
+        sockets=int(ctx.facts.get("sockets", 1)),
         vmid=ctx.answers.vm.vmid,
     )
 

@@ -93,8 +93,8 @@ def remedied(ctx: RunContext, changes: dict) -> dict:
     facts = ctx.facts.get("host")
     vcpus = int(changes.get("vcpus", ctx.facts.get("vcpus", 0)))
     memory = int(changes.get("memory_gib", ctx.facts.get("memory_gib", 0)))
-    if isinstance(facts, dict):
-        node = NodeFacts.from_dict(facts)
+    node = NodeFacts.from_dict(facts) if isinstance(facts, dict) else None
+    if node is not None:
         result = sizing.evaluate(node, sizing.Proposal(vcpus, memory, int(ctx.facts.get("disk_gib", 1000)),
                                                        ctx.facts.get("storage")))
         blockers = [f for f in result.blockers if f.id.startswith(("vcpus", "memory", "host-memory"))]
@@ -102,8 +102,9 @@ def remedied(ctx: RunContext, changes: dict) -> dict:
             raise SizingBlocked(f"the remedy ({changes}) is itself blocked: {blockers[0].message}",
                                 hint=blockers[0].remedy)
     config: dict = {}
-    if "vcpus" in changes:
-        config.update({"sockets": 1, "cores": vcpus})
+    if "vcpus" in changes:  # the sockets and NUMA of the new vCPU count (sizing.topology)
+        layout = sizing.topology(node, vcpus, memory) if node is not None else sizing.Topology(1, vcpus, False, 1)
+        config.update({"sockets": layout.sockets, "cores": layout.cores, "numa": int(layout.numa)})
     if "memory_gib" in changes:
         config.update({"memory": str(memory * 1024), "balloon": 0})
     return config

@@ -18,6 +18,7 @@ from backend.charts import clock, column_chart
 from backend.engine import VERSION
 from backend.errors import BadInput
 from backend.journal import RunDir, write_private
+from backend.vtask import TASK_FAILED_STATES
 
 
 def duration(seconds: float | None) -> str:
@@ -89,7 +90,7 @@ def _header(data: dict) -> list[str]:
     deploy = next((v for v in reversed(cluster["vtasks"]) if v["name"] == "cluster_deploy"), None)
     if cluster["final_state"] == "ONLINE" and deploy and deploy["state"] == "COMPLETED" and not critical:
         status = "✅ SUCCESSFUL (cluster ONLINE, cluster_deploy completed)"
-    elif critical or run["outcome"] == "failed" or (deploy and deploy["state"] == "FAILED"):
+    elif critical or run["outcome"] == "failed" or (deploy and deploy["state"] in TASK_FAILED_STATES):
         status = f"❌ FAILED ({critical[0]['id'] if critical else 'see the findings'})"
     elif run["outcome"] in ("blocked", "aborted", "stopped", "prepared"):
         status = f"⏹️ {run['outcome'].upper()}" + (f" ({run['message']})" if run["message"] else "")
@@ -134,6 +135,7 @@ def _summary(data: dict) -> list[str]:
                        f"({clock(t['start'])}) to cluster_deploy completed ({clock(t['deploy_completed'])}).")
     if t["activation_s"] is not None:
         bullets.append(f"Activation (ACTIVATING -> ONLINE): **{duration(t['activation_s'])}**.")
+    bullets += _reboot_test(data.get("reboot_test") or {})
     if mem["used_gib"]["max"] is not None:
         bullets.append(
             f"Memory: the guest's used peaked at **{_n(mem['used_gib']['max'])} GiB** of its "
@@ -155,6 +157,19 @@ def _summary(data: dict) -> list[str]:
     bullets += [f"Warning: {d['cause']}" for d in warnings]
     lines += [f"- {b}" for b in bullets] + ["", "---", ""]
     return lines
+
+
+def _reboot_test(test: dict) -> list[str]:
+    """The summary's line on the seed checklist's "Test reboot and start_vms.sh"."""
+    status = test.get("status")
+    if status == "passed":
+        return [f"Reboot and start_vms.sh: **passed**, the cluster was ONLINE again "
+                f"{duration(test.get('online_after_s'))} after the reboot."]
+    if status == "failed":
+        return [f"Reboot and start_vms.sh: **failed**: {test.get('problem')}."]
+    if status == "off":
+        return ["Reboot and start_vms.sh: not run (`vast.reboot_test: false`)."]
+    return []
 
 
 def _configuration(data: dict) -> list[str]:
@@ -184,6 +199,11 @@ def _timeline(data: dict) -> list[str]:
     for container in data["containers"]:
         if container["name"] in ("vast_vms", "registry") or container["name"].startswith("vast_platform"):
             rows.append((container["first_seen"], f"container {container['name']} first seen", ""))
+    restart = data.get("reboot_test") or {}
+    if restart.get("t") is not None:
+        came_back = "ONLINE again" if restart["status"] == "passed" else "not ONLINE"
+        rows.append((restart["t"], f"After the reboot, {restart['how']}: cluster {came_back}",
+                     duration(restart.get("online_after_s"))))
     for rollback in data["faults"]["rollbacks"]:
         rows.append((rollback["t"], f"Rolled back to snapshot {rollback['snapshot']}", ""))
     for remedy in data["faults"]["remedies"]:

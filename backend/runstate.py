@@ -67,6 +67,8 @@ class RunState:
     retries: list = field(default_factory=list)
     boot_attempts: list = field(default_factory=list)  # BootAttemptFailed events as dicts
     root_fs: dict = field(default_factory=dict)  # the latest RootFilesystemVerified as a dict
+    snapshots: list[str] = field(default_factory=list)  # names taken in this run
+    restart: dict = field(default_factory=dict)  # the latest VastRestarted (the reboot test), as a dict
     outcome: str = ""
     exit_code: int | None = None
     message: str = ""
@@ -196,6 +198,13 @@ class RunState:
 
     def _on_DiagnosisMade(self, e: ev.DiagnosisMade) -> None:
         self.diagnosis = list(e.items)
+
+    def _on_SnapshotCreated(self, e: ev.SnapshotCreated) -> None:
+        if e.name not in self.snapshots:
+            self.snapshots.append(e.name)
+
+    def _on_VastRestarted(self, e: ev.VastRestarted) -> None:
+        self.restart = e.to_dict()
 
     def _on_RetryScheduled(self, e: ev.RetryScheduled) -> None:
         self.retries.append(e.to_dict())

@@ -78,6 +78,10 @@ EVIDENCE = {
         "OS disk's r_await at most 29.0 ms and w_await at most 21.65 ms."
     ),
     "numa": "A single-socket host has one NUMA node; NUMA emulation only adds overhead there.",
+    "numa_layout": (
+        "With numa=1 and no numaN entries, Proxmox makes one guest NUMA node per virtual socket and splits "
+        "the memory evenly over them (qemu-server PVE/QemuServer/Memory.pm): NUMA with 1 socket is one node."
+    ),
     "kvm": "Field report: nested virtualization / KVM was enabled on the host.",
     "import": "OVA import through the API (content 'import', import-from) arrived in Proxmox VE 8.3.",
 }
@@ -228,6 +232,30 @@ def _best_disk_storage(node: NodeFacts, wanted: str | None) -> tuple[str | None,
     return best.storage, best.avail_gib
 
 
+@dataclass(frozen=True)
+class Topology:
+    """How the VM's vCPUs are laid out: `sockets` virtual sockets of `cores` cores, NUMA on or off."""
+
+    sockets: int
+    cores: int
+    numa: bool
+    spans: int  # host sockets the vCPUs need (1: they fit in one socket's cores)
+
+
+def topology(node: NodeFacts, vcpus: int, memory_gib: int) -> Topology:
+    """The VM's sockets and NUMA for this host. vCPUs within one host socket's cores: 1 socket, NUMA off.
+    vCPUs spanning N host sockets: N virtual sockets with NUMA on, so the guest sees the host's layout
+    (one NUMA node per socket, memory split evenly: EVIDENCE["numa_layout"]), when the vCPUs and the
+    memory divide evenly over them; otherwise 1 socket and NUMA off (never NUMA nodes that do not match)."""
+    vcpus = max(1, int(vcpus))
+    if node.sockets <= 1 or vcpus <= node.cores_per_socket:
+        return Topology(1, vcpus, False, 1)
+    spans = min(node.sockets, math.ceil(vcpus / node.cores_per_socket))
+    if vcpus % spans or (int(memory_gib) * 1024) % spans:
+        return Topology(1, vcpus, False, spans)
+    return Topology(spans, vcpus // spans, True, spans)
+
+
 def recommend(node: NodeFacts, storage: str | None = None) -> Recommendation:
     """The configuration this node should get, or why it cannot host the cluster."""
     vcpus = max(1, min(node.cores, MAX_RECOMMENDED_VCPUS))
@@ -236,7 +264,7 @@ def recommend(node: NodeFacts, storage: str | None = None) -> Recommendation:
     max_mem = max_safe_memory_gib(node, vcpus, storage_name, disk)
     memory = recommended_memory_gib(max_mem)
     reserve = host_reserve_gib(node, memory, vcpus, storage_name, disk)
-    numa = node.sockets > 1 and vcpus > node.cores_per_socket
+    layout = topology(node, vcpus, memory)
     reasons = []
     if max_mem < MEMORY_MIN_GIB:
         reasons.append(
@@ -257,7 +285,8 @@ def recommend(node: NodeFacts, storage: str | None = None) -> Recommendation:
         disk_gib=disk,
         feasible=not reasons,
         reason="; ".join(reasons),
-        numa=numa,
+        sockets=layout.sockets,
+        numa=layout.numa,
         storage=storage_name,
         max_memory_gib=max_mem,
         host_reserve_gib=round(reserve, 1),
@@ -429,11 +458,24 @@ def evaluate(node: NodeFacts, proposal: Proposal) -> SizingResult:
         add(Finding("numa", "info", "NUMA stays off: the host has a single socket.",
                     "Nothing to do.", EVIDENCE["numa"]))
     elif proposal.vcpus > node.cores_per_socket:
-        add(Finding("numa", "info",
-                    f"{proposal.vcpus} vCPUs span the host's {node.sockets} sockets "
-                    f"({node.cores_per_socket} cores each): NUMA is turned on.",
-                    "Nothing to do; or stay within one socket's cores to keep NUMA off.",
-                    "Guests spanning sockets run better when they see the host's NUMA layout."))
+        layout = topology(node, proposal.vcpus, proposal.memory_gib)
+        spanned = f"{proposal.vcpus} vCPUs span {layout.spans} of the host's {node.sockets} sockets " \
+                  f"({node.cores_per_socket} cores each)"
+        if layout.numa:
+            add(Finding("numa", "info",
+                        f"{spanned}: the VM gets {layout.sockets} sockets x {layout.cores} cores with NUMA on, "
+                        "one NUMA node per socket as on the host.",
+                        "Nothing to do; or stay within one socket's cores to keep NUMA off.",
+                        EVIDENCE["numa_layout"]))
+        else:
+            even = proposal.vcpus - proposal.vcpus % layout.spans
+            add(Finding("numa", "warning",
+                        f"{spanned} but do not split evenly over them (vCPUs and memory): NUMA stays off and "
+                        f"the VM gets 1 socket x {proposal.vcpus} cores, one NUMA node over {layout.spans} host "
+                        "sockets.",
+                        f"Use a multiple of {layout.spans} vCPUs (e.g. {even}) and a memory size that splits "
+                        f"over {layout.spans} nodes, to match the host's layout.",
+                        EVIDENCE["numa_layout"]))
     add(Finding("always", "info",
                 "The VM gets cpu 'host', 1 socket, ballooning off, q35, and VirtIO SCSI single with an IO thread.",
                 "Nothing to do.", EVIDENCE["controller"]))

@@ -1,6 +1,7 @@
 """The result of a run: the outcome (ONLINE, failed, blocked, aborted), the key times (total and
-activation, as the report counts them), the diagnosis with its evidence and remedy, and where the
-run directory and its report are.
+activation, as the report counts them), the diagnosis with its evidence and remedy, what restoring
+the `vast-online` snapshot needs (it holds no RAM state), and where the run directory and its
+report are.
 
 Keys: r rolls back to the pre-install snapshot and retries with the remedy (only after a failure
 whose diagnosis carries a remedy the engine can apply), o opens the report (writing it first when
@@ -79,6 +80,27 @@ def key_times(session: RunSession, analysis: dict | None) -> Text:
     return text
 
 
+def restore_note(session: RunSession) -> Text:
+    """What restoring `vast-online` needs: it is taken without RAM state, so a restore is a boot and
+    VAST must be started again, the path the reboot test walks (backend/restart.py)."""
+    state = session.state
+    text = Text()
+    if "vast-online" not in state.snapshots:
+        return text
+    text.append("vast-online   ", style="bold")
+    text.append("taken without RAM state: restoring it boots the VM, and VAST does not start by itself.\n")
+    text.append("  roll back to vast-online, start the VM, run ", style="dim")
+    text.append("./start_vms.sh", style="bold")
+    text.append(" on the guest as the install user, wait for ONLINE", style="dim")
+    restart = state.restart
+    if restart.get("ok"):
+        text.append(f"\n  this run's reboot test took that path: ONLINE again {span(restart.get('online_after_s'))} "
+                    "after the reboot", style="dim")
+    elif not restart:
+        text.append("\n  this run did not test that path (vast.reboot_test: false)", style="yellow")
+    return text
+
+
 def write_report(run_path: Path, write: bool) -> tuple[dict, Path | None]:
     """The report's analysis of the run; with `write`, report.md too (as `vast-loopback report`)."""
     from backend.analysis import analyse
@@ -100,7 +122,7 @@ class ResultScreen(SessionScreen):
     HELP = """\
 How the run ended, its key times (counted as the report counts them), the diagnosis with the
 evidence that triggered it and its remedy, the preflight checks that failed (when one stopped the
-run), and where the run directory and the report are.
+run), what restoring the vast-online snapshot needs, and where the run directory and the report are.
 Keys: r roll back to the pre-install snapshot and retry with the remedy (after a diagnosed
 failure) · o open the report · Esc back to the dashboard · q quit with the run's exit code."""
 
@@ -127,6 +149,9 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
             yield Static(key_times(self.session, None), id="times")
             yield DiagnosisPane(self.session, id="diagnosis")
             yield FailedChecksPane(self.session, id="preflight")
+            restore = Static(restore_note(self.session), id="restore")
+            restore.display = bool(restore_note(self.session))
+            yield restore
             yield Static(self._where(), id="where")
         hint = HintLine("", id="hint")
         hint.display = self.scenario is not None

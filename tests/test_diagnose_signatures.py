@@ -253,3 +253,31 @@ def test_an_oom_on_an_overcommitted_vm_is_diagnosed_as_both_and_one_retry_fixes_
     assert {"oom", "overcommit"} <= set(items)
     assert items["oom"]["changes"] == {"memory_gib": 120, "vcpus": 12}  # the root: what a retry applies
     assert "Also (overcommit)" in items["oom"]["remedy"]
+
+
+ALTERNATIVE = "cd /vast/deploy && ./vman.sh release-5-4-0-2043819 /vast/deploy/ssh_key.pem start"
+
+
+def test_vast_not_back_after_a_reboot_is_diagnosed_with_its_evidence_and_the_other_restart():
+    failed = ev.VastRestarted(
+        ts=T + 100, how="start_vms.sh", ok=False, exit_status=1,
+        problem="start_vms.sh ended with exit 1: Error response from daemon: container 3f2a is not running",
+        output=["start_vms.sh: vms-bringup start in vast_platform_11.0.0.1-4100",
+                "Error response from daemon: container 3f2a is not running"],
+        containers=[{"name": "registry", "state": "running"},
+                    {"name": "vast_platform_11.0.0.1-4100", "state": "exited"}],
+        alternative=ALTERNATIVE)
+    items = by_id(diagnose([failed]))
+    item = items["restart_failed"]
+    assert item["severity"] == "critical" and item["changes"] == {}  # no VM change would help: no retry
+    assert "is not running" in item["cause"] and "vast-online snapshot was not taken" in item["cause"]
+    assert "did not come back with Docker" in item["remedy"] and ALTERNATIVE in item["remedy"]
+    texts = [e["text"] for e in item["evidence"]]
+    assert "vast_platform_11.0.0.1-4100 exited" in texts and "no vast_vms container (it runs with --rm)" in texts
+    assert "VMS did not answer" in texts
+
+
+def test_vast_back_after_a_reboot_is_no_diagnosis():
+    passed = ev.VastRestarted(ts=T, how="start_vms.sh", ok=True, cluster_state="ONLINE", online_after_s=306.0,
+                              containers=[{"name": "vast_vms", "state": "running"}], alternative=ALTERNATIVE)
+    assert diagnose([passed]) == []

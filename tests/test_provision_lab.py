@@ -157,7 +157,9 @@ async def test_big_cluster_places_the_vm_on_the_best_node_with_numa(tmp_path):
     assert code == 0
     assert ctx.facts["node"] == "pve2"  # most free memory among equal nodes
     create = requests_to(tmp_path / "lab", "POST", "/nodes/pve2/qemu")[0]["params"]
-    assert (create["cores"], create["numa"], create["memory"]) == ("24", "1", str(131 * 1024))  # the guest sees the report's 128 GB+
+    # 24 vCPUs span both of the host's 2 x 16-core sockets: 2 sockets, one NUMA node each, as on the host
+    assert (create["sockets"], create["cores"], create["numa"]) == ("2", "12", "1")
+    assert create["memory"] == str(131 * 1024)  # the guest sees the report's 128 GB+
 
 
 @pytest.mark.parametrize(

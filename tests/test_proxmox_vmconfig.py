@@ -36,8 +36,8 @@ def test_first_boot_config_is_exactly_what_the_ova_needs():
 @pytest.mark.parametrize(
     ("spec", "disks", "working", "expected"),
     [
-        (VmSpec("a", 24, 160, "local-lvm", "vmbr1", numa=True), [OVA_DISK], None,
-         {"cores": 24, "memory": 163840, "numa": 1, "net0": "virtio,bridge=vmbr1"}),
+        (VmSpec("a", 24, 160, "local-lvm", "vmbr1", numa=True, sockets=2), [OVA_DISK], None,
+         {"sockets": 2, "cores": 12, "memory": 163840, "numa": 1, "net0": "virtio,bridge=vmbr1"}),
         (VmSpec("b", 12, 128, "fast", "vmbr0", vmid=4242), [OVA_DISK], None, {"vmid": 4242, "scsi0":
          f"fast:0,import-from={OVA_DISK}"}),
         (SEED_SPEC, [OVA_DISK, "local:import/x.ova/data.vmdk"], "scratch",
@@ -77,6 +77,11 @@ def test_values_that_would_change_a_property_string_are_refused(field, value):
 def test_unsafe_disk_volids_are_refused(volid):
     with pytest.raises(ValueError):
         vmconfig.first_boot_config(SEED_SPEC, [volid])
+
+
+def test_vcpus_that_do_not_split_over_the_sockets_are_refused():
+    with pytest.raises(ValueError, match="do not split over 2 sockets"):
+        vmconfig.first_boot_config(VmSpec("a", 25, 160, "local-lvm", "vmbr0", numa=True, sockets=2), [OVA_DISK])
 
 
 def test_an_ova_without_disks_is_refused():

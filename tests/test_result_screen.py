@@ -4,11 +4,13 @@ after a failure with a remedy the engine can apply, open report, back, quit with
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
+from backend import events as ev
 from backend.analysis import analyse
 from tests.dashboard_helpers import DashboardApp, pane_text, session_at, settle, with_retry
-from tests.recorded_runs import write_recorded_run
+from tests.recorded_runs import recorded_events, write_recorded_run
 from tests.tui_helpers import make_app, posted, small_plan, to_step
 from tui.messages import ReportOpened, RollbackRequested
 from tui.state import WizardState
@@ -126,3 +128,37 @@ async def test_a_live_run_writes_its_report_when_it_ends(tmp_path):
         assert str(run_dir / "report.md") in _text(app, "#where")
         assert "no known failure signature matched" in pane_text(app, "#diagnosis")
         assert app.screen.check_action("rollback", ()) is False  # failed, but nothing the retry could change
+
+
+def _with_reboot_test(restarted: ev.VastRestarted | None) -> list[ev.Event]:
+    """The recorded success run, its last snapshot named vast-online, after a reboot test that went
+    as `restarted` says (None: turned off)."""
+    events: list[ev.Event] = []
+    for event in recorded_events("success"):
+        if isinstance(event, ev.SnapshotCreated):
+            if restarted is not None:
+                events.append(dataclasses.replace(restarted, ts=event.ts - 1))
+            event = dataclasses.replace(event, name="vast-online")
+        events.append(event)
+    return events
+
+
+async def test_an_online_run_says_what_restoring_vast_online_needs(tmp_path):
+    passed = ev.VastRestarted(how="start_vms.sh", ok=True, cluster_state="ONLINE", online_after_s=306.0)
+    for restarted, said in ((passed, "this run's reboot test took that path: ONLINE again 5:06 after the reboot"),
+                            (None, "this run did not test that path (vast.reboot_test: false)")):
+        app = DashboardApp(session_at("success", events=_with_reboot_test(restarted)), result_on_end=False)
+        async with app.run_test(size=(110, 40)) as pilot:
+            await _result(pilot)
+            restore = _text(app, "#restore")
+            assert app.screen.query_one("#restore").display
+            assert "vast-online   taken without RAM state" in restore
+            assert "roll back to vast-online, start the VM, run ./start_vms.sh on the guest" in restore
+            assert said in restore
+
+
+async def test_a_run_without_vast_online_says_nothing_of_restoring_it(tmp_path):
+    app = DashboardApp(session_at("overcommit"), result_on_end=False)
+    async with app.run_test(size=(100, 40)) as pilot:
+        await _result(pilot)
+        assert not app.screen.query_one("#restore").display

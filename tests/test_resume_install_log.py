@@ -15,7 +15,7 @@ from backend.bus import EventBus
 from backend.clock import Clock
 from backend.engine import RunContext
 from backend.guest import DetachedJob
-from backend.install import _follow
+from backend.install import follow_job
 from backend.journal import Journal, RunDir
 from backend.prepare import GUEST
 from backend.secrets import Secret
@@ -29,7 +29,7 @@ LOG = (b"[2025-12-29 18:49:01] Cluster lb-vast54 state: INIT\n"
 
 
 class _Guest:
-    """The part of GuestClient `_follow` uses, over an in-memory log; `die_after` chunks, the process
+    """The part of GuestClient `follow_job` uses, over an in-memory log; `die_after` chunks, the process
     following it dies (a SIGKILL as seen from inside)."""
 
     connected = True
@@ -67,7 +67,7 @@ async def _pass(run: RunDir, guest: _Guest) -> None:
     job = DetachedJob("cluster_create", "/home/centos/.vast-loopback/jobs/cluster_create/log",
                       "/home/centos/.vast-loopback/jobs/cluster_create/status")
     try:
-        await _follow(ctx, job, "cluster_create")
+        await follow_job(ctx, job, "cluster_create")
     finally:
         journal.close()
 

@@ -79,6 +79,11 @@ INSIDE = {
     "bootstrap": [_event("bootstrap", "InstallLogAppended", source="bootstrap"), lab_minutes_into("bootstrap", 6)],
     "wait_online": [_event("wait_online", "ClusterStateChanged", state="ACTIVATING"),
                     lab_minutes_into("wait_online", 4)],
+    # the reboot done (its GuestRebooted journaled), start_vms.sh running, VAST back (before the result)
+    "reboot_test": [_task("reboot_test"), _event("reboot_test", "GuestRebooted"),
+                    in_step("reboot_test", "start_vms.sh", lambda e, s: e["type"] == "InstallLogAppended"
+                            and str(e.get("source")).startswith("start_vms")),
+                    _event("reboot_test", "VastRestarted")],
     "snapshot_online": [_task("snapshot_online"), _event("snapshot_online", "SnapshotCreated")],
     "write_report": [_event("write_report", "ReportWritten")],
 }
@@ -157,7 +162,8 @@ def assert_like_reference(chain: Chain, reference: EndState) -> EndState:
     assert state.snapshot_creates == {"pre-install": 1, "vast-online": 1}
     snapshots = sorted(p.name for p in (chain.run_dir / "lab" / "guests").glob("*/snapshots/*"))
     assert snapshots == ["pre-install", "vast-online"], "the guest's disk snapshots"
-    assert state.tool_starts == {"bootstrap": 1, "cluster_create": 1}, "a VAST tool started twice in the guest"
+    assert state.tool_starts == {"bootstrap": 1, "cluster_create": 1, "bringup": 1}, \
+        "a VAST tool started twice in the guest"
     assert (state.cluster_state, state.deploy_state) == ("ONLINE", "COMPLETED")
     assert state.completed_twice == [], f"steps completed twice: {state.completed_twice}\n{history}"
     assert state.finished == reference.finished

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from backend.installlog import clean_lines, parse_line
+from backend.lab.scenarios import VastBehaviour
 from backend.lab.vast import HERE
 from tests.vast_lab_helpers import BUILD, IP, hardware, make_guest
 
@@ -219,7 +220,59 @@ def test_a_guest_below_the_fields_later_peak_meets_the_oom_killer_after_the_depl
 def test_start_after_a_reboot_brings_a_deployed_cluster_back(tmp_path):
     guest = make_guest(tmp_path)
     assert guest.bootstrap().returncode == 0 and guest.create().returncode == 0
+    installed_at = guest.world().vms_up_since
     result = guest.run("/vast/deploy/vman.sh", BUILD, "/vast/deploy/ssh_key.pem", "start")
     assert result.returncode == 0, result.stderr
     world = guest.world()
     assert world.tools["start"].exit == 0 and world.cluster["state"] == "ONLINE" and world.vms_up
+    assert world.vms_up_since > installed_at  # a VMS started again: the lab's VMS listens from then on
+    states = [state for _, state in world.state_changes]
+    assert states[-2:] == ["ACTIVATING", "ONLINE"]  # never the ONLINE of before the reboot first
+
+
+def _bringup(guest):
+    """What start_vms.sh's `docker exec ... /vast/bin/vms-bringup start` hands over to."""
+    return subprocess.run([guest.env()["LAB_PYTHON"], str(guest.root / "opt/lab/vast/player.py"), "bringup", "start"],
+                          env=guest.env(), capture_output=True, timeout=30, check=False)
+
+
+def test_vms_bringup_starts_vms_again_and_the_cluster_comes_online(tmp_path):
+    guest = make_guest(tmp_path)
+    assert guest.bootstrap().returncode == 0 and guest.create().returncode == 0
+    installed_at = guest.world().vms_up_since
+    result = _bringup(guest)
+    assert result.returncode == 0, result.stderr
+    world = guest.world()
+    assert world.tools["bringup"].exit == 0 and world.cluster["state"] == "ONLINE"
+    assert world.vms_up_since > installed_at
+    assert world.tools["bringup"].finished - world.tools["bringup"].started == pytest.approx(240, abs=0.01)
+    assert any(c.startswith("run -d --name vast_vms --rm") for c in guest.docker_calls())
+    assert "cluster lb-vast54 is ONLINE" in result.stdout.decode()
+
+
+def test_vms_bringup_needs_a_cluster(tmp_path):
+    guest = make_guest(tmp_path)
+    assert guest.bootstrap().returncode == 0
+    result = _bringup(guest)
+    assert result.returncode == 1 and "no cluster is configured" in result.stderr.decode()
+    assert "bringup" not in guest.world().tools
+
+
+@pytest.mark.parametrize(("answer", "policy"), [("works", "--restart=unless-stopped"), ("fails", None)])
+def test_the_node_containers_restart_policy_is_the_labs_answer_to_start_vms(tmp_path, answer, policy):
+    guest = make_guest(tmp_path, behaviour=VastBehaviour(start_vms_after_reboot=answer))
+    assert guest.bootstrap().returncode == 0 and guest.create().returncode == 0
+    platform = [c for c in guest.docker_calls() if c.startswith("run") and "--name vast_platform_" in c]
+    assert len(platform) == 4
+    assert all((policy in c) if policy else ("--restart" not in c) for c in platform), platform
+
+
+def test_vman_adds_extra_volume_mounts_as_the_field_log_shows_only_when_exported(tmp_path):
+    guest = make_guest(tmp_path)
+    assert guest.bootstrap().returncode == 0
+    exported = guest.run("/vast/deploy/vman.sh", BUILD, "/vast/deploy/ssh_key.pem", "start",
+                         env={"EXTRA_VOLUME_MOUNTS": "-v /file_server:/file_server"}).stdout.decode()
+    plain = guest.run("/vast/deploy/vman.sh", BUILD, "/vast/deploy/ssh_key.pem", "start").stdout.decode()
+    warning = "WARNING! - added extra volume mounts to common params: -v /file_server:/file_server\n"
+    assert warning in exported and "docker.sock -v /file_server:/file_server\n" in exported
+    assert "WARNING!" not in plain and "/file_server" not in plain

@@ -70,3 +70,11 @@ def test_cluster_create_names_the_password_by_reference_and_quotes_every_answers
 def test_with_the_documented_default_password_the_command_is_the_field_ones():
     line = cluster_create_command(SimpleNamespace(answers=parse("{}")), "/x")
     assert "-p 123456 -c cluster create" in line and "VLB_MASK" not in line
+
+
+def test_vman_gets_extra_volume_mounts_exported_as_the_field_script_did():
+    line = cluster_create_command(SimpleNamespace(answers=parse("{}")), "/x")
+    words = shlex.split(line)
+    vman = words.index("./vman.sh")
+    assert "EXTRA_VOLUME_MOUNTS=-v /file_server:/file_server" in words[:vman]
+    assert "DISABLE_IPV6_FOR_LOOPBACK=yes" in words[:vman]

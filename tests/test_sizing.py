@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from backend.sizing import Proposal, evaluate, recommend
-from tests.conftest import BIG, SEED, SMALL
+from backend.sizing import Proposal, Topology, evaluate, recommend, topology
+from tests.conftest import BIG, SEED, SMALL, node
+
+FOUR_SOCKETS = node(32, 64, 503.8, sockets=4, storage_gib=7000)  # 8 cores a socket
 
 
 def ids(result, severity=None):
@@ -61,8 +63,34 @@ def test_overcommit_evidence_names_the_panic():
 def test_recommendation_per_host(host, vcpus, memory, feasible, numa):
     rec = recommend(host)
     assert (rec.vcpus, rec.memory_gib, rec.feasible, rec.numa) == (vcpus, memory, feasible, numa)
-    assert rec.sockets == 1 and rec.cpu == "host" and rec.balloon == 0
+    assert rec.sockets == (2 if numa else 1) and rec.cpu == "host" and rec.balloon == 0
     assert rec.scsihw == "virtio-scsi-single" and rec.iothread
+
+
+@pytest.mark.parametrize(
+    ("host", "vcpus", "memory", "layout"),
+    [
+        (SEED, 12, 117, Topology(1, 12, False, 1)),  # one socket: one NUMA node, NUMA off
+        (BIG, 12, 160, Topology(1, 12, False, 1)),   # 12 vCPUs fit in one of BIG's 16-core sockets
+        (BIG, 24, 160, Topology(2, 12, True, 2)),    # spanning both sockets: 2 x 12, a NUMA node each
+        (BIG, 32, 160, Topology(2, 16, True, 2)),
+        (BIG, 17, 160, Topology(1, 17, False, 2)),   # 17 does not split over 2 sockets: NUMA stays off
+        (FOUR_SOCKETS, 24, 117, Topology(3, 8, True, 3)),    # 119808 MiB split over 3 nodes
+        (FOUR_SOCKETS, 24, 128, Topology(1, 24, False, 3)),  # 131072 MiB does not: NUMA stays off
+    ],
+)
+def test_the_vms_sockets_and_numa_match_the_hosts_layout_or_numa_stays_off(host, vcpus, memory, layout):
+    assert topology(host, vcpus, memory) == layout
+
+
+def test_the_numa_finding_says_which_layout_the_vm_gets():
+    spanning = next(f for f in evaluate(BIG, Proposal(24, 160, 1000, "local-lvm")).findings if f.id == "numa")
+    assert spanning.severity == "info" and "2 sockets x 12 cores with NUMA on" in spanning.message
+    assert "Memory.pm" in spanning.evidence
+    uneven = next(f for f in evaluate(BIG, Proposal(17, 160, 1000, "local-lvm")).findings if f.id == "numa")
+    assert uneven.severity == "warning" and "NUMA stays off" in uneven.message and "16" in uneven.remedy
+    single = next(f for f in evaluate(SEED, Proposal(12, 117, 1000, "local-lvm")).findings if f.id == "numa")
+    assert "NUMA stays off: the host has a single socket" in single.message
 
 
 def test_small_host_says_why_it_cannot():

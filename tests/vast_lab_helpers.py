@@ -20,6 +20,7 @@ from backend.lab.world import GuestHardware
 FIELD_START = 1767033133.0  # 2025-12-29 18:32:13 UTC: the lab clock starts where the field run did
 IP = "192.168.30.109"
 BUILD = "release-5-4-0-2043819"
+FIELD_EXTRA_MOUNTS = "-v /file_server:/file_server"  # what the field's script exported for vman.sh
 FAKE_DOCKER = """#!/bin/sh
 # records every call; `docker info` fails while $ROOT/docker-down exists (the daemon is not running)
 echo "$*" >> "{root}/docker.calls"
@@ -50,13 +51,14 @@ class Guest:
         tmp.write_text(json.dumps({"scale": speed, "origin_wall": time.time(), "origin_target": origin_target}))
         os.replace(tmp, clock)
 
-    def env(self) -> dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "LAB_ROOT": str(self.root), "LAB_DOCKER": str(self.root / "fake-docker"),
-                "LAB_PYTHON": sys.executable, "LAB_VAST_PLAYER": str(self.root / "opt/lab/vast/player.py")}
+                "LAB_PYTHON": sys.executable, "LAB_VAST_PLAYER": str(self.root / "opt/lab/vast/player.py"), **extra}
 
-    def run(self, script: str, *args: str, timeout: float = 30, stdin: str = "") -> subprocess.CompletedProcess:
+    def run(self, script: str, *args: str, timeout: float = 30, stdin: str = "",
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run /vast/bundles/vast_bootstrap.sh or /vast/deploy/vman.sh of this guest with bash."""
-        return subprocess.run(["bash", str(self.root / script.lstrip("/")), *args], env=self.env(),
+        return subprocess.run(["bash", str(self.root / script.lstrip("/")), *args], env=self.env(**(env or {})),
                               capture_output=True, timeout=timeout, input=stdin.encode(), check=False)
 
     def start(self, script: str, *args: str) -> subprocess.Popen:
@@ -66,10 +68,15 @@ class Guest:
     def bootstrap(self) -> subprocess.CompletedProcess:
         return self.run("/vast/bundles/vast_bootstrap.sh", "--interface", IP, "--skip-prompt")
 
-    def create(self, name: str = "lb-vast54", password: str = "123456") -> subprocess.CompletedProcess:
+    def create(self, name: str = "lb-vast54", password: str = "123456",
+               extra_mounts: str = FIELD_EXTRA_MOUNTS) -> subprocess.CompletedProcess:
+        """`vman.sh ... cluster create`, with EXTRA_VOLUME_MOUNTS exported as the field's script did
+        ("" exports nothing)."""
+        env = {"EXTRA_VOLUME_MOUNTS": extra_mounts} if extra_mounts else {}
         return self.run("/vast/deploy/vman.sh", BUILD, "/vast/deploy/ssh_key.pem", "vcli", "-u", "admin", "-p",
                         password, "-c", "cluster", "create", "--build", BUILD, "--vsettings",
-                        "CAS_OVER_RPC=true,IN_CLUSTER_COMMUNICATION_TCP=true", "--name", name, "--loopback")
+                        "CAS_OVER_RPC=true,IN_CLUSTER_COMMUNICATION_TCP=true", "--name", name, "--loopback",
+                        env=env)
 
     def events(self) -> list[dict]:
         return read_events(self.root / EVENTS_PATH.lstrip("/"))
@@ -82,11 +89,13 @@ class Guest:
         return path.read_text().splitlines() if path.exists() else []
 
 
-def make_guest(root: Path, hw: GuestHardware | None = None, speed: float = 20000.0) -> Guest:
-    """A guest root with the VAST stand-ins, the scenario of `hw` and a lab clock at `speed`."""
+def make_guest(root: Path, hw: GuestHardware | None = None, speed: float = 20000.0,
+               behaviour: scenarios.VastBehaviour | None = None) -> Guest:
+    """A guest root with the VAST stand-ins, the scenario of `hw` (and of the lab's `behaviour` where
+    nobody knows the real one) and a lab clock at `speed`."""
     hw = hw or hardware()
     install_guest_files(root, with_package=True)
-    scenario = scenarios.write_guest_scenario(root, hw, boot_t=FIELD_START - 300)
+    scenario = scenarios.write_guest_scenario(root, hw, boot_t=FIELD_START - 300, behaviour=behaviour)
     (root / "vast/deploy/ssh_key.pem").write_text("lab key\n")
     (root / "dev").mkdir(exist_ok=True)
     (root / "dev/kmsg").write_text("")

@@ -128,6 +128,12 @@ class HeadlessPrinter:
                 return f"  guest address {e.address} (from {e.source})"
             case ev.GuestConnected():
                 return f"  SSH to {e.user}@{e.address} (host key {e.host_key})"
+            case ev.GuestRebooted():
+                return f"  the guest rebooted ({e.why})"
+            case ev.VastRestarted(ok=True):
+                return f"  VAST came back with {e.how}: ONLINE {_fmt_duration(e.online_after_s)} after the reboot"
+            case ev.VastRestarted(ok=False):
+                return f"  VAST did not come back with {e.how}: {e.problem}"
             case ev.GuestDisconnected():
                 return f"  guest connection lost: {e.reason}"
             case ev.GuestReconnected():

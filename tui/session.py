@@ -27,6 +27,7 @@ from backend.hostfacts import GIB
 from backend.replay import recorded_events, replay
 from backend.runstate import RunState
 from backend.secrets import redact
+from backend.vtask import TASK_FAILED_STATES
 from tui.series import Series
 
 Source = Callable[[Subscriber], Awaitable[int]]
@@ -304,7 +305,7 @@ class RunSession:
         self._note(e.ts, "info", f"cluster {e.previous or '-'} -> {e.state}")
 
     def _on_VtaskChanged(self, e: ev.VtaskChanged) -> None:
-        level = "critical" if e.state.upper() in ("FAILED", "TIMEOUT", "KILLED", "ERROR") else "info"
+        level = "critical" if e.state.upper() in TASK_FAILED_STATES else "info"
         self._note(e.ts, level, f"task {e.name} ({e.task_id}) {e.state}" + (f": {e.message}" if e.message else ""))
 
     def _on_KernelMessageSeen(self, e: ev.KernelMessageSeen) -> None:

@@ -37,12 +37,12 @@ class VastGuestLab(GuestLab):
 
     def __init__(self, state_dir: Path, clock: Clock, power: PowerHooks | None = None, *,
                  vms_user: str = "admin", vms_password: str = "123456", faults: FaultPlan | None = None,
-                 overcommit_demand: str = scenarios.DEFAULT_OVERCOMMIT_DEMAND, **options: Any) -> None:
+                 behaviour: scenarios.VastBehaviour | None = None, **options: Any) -> None:
         options.setdefault("tick_seconds", TICK_WALL_S)
         super().__init__(state_dir, clock, power=power, load_factory=self._load, on_boot=self._on_boot,
                          faults=faults, **options)
         self.vms_user, self.vms_password = vms_user, vms_password
-        self.overcommit_demand = overcommit_demand  # facts.OVERCOMMIT_DEMANDS: the two readings of the sources
+        self.behaviour = behaviour or scenarios.VastBehaviour()
         self.vms: dict[int, VmsServer] = {}
         self.stalls: dict[int, StallDriver] = {}
         self._vast_lock = threading.Lock()
@@ -58,7 +58,7 @@ class VastGuestLab(GuestLab):
 
     def _on_boot(self, disk: Path, runtime: Path, hw: GuestHardware) -> None:
         scenarios.on_boot(GuestPaths(disk, runtime), hw, self.clock, vms_user=self.vms_user,
-                          vms_password=self.vms_password, overcommit_demand=self.overcommit_demand)
+                          vms_password=self.vms_password, behaviour=self.behaviour)
         self._attach(hw)
 
     def _adopt(self, guest: LabGuest) -> None:
@@ -97,11 +97,12 @@ class VastGuestLab(GuestLab):
 
 
 def vast_guest_factory(*, vms_user: str = "admin", vms_password: str = "123456",
-                       faults: FaultPlan | None = None, **options: Any) -> GuestFactory:
+                       faults: FaultPlan | None = None, behaviour: scenarios.VastBehaviour | None = None,
+                       **options: Any) -> GuestFactory:
     """A `backend.lab.world.GuestFactory` serving VAST lab guests."""
 
     def factory(state_dir: Path, clock: Clock, power: PowerHooks) -> VastGuestLab:
         return VastGuestLab(state_dir, clock, power, vms_user=vms_user, vms_password=vms_password,
-                            faults=faults, **options).start()
+                            faults=faults, behaviour=behaviour, **options).start()
 
     return factory

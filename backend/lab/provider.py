@@ -25,6 +25,7 @@ from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
 from backend.lab.guest.support import GuestUnavailable
+from backend.lab.scenarios import VastBehaviour
 from backend.lab.shutdown import end_guests
 from backend.lab.world import LabWorld
 from backend.secrets import Secret
@@ -56,8 +57,11 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
                                                       faults=faults, passwords=passwords,
-                                                      overcommit_demand=answers.lab.overcommit_memory,
-                                                      ova=answers.lab.ova))
+                                                      ova=answers.lab.ova,
+                                                      behaviour=VastBehaviour(
+                                                          answers.lab.start_vms_after_reboot,
+                                                          answers.lab.vtask_messages,
+                                                          answers.lab.overcommit_memory)))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from backend.clock import Clock
@@ -94,9 +95,31 @@ def oom_stalls(oom_at: float) -> list[tuple[float, float]]:
     return [(oom_at - 18, 150.0), (oom_at - 9, 450.0), (oom_at - 2, 900.0)]
 
 
+@dataclass(frozen=True)
+class VastBehaviour:
+    """How this lab's VAST answers where nobody knows the real answer (backend/lab/facts.py, chosen in
+    the lab's answers): start_vms.sh after a reboot, the shape of a VTask's messages, and the
+    overcommitted activation's memory demand."""
+
+    start_vms_after_reboot: str = facts.START_VMS_AFTER_REBOOT_DEFAULT
+    vtask_messages: str = facts.VTASK_MESSAGES_DEFAULT
+    overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND
+
+    def __post_init__(self) -> None:
+        if self.start_vms_after_reboot not in facts.START_VMS_AFTER_REBOOT:
+            raise ValueError(f"start_vms_after_reboot: one of {facts.START_VMS_AFTER_REBOOT}")
+        if self.vtask_messages not in facts.VTASK_MESSAGES:
+            raise ValueError(f"vtask_messages: one of {facts.VTASK_MESSAGES}")
+        if self.overcommit_demand not in facts.OVERCOMMIT_DEMANDS:
+            raise ValueError(f"overcommit_demand: one of {facts.OVERCOMMIT_DEMANDS}")
+
+
 def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_password: str = "123456",
-          build_name: str = BUILD, overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> dict:
+          build_name: str = BUILD, behaviour: VastBehaviour | None = None) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
+    behaviour = behaviour or VastBehaviour()
+    restart = facts.PLATFORM_RESTART_POLICY[behaviour.start_vms_after_reboot]
+    overcommit_demand = behaviour.overcommit_demand
     name, reason, crossing = choose(hw, overcommit_demand)
     mem_total = guest_mem_total(hw.memory_mib)
     times: dict[str, float] = {"activating": timeline.ACTIVATING_AT, "init": timeline.INIT_AT}
@@ -104,7 +127,7 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         # the timeline models kills from activation on (a guest too small for what comes before is no VM
         # anyone sizes for the cluster)
         oom_at = round(max(float(crossing or 0.0), timeline.ACTIVATING_AT + 10), 1)
-        create = timeline.create_oom(oom_at)
+        create = timeline.create_oom(oom_at, restart)
         times.update(oom=oom_at, oom_second_after=timeline.OOM_SECOND_KILL_AFTER)
         if oom_at >= timeline.ONLINE_AT:
             times.update(online=timeline.ONLINE_AT)
@@ -114,13 +137,13 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
             times.update(deploy_failed=oom_at + timeline.OOM_FAILED_AFTER)
         stalls = oom_stalls(oom_at)
     elif name == OVERCOMMIT:
-        create = timeline.create_overcommit()
+        create = timeline.create_overcommit(restart)
         a = timeline.ACTIVATING_AT
         times.update(unknown=a + timeline.UNKNOWN_AFTER, panic=a + timeline.PANIC_AFTER,
                      deploy_failed=a + timeline.FAILED_AFTER)
         stalls = overcommit_stalls()
     else:
-        create = timeline.create_success()
+        create = timeline.create_success(restart)
         times.update(online=timeline.ONLINE_AT, deploy_done=timeline.DEPLOY_DONE_AT)
         stalls = []
     return {
@@ -137,16 +160,19 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         "vms_auth": {"user": vms_user, "password_sha256": hashlib.sha256(vms_password.encode()).hexdigest()},
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
+        "behaviour": asdict(behaviour),
+        "texts": {"extra_mounts_warning": facts.EXTRA_VOLUME_MOUNTS_WARNING},
         "tools": {
             "bootstrap": timeline.bootstrap(),
             "cluster_create": create,
-            "start_deployed": timeline.start(cluster_deployed=True),
-            "start_fresh": timeline.start(cluster_deployed=False),
+            "start_deployed": timeline.start(True, facts.RESTART_VMS_UP_S, facts.RESTART_ONLINE_S, restart),
+            "start_fresh": timeline.start(False, facts.RESTART_VMS_UP_S, facts.RESTART_ONLINE_S, restart),
+            "bringup": timeline.bringup(facts.RESTART_VMS_UP_S, facts.RESTART_ONLINE_S),
         },
     }
 
 
-def write_guest_scenario(guest: GuestPaths | Path, hw: GuestHardware, boot_t: float, **options: str) -> dict:
+def write_guest_scenario(guest: GuestPaths | Path, hw: GuestHardware, boot_t: float, **options: object) -> dict:
     """Write the scenario into the guest (at every boot: it lives in /run); returns it."""
     scenario = build(hw, boot_t, **options)
     target = as_paths(guest).host(SCENARIO_PATH)
@@ -165,10 +191,10 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
 
 
 def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
-            vms_password: str = "123456", overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> dict:
+            vms_password: str = "123456", behaviour: VastBehaviour | None = None) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
     return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password,
-                                overcommit_demand=overcommit_demand)
+                                behaviour=behaviour)

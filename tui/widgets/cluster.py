@@ -3,6 +3,7 @@ the state lasted, and the VMS tasks (cluster_deploy) with their state."""
 
 from __future__ import annotations
 
+from backend.vtask import TASK_FAILED_STATES
 from tui.session import RunSession
 from tui.widgets.charts import Line
 from tui.widgets.pane import Pane, clock, span
@@ -22,7 +23,7 @@ def task_style(state: str) -> str:
     upper = state.upper()
     if upper in ("COMPLETED", "SUCCEEDED"):
         return "green"
-    if upper in ("FAILED", "TIMEOUT", "KILLED", "ERROR"):
+    if upper in TASK_FAILED_STATES:
         return "bold red"
     return "yellow"
 

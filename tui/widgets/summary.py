@@ -9,6 +9,7 @@ from textual.widget import Widget
 from backend.answers import Answers
 from backend.guestmemory import sized
 from backend.hostfacts import NodeFacts
+from backend.sizing import topology
 
 
 def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = "") -> list[tuple[str, str]]:
@@ -20,12 +21,14 @@ def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = ""
         ("Token", f"{p.token_id}, secret {p.token_secret}" if p.token_id and p.token_secret else "none given"),
         ("Certificate", _short(fingerprint or p.fingerprint or "-")),
         ("Node", node_text),
-        ("VM", f"{vm.name}: {vm.vcpus} vCPUs (1 socket), {_memory(vm.memory_gib)}, {vm.disk_gib} GiB disk"),
+        ("VM", f"{vm.name}: {vm.vcpus} vCPUs ({_sockets(vm.vcpus, vm.memory_gib, node)}), {_memory(vm.memory_gib)}, "
+               f"{vm.disk_gib} GiB disk"),
         ("Storage", f"{vm.storage}, bridge {vm.bridge}"),
         ("OVA", answers.ova),
         ("Guest", f"{guest.user}@{guest.address}, {_login(guest.password, guest.key)}"),
         ("Host key", f"pinned {guest.host_key}" if guest.host_key else "known_hosts, else asked before connecting"),
-        ("VAST", f"{answers.vast.build}, cluster {answers.vast.cluster_name}"),
+        ("VAST", f"{answers.vast.build}, cluster {answers.vast.cluster_name}, "
+                 + ("reboot test on" if answers.vast.reboot_test else "reboot test off")),
         ("VMS", f"{answers.vast.admin_user}, " + (f"password {answers.vast.admin_password}"
                                                    if answers.vast.admin_password else "the OVA's default password")),
         ("Tuning", "the field report's, limits raised" if answers.tuning.limits else "the field report's, limits as they are"),
@@ -38,6 +41,14 @@ def _memory(memory_gib: int | str) -> str:
     if isinstance(memory_gib, int):
         return f"VM RAM {sized(memory_gib)}"
     return f"VM RAM {memory_gib} GiB"
+
+
+def _sockets(vcpus: object, memory_gib: object, node: NodeFacts | None) -> str:
+    """The VM's sockets as the plan lays them out on this node (backend.sizing.topology)."""
+    if node is None or not isinstance(vcpus, int) or not isinstance(memory_gib, int):
+        return "1 socket"
+    layout = topology(node, vcpus, memory_gib)
+    return f"{layout.sockets} sockets x {layout.cores}, NUMA" if layout.numa else "1 socket"
 
 
 def _login(password: object, key: object) -> str:

@@ -10,6 +10,10 @@ appends world events for the lab's VMS, and exits with the scenario's status.
     player.py vman <build> <pem> vcli -u <user> -p <password> -c cluster create --build <build> \
         --name <name> --loopback [--vsettings K=V,...]
     player.py vman <build> <pem> start
+    player.py bringup start        (/vast/bin/vms-bringup inside cnode-1: `docker exec` hands over)
+
+vman.sh reads EXTRA_VOLUME_MOUNTS from its environment, as the real one does: when set, it is added
+to the volume mounts and vman.sh says so (backend/lab/facts.py).
 
 Environment (for tests; the guest needs none): LAB_ROOT (prefix of every guest path, default /),
 LAB_DOCKER (the docker program, default docker).
@@ -251,7 +255,7 @@ class Player:
         elif "docker" in step:
             self.docker(self.fill_value(step["docker"], at))
         elif "file" in step:
-            self.append_file(step["file"], self.fill(step["text"], at))
+            self.append_file(step["file"], self.fill(step["text"], at), bool(step.get("replace")))
         elif "kmsg" in step:
             self.kmsg(step["kmsg"], at)
 
@@ -261,12 +265,12 @@ class Player:
         if process.returncode != 0 and args[:1] != ["rm"]:
             raise Failed(f"docker {args[0]} failed: {output.decode('utf-8', 'replace').strip()}")
 
-    def append_file(self, guest_path, text):
+    def append_file(self, guest_path, text, replace=False):
         target = path(guest_path)
         directory = os.path.dirname(target)
         if not os.path.isdir(directory):
             os.makedirs(directory)
-        with open(target, "a") as handle:
+        with open(target, "w" if replace else "a") as handle:
             handle.write(text)
 
     def kmsg(self, messages, lab_t):
@@ -414,6 +418,7 @@ def vman(argv):
         raise Failed(f'"{build}" and "{build}-vms" are not imported: run vast_bootstrap.sh first')
     variables = {"ip": scenario["ip"], "build": build, "buildno": build.rsplit("-", 1)[-1], "pem": pem,
                  "uuid": str(uuid.uuid4()), "vcli_args": " ".join(command)}  # echoed as is, password too, as the field log shows
+    variables.update(extra_mounts(scenario))
     if command[0] == "start":
         held = lock("vman")
         player = Player("start", scenario, LabClock(), variables)
@@ -449,12 +454,43 @@ def vman(argv):
     return code
 
 
+def extra_mounts(scenario):
+    """vman.sh's template variables for EXTRA_VOLUME_MOUNTS (empty when it is not exported)."""
+    extra = os.environ.get("EXTRA_VOLUME_MOUNTS", "").strip()
+    if not extra:
+        return {"extra_mounts": "", "extra_mounts_warning": ""}
+    prefix = scenario.get("texts", {}).get("extra_mounts_warning", "")
+    return {"extra_mounts": " " + extra, "extra_mounts_warning": prefix + extra + "\n"}
+
+
+BRINGUP_USAGE = "usage: vms-bringup start"
+
+
+def bringup(argv):
+    """/vast/bin/vms-bringup inside cnode-1's container (what start_vms.sh runs after a reboot)."""
+    if argv != ["start"]:
+        raise Failed(BRINGUP_USAGE, 2)
+    scenario = load_scenario()
+    known = world(float(scenario.get("boot_t", 0)))
+    if not known["cluster"]:
+        raise Failed("vms-bringup: no cluster is configured on this host (run the cluster create first)")
+    held = lock("bringup")
+    variables = {"ip": scenario["ip"], "build": scenario["build"], "name": known["cluster"]}
+    player = Player("bringup", scenario, LabClock(), variables)
+    code = player.play(scenario["tools"]["bringup"])
+    held.close()
+    return code
+
+
+TOOLS = {"bootstrap": bootstrap, "vman": vman, "bringup": bringup}
+
+
 def main(argv):
-    if not argv or argv[0] not in ("bootstrap", "vman"):
-        sys.stderr.write("usage: player.py bootstrap|vman ARGS...\n")
+    if not argv or argv[0] not in TOOLS:
+        sys.stderr.write("usage: player.py bootstrap|vman|bringup ARGS...\n")
         return 2
     try:
-        return bootstrap(argv[1:]) if argv[0] == "bootstrap" else vman(argv[1:])
+        return TOOLS[argv[0]](argv[1:])
     except Failed as exc:
         sys.stdout.flush()
         sys.stderr.write(str(exc) + "\n")

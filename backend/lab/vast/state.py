@@ -6,7 +6,7 @@ seconds) and `kind`:
     reset     a bootstrap began: the VMS, its cluster and tasks are new
     vms       {up: bool}
     cluster   {state, leader_state?, name?, build?, mgmt_ip?}  (the first one creates the cluster)
-    vtask     {id, name, state, runtime?, message?}
+    vtask     {id, name, state, runtime?, message?, messages? (a list of strings)}
     hosts     {hosts: [{label, node_type, install_state}]}
     node      {node_type: "cnode"|"dnode", name, label?, state}
     license   {state}
@@ -60,7 +60,7 @@ class VastWorld:
             self.__dict__.update(VastWorld(tools=self.tools, last_t=t).__dict__)
         elif kind == "vms":
             up = bool(event.get("up"))
-            if up and not self.vms_up:
+            if up:  # every "up" is a VMS (re)started: after a reboot it is down until one comes
                 self.vms_up_since = t
             self.vms_up = up
         elif kind == "cluster":
@@ -69,7 +69,7 @@ class VastWorld:
             task_id = int(event["id"])
             task = self.tasks.setdefault(task_id, {"id": task_id, "name": event.get("name", ""), "start_time": t})
             task["state"] = event.get("state", task.get("state", "RUNNING"))
-            for key in ("runtime", "message"):
+            for key in ("runtime", "message", "messages"):
                 if key in event:
                     task[key] = event[key]
             if task["state"] != "RUNNING":

@@ -5,6 +5,7 @@ A timeline is a list of steps, each at an offset in lab seconds from the tool's 
     {"at": s, "event": {...}}             append a world event (kind + fields) to the events file
     {"at": s, "docker": [args...]}        run the guest's docker with these arguments
     {"at": s, "file": path, "text": t}    append text (template) to a file in the guest
+                                          (with "replace": true, the file gets that text alone)
     {"at": s, "kmsg": [[prio, text]...]}  append kernel messages to the guest's /dev/kmsg file
     {"at": s, "exit": code}               end the tool with this status
 Templates use `${name}` variables the player fills in at run time: `ts` ("[YYYY-mm-dd HH:MM:SS]" of
@@ -34,11 +35,13 @@ SPIN_PERIOD_S = 2.1  # the field log repaints its spinner about every 2.1 s (306
 REGISTRY = "vastdata.registry.local:5000"
 IMAGE = REGISTRY + "/dev/orion:${build}"
 VMS_IMAGE = IMAGE + "-vms"
+# vman.sh's own volume mounts; `${extra_mounts}` (the player fills it in) adds EXTRA_VOLUME_MOUNTS when
+# the caller exported it, as the field's script did (" -v /file_server:/file_server"; see facts.py).
 VOLUMES = (
     "-v /vast/data:/vast/data -v /vast/deploy:/vast/deploy -v /vast/vman:/vast/vman "
     "-v /vast/bundles:/vast/bundles:rshared -v /dev:/dev -v /var/run/postgresql:/var/run/postgresql "
     "-v /vast/log:/vast/log -v /run/ipmitool-cache:/run/ipmitool-cache -v /var/lib/vast:/var/lib/vast "
-    "-v /var/run/docker.sock:/var/run/docker.sock -v /file_server:/file_server"
+    "-v /var/run/docker.sock:/var/run/docker.sock"
 )
 COMMON = (
     "--net=host --privileged --cap-add=SYS_ADMIN --cap-add=NET_ADMIN -e DISABLE_IPV6_FOR_LOOPBACK=yes "
@@ -119,6 +122,9 @@ class Timeline:
     def append(self, at: float, path: str, text: str) -> None:
         self._add(at, file=path, text=text)
 
+    def write(self, at: float, path: str, text: str) -> None:
+        self._add(at, file=path, text=text, replace=True)
+
     def kmsg(self, at: float, messages: list[tuple[int, str]]) -> None:
         self._add(at, kmsg=[[prio, text] for prio, text in messages])
 
@@ -154,6 +160,7 @@ def bootstrap() -> list[dict]:
     t.raw(617, "starting VMS \n")
     t.docker(617, "restart", "registry")
     t.container(630, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
+    t.write(630, facts.VMS_IMAGE_FILE, VMS_IMAGE + "\n")  # what start_vms.sh copies into cnode-1 (facts.py)
     t.raw(690, "starting VMS ---- 30% done\n")
     t.docker(720, "restart", "vast_vms")
     t.raw(755, "starting VMS ---- 60% done\n")
@@ -188,9 +195,9 @@ def _vman_preamble(t: Timeline, command: str) -> None:
              f"IMAGE: {IMAGE}\n"
              f"VMS_IMAGE: {VMS_IMAGE}\n"
              "\n"
-             f"${{vts}} Using VOLUME_MOUNTS: {VOLUMES}\n"
-             "WARNING! - added extra volume mounts to common params: -v /file_server:/file_server\n"
-             f"COMMON_PARAMS : {COMMON}\n"
+             f"${{vts}} Using VOLUME_MOUNTS: {VOLUMES}${{extra_mounts}}\n"
+             "${extra_mounts_warning}"
+             f"COMMON_PARAMS : {COMMON}${{extra_mounts}}\n"
              f"${{vts}} ./vman.sh {VMS_IMAGE} ${{pem}} ${{vcli_args}}\n"
              f"Registry {REGISTRY} already present in daemon.json\n"
              "${vts} Registry container already up\n")
@@ -207,12 +214,20 @@ def _vman_epilogue(t: Timeline, at: float, command: str) -> None:
                   "RTNETLINK answers: No such process\n")
 
 
-def _deploy_until_activating(t: Timeline) -> None:
+def _platform_containers(t: Timeline, at: float, restart: str) -> None:
+    """The four node containers; `restart` is their Docker restart policy ("no": none; facts.py
+    PLATFORM_RESTART_POLICY says why the lab has two answers)."""
+    policy = () if restart == "no" else (f"--restart={restart}",)
+    for port, _, _ in NODES:
+        t.container(at, container(port), *COMMON.split()[:2], *policy, IMAGE, "platform")
+
+
+def _deploy_until_activating(t: Timeline, restart: str) -> None:
     """The part of `cluster create` every scenario shares: install, create, format, INIT, ACTIVATING."""
     _vman_preamble(t, "vcli")
     t.raw(0, "${vts} Starting new container for vcli\n"
              "${vts} Starting docker command\n"
-             f"${{vts}} starting run --rm {COMMON} --label=role=cli -t {VMS_IMAGE} "
+             f"${{vts}} starting run --rm {COMMON}${{extra_mounts}} --label=role=cli -t {VMS_IMAGE} "
              "/vast/install/management/scripts/vman '${vcli_args}'\n")
     t.plain(0, "Using host ${ip}")
     for what in ("ca cert", "cert", "key"):
@@ -244,8 +259,7 @@ def _deploy_until_activating(t: Timeline) -> None:
     t.spin(22, 36, f"Installing build ${{build}} on Cnode ({INTERNAL_IP}) [] with perf_check False")
     for kind in ("Dnode", "Dnode", "Cnode"):
         t.line(36, f"Installed build ${{build}} on {kind} ({INTERNAL_IP}) []")
-    for port, _, _ in NODES:  # the four containers show up in docker stats at +38 s
-        t.container(37, container(port), *COMMON.split()[:2], IMAGE, "platform")
+    _platform_containers(t, 37, restart)  # the four containers show up in docker stats at +38 s
     t.event(37, "hosts", hosts=[dict(h, install_state="INSTALLED") for h in hosts])
     t.spin(37, 57, f"Installed build ${{build}} on Cnode ({INTERNAL_IP}) []")
     t.spin(57, 67, "finished installing cluster")
@@ -306,9 +320,9 @@ def _deploy_done(t: Timeline) -> None:
     t.exit(CREATE_S, 0)
 
 
-def create_success() -> list[dict]:
+def create_success(restart: str = "no") -> list[dict]:
     t = Timeline()
-    _deploy_until_activating(t)
+    _deploy_until_activating(t, restart)
     _online(t, 1064)
     _deploy_done(t)
     return t.sorted()
@@ -359,9 +373,9 @@ LEADER_ERROR = (
 )
 
 
-def create_overcommit() -> list[dict]:
+def create_overcommit(restart: str = "no") -> list[dict]:
     t = Timeline()
-    _deploy_until_activating(t)
+    _deploy_until_activating(t, restart)
     a = ACTIVATING_AT
     changes = ((a + UNKNOWN_AFTER, "UNKNOWN", "UNKNOWN"), (a + REINIT_AFTER, "INIT", "UP"),
                (a + UNKNOWN_AGAIN_AFTER, "UNKNOWN", "UNKNOWN"))
@@ -434,14 +448,15 @@ def _kills(t: Timeline, oom_at: float) -> None:
 OOM_MESSAGE = "system_format did not complete: cnode processes were killed"
 
 
-def create_oom(oom_at: float) -> list[dict]:
+def create_oom(oom_at: float, restart: str = "no") -> list[dict]:
     """`oom_at`: offset (from the tool's start, after ACTIVATING) of the first kill: when the field's
     demand exceeds the guest's memory. Before ONLINE the cluster drops back to INIT (attempt 1);
     after it, it loses its leader (UNKNOWN; modelled: no field run was killed there) and the deploy
     fails; after the deploy finished (the field's peak came 17 min later), the tool has exited with
-    success and the kills follow it (steps after the exit: the cluster goes on without the tool)."""
+    success and the kills follow it (steps after the exit: the cluster goes on without the tool).
+    `restart`: the node containers' Docker restart policy (see _platform_containers)."""
     t = Timeline()
-    _deploy_until_activating(t)
+    _deploy_until_activating(t, restart)
     if oom_at < ONLINE_AT:
         init_at = oom_at + OOM_INIT_AFTER
         t.spin(ACTIVATING_AT, init_at, "Cluster ${name} state: ACTIVATING")
@@ -465,28 +480,49 @@ def create_oom(oom_at: float) -> list[dict]:
     return t.sorted()
 
 
-# --- vman.sh start (after a reboot) ------------------------------------------------------------
+# --- after a reboot: vman.sh start, and vms-bringup start inside cnode-1 (start_vms.sh) -----------
 
-START_VMS_UP = 60.0
-START_S = 75.0
-START_ONLINE = 240.0  # modelled: the field has no log of a restart; the cluster comes back in ~4 min
+START_S = 75.0  # a start with no deployed cluster ends once the containers run
+RESTART_VMS_CONTAINER_AT = 5.0
 
 
-def start(cluster_deployed: bool) -> list[dict]:
+def _back_online(t: Timeline, vms_up_s: float, online_s: float) -> None:
+    """VMS comes back and, with it, the cluster: ACTIVATING from the moment VMS answers (it never shows
+    the ONLINE it had before the reboot), ONLINE again at `online_s` (facts.py RESTART_*)."""
+    t.container(RESTART_VMS_CONTAINER_AT, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
+    t.event(RESTART_VMS_CONTAINER_AT, "cluster", state="ACTIVATING", leader_state="DOWN")
+    for _, kind, name in NODES:
+        t.event(RESTART_VMS_CONTAINER_AT, "node", node_type=kind.lower(), name=name, state="ACTIVATING")
+    t.event(vms_up_s, "vms", up=True)
+    t.event(online_s, "cluster", state="ONLINE", leader_state="UP")
+    for _, kind, name in NODES:
+        t.event(online_s, "node", node_type=kind.lower(), name=name, state="ACTIVE")
+
+
+def start(cluster_deployed: bool, vms_up_s: float, online_s: float, restart: str = "no") -> list[dict]:
     """`vman.sh <build> <pem> start`: the containers come back; a deployed cluster comes ONLINE again."""
     t = Timeline()
     _vman_preamble(t, "start")
-    t.container(5, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
-    t.event(START_VMS_UP, "vms", up=True)
-    t.container(65, "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
-    for port, _, _ in NODES:
-        t.container(70, container(port), *COMMON.split()[:2], IMAGE, "platform")
     if cluster_deployed:
-        t.event(70, "cluster", state="ACTIVATING")
-        t.event(START_ONLINE, "cluster", state="ONLINE")
-        _vman_epilogue(t, START_ONLINE - 1, "start")
-        t.exit(START_ONLINE, 0)
+        _back_online(t, vms_up_s, online_s)
     else:
-        _vman_epilogue(t, START_S - 1, "start")
-        t.exit(START_S, 0)
+        t.container(RESTART_VMS_CONTAINER_AT, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
+        t.event(vms_up_s, "vms", up=True)
+    t.container(vms_up_s + 5, "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
+    _platform_containers(t, vms_up_s + 10, restart)
+    end = online_s if cluster_deployed else START_S
+    _vman_epilogue(t, end - 1, "start")
+    t.exit(end, 0)
+    return t.sorted()
+
+
+def bringup(vms_up_s: float, online_s: float) -> list[dict]:
+    """`/vast/bin/vms-bringup start` inside cnode-1 (what start_vms.sh runs): VMS is started again and
+    the cluster comes back ONLINE. Its output is modelled (no field log of it exists)."""
+    t = Timeline()
+    t.raw(0, "vms-bringup: starting the VMS container\n")
+    _back_online(t, vms_up_s, online_s)
+    t.raw(vms_up_s, "vms-bringup: VMS is up\n")
+    t.raw(online_s, "vms-bringup: cluster ${name} is ONLINE\n")
+    t.exit(online_s, 0)
     return t.sorted()

@@ -105,15 +105,21 @@ class Renderer:
                 "start_time": iso(start),
                 "execution_time": int((float(end) if end is not None else self.now) - start),
                 "timeout_in_seconds": TASK_TIMEOUT_S,
-                "messages": {},
+                "messages": self._messages(task),
                 "info": {"cluster_id": CLUSTER_ID, "cluster_name": self.name},
             }
             if end is not None:
                 item["end_time"] = iso(float(end))
-            if task.get("message"):
-                item["messages"] = {"error": str(task["message"])}
             tasks.append(item)
         return tasks
+
+    def _messages(self, task: dict) -> list | dict:
+        """A task's messages in the shape this lab's VMS sends (backend/lab/facts.py VTASK_MESSAGES): a
+        list of strings, or an object keyed by the messages' numbers."""
+        texts = [str(text) for text in task.get("messages") or ([task["message"]] if task.get("message") else [])]
+        if self.scenario.get("behaviour", {}).get("vtask_messages") == "object":
+            return {str(number): text for number, text in enumerate(texts, start=1)}
+        return texts
 
     # --- hosts and nodes ---
 
