@@ -476,8 +476,10 @@ def evaluate(node: NodeFacts, proposal: Proposal) -> SizingResult:
                         f"Use a multiple of {layout.spans} vCPUs (e.g. {even}) and a memory size that splits "
                         f"over {layout.spans} nodes, to match the host's layout.",
                         EVIDENCE["numa_layout"]))
+    layout = topology(node, proposal.vcpus, proposal.memory_gib)
+    sockets = f"{layout.sockets} sockets with NUMA" if layout.numa else "1 socket"
     add(Finding("always", "info",
-                "The VM gets cpu 'host', 1 socket, ballooning off, q35, and VirtIO SCSI single with an IO thread.",
+                f"The VM gets cpu 'host', {sockets}, ballooning off, q35, and VirtIO SCSI single with an IO thread.",
                 "Nothing to do.", EVIDENCE["controller"]))
 
     order = {"blocker": 0, "warning": 1, "info": 2}
