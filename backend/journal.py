@@ -164,14 +164,14 @@ class RunDir:
             meta = self.read_meta()
         except BadInput:
             meta = {}
-        meta.update(status="stopped", outcome="stopped", message=reason)
+        meta.update(status="stopped", outcome="stopped", exit_code=1, message=reason)
         try:
             self.write_meta(meta)
             return True
         except OSError:
             pass
-        for text in (json.dumps(meta, separators=(",", ":")),
-                     json.dumps({**meta, "message": reason[:80]}, separators=(",", ":"))):
+        short = {**meta, "message": reason.rsplit(": ", 1)[-1]}  # the error alone: "No space left on device"
+        for text in (json.dumps(meta, separators=(",", ":")), json.dumps(short, separators=(",", ":"))):
             with contextlib.suppress(OSError, BadInput):
                 if overwrite_in_place(self.meta_path, text):
                     return True

@@ -104,16 +104,17 @@ def write_private(path: str | os.PathLike[str], text: str | bytes) -> None:
 
 
 def overwrite_in_place(path: str | os.PathLike[str], text: str) -> bool:
-    """Write `text` over the start of the existing regular file `path`, padded with spaces to its
-    size (JSON allows trailing blanks), without truncating or allocating: it works on a full disk
-    whose file system rewrites blocks in place. False when the text is longer than the file."""
+    """Write `text` over the existing regular file `path` in the blocks it already has, padded
+    with spaces to its size (JSON allows trailing blanks): on a full disk whose file system rewrites
+    blocks in place, this still works when no new file can be made. False when `text` does not fit
+    in those blocks."""
     data = text.encode("utf-8")
     fd = open_regular_fd(Path(path), os.O_WRONLY)
     try:
-        size = os.fstat(fd).st_size
-        if len(data) > size:
+        info = os.fstat(fd)
+        if len(data) > max(info.st_size, info.st_blocks * 512):  # the last block's slack is allocated too
             return False
-        os.pwrite(fd, data + b" " * (size - len(data)), 0)
+        os.pwrite(fd, data + b" " * max(0, info.st_size - len(data)), 0)
         os.fsync(fd)
     finally:
         os.close(fd)

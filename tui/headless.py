@@ -204,7 +204,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
             speed = speed or _recorded_speed(run, meta)
             force = force or bool(meta.get("force", False))
             retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
-            run.update_meta(status="running", outcome=None, until=until)
+            run.update_meta(status="running", outcome=None, message=None, until=until)
         else:
             answers_mod.save(answers, run.path / ANSWERS)
             speed = speed or default_speed(answers.proxmox.url)

@@ -61,7 +61,7 @@ def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
         answers = answers_mod.load(run.path / ANSWERS)
         options = RunOptions(force=bool(meta.get("force", False)), until=None,
                              retry_on_failure=bool(meta.get("retry_on_failure", False)), resume=True)
-        run.update_meta(status="running", outcome=None, until=None)
+        run.update_meta(status="running", outcome=None, message=None, until=None)
     except BaseException:
         lock.release()
         raise
