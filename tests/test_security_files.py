@@ -304,3 +304,29 @@ def test_report_of_a_run_with_a_damaged_run_json_says_so(tmp_path: Path):
     result = vlb("report", str(run.path))
     assert result.returncode == 0, result.stderr
     assert "run.json" in result.stderr and "not JSON" in result.stderr
+
+
+def test_a_resume_never_writes_through_symlinks_planted_in_the_run_or_the_labs_state(tmp_path: Path):
+    """Every old-style temp name beside every file of the run and of the lab's world points outside:
+    the resume (which rewrites run.json, the lab's clock, its Proxmox state, the guest's record, the
+    known_hosts) writes none of them."""
+    run_dir = tmp_path / "run"
+    answers = tmp_path / "answers.yaml"
+    answers.write_text(LAB_ANSWERS)
+    outside, content, mode = victim(tmp_path)
+    try:
+        first = vlb("--auto", str(answers), "--run-dir", str(run_dir), "--speed", "300", "--until", "connect")
+        assert first.returncode == 0, first.stderr
+        planted = 0
+        for path in [p for p in run_dir.rglob("*") if p.is_file() and not p.is_symlink()]:
+            for name in {path.name + ".tmp", path.with_suffix(".tmp").name}:
+                if not (path.parent / name).exists():
+                    (path.parent / name).symlink_to(outside)
+                    planted += 1
+        assert planted >= 6
+        resumed = vlb("--resume", str(run_dir), "--until", "first_boot")
+        assert resumed.returncode == 0, resumed.stderr + resumed.stdout
+        assert (run_dir / "lab" / "guests").is_dir()  # the guest's own files were written too
+        assert outside.read_bytes() == content and outside.stat().st_mode == mode
+    finally:
+        stop_lab_guests(run_dir)
