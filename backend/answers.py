@@ -32,7 +32,7 @@ from pydantic import (
 
 from backend import yamlsafe
 from backend.errors import BadInput
-from backend.safefiles import write_private
+from backend.safefiles import read_small, write_private
 from backend.secrets import SecretRef
 
 # Proxmox's `dns-name` format for a VM name (pve-common JSONSchema.pm).
@@ -487,6 +487,18 @@ def load(path: str | os.PathLike[str]) -> Answers:
     except OSError as exc:
         raise BadInput(f"{p}: cannot read: {exc.strerror or exc.__class__.__name__}") from None
     return parse(data, str(p))
+
+
+def load_saved(path: str | os.PathLike[str]) -> Answers:
+    """The answers a run directory saved: a regular file there, read without following a symlink
+    or waiting on a FIFO (a crafted run directory gets a message, not a hang)."""
+    try:
+        data = read_small(path, yamlsafe.MAX_BYTES)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: the run's answers file is missing") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc.__class__.__name__}") from None
+    return parse(data, str(path))
 
 
 def secret_refs(answers: Answers) -> dict[str, SecretRef]:

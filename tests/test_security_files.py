@@ -253,7 +253,8 @@ def test_resume_skips_a_nested_journal_line_instead_of_crashing(tmp_path: Path):
         resumed = vlb("--resume", str(run_dir), "--speed", "300", "--until", "ova")
         assert resumed.returncode == 0, resumed.stderr + resumed.stdout
         assert "internal error" not in resumed.stderr
-        assert "skipped" in resumed.stdout and "ova" in resumed.stdout
+        assert "line(s) of the run's journal" in resumed.stderr and "nested too deeply" in resumed.stderr
+        assert "stopped after ova as asked" in resumed.stdout
     finally:
         stop_lab_guests(run_dir)
 
@@ -330,3 +331,12 @@ def test_a_resume_never_writes_through_symlinks_planted_in_the_run_or_the_labs_s
         assert outside.read_bytes() == content and outside.stat().st_mode == mode
     finally:
         stop_lab_guests(run_dir)
+
+
+def test_a_fifo_as_the_runs_answers_file_is_refused_on_resume(tmp_path: Path):
+    run = write_recorded_run(tmp_path / "run", "success")
+    (run.path / "run.json").write_text(json.dumps({"id": "r", "status": "running", "speed": 300}))
+    os.mkfifo(run.path / "answers.yaml")
+    result = vlb("--resume", str(run.path), timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert "answers.yaml is a FIFO" in result.stderr

@@ -199,7 +199,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
             if meta.get("outcome") in COMPLETE_OUTCOMES:
                 print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
                 return 0
-            answers = answers_mod.load(run.path / ANSWERS)
+            answers = answers_mod.load_saved(run.path / ANSWERS)
             answers_mod.check_secrets(answers)
             speed = speed or _recorded_speed(run, meta)
             force = force or bool(meta.get("force", False))
@@ -211,9 +211,13 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
             run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
                             answers_source=str(Path(answers_path or "").resolve()))
         options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
-        return asyncio.run(_run(answers, run, options, speed, json_lines))
+        code = asyncio.run(_run(answers, run, options, speed, json_lines))
     finally:
         lock.release()
+    if run.skipped:  # read by the resume (finished steps, the diagnosis's replay)
+        print(f"vast-loopback: skipped {len(run.skipped):,} line(s) of the run's journal that are not what "
+              "vast-loopback writes:\n  " + "\n  ".join(run.skipped.said()), file=sys.stderr)
+    return code
 
 
 def _recorded_speed(run: RunDir, meta: dict) -> float:

@@ -58,7 +58,7 @@ def resume_launch(path: str | Path, speed: float | None = None) -> Launch:
     lock = RunLock.acquire(run.path)
     try:
         meta = run.read_meta(required=True)
-        answers = answers_mod.load(run.path / ANSWERS)
+        answers = answers_mod.load_saved(run.path / ANSWERS)
         options = RunOptions(force=bool(meta.get("force", False)), until=None,
                              retry_on_failure=bool(meta.get("retry_on_failure", False)), resume=True)
         run.update_meta(status="running", outcome=None, message=None, until=None)
