@@ -108,3 +108,45 @@ def test_the_lock_file_is_never_reached_through_a_symlink(tmp_path: Path):
     with pytest.raises(BadInput, match="symbolic link"):
         RunLock.acquire(run)
     assert outside.read_text() == "keep\n"
+
+
+async def test_the_wizard_says_who_holds_a_run_and_lists_a_damaged_one_without_crashing(tmp_path: Path):
+    from textual.widgets import OptionList
+
+    from backend import answers as answers_mod
+    from backend.answers import Answers
+    from backend.journal import ANSWERS
+    from tests.recorded_runs import write_recorded_run
+    from tests.tui_helpers import make_app, small_plan
+
+    held = write_recorded_run(tmp_path / "20260102-000000-held", "oom")
+    answers_mod.save(Answers(), held.path / ANSWERS)
+    damaged = write_recorded_run(tmp_path / "20260101-000000-damaged", "oom")
+    (damaged.path / "run.json").write_text("{torn")
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom backend.runlock import RunLock\n"
+                               "lock = RunLock.acquire(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(600)\n",
+                               str(held.path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    seen: list = []
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        app = make_app(first_step="start", runs_root=tmp_path, plan=small_plan())
+        async with app.run_test(size=(100, 30), message_hook=seen.append) as pilot:
+            await pilot.pause()
+            options = app.screen.query_one(OptionList)
+            labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+            assert labels[2].startswith("Resume 20260102-000000-held")
+            assert labels[3].startswith("Resume 20260101-000000-damaged") and "cannot be resumed" in labels[3]
+            await pilot.press("down", "down", "enter")
+            await pilot.pause()
+            await pilot.press("down", "enter")
+            await pilot.pause()
+            assert type(app.screen).__name__ == "StartScreen"  # neither run was launched
+        said = [m.notification.message for m in seen if type(m).__name__ == "Notify"]
+        assert any(f"in use by another vast-loopback (pid {holder.pid}" in text for text in said), said
+        assert any("run.json is damaged" in text for text in said), said
+        assert (damaged.path / "run.json").read_text() == "{torn"
+    finally:
+        holder.kill()
+        holder.wait(30)
+        if holder.stdout:
+            holder.stdout.close()
