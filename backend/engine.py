@@ -124,6 +124,8 @@ class Engine:
         """Run every step; returns the exit code and always ends with a RunFinished event."""
         ctx = self.ctx
         ctx.task = asyncio.current_task()
+        if ctx.halted and ctx.task is not None:  # halted before this pass began: stop at its first await
+            ctx.task.cancel()
         done = ctx.run.finished_steps() if ctx.options.resume else {}
         ctx.emit(RunStarted(
             run_id=ctx.run.run_id,
