@@ -1,7 +1,8 @@
 """The run directory: a journal of events that survives a crash, and what resume reads back.
 
 Layout (mode 0700; every file 0600):
-    run.json           id, creation time, version, status ("running" | "finished")
+    run.json           id, creation time, version, status ("running" | "finished" | "stopped"), options
+    run.lock           who drives the run now (backend/runlock.py)
     answers.yaml       the answers used (secrets as references only), mode 0600
     events.jsonl       every event except samples, one JSON object per line
     samples.jsonl      SampleTaken events (the monitor's 1 Hz samples)
