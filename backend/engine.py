@@ -153,8 +153,9 @@ class Engine:
                 ctx.emit(RunFinished(outcome="aborted", exit_code=130, message="aborted by the user"))
                 await ctx.close()
                 raise
-            if ctx.task is not None:
-                ctx.task.uncancel()  # the halt's own cancel, taken: the run ends "stopped" below
+            uncancel = getattr(ctx.task, "uncancel", None)  # Python 3.11+ counts cancels
+            if uncancel is not None:
+                uncancel()  # the halt's own cancel, taken: the run ends "stopped" below
             outcome, code, message = "stopped", 1, ctx.halted
         except Exception as exc:  # a bug: journal it, never a traceback on screen
             log.exception("step failed with an unexpected error")
