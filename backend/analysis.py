@@ -9,7 +9,6 @@ cluster state was at that second.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +19,8 @@ from backend.evidence import describe as describe_record
 from backend.guestmemory import sized
 from backend.hostfacts import GIB
 from backend.installlog import line_timestamp
-from backend.journal import SAMPLES, RunDir
+from backend.journal import RUN_META, SAMPLES, DamagedMeta, RunDir
+from backend.safefiles import Skipped, bounded_lines, open_regular, parse_json_line, too_long
 from backend.stats import Stat, TimeBins, histogram
 
 BIN_S = 10.0
@@ -56,24 +56,36 @@ MILESTONES = (
 )
 
 
-def read_samples(path: Path) -> Iterator[dict]:
-    """Sample dicts from samples.jsonl, without building event objects (the fast path)."""
+def read_samples(path: Path, skipped: Skipped | None = None) -> Iterator[dict]:
+    """Sample dicts from samples.jsonl, without building event objects (the fast path). Lines that
+    are not samples are skipped and said in `skipped`; a sample's values are only ever read by
+    name, so nesting is limited by what Python's JSON reader can read."""
+    for number, data, reason in _json_lines(path):
+        sample = data.get("sample") if isinstance(data, dict) else None
+        if isinstance(sample, dict):
+            if "t" not in sample:
+                sample["t"] = data.get("ts")
+            if isinstance(sample.get("t"), int | float):
+                yield sample
+                continue
+        if skipped is not None:
+            skipped.add(path.name, number, reason or "not a sample (no sample with a time)")
+
+
+def _json_lines(path: Path) -> Iterator[tuple[int, object, str]]:
+    """(line number, value, "") or (line number, None, why not) for each non-blank line of a
+    JSON-lines file; nothing when it is missing (NotRegular when it is not a regular file)."""
     try:
-        handle = path.open("r", encoding="utf-8", errors="replace")  # a damaged byte is not a crash
+        handle = open_regular(path)
     except FileNotFoundError:
         return
     with handle:
-        for line in handle:
-            try:
-                data = json.loads(line)
-            except ValueError:
-                continue  # a torn line
-            sample = data.get("sample") if isinstance(data, dict) else None
-            if isinstance(sample, dict):
-                if "t" not in sample:
-                    sample["t"] = data.get("ts")
-                if isinstance(sample.get("t"), int | float):
-                    yield sample
+        for number, raw in bounded_lines(handle):
+            if raw is None:
+                yield number, None, too_long()
+            elif raw.strip():
+                value, reason = parse_json_line(raw)
+                yield number, value, reason
 
 
 class Stages:
@@ -284,13 +296,14 @@ class Analysis:
 
 
 
-def analyse(run_dir: str | Path) -> dict:
-    """The analysis of a run directory (see FIELD_PROSE and the report for what each key means)."""
-    run = RunDir.open(run_dir)
+def analyse(run_dir: str | Path | RunDir) -> dict:
+    """The analysis of a run directory (see FIELD_PROSE and the report for what each key means);
+    the lines skipped while reading it are in `data["skipped"]` (and in the RunDir given)."""
+    run = run_dir if isinstance(run_dir, RunDir) else RunDir.open(run_dir)
     events = sorted(run.events(), key=lambda e: e.ts)
     analysis = Analysis()
     index = 0
-    for sample in read_samples(run.path / SAMPLES):
+    for sample in read_samples(run.path / SAMPLES, run.skipped):
         t = float(sample["t"])
         while index < len(events) and events[index].ts <= t:
             analysis.watcher.feed(events[index])
@@ -302,6 +315,15 @@ def analyse(run_dir: str | Path) -> dict:
         analysis.stage.apply(event)
     analysis.watcher.finish()
     return assemble(analysis, run, events)
+
+
+def _meta(run: RunDir) -> dict:
+    """run.json for the report: a damaged one is said (with the skipped lines), not fatal."""
+    try:
+        return run.read_meta()
+    except DamagedMeta as exc:
+        run.skipped.add(RUN_META, 0, exc.reason)
+        return {}
 
 
 def milestone_lines(events: list[ev.Event]) -> list[dict]:
@@ -659,20 +681,18 @@ def _injected(run: RunDir) -> dict | None:
     """The faults injected on purpose, when the run directory holds such a record (the built-in
     lab writes `lab/faults.jsonl`: one {"t", "source", "kind", "when", ...} per fault)."""
     path = run.path / "lab" / "faults.jsonl"
-    if not path.is_file():
+    if not path.exists():
         return None
-    rows = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
+    count, rows, by_kind = 0, [], {}
+    for number, row, reason in _json_lines(path):
         if isinstance(row, dict) and isinstance(row.get("kind"), str):
-            rows.append(row)
-    by_kind: dict[str, int] = {}
-    for row in rows:
-        by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
-    return {"count": len(rows), "by_kind": dict(sorted(by_kind.items())), "faults": rows[:LIST_LIMIT * 4]}
+            count += 1
+            by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
+            if len(rows) < LIST_LIMIT * 4:
+                rows.append(row)
+        else:
+            run.skipped.add("lab/faults.jsonl", number, reason or "not a fault record")
+    return {"count": count, "by_kind": dict(sorted(by_kind.items())), "faults": rows}
 
 
 def _outages(events: list[ev.Event]) -> list[dict]:
@@ -748,7 +768,7 @@ def root_filesystem(events: list[ev.Event]) -> dict | None:
 
 def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
     """The report's data from a finished `Analysis` pass."""
-    meta = run.read_meta()
+    meta = _meta(run)
     started = _first(events, ev.RunStarted)
     finished = next((e for e in reversed(events) if isinstance(e, ev.RunFinished)), None)
     imported = _first(events, ev.TracesImported)
@@ -873,6 +893,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
     data["compare"] = [{"key": key, "metric": label, "field_report": prose, "field_report_value": value,
                         "unit": unit, "data": _lookup(data, key)} for key, label, prose, value, unit in FIELD_PROSE]
     data["missing"] = _missing(data)
+    data["skipped"] = {"count": len(run.skipped), "lines": run.skipped.rows(LIST_LIMIT)}
     return data
 
 

@@ -32,6 +32,7 @@ from pydantic import (
 
 from backend import yamlsafe
 from backend.errors import BadInput
+from backend.safefiles import read_small, write_private
 from backend.secrets import SecretRef
 
 # Proxmox's `dns-name` format for a VM name (pve-common JSONSchema.pm).
@@ -89,6 +90,28 @@ class _Section(BaseModel):
         return value
 
 
+_HTTPS_URL = re.compile(r"https://(?P<host>\[[^\]/]*\]|[^:/\[\]]+)(?::(?P<port>\d{1,5}))?/?")
+
+
+def _https_url(value: str) -> str:
+    """https://HOST[:PORT] without its trailing slash: HOST a host name, an IPv4 address or an IPv6
+    address in brackets, PORT 1 to 65535; ValueError saying what is wrong otherwise."""
+    match = _HTTPS_URL.fullmatch(value)
+    if not match:
+        raise ValueError("must be 'lab' or https://HOST[:PORT] (e.g. https://pve.example:8006)")
+    host, port = match.group("host"), match.group("port")
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            raise ValueError(f"{yamlsafe.shown(host)} is not an IPv6 address in brackets") from None
+    elif not DNS_NAME.match(host):
+        raise ValueError(f"{yamlsafe.shown(host)} is not a host name or an IP address")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range (1 to 65535)")
+    return value.rstrip("/")
+
+
 class ProxmoxAnswers(_Section):
     """How to reach the Proxmox VE API."""
 
@@ -106,9 +129,7 @@ class ProxmoxAnswers(_Section):
         value = value.strip()
         if value == "lab":
             return value
-        if not re.match(r"^https://[A-Za-z0-9.\-\[\]:]+(:\d{1,5})?/?$", value):
-            raise ValueError("must be 'lab' or https://HOST[:PORT] (e.g. https://pve.example:8006)")
-        return value.rstrip("/")
+        return _https_url(value)
 
     @field_validator("token_id")
     @classmethod
@@ -218,9 +239,13 @@ class GuestAnswers(_Section):
         if value == "dhcp":
             return value
         try:
-            return str(ipaddress.ip_address(value))
+            address = ipaddress.ip_address(value)
         except ValueError:
-            raise ValueError("must be 'dhcp' or an IP address") from None
+            raise ValueError("must be 'dhcp' or an IPv4 address") from None
+        if address.version != 4:  # ground-truth.md, install: start_vms.sh, DISABLE_IPV6_FOR_LOOPBACK=yes
+            raise ValueError("must be an IPv4 address: the VAST loopback's management network is IPv4 only "
+                             "(its start_vms.sh disables IPv6 on the management NIC)")
+        return str(address)
 
     @field_validator("user")
     @classmethod
@@ -485,6 +510,18 @@ def load(path: str | os.PathLike[str]) -> Answers:
     return parse(data, str(p))
 
 
+def load_saved(path: str | os.PathLike[str]) -> Answers:
+    """The answers a run directory saved: a regular file there, read without following a symlink
+    or waiting on a FIFO (a crafted run directory gets a message, not a hang)."""
+    try:
+        data = read_small(path, yamlsafe.MAX_BYTES)
+    except FileNotFoundError:
+        raise BadInput(f"{path}: the run's answers file is missing") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read: {exc.strerror or exc.__class__.__name__}") from None
+    return parse(data, str(path))
+
+
 def secret_refs(answers: Answers) -> dict[str, SecretRef]:
     """Every secret reference the answers give, by field ('guest.password': env:NAME, ...)."""
     refs = {"proxmox.token_secret": answers.proxmox.token_secret, "guest.password": answers.guest.password,
@@ -510,10 +547,7 @@ def save(answers: Answers, path: str | os.PathLike[str]) -> Path:
     """Write the answers file with mode 0600 (it holds no secret, only references, but may hold names)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(to_yaml(answers))
-    os.chmod(p, 0o600)
+    write_private(p, to_yaml(answers))
     return p
 
 

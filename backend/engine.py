@@ -58,9 +58,22 @@ class RunContext:
     services: dict[str, Any] = field(default_factory=dict)  # closed at the end of each engine pass
     diagnosis: Any = None  # the live diagnosis (backend.recovery.DiagnosisService); outlives passes
     current_step: str = ""
+    halted: str = ""  # why the run was stopped from outside the steps (the journal failed), else ""
+    task: asyncio.Task | None = None  # the task running the engine, set by Engine.run
 
     def emit(self, event: Event) -> Event:
         return self.bus.emit(event)
+
+    def halt(self, reason: str) -> None:
+        """Stop the run at its next await, the point where Ctrl-C stops it (every step is safe to
+        run again there on --resume), because of `reason`; the run ends "stopped", exit 1, and is
+        not retried. Called by the journal when it cannot write: a run that went on unjournaled
+        could not be resumed."""
+        if self.halted:
+            return
+        self.halted = reason
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
 
     def progress(self, message: str, fraction: float | None = None) -> None:
         self.emit(StepProgressed(step=self.current_step, message=message, fraction=fraction))
@@ -110,6 +123,9 @@ class Engine:
     async def run(self) -> int:
         """Run every step; returns the exit code and always ends with a RunFinished event."""
         ctx = self.ctx
+        ctx.task = asyncio.current_task()
+        if ctx.halted and ctx.task is not None:  # halted before this pass began: stop at its first await
+            ctx.task.cancel()
         done = ctx.run.finished_steps() if ctx.options.resume else {}
         ctx.emit(RunStarted(
             run_id=ctx.run.run_id,
@@ -133,9 +149,14 @@ class Engine:
         except VlbError as exc:
             outcome, code, message = "failed", exc.exit_code, redact(str(exc))
         except asyncio.CancelledError:
-            ctx.emit(RunFinished(outcome="aborted", exit_code=130, message="aborted by the user"))
-            await ctx.close()
-            raise
+            if not ctx.halted:
+                ctx.emit(RunFinished(outcome="aborted", exit_code=130, message="aborted by the user"))
+                await ctx.close()
+                raise
+            uncancel = getattr(ctx.task, "uncancel", None)  # Python 3.11+ counts cancels
+            if uncancel is not None:
+                uncancel()  # the halt's own cancel, taken: the run ends "stopped" below
+            outcome, code, message = "stopped", 1, ctx.halted
         except Exception as exc:  # a bug: journal it, never a traceback on screen
             log.exception("step failed with an unexpected error")
             outcome, code = "failed", 1
@@ -170,7 +191,7 @@ class Engine:
             ctx.emit(StepFinished(step=step.id, ok=False, error=redact(str(exc))))
             raise
         except asyncio.CancelledError:
-            ctx.emit(StepFinished(step=step.id, ok=False, error="aborted"))
+            ctx.emit(StepFinished(step=step.id, ok=False, error=ctx.halted or "aborted"))
             raise
         except Exception as exc:
             ctx.emit(StepFinished(step=step.id, ok=False, error=redact(f"{exc.__class__.__name__}: {exc}")))

@@ -16,13 +16,11 @@ from __future__ import annotations
 import asyncio
 
 from backend import install, prepare, restart
-from backend.analysis import analyse
 from backend.engine import RunContext, Step, require
 from backend.events import GuestRebooted, ReportWritten
-from backend.journal import write_private
 from backend.provision import proxmox_client
 from backend.proxmox import VmRef
-from backend.report import render
+from backend.report import save_report
 
 SNAPSHOT = "vast-online"
 REBOOT_TEST = "Reboot and start_vms.sh"
@@ -72,9 +70,7 @@ async def recheck_snapshot_online(ctx: RunContext) -> bool:
 
 
 def write_report_file(ctx: RunContext) -> str:
-    path = ctx.run.path / "report.md"
-    write_private(path, render(analyse(ctx.run.path)))
-    return str(path)
+    return str(save_report(ctx.run.path)[1])
 
 
 async def run_write_report(ctx: RunContext) -> dict:

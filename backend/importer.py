@@ -14,13 +14,20 @@ backend/journal.py, so that `vast-loopback report OUT` analyses an old run like 
   (the loop is `sleep 1`: lateness = interval - 1 s; the worst one is always kept),
   `SamplingGapped` where no source wrote anything for a while, and `TracesImported` (files, what
   the traces say about the guest, what was assumed).
+
+Only regular files are read (a symlink, a FIFO or a device in the folder is skipped and said), line
+by line: a line longer than MAX_LINE_BYTES is skipped and said, and an install log is kept up to
+MAX_INSTALL_LOG_BYTES, so a crafted or damaged folder costs bounded memory. An import that fails
+leaves no half-written run directory behind.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
+import shutil
 import statistics
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -33,10 +40,15 @@ from backend.engine import VERSION
 from backend.errors import BadInput
 from backend.installlog import clean_lines, line_timestamp, parse_line
 from backend.journal import Journal, RunDir
+from backend.safefiles import NotRegular, bounded_lines, open_regular, too_long
 
 STALL_MIN_MS = 50.0
 SAMPLING_GAP_S = 5.0
 LOG_BATCH_LINES = 200
+LOG_BATCH_BYTES = 1024 * 1024  # an InstallLogAppended stays well under the journal's line limit
+MAX_LINE_BYTES = 1024 * 1024  # a trace line; the field's longest (a spinner's repaints) is 19.5 KB
+MAX_INSTALL_LOG_BYTES = 64 * 1024 * 1024  # an install log kept; the field's is 43 KB
+NOTED_LINES = 3  # skipped lines named in a file's note; the rest are counted
 
 KINDS = (  # (kind, file-name pattern), first match wins
     ("heartbeat", re.compile(r"heartbeat", re.I)),
@@ -90,17 +102,41 @@ def find_files(folder: Path) -> dict[str, list[Path]]:
                   folder / "monitoring_logs"):
         if not place.is_dir():
             continue
-        for path in sorted(place.iterdir()):
-            if path.is_file() and path.suffix in (".log", ".txt", "") and not path.name.startswith("."):
+        for path in sorted(place.iterdir()):  # not only regular files: the others are skipped and said
+            if (path.is_symlink() or not path.is_dir()) and path.suffix in (".log", ".txt", "") \
+                    and not path.name.startswith("."):
                 kind = _classify(path)
                 if kind:
                     found.setdefault(kind, []).append(path)
     return found
 
 
-def _lines(path: Path) -> Iterator[str]:
-    with path.open("r", encoding="utf-8", errors="replace", newline="\n") as handle:
-        yield from handle
+def _skip_line(stats: traces.FileStats, number: int, reason: str) -> None:
+    stats.skipped += 1
+    if stats.skipped <= NOTED_LINES:
+        stats.note(f"line {number} skipped: {reason}.")
+
+
+def _raw_lines(path: Path, stats: traces.FileStats) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line of a regular file, over-long lines skipped and counted; a file
+    that is not regular is skipped whole, with the reason in `stats`."""
+    try:
+        handle = open_regular(path)
+    except (NotRegular, OSError) as exc:
+        what = exc.what if isinstance(exc, NotRegular) else exc.strerror or str(exc)
+        stats.note(f"skipped: {what} (only regular files are read).")
+        return
+    with handle:
+        for number, raw in bounded_lines(handle, MAX_LINE_BYTES):
+            if raw is None:
+                _skip_line(stats, number, too_long(MAX_LINE_BYTES))
+            else:
+                yield number, raw.decode("utf-8", errors="replace")
+
+
+def _lines(path: Path, stats: traces.FileStats) -> Iterator[str]:
+    for _number, line in _raw_lines(path, stats):
+        yield line
 
 
 # --- the install log -----------------------------------------------------------------------------
@@ -121,6 +157,7 @@ class InstallLog:
     times: list[float | None]  # each line's own timestamp, or None
     start_hint: float | None = None
     phases: list[Phase] = field(default_factory=list)
+    stats: traces.FileStats | None = None  # lines skipped, and why
 
     @property
     def score(self) -> tuple[int, int, int]:
@@ -138,13 +175,25 @@ class InstallLog:
         return result
 
 
-def read_install_log(path: Path) -> InstallLog:
-    raw = path.read_text(encoding="utf-8", errors="replace")
-    lines = clean_lines(raw)
+def read_install_log(path: Path, name: str) -> InstallLog:
+    """The install log's clean lines (see `clean_lines`), read line by line; kept up to
+    MAX_INSTALL_LOG_BYTES (what comes after is counted as skipped)."""
+    stats = traces.FileStats(name, "install")
+    lines: list[str] = []
+    start_hint: float | None = None
+    kept = 0
+    for number, physical in _raw_lines(path, stats):
+        if kept > MAX_INSTALL_LOG_BYTES:
+            _skip_line(stats, number, f"the install log is longer than {MAX_INSTALL_LOG_BYTES:,} bytes")
+            continue
+        kept += len(physical)
+        if start_hint is None and (match := LOG_FILE_STAMP.search(physical)):
+            start_hint = traces.utc_epoch(*(int(g) for g in match.groups()))
+        for line in clean_lines(physical):
+            if not lines or lines[-1] != line:
+                lines.append(line)
     times = [line_timestamp(line) for line in lines]
-    log = InstallLog(path, lines, times)
-    if match := LOG_FILE_STAMP.search(raw):
-        log.start_hint = traces.utc_epoch(*(int(g) for g in match.groups()))
+    log = InstallLog(path, lines, times, start_hint=start_hint, stats=stats)
     headers = [(i, fact) for i, line in enumerate(lines) if (fact := parse_line(line)) and fact.kind == "phase"]
     effective = log.effective_times()
     for position, (index, fact) in enumerate(headers):
@@ -212,12 +261,14 @@ def _log_batches(log: InstallLog, effective: list[float | None], first: float | 
     batch: list[str] = []
     batch_t: float | None = None
     offset = 0
+    size = 0
     for line, t in zip(log.lines, effective, strict=True):
         t = t if t is not None else first
-        if batch and (t != batch_t or len(batch) >= LOG_BATCH_LINES):
+        if batch and (t != batch_t or len(batch) >= LOG_BATCH_LINES or size + len(line) > LOG_BATCH_BYTES):
             yield ev.InstallLogAppended(ts=batch_t or 0.0, source="install", lines=batch, offset=offset)
-            batch = []
+            batch, size = [], 0
         batch.append(line)
+        size += len(line)
         batch_t = t
         offset += len(line.encode("utf-8")) + 1
     if batch:
@@ -298,8 +349,13 @@ def import_traces(traces_dir: str | os.PathLike[str], run_dir: str | os.PathLike
         stats.append(item)
         return item
 
+    def source(path: Path, kind: str) -> tuple[Iterator[str], traces.FileStats]:
+        """A file's lines for its reader, and the stats both of them fill."""
+        item = file_stats(path, kind)
+        return _lines(path, item), item
+
     for path in files.get("iostat", []):
-        for t, record in traces.read_iostat(_lines(path), file_stats(path, "iostat"), facts):
+        for t, record in traces.read_iostat(*source(path, "iostat"), facts):
             sample = merger.slot(t)
             if "cpu" in record:
                 sample["cpu"] = record["cpu"]
@@ -307,7 +363,7 @@ def import_traces(traces_dir: str | os.PathLike[str], run_dir: str | os.PathLike
             if record.get("disks"):
                 sample["disks"] = record["disks"]
     for path in files.get("vmstat", []):
-        for t, record in traces.read_vmstat(_lines(path), file_stats(path, "vmstat")):
+        for t, record in traces.read_vmstat(*source(path, "vmstat")):
             sample = merger.slot(t)
             if "cpu" not in sample and record.get("cpu"):
                 sample["cpu"] = record["cpu"]
@@ -316,26 +372,26 @@ def import_traces(traces_dir: str | os.PathLike[str], run_dir: str | os.PathLike
                 if key in record:
                     sample.setdefault(key, record[key])
     for path in files.get("loadavg", []):
-        for t, record in traces.read_loadavg(_lines(path), file_stats(path, "loadavg")):
+        for t, record in traces.read_loadavg(*source(path, "loadavg")):
             merger.slot(t).update(record)
     for path in files.get("memory", []):
-        for t, mem in traces.read_memory(_lines(path), file_stats(path, "memory")):
+        for t, mem in traces.read_memory(*source(path, "memory")):
             merger.slot(t)["mem"] = mem
     for path in files.get("docker_stats", []):
-        for t, containers in traces.read_docker_stats(_lines(path), file_stats(path, "docker_stats")):
+        for t, containers in traces.read_docker_stats(*source(path, "docker_stats")):
             merger.slot(t)["containers"] = containers
     for path in files.get("ss", []):
         port = re.search(r"(\d+)", path.stem)
         key = f"tcp_{port.group(1)}" if port else "tcp"
-        for t, record in traces.read_ss(_lines(path), file_stats(path, "ss")):
+        for t, record in traces.read_ss(*source(path, "ss")):
             merger.slot(t)[key] = record
     heartbeat_summary: dict = {}
     for path in files.get("heartbeat", []):
-        beats = sorted(traces.read_heartbeat(_lines(path), file_stats(path, "heartbeat")))
+        beats = sorted(traces.read_heartbeat(*source(path, "heartbeat")))
         stall_events, heartbeat_summary = _heartbeat_events(beats, merger)
         events.extend(stall_events)
     for path in files.get("dmesg", []):
-        for t, text in traces.read_dmesg(_lines(path), file_stats(path, "dmesg"), facts):
+        for t, text in traces.read_dmesg(*source(path, "dmesg"), facts):
             match = classify_line(text)
             if match:
                 events.append(ev.KernelMessageSeen(ts=t, source=path.name, text=text.strip(), match=match))
@@ -344,12 +400,13 @@ def import_traces(traces_dir: str | os.PathLike[str], run_dir: str | os.PathLike
         item.note("format not read by the importer")
 
     final_state, deploy = "", ""
-    install_logs = [read_install_log(p) for p in files.get("install", [])]
+    install_logs = [read_install_log(p, str(p.relative_to(folder))) for p in files.get("install", [])]
     if install_logs:
         primary = max(install_logs, key=lambda log: log.score)
         install_events, final_state, deploy = _install_events(primary, facts)
         events.extend(install_events)
-        item = file_stats(primary.path, "install")
+        item = primary.stats or file_stats(primary.path, "install")
+        stats.append(item)
         item.records = len(primary.lines)
         stamped = [t for t in primary.times if t is not None]
         item.first, item.last = (min(stamped), max(stamped)) if stamped else (primary.start_hint, None)
@@ -357,7 +414,8 @@ def import_traces(traces_dir: str | os.PathLike[str], run_dir: str | os.PathLike
         for other in install_logs:
             if other is primary:
                 continue
-            extra = file_stats(other.path, "install")
+            extra = other.stats or file_stats(other.path, "install")
+            stats.append(extra)
             extra.records = len(other.lines)
             last = other.phases[-1] if other.phases else None
             extra.first = other.start_hint
@@ -379,29 +437,47 @@ def import_traces(traces_dir: str | os.PathLike[str], run_dir: str | os.PathLike
     times = [e.ts for e in events if e.ts] + ([samples[0]["t"], samples[-1]["t"]] if samples else [])
     t0, t1 = (min(times), max(times)) if times else (0.0, 0.0)
     name = str(facts.get("cluster_name") or "imported")
+    existed = Path(run_dir).is_dir() and not Path(run_dir).is_symlink()
     run = RunDir.create(run_dir, vm_name=re.sub(r"[^A-Za-z0-9_.-]", "_", name)[:40])
-    opening: list[ev.Event] = [
-        ev.RunStarted(ts=t0, run_id=run.run_id, target=f"imported traces: {folder}", vm_name=name, version=VERSION),
-        ev.TracesImported(ts=t0, source=str(folder), files=[s.to_dict() for s in stats], facts=facts,
-                          notes=notes),
-    ]
-    if samples:
-        opening.append(ev.MonitorStarted(ts=samples[0]["t"], agent_version="field monitor scripts (imported)",
-                                         interval_s=1.0))
-    events.sort(key=lambda e: e.ts)
-    outcome = "online" if final_state == "ONLINE" and deploy == "COMPLETED" else (
-        "failed" if deploy == "FAILED" or final_state in ("FAILED",) else "")
-    closing: list[ev.Event] = []
-    if outcome:
-        closing.append(ev.RunFinished(ts=t1, outcome=outcome, exit_code=0 if outcome == "online" else 1,
-                                      message="imported from hand-made traces"))
-    journal = Journal(run)
-    try:
-        for event in (*opening, *events, *closing):
-            journal(event)
-        for sample in samples:
-            journal(ev.SampleTaken(ts=sample["t"], sample=sample))
-    finally:
-        journal.close()
-    run.update_meta(status="finished", outcome=outcome or "imported", imported_from=str(folder))
+    try:  # an import that fails leaves nothing half-written
+        opening: list[ev.Event] = [
+            ev.RunStarted(ts=t0, run_id=run.run_id, target=f"imported traces: {folder}", vm_name=name, version=VERSION),
+            ev.TracesImported(ts=t0, source=str(folder), files=[s.to_dict() for s in stats], facts=facts,
+                              notes=notes),
+        ]
+        if samples:
+            opening.append(ev.MonitorStarted(ts=samples[0]["t"], agent_version="field monitor scripts (imported)",
+                                             interval_s=1.0))
+        events.sort(key=lambda e: e.ts)
+        outcome = "online" if final_state == "ONLINE" and deploy == "COMPLETED" else (
+            "failed" if deploy == "FAILED" or final_state in ("FAILED",) else "")
+        closing: list[ev.Event] = []
+        if outcome:
+            closing.append(ev.RunFinished(ts=t1, outcome=outcome, exit_code=0 if outcome == "online" else 1,
+                                          message="imported from hand-made traces"))
+        journal = Journal(run)
+        try:
+            for event in (*opening, *events, *closing):
+                journal(event)
+            for sample in samples:
+                journal(ev.SampleTaken(ts=sample["t"], sample=sample))
+        finally:
+            journal.close()
+        run.update_meta(status="finished", outcome=outcome or "imported", imported_from=str(folder))
+    except BaseException:
+        _discard(run, existed)
+        raise
     return run
+
+
+def _discard(run: RunDir, existed: bool) -> None:
+    """What a failed import wrote: its files (the folder too, when the import made it)."""
+    if not existed:
+        shutil.rmtree(run.path, ignore_errors=True)
+        return
+    for child in run.path.iterdir():
+        with contextlib.suppress(OSError):
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()

@@ -3,13 +3,16 @@
 Sections: summary, configuration, timeline with durations, CPU steal, load, memory timeline and
 container memory, disk latency, scheduling-gap analysis, faults and recoveries, fixes applied
 (tuning), findings and recommendations (diagnosis), the field report's prose beside this run's
-data, summary statistics, and where the data came from. Every number comes from
-`backend.analysis.analyse` (the raw events and samples); `--json` prints that same data.
+data, summary statistics, and where the data came from (with the lines skipped while reading). Every
+number comes from `backend.analysis.analyse` (the raw events and samples); `--json` prints that same
+data. Text that comes from the run (event fields, file names) is made safe for Markdown first: one
+line (control characters are spaces), no HTML (`<` is an entity), no extra table cells (`|` escaped).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -17,8 +20,14 @@ from backend.analysis import analyse
 from backend.charts import clock, column_chart
 from backend.engine import VERSION
 from backend.errors import BadInput
-from backend.journal import RunDir, write_private
+from backend.journal import RunDir
+from backend.safefiles import skipped_line, write_private
 from backend.vtask import TASK_FAILED_STATES
+
+_BREAKS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")  # whatever could end or hide a Markdown line
+
+
+REPORT = "report.md"
 
 
 def duration(seconds: float | None) -> str:
@@ -47,8 +56,25 @@ def _n(value: object, digits: int = 2, unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
+def md_text(value: object) -> str:
+    """Text from a run as it may stand in a line of Markdown: on that line, without HTML."""
+    return _BREAKS.sub(" ", str(value)).replace("<", "&lt;")
+
+
+def _safe(data: object) -> object:
+    """The analysis with every text (keys included) through `md_text`; numbers and the rest kept."""
+    if isinstance(data, str):
+        return md_text(data)
+    if isinstance(data, dict):
+        return {_safe(key) if isinstance(key, str) else key: _safe(value) for key, value in data.items()}
+    if isinstance(data, list | tuple):
+        return [_safe(item) for item in data]
+    return data
+
+
 def _cell(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """A table cell: one line, and a `|` (or a backslash before one) never starts another cell."""
+    return md_text(text).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _table(header: list[str], rows: list[list[object]]) -> list[str]:
@@ -540,6 +566,13 @@ def _statistics(data: dict) -> list[str]:
 
 def _sources(data: dict) -> list[str]:
     lines = ["## Data Sources", ""]
+    skipped = data.get("skipped") or {}
+    if skipped.get("count"):
+        lines += [f"Lines skipped while reading ({skipped['count']:,}; not counted in any figure):", ""]
+        lines += [f"- {skipped_line(row)}" for row in skipped["lines"]]
+        if skipped["count"] > len(skipped["lines"]):
+            lines.append(f"- ... and {skipped['count'] - len(skipped['lines']):,} more")
+        lines.append("")
     imported = data.get("imported")
     if imported:
         lines += [f"Imported from `{data['run']['imported_from']}`:", ""]
@@ -557,6 +590,7 @@ def _sources(data: dict) -> list[str]:
 
 def render(data: dict) -> str:
     """The report as Markdown."""
+    data = _safe(data)  # type: ignore[assignment]
     lines: list[str] = []
     for section in (_header, _summary, _configuration, _timeline, _cpu, _load, _memory, _disk, _gaps, _faults,
                     _tuning, _findings, _compare, _statistics, _sources):
@@ -565,14 +599,30 @@ def render(data: dict) -> str:
     return "\n".join(lines)
 
 
+def save_report(run: RunDir | str | Path, output: Path | None = None) -> tuple[dict, Path]:
+    """Analyse a run and write its report (RUN_DIR/report.md, or `output`) through the private
+    writer: the one way a report is written (the CLI, the finish step, the result screen)."""
+    run = run if isinstance(run, RunDir) else RunDir.open(run)
+    data = analyse(run)
+    path = output or run.path / REPORT
+    write_private(path, render(data))
+    return data, path
+
+
 def write_report(run_dir: str, json_out: bool = False, output: str | None = None) -> int:
     """Write report.md (or `output`); with `json_out`, print the analysis as JSON on stdout."""
     run = RunDir.open(run_dir)
-    data = analyse(run.path)
-    path = Path(output) if output else run.path / "report.md"
-    if not path.parent.is_dir():
-        raise BadInput(f"{path.parent}: no such folder for the report", hint="give --output a path in an existing folder")
-    write_private(path, render(data))
+    if output and not Path(output).parent.is_dir():
+        raise BadInput(f"{Path(output).parent}: no such folder for the report",
+                       hint="give --output a path in an existing folder")
+    try:
+        data, path = save_report(run, Path(output) if output else None)
+    except OSError as exc:
+        raise BadInput(f"cannot write the report to {output or run.path / REPORT}: {exc.strerror or exc}",
+                       hint="give --output a path you can write to") from None
+    if run.skipped:
+        print(f"vast-loopback: skipped {len(run.skipped):,} line(s) that are not what vast-loopback writes:\n  "
+              + "\n  ".join(run.skipped.said()), file=sys.stderr)
     data["report_path"] = str(path)
     if json_out:
         sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")

@@ -64,7 +64,7 @@ async def run(ctx: RunContext, steps: list[Step] | None = None) -> int:
     """The plan (or `steps`), then at most one retry when asked for and the diagnosis has a remedy."""
     service = diagnosis(ctx)
     code = await Engine(ctx, steps if steps is not None else resume_plan(ctx), on_failure=on_failure(ctx)).run()
-    while code == 1 and ctx.options.retry_on_failure and len(_attempts(ctx)) + 1 < MAX_ATTEMPTS:
+    while code == 1 and ctx.options.retry_on_failure and not ctx.halted and len(_attempts(ctx)) + 1 < MAX_ATTEMPTS:
         changes = service.remedy()
         if not changes:
             break

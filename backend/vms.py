@@ -109,8 +109,13 @@ class VmsClient:
                    bus=bus or ctx.bus)
 
     @property
+    def address(self) -> str:
+        """HOST:PORT as it goes in a URL (an IPv6 address in brackets)."""
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
     def label(self) -> str:
-        return f"VMS at {self.host}:{self.port}"
+        return f"VMS at {self.address}"
 
     # --- what the engine asks ---
 
@@ -194,10 +199,10 @@ class VmsClient:
         """In a worker thread: the result, or a classified `_Failure`."""
         _local.timeouts = self.timeouts
         if self._token is not None:
-            client = VASTClient(address=f"{self.host}:{self.port}", token=self._token.reveal(), version=self.version)
+            client = VASTClient(address=self.address, token=self._token.reveal(), version=self.version)
         else:
             assert self._password is not None
-            client = VASTClient(user=self.user, password=self._password.reveal(), address=f"{self.host}:{self.port}",
+            client = VASTClient(user=self.user, password=self._password.reveal(), address=self.address,
                                 version=self.version)
         try:
             return client[resource].get(**params)

@@ -21,6 +21,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 from textual.worker import Worker, WorkerState
 
+from backend.errors import VlbError
+from backend.report import REPORT
+from backend.safefiles import read_small
 from screens.sessionbase import SessionScreen
 from tui.hints import demo_hint
 from tui.messages import ReportOpened
@@ -30,7 +33,7 @@ from tui.widgets.diagnosis import DiagnosisPane
 from tui.widgets.pane import span
 from tui.widgets.preparation import FailedChecksPane
 
-REPORT = "report.md"
+REPORT_MAX_BYTES = 16 * 1024 * 1024  # what the report screen shows at most (a report is ~50 KB)
 
 BANNERS = {
     "online": ("✓ ONLINE", "bold green"),
@@ -104,16 +107,11 @@ def restore_note(session: RunSession) -> Text:
 def write_report(run_path: Path, write: bool) -> tuple[dict, Path | None]:
     """The report's analysis of the run; with `write`, report.md too (as `vast-loopback report`)."""
     from backend.analysis import analyse
-    from backend.report import render
+    from backend.report import save_report
 
-    data = analyse(run_path)
     if not write:
-        return data, None
-    path = run_path / REPORT
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(data), encoding="utf-8")
-    tmp.replace(path)
-    return data, path
+        return analyse(run_path), None
+    return save_report(run_path)
 
 
 class ResultScreen(SessionScreen):
@@ -164,10 +162,12 @@ failure) · o open the report · Esc back to the dashboard · q quit with the ru
         self._analyse(write=self.write and existing is None)
 
     def _existing_report(self) -> Path | None:
-        if self.session.report_path and Path(self.session.report_path).exists():
-            return Path(self.session.report_path)
-        path = self.session.run_path / REPORT if self.session.run_path else None
-        return path if path is not None and path.exists() else None
+        """The report already written: a regular file, never one reached through a symlink."""
+        for path in (Path(self.session.report_path) if self.session.report_path else None,
+                     self.session.run_path / REPORT if self.session.run_path else None):
+            if path is not None and path.is_file() and not path.is_symlink():
+                return path
+        return None
 
     def _analyse(self, write: bool) -> None:
         run_path = self.session.run_path
@@ -258,8 +258,12 @@ class ReportScreen(Screen):
         self.path = path
 
     def compose(self) -> ComposeResult:
+        try:
+            text = read_small(self.path, REPORT_MAX_BYTES).decode("utf-8", errors="replace")
+        except (OSError, VlbError) as exc:
+            text = f"**{self.path} cannot be shown:** {exc}"
         with VerticalScroll():
-            yield Markdown(self.path.read_text(encoding="utf-8"), id="report")
+            yield Markdown(text, id="report")
         yield Footer()
 
     def on_mount(self) -> None:

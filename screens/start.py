@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from backend.errors import BadInput
 from backend.events import RunStarted, StepFinished, StepStarted
 from backend.journal import RunDir
 
@@ -32,18 +33,24 @@ def describe_run(run: RunDir) -> Text:
     """Two lines: which run, then its VM and target, how it ended (or that it was interrupted), where
     it stopped and how many steps are done."""
     started, failed_step, done, last = None, "", set(), ""
-    for event in run.events():
-        if isinstance(event, RunStarted) and started is None:
-            started = event
-        elif isinstance(event, StepStarted):
-            last = event.step
-        elif isinstance(event, StepFinished):
-            if event.ok:
-                done.add(event.step)
-            else:
-                failed_step = event.step
-    outcome = str(run.read_meta().get("outcome") or "")
-    if started is None:
+    try:
+        for event in run.events():
+            if isinstance(event, RunStarted) and started is None:
+                started = event
+            elif isinstance(event, StepStarted):
+                last = event.step
+            elif isinstance(event, StepFinished):
+                if event.ok:
+                    done.add(event.step)
+                else:
+                    failed_step = event.step
+        outcome = str(run.read_meta().get("outcome") or "")
+        damaged = ""
+    except BadInput as exc:  # a damaged run.json or journal file: listed; resuming it says why not
+        outcome, damaged = "failed", exc.message
+    if damaged:
+        how = f"cannot be resumed: {damaged}"
+    elif started is None:
         how = "not started"
     elif outcome:
         how = OUTCOME_WORDS.get(outcome, outcome) + (f" at {failed_step}" if outcome == "failed" and failed_step else "")

@@ -21,8 +21,9 @@ from backend.bus import EventBus
 from backend.engine import RunContext, RunOptions
 from backend.errors import BadInput
 from backend.guestmemory import sized
-from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir
+from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir, journal_failure
 from backend.plan import resolve_until, step_ids
+from backend.runlock import RunLock
 from backend.runstate import RunState
 from backend.secrets import redact, redact_data
 from backend.target import TargetOptions, default_speed, open_target
@@ -203,27 +204,38 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
                        + ", ".join(step_ids()))
     if resume_dir:
         run = RunDir.open(resume_dir)
-        meta = run.read_meta()
-        if meta.get("outcome") in COMPLETE_OUTCOMES:
-            print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
-            return 0
-        answers = answers_mod.load(run.path / ANSWERS)
-        answers_mod.check_secrets(answers)
-        speed = speed or _recorded_speed(run, meta)
-        force = force or bool(meta.get("force", False))
-        retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
-        run.update_meta(status="running", outcome=None, until=until)
+        lock = RunLock.acquire(run.path)  # before run.json is read: the holder may be rewriting it
     else:
         assert answers_path is not None
         answers = answers_mod.load(answers_path)
         answers_mod.check_secrets(answers)  # bad input before a run directory exists
         run = RunDir.create(run_dir, answers.vm.name)
-        answers_mod.save(answers, run.path / ANSWERS)
-        speed = speed or default_speed(answers.proxmox.url)
-        run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
-                        answers_source=str(Path(answers_path).resolve()))
-    options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
-    return asyncio.run(_run(answers, run, options, speed, json_lines))
+        lock = RunLock.acquire(run.path)
+    try:
+        if resume_dir:
+            meta = run.read_meta(required=True)
+            if meta.get("outcome") in COMPLETE_OUTCOMES:
+                print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
+                return 0
+            answers = answers_mod.load_saved(run.path / ANSWERS)
+            answers_mod.check_secrets(answers)
+            speed = speed or _recorded_speed(run, meta)
+            force = force or bool(meta.get("force", False))
+            retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
+            run.update_meta(status="running", outcome=None, message=None, until=until)
+        else:
+            answers_mod.save(answers, run.path / ANSWERS)
+            speed = speed or default_speed(answers.proxmox.url)
+            run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
+                            answers_source=str(Path(answers_path or "").resolve()))
+        options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
+        code = asyncio.run(_run(answers, run, options, speed, json_lines))
+    finally:
+        lock.release()
+    if run.skipped:  # read by the resume (finished steps, the diagnosis's replay)
+        print(f"vast-loopback: skipped {len(run.skipped):,} line(s) of the run's journal that are not what "
+              "vast-loopback writes:\n  " + "\n  ".join(run.skipped.said()), file=sys.stderr)
+    return code
 
 
 def _recorded_speed(run: RunDir, meta: dict) -> float:
@@ -245,6 +257,7 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
     bus.subscribe(journal)
     bus.subscribe(printer)
     ctx = RunContext(answers=answers, target=target, bus=bus, run=run, options=options)
+    journal.on_failure = lambda exc: ctx.halt(journal_failure(exc))
     engine_task = asyncio.ensure_future(runner.run(ctx))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -257,9 +270,20 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
     finally:
         await target.close()
         journal.close()
+    if journal.failure is not None:
+        code = 1
+        _say_stopped(run, journal_failure(journal.failure))
     if not json_lines:
         print(f"run directory: {run.path}")
     return code
+
+
+def _say_stopped(run: RunDir, reason: str) -> None:
+    """A run its journal stopped: run.json marked (in place on a full disk), the user told why."""
+    marked = run.mark_stopped(reason)
+    print(f"vast-loopback: the run stopped: {reason}.\n  hint: free some space (or fix the disk), then resume "
+          f"it with --resume {run.path}" + ("" if marked else f"\n  ({run.meta_path} could not be updated either)"),
+          file=sys.stderr)
 
 
 # --- check ---------------------------------------------------------------------------------------

@@ -36,6 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.safefiles import open_append
+
 KINDS = ("pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "ssh_drop", "vms_restart")
 # Kinds that may strike after a change was made (the answer is lost or replaced by an error).
 _AFTER_OK = {"pve_500", "pve_timeout", "pve_reset"}
@@ -144,7 +146,7 @@ class FaultPlan:
             return
         entry = {"t": round(self.clock_now(), 3) if self.clock_now else None, "source": source, "kind": fault.kind,
                  "when": "after" if fault.after else "before", **details}
-        with self._lock, open(self.record_path, "a", encoding="utf-8") as handle:
+        with self._lock, open_append(self.record_path) as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()
 

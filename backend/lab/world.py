@@ -19,7 +19,6 @@ The Proxmox side and the guest side talk only through the two protocols below.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from backend.clock import Clock
+from backend.safefiles import write_private
 
 if TYPE_CHECKING:
     from backend.lab.faults import FaultPlan
@@ -110,9 +110,7 @@ def load_clock(state_dir: Path, speed: float) -> Clock:
     else:
         clock = Clock.scaled(speed)
     state_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(clock.to_dict()))
-    os.replace(tmp, path)
+    write_private(path, json.dumps(clock.to_dict()))
     return clock
 
 

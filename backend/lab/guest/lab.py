@@ -57,6 +57,7 @@ from backend.lab.guest.namespace import GuestBootError
 from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import own, require_guest_support
 from backend.lab.world import GuestHardware, PowerHooks
+from backend.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
@@ -532,11 +533,8 @@ class GuestLab:
         return self.ssh_dir / "known_hosts"
 
     def _write_known_hosts(self) -> None:
-        path = self.ssh_dir / "known_hosts"
-        tmp = path.with_suffix(".tmp")
         with self._lock:  # written from the API's threads and the lab's loop: one writer at a time
-            tmp.write_text(self.known_hosts_text())
-            os.replace(tmp, path)
+            write_private(self.ssh_dir / "known_hosts", self.known_hosts_text())
 
     def set_password(self, user: str, password: str) -> None:
         self.passwords[user] = password

@@ -37,6 +37,7 @@ from backend.lab.guest.runtime import Runtime, build_runtime, mount_plan, open_r
 from backend.lab.guest.sshd import GuestSSHServer, Login
 from backend.lab.guest.support import as_guest_kwargs, own_tree
 from backend.lab.world import GuestHardware
+from backend.safefiles import write_private
 
 BOOT_SCRIPT = ["/usr/.lab/stubs/bin/lab-boot"]
 TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441
@@ -76,9 +77,7 @@ class LabGuest:
                 "holder": self.holder.to_dict() if self.holder else None, "ssh_port": self.ssh_port,
                 "boot_wall": self.boot_wall, "boot_lab": self.boot_lab, "generation": self.generation,
                 "error": self.error}
-        tmp = self.path / "guest.json.tmp"
-        tmp.write_text(json.dumps(data, indent=1))
-        os.replace(tmp, self.path / "guest.json")
+        write_private(self.path / "guest.json", json.dumps(data, indent=1))
 
     @classmethod
     def load_from(cls, path: Path) -> LabGuest:

@@ -32,6 +32,8 @@ from typing import Protocol
 
 import asyncssh
 
+from backend.safefiles import write_private
+
 ACCEPT_ENV = ("LANG", "LANGUAGE", "XMODIFIERS")
 SIGNALS = {name[3:]: getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM",
                                                           "SIGUSR1", "SIGUSR2", "SIGABRT", "SIGALRM", "SIGPIPE")}
@@ -71,12 +73,8 @@ def load_host_key(ssh_dir: Path) -> asyncssh.SSHKey:
     ssh_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(ssh_dir, 0o700)
     key = asyncssh.generate_private_key("ssh-ed25519", comment="vast-loopback lab")
-    tmp = path.with_suffix(".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(key.export_private_key())
-    os.replace(tmp, path)
-    (ssh_dir / "ssh_host_ed25519_key.pub").write_bytes(key.export_public_key())
+    write_private(path, key.export_private_key())
+    write_private(ssh_dir / "ssh_host_ed25519_key.pub", key.export_public_key())
     return key
 
 

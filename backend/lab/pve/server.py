@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import secrets
 import socket
 import ssl
@@ -42,6 +41,7 @@ from backend.lab.pve.schema import ApiSchema, schema_path, validate
 from backend.lab.pve.state import PveState
 from backend.lab.pve.tls import ensure_certificate
 from backend.lab.world import GuestHooks
+from backend.safefiles import open_append, write_private
 from backend.secrets import redact, register_secret
 
 log = logging.getLogger("vlb.lab.pve")
@@ -66,9 +66,7 @@ def _load_or_create_secrets(pve_dir: Path, want_token: bool) -> dict[str, str]:
         data["token_secret"], changed = new_secret(), True
     if changed:
         pve_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle)
+        write_private(path, json.dumps(data))
     return data
 
 
@@ -270,7 +268,7 @@ class PveServer:
 
     def _log(self, entry: dict) -> None:
         entry = {**entry, "t": round(self.clock.now(), 3)}
-        with self._log_lock, open(self.requests_log, "a", encoding="utf-8") as handle:
+        with self._log_lock, open_append(self.requests_log) as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -29,6 +28,7 @@ from backend.lab.profiles import OVA_NAME, HostProfile, NodeProfile, StorageProf
 from backend.lab.pve import tasks as tasklib
 from backend.lab.pve.errors import ApiError, failed
 from backend.lab.world import GuestHooks
+from backend.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.pve")
 
@@ -143,9 +143,7 @@ class PveState:
         self._deferred.append(call)
 
     def _save(self) -> None:
-        tmp = self.file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.file)
+        write_private(self.file, json.dumps(self.data, sort_keys=True))
         self._dirty = False
 
     def now(self) -> float:

@@ -10,13 +10,14 @@ from __future__ import annotations
 import datetime
 import hashlib
 import ipaddress
-import os
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
+from backend.safefiles import write_private
 
 
 def fingerprint_of(der: bytes) -> str:
@@ -48,10 +49,8 @@ def ensure_certificate(tls_dir: Path, common_name: str = "pve.lab.local") -> tup
             ]), critical=False)
             .sign(key, hashes.SHA256())
         )
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        write_private(key_path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+        write_private(cert_path, cert.public_bytes(serialization.Encoding.PEM))
     cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     return cert_path, key_path, fingerprint_of(cert.public_bytes(serialization.Encoding.DER))

@@ -41,6 +41,7 @@ from backend.lab.pve.tls import ensure_certificate
 from backend.lab.vast import EVENTS_PATH, SCENARIO_PATH, GuestPaths, as_paths
 from backend.lab.vast.state import WorldReader
 from backend.lab.vms.resources import COLLECTIONS, Renderer
+from backend.safefiles import open_append
 from backend.secrets import register_secret
 
 log = logging.getLogger("vlb.lab.vms")
@@ -304,7 +305,7 @@ class VmsServer:
 
     def _log(self, entry: dict) -> None:
         entry = {**entry, "t": round(self.clock.now(), 3)}
-        with self._lock, open(self.requests_log, "a", encoding="utf-8") as handle:
+        with self._lock, open_append(self.requests_log) as handle:
             handle.write(json.dumps(entry) + "\n")
 
 
