@@ -22,7 +22,7 @@ from tests.test_import_traces import write_folder
 
 T = 1_800_000_000.0
 GIB = 1024**3
-LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 
 
 def write_run(path: Path, events: list[ev.Event]) -> RunDir:

@@ -21,7 +21,7 @@ import pytest
 
 from tests.security_support import REPO
 
-LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 
 
 def _mount_namespace() -> bool:

@@ -20,7 +20,7 @@ from backend.runlock import RunInUse, RunLock
 from tests.security_support import REPO, stop_lab_guests
 from tui.runner import resume_launch
 
-LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 WAIT_S = 120.0
 
 

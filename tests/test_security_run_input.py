@@ -21,7 +21,7 @@ from tests.recorded_runs import write_recorded_run
 from tests.security_support import REPO
 from tui.cli import main
 
-LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}\n"
+LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 
 
 def answers(tmp_path: Path, text: str) -> Path:
