@@ -41,6 +41,10 @@ commands:
 exit codes: 0 done, 1 failed at run time, 2 bad input, 3 blocked by a sizing blocker"""
 
 
+STRICT_HELP = ("refuse a secret file that is a symlink, not yours, or open to group or others "
+               "(default: a warning)")
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse that exits 2 with one short line (its default), never a traceback."""
 
@@ -86,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", metavar="STEP", help="stop after this step (e.g. pre-install)")
     parser.add_argument("--retry-on-failure", action="store_true",
                         help="after a diagnosed failure, roll back, apply the remedy and retry once")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the wizard on the built-in lab")
@@ -97,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate answers and sizing, change nothing")
     check.add_argument("answers", metavar="ANSWERS")
     check.add_argument("--json", action="store_true", dest="check_json")
+    check.add_argument("--strict", action="store_true", dest="check_strict", help=STRICT_HELP)
 
     sub.add_parser("schema", help="print the answers file's JSON Schema")
 
@@ -177,6 +183,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             speed=args.speed,
             until=args.until,
             retry_on_failure=args.retry_on_failure,
+            strict=args.strict,
         )
     if command is None:
         from tui.app import run_wizard
@@ -189,7 +196,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "check":
         from tui import headless
 
-        return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed)
+        return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed,
+                                  strict=args.check_strict or args.strict)
     if command == "schema":
         from backend.answers import schema_json
 
