@@ -180,3 +180,12 @@ def test_a_relative_secret_file_is_stored_absolute_and_resume_works_from_elsewhe
     resumed = run_cli("--resume", str(run), "--until", "size", "--speed", "600", cwd=elsewhere)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "stopped after size as asked" in resumed.stdout
+
+
+def test_a_token_with_commas_authenticates_against_the_lab(tmp_path):
+    """The finding said a token with a comma failed the lab's authentication; Proxmox splits the
+    token at its last '=' only, and so does the lab (tests/test_lab_pve_auth.py)."""
+    answers = answers_file(tmp_path, "env:VLB_COMMA_TOKEN")
+    result = run_cli("check", str(answers), env={"VLB_COMMA_TOKEN": "tok,with,commas-0123"})
+    assert result.returncode == 0, result.stderr
+    _clean(result, "tok,with,commas")

@@ -1,6 +1,7 @@
 """Helpers for the lab VAST tests: a guest root in a temporary directory with a fast lab clock, the
 scenario and the VAST tool stand-ins installed, and a way to run the tools there (no namespace:
-LAB_ROOT points the player at the directory)."""
+LAB_ROOT points the player at the directory). A cluster create logs in to the guest's VMS, so
+`create` gives the guest one for its duration (`serve_vms`), as the lab does."""
 
 from __future__ import annotations
 
@@ -12,14 +13,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.clock import Clock
 from backend.lab import scenarios
-from backend.lab.vast import EVENTS_PATH, install_guest_files
+from backend.lab.vast import EVENTS_PATH, install_guest_files, write_guest_vms_address
 from backend.lab.vast.state import VastWorld, fold, read_events
+from backend.lab.vms.server import VmsServer
 from backend.lab.world import GuestHardware
 
 FIELD_START = 1767033133.0  # 2025-12-29 18:32:13 UTC: the lab clock starts where the field run did
 IP = "192.168.30.109"
 BUILD = "release-5-4-0-2043819"
+VMS_PASSWORD = "123456"  # the VMS's admin password (the OVA's default)
 FAKE_DOCKER = """#!/bin/sh
 # records every call; `docker info` fails while $ROOT/docker-down exists (the daemon is not running)
 echo "$*" >> "{root}/docker.calls"
@@ -50,26 +54,31 @@ class Guest:
         tmp.write_text(json.dumps({"scale": speed, "origin_wall": time.time(), "origin_target": origin_target}))
         os.replace(tmp, clock)
 
-    def env(self) -> dict[str, str]:
+    def env(self, **extra: str) -> dict[str, str]:
         return {**os.environ, "LAB_ROOT": str(self.root), "LAB_DOCKER": str(self.root / "fake-docker"),
-                "LAB_PYTHON": sys.executable, "LAB_VAST_PLAYER": str(self.root / "opt/lab/vast/player.py")}
+                "LAB_PYTHON": sys.executable, "LAB_VAST_PLAYER": str(self.root / "opt/lab/vast/player.py"), **extra}
 
-    def run(self, script: str, *args: str, timeout: float = 30, stdin: str = "") -> subprocess.CompletedProcess:
+    def run(self, script: str, *args: str, timeout: float = 30, stdin: str = "",
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
         """Run /vast/bundles/vast_bootstrap.sh or /vast/deploy/vman.sh of this guest with bash."""
-        return subprocess.run(["bash", str(self.root / script.lstrip("/")), *args], env=self.env(),
+        return subprocess.run(["bash", str(self.root / script.lstrip("/")), *args], env=self.env(**(env or {})),
                               capture_output=True, timeout=timeout, input=stdin.encode(), check=False)
 
-    def start(self, script: str, *args: str) -> subprocess.Popen:
-        return subprocess.Popen(["bash", str(self.root / script.lstrip("/")), *args], env=self.env(),
+    def start(self, script: str, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        return subprocess.Popen(["bash", str(self.root / script.lstrip("/")), *args], env=self.env(**(env or {})),
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
     def bootstrap(self) -> subprocess.CompletedProcess:
         return self.run("/vast/bundles/vast_bootstrap.sh", "--interface", IP, "--skip-prompt")
 
-    def create(self, name: str = "lb-vast54", password: str = "123456") -> subprocess.CompletedProcess:
-        return self.run("/vast/deploy/vman.sh", BUILD, "/vast/deploy/ssh_key.pem", "vcli", "-u", "admin", "-p",
-                        password, "-c", "cluster", "create", "--build", BUILD, "--vsettings",
-                        "CAS_OVER_RPC=true,IN_CLUSTER_COMMUNICATION_TCP=true", "--name", name, "--loopback")
+    def create(self, name: str = "lb-vast54", password: str = VMS_PASSWORD) -> subprocess.CompletedProcess:
+        """vman.sh's cluster create, the password in its environment, with the guest's VMS up meanwhile."""
+        server = serve_vms(self, self.root.with_name(self.root.name + "-vms"))
+        try:
+            return self.run("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", name, "--loopback",
+                            env={"VMS_PASSWORD": password})
+        finally:
+            server.stop()
 
     def events(self) -> list[dict]:
         return read_events(self.root / EVENTS_PATH.lstrip("/"))
@@ -80,6 +89,19 @@ class Guest:
     def docker_calls(self) -> list[str]:
         path = self.root / "docker.calls"
         return path.read_text().splitlines() if path.exists() else []
+
+
+CREATE_ARGS = (BUILD, "/vast/deploy/ssh_key.pem", "vcli", "-u", "admin", "-c", "cluster", "create", "--build", BUILD,
+               "--vsettings", "CAS_OVER_RPC=true,IN_CLUSTER_COMMUNICATION_TCP=true")
+
+
+def serve_vms(guest: Guest, state_dir: Path, **options) -> VmsServer:
+    """The guest's VMS (admin / VMS_PASSWORD unless `options` say otherwise), its address written
+    where the guest's vcli finds it, as the lab does when it gives a guest its VMS."""
+    options.setdefault("password", VMS_PASSWORD)
+    server = VmsServer(state_dir, Clock.scaled(guest.speed), guest.root, **options).start()
+    write_guest_vms_address(guest.root, *server.address)
+    return server
 
 
 def make_guest(root: Path, hw: GuestHardware | None = None, speed: float = 20000.0) -> Guest:

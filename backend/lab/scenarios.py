@@ -20,7 +20,6 @@ The lab writes it into the guest at power-on (`write_guest_scenario`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -79,8 +78,7 @@ def oom_stalls(oom_at: float) -> list[tuple[float, float]]:
     return [(oom_at - 18, 150.0), (oom_at - 9, 450.0), (oom_at - 2, 900.0)]
 
 
-def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_password: str = "123456",
-          build_name: str = BUILD) -> dict:
+def build(hw: GuestHardware, boot_t: float, *, build_name: str = BUILD) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
     name, reason = select(hw)
     mem_total = guest_mem_total(hw.memory_mib)
@@ -111,7 +109,6 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         "build": build_name,
         "hardware": hw.to_dict(),
         "mem_total": mem_total,
-        "vms_auth": {"user": vms_user, "password_sha256": hashlib.sha256(vms_password.encode()).hexdigest()},
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
         "tools": {
@@ -141,10 +138,9 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
         return None
 
 
-def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
-            vms_password: str = "123456") -> dict:
+def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
-    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password)
+    return write_guest_scenario(guest, hw, clock.now())
