@@ -241,7 +241,7 @@ def test_vcli_cannot_log_in_while_its_vms_is_away(tmp_path):
     guest = make_guest(tmp_path / "guest")
     assert guest.bootstrap().returncode == 0
     result = guest.run("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb", "--loopback",
-                       env={"VMS_PASSWORD": VMS_PASSWORD})  # no VMS serves this guest
+                       env={"VMS_PASSWORD": VMS_PASSWORD, "LAB_VMS_LOGIN_WAIT": "0.5"})  # no VMS serves it
     assert result.returncode == 1 and "Failed to connect to VMS" in result.stderr.decode()
     assert guest.world().cluster is None
 
@@ -270,3 +270,19 @@ def test_the_vms_checks_the_login_in_memory_and_writes_no_password_or_hash(tmp_p
                 data = path.read_bytes()
                 assert secret.encode() not in data, path
                 assert not any(d.encode() in data.lower() for d in digests), path
+
+
+def test_vcli_waits_for_a_vms_that_comes_back_and_logs_in_then(tmp_path):
+    """The lab's VMS lives in the lab's process: killed and resumed, it comes back on another port."""
+    guest = make_guest(tmp_path / "guest")
+    assert guest.bootstrap().returncode == 0
+    running = guest.start("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb", "--loopback",
+                          env={"VMS_PASSWORD": VMS_PASSWORD, "LAB_VMS_LOGIN_WAIT": "20"})
+    time.sleep(0.5)
+    assert running.poll() is None  # waiting for its VMS
+    server = serve_vms(guest, tmp_path / "vms")
+    try:
+        assert running.wait(timeout=30) == 0
+    finally:
+        server.stop()
+    assert guest.world().cluster["state"] == "ONLINE"

@@ -180,3 +180,27 @@ def test_asyncssh_errors_are_scrubbed(redactor, secret):
         secret.encode("ascii")
     except UnicodeEncodeError as exc:
         _scrubbed(redactor, secret, exc)
+
+
+def test_an_unexpected_error_a_step_logs_is_one_redacted_line_on_stderr(capsys, monkeypatch):
+    """The engine logs a step's unexpected error with its traceback; with no handler Python printed
+    that traceback, secret and all, on stderr. The CLI's last-resort handler prints one line."""
+    import logging
+
+    from backend.secrets import register_secret
+    from tui import cli
+
+    monkeypatch.setattr(logging, "lastResort", logging.lastResort)  # restored after the test
+    monkeypatch.setattr(logging.getLogger(), "handlers", [])  # as outside pytest: no handler at all
+    secret = "TOKNL-z9y8\nX-logged"
+    register_secret(secret)
+    assert cli.main(["schema"]) == 0
+    capsys.readouterr()
+    try:
+        raise ValueError(f"Invalid header value {('PVEAPIToken=root@pam!vlb=' + secret).encode()!r}")
+    except ValueError:
+        logging.getLogger("backend.engine").exception("step failed with an unexpected error")
+    err = capsys.readouterr().err
+    assert err.startswith("vast-loopback: error: step failed with an unexpected error: ValueError: Invalid header")
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert _shows(err, secret) == [] and "TOKNL" not in err

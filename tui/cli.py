@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -135,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LastResort(logging.Handler):
+    """What Python prints for a log record no handler takes (a warning, or an unexpected error a
+    step logged with its traceback): one line on stderr, redacted, never a traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f": {record.exc_info[1].__class__.__name__}: {record.exc_info[1]}"
+            lines = redact(text).strip().splitlines() or [""]
+            print(f"vast-loopback: {record.levelname.lower()}: {lines[0][:300]}", file=sys.stderr)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
 def _crash_file(exc: BaseException) -> Path:
     fd, name = tempfile.mkstemp(prefix="vast-loopback-crash-", suffix=".txt")
     with os.fdopen(fd, "w") as handle:
@@ -143,6 +159,7 @@ def _crash_file(exc: BaseException) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.lastResort = _LastResort(logging.WARNING)
     try:
         code = _dispatch(build_parser().parse_args(argv))
     except SystemExit as exc:  # argparse and --help

@@ -18,7 +18,8 @@ guest's VMS (POST /api/token/ at the address the lab writes in /run/lab/vast/vms
 checks the password: the player never knows it, and nothing in the guest holds it or a hash of it.
 
 Environment (for tests; the guest needs none): LAB_ROOT (prefix of every guest path, default /),
-LAB_DOCKER (the docker program, default docker).
+LAB_DOCKER (the docker program, default docker), LAB_VMS_LOGIN_WAIT (wall seconds vcli waits for
+its VMS, default 600).
 """
 
 import errno
@@ -42,7 +43,7 @@ CLOCK = "/run/lab/clock.json"
 SCENARIO = "/run/lab/vast/scenario.json"
 VMS_ADDRESS = "/run/lab/vast/vms.json"
 PASSWORD_ENV = "VMS_PASSWORD"
-LOGIN_WAIT_S = 3.0  # wall seconds: the VMS listener opens a moment after the world says it is up
+LOGIN_WAIT_S = 600.0  # wall seconds vcli waits for the lab's VMS (see vms_login)
 EVENTS = "/var/lib/lab/vast/events.jsonl"
 KMSG = "/dev/kmsg"
 BUNDLES = "/vast/bundles"
@@ -388,21 +389,22 @@ def parse_create(words):
 
 
 def vms_login(ip, user, password):
-    """vcli's login to the guest's VMS: POST /api/token/, which checks the password in memory."""
+    """vcli's login to the guest's VMS: POST /api/token/, which checks the password in memory.
+
+    Here the VMS lives in the lab's process (in a real guest it runs on whatever happens to the
+    tool): while that process is away (killed, being resumed) or its VMS restarting, vcli waits
+    for it, re-reading where it listens, for up to LOGIN_WAIT_S wall seconds."""
     refused = f"Failed to connect to VMS at https://{ip}: [Errno 111] Connection refused"
-    try:
-        with open(path(VMS_ADDRESS)) as handle:
-            address = json.load(handle)
-        url = f"https://{address['host']}:{int(address['port'])}/api/token/"
-    except (OSError, ValueError, KeyError, TypeError):
-        raise Failed(refused) from None
     body = json.dumps({"username": user, "password": password}).encode("utf-8")
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),  # the guest's own VMS, never a proxy
                                          urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
-    deadline = time.monotonic() + LOGIN_WAIT_S
+    deadline = time.monotonic() + float(os.environ.get("LAB_VMS_LOGIN_WAIT", LOGIN_WAIT_S))
     while True:
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
         try:
+            with open(path(VMS_ADDRESS)) as handle:
+                address = json.load(handle)
+            url = f"https://{address['host']}:{int(address['port'])}/api/token/"
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
             with opener.open(request, timeout=10) as answer:
                 answer.read()
                 return
@@ -410,10 +412,10 @@ def vms_login(ip, user, password):
             if exc.code in (400, 401, 403):
                 raise Failed("vcli: 401 Unauthorized: Invalid username/password.") from None
             raise Failed(f"vcli: VMS answered HTTP {exc.code} to the login") from None
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
             if time.monotonic() > deadline:
                 raise Failed(refused) from None
-            time.sleep(0.05)
+            time.sleep(0.1)
 
 
 def vman(argv):
