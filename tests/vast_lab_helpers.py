@@ -74,6 +74,8 @@ class Guest:
     def create(self, name: str = "lb-vast54", password: str = VMS_PASSWORD) -> subprocess.CompletedProcess:
         """vman.sh's cluster create, the password in its environment, with the guest's VMS up meanwhile."""
         server = serve_vms(self, self.root.with_name(self.root.name + "-vms"))
+        if self.world().vms_up:  # listening before vcli knocks (its retries would cost lab time)
+            server.wait_listening(True)
         try:
             return self.run("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", name, "--loopback",
                             env={"VMS_PASSWORD": password})
