@@ -529,11 +529,30 @@ def secret_refs(answers: Answers) -> dict[str, SecretRef]:
     return {field: ref for field, ref in refs.items() if ref is not None}
 
 
-def check_secrets(answers: Answers) -> None:
-    """Resolve every reference now, so a missing env var or file is bad input before anything
-    starts (not at the step that first needs it, minutes into a run). Raises BadInput."""
+# What an API token secret can carry through `Authorization: PVEAPIToken=USER@REALM!ID=SECRET`:
+# Proxmox splits the header value at its last '=' (AccessControl.pm verify_token), stops it at ';'
+# and URL-decodes it (Formatter.pm extract_auth_value); HTTP headers are ASCII. Its secrets are UUIDs.
+_TOKEN_SECRET = re.compile(r"^[!-~]+$")
+_TOKEN_SECRET_BREAKERS = "=;%"
+
+
+def check_secrets(answers: Answers, *, strict: bool = False) -> list[str]:
+    """Resolve every reference now, so a missing, unfit or unsafe secret is bad input before
+    anything starts (not at the step that first needs it, minutes into a run). Returns the
+    warnings about secret files (symlinked, not ours, open to others); `strict` refuses them.
+    Raises BadInput, whose message never shows a secret."""
+    warnings: list[str] = []
     for field, ref in secret_refs(answers).items():
-        ref.resolve(field)
+        secret, said = ref.load(field, lines=field == "guest.key", strict=strict)
+        warnings += said
+        if field == "proxmox.token_secret":
+            value = secret.reveal()
+            if not _TOKEN_SECRET.match(value) or any(c in value for c in _TOKEN_SECRET_BREAKERS):
+                raise BadInput(f"{field}: the secret in {yamlsafe.shown(ref, 200)} cannot be a Proxmox API "
+                               "token secret: it holds a space, a non-ASCII character or one of '=', ';', "
+                               "'%', which do not pass the PVEAPIToken header intact",
+                               hint="Proxmox token secrets are UUIDs (Datacenter > Permissions > API Tokens)")
+    return warnings
 
 
 def to_yaml(answers: Answers) -> str:

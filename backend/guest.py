@@ -377,7 +377,7 @@ class GuestClient:
                     conn.run(line, input=stdin, encoding=None, check=False), self._wall_timeout(timeout))
             except asyncio.TimeoutError:
                 raise RunFailed(f"a command on the guest {self.label} did not finish within {timeout:.0f} s",
-                                hint=redact(line[:200])) from None
+                                hint=redact(line)[:200]) from None
             except CONNECTION_ERRORS as exc:
                 self._lost(conn, exc)
                 reruns += 1
@@ -413,7 +413,7 @@ class GuestClient:
             raise RunFailed(
                 f"a command on the guest {self.label} failed with exit status {result.exit_status}: "
                 f"{redact(detail[0])[:300]}",
-                hint=redact(command[:200]),
+                hint=redact(command)[:200],
             )
         return result
 

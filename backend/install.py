@@ -67,6 +67,7 @@ EXTRA_VOLUME_MOUNTS = "-v /file_server:/file_server"
 CONTAINERS = ("vast_vms", "mcvms", "registry")
 DEFAULT_VMS_PASSWORD = "123456"  # the OVA's documented VMS password for admin (public)
 VMS_PASSWORD_FILE = "vms-password"  # in the cluster_create job's folder, 0600, deleted by the job
+VMS_PASSWORD_ENV = "VMS_PASSWORD"  # how vcli gets the password: see cluster_create_command
 
 POLL_S = 5.0  # target seconds between VMS polls (the wall floor keeps the lab from hammering)
 MIN_POLL_WALL_S = 0.25
@@ -547,20 +548,42 @@ def vman_start_command(build: str) -> str:
 
 
 def cluster_create_command(ctx: RunContext, folder: str) -> str:
-    """`vman.sh ... vcli -u USER -p PASSWORD -c cluster create ...` in /vast/deploy. vman.sh echoes
-    its command line; with a password from the answers, it comes from a file in the job's `folder`
-    and the output is masked (`backend.masking`); the OVA's documented default goes as is."""
+    """`VMS_PASSWORD=... vman.sh ... vcli -u USER -c cluster create ...` in /vast/deploy.
+
+    The VMS password never is an argument. The field's `vcli -u admin -p <password>` [inst] put it
+    in /proc/<pid>/cmdline of vman.sh, of the docker client it starts and of vcli, readable by every
+    user of the guest for the whole deploy. No public source says how else vcli takes it, so of the
+    ways that stay out of argv this takes the one the real tools plausibly accept and write it down:
+    - stdin cannot reach vcli: vman.sh starts its container with `docker run -t` and no `-i` [inst];
+    - a file needs a vcli option nobody documents;
+    - the environment is VAST's own convention (its Python CLI, vastpy-cli, reads VMS_USER and
+      VMS_PASSWORD: research vast.md §1), and /proc/<pid>/environ is readable by the owner only.
+    So the password is in the environment of this one vman.sh process, `VMS_PASSWORD` (unverified on
+    a real VAST: vman.sh must pass it on into vcli's container; a vcli that does not read it fails
+    the login, and the run says so, see `_create_hint`; it never falls back to argv). With a password
+    from the answers it comes from a 0600 file in the job's `folder` (sent on stdin, deleted by the
+    job) and the output is masked (`backend.masking`); the OVA's documented default goes as is."""
     vast = ctx.answers.vast
-    password = masking.SECRET_ARG if vast.admin_password else sh(DEFAULT_VMS_PASSWORD)
+    password = masking.SECRET_WORD if vast.admin_password else sh(DEFAULT_VMS_PASSWORD)
     command = (
-        f"cd {sh(DEPLOY)} && {vman_env()} "
-        + sh("./vman.sh", vast.build, PEM, "vcli", "-u", vast.admin_user) + f" -p {password} "
-        + sh("-c", "cluster", "create", "--build", vast.build, "--vsettings", VSETTINGS, "--name", vast.cluster_name,
-             "--loopback")
+        f"cd {sh(DEPLOY)} && {vman_env()} {VMS_PASSWORD_ENV}={password} "
+        + sh("./vman.sh", vast.build, PEM, "vcli", "-u", vast.admin_user, "-c", "cluster", "create", "--build",
+             vast.build, "--vsettings", VSETTINGS, "--name", vast.cluster_name, "--loopback")
     )
     if not vast.admin_password:
         return command
     return masking.masked_command(command, f"{folder}/{VMS_PASSWORD_FILE}", f"{folder}/vman.status")
+
+
+def _create_hint(tail: str) -> str:
+    """What to say when vman.sh cluster create failed (its last lines, and a login refused)."""
+    hint = f"last lines: {tail}"
+    if any(word in tail.lower() for word in ("401", "unauthorized", "password")):
+        hint = ("vcli refused the login: check vast.admin_user and vast.admin_password. The password goes "
+                f"to vcli in the {VMS_PASSWORD_ENV} environment variable of vman.sh, never on its command "
+                f"line (where every guest user could read it); a vman.sh or vcli that does not pass it on "
+                f"fails here. " + hint)
+    return hint
 
 
 def _start_follower(ctx: RunContext, job: DetachedJob) -> asyncio.Task:
@@ -640,7 +663,7 @@ async def _wait_for(ctx: RunContext, done, timeout_s: float, what: str) -> None:
                 return
             if status not in (None, 0):
                 raise RunFailed(f"vman.sh cluster create ended with exit {status} before {what}",
-                                hint=f"last lines: {_tail(ctx, 'cluster_create')}")
+                                hint=_create_hint(_tail(ctx, "cluster_create")))
         if ctx.clock.now() - started > timeout_s:
             raise RunFailed(f"no {what} after {timeout_s / 60:.0f} min (state {view.state or 'unknown'})",
                             hint="stuck far beyond the field run's timeline; see the dashboard's memory and steal")

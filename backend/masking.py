@@ -1,14 +1,15 @@
 """Keeping a secret out of a guest command's output, at the source.
 
-Some tools only take a secret as an argument and echo their own command line: VAST's `vman.sh ...
-vcli -u admin -p <password> ...` prints it into the install log (the field log shows it). So the
-secret reaches the guest in a 0600 file (through stdin, never in a command line we send), the
-command reads it into the environment, deletes the file, and its output goes through a small
-filter that replaces the secret with `******` before anything is written: the job log on the guest,
-the lines we follow and everything downstream never hold it.
+A secret reaches the guest in a 0600 file (through stdin, never in a command line we send); the
+command reads it into the environment, deletes the file, and hands it on in the environment of the
+one process that needs it (`VMS_PASSWORD=$VLB_MASK vman.sh ...`, see backend.install), never as
+an argument (/proc/<pid>/cmdline is readable by every user). Its output goes through a small filter
+that replaces the secret with `******` before anything is written, in case a tool echoes it after
+all (the field's vman.sh echoed its command line, password included, into the install log): the
+job log on the guest, the lines we follow and everything downstream never hold it.
 
     store_command(path)            write stdin to `path` (umask 077); send the secret as its input
-    masked_command(cmd, path, rc)  `cmd` (which names the secret as SECRET_ARG) with masked output
+    masked_command(cmd, path, rc)  `cmd` (which names the secret as SECRET_WORD) with masked output
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import shlex
 
 MASK_ENV = "VLB_MASK"
-SECRET_ARG = f'"${MASK_ENV}"'  # where a command built for `masked_command` takes the secret
+SECRET_WORD = f'"${MASK_ENV}"'  # the shell word a command built for `masked_command` uses for the secret
 MASK = "******"
 
 # The filter (Python 3.6+, standard library): bytes in, the secret replaced, bytes out at once.
@@ -52,10 +53,10 @@ def store_command(path: str) -> str:
 
 
 def masked_command(command: str, secret_file: str, status_file: str) -> str:
-    """Run `command` (a shell command line using SECRET_ARG where the secret goes) with the secret
-    read from `secret_file` (deleted at once), stdout and stderr through the mask; exits with
-    `command`'s status (kept in `status_file`). Refuses to run without a Python for the filter,
-    rather than let the secret through."""
+    """Run `command` (a shell command line using SECRET_WORD where the secret goes: in a variable
+    assignment, never as an argument) with the secret read from `secret_file` (deleted at once),
+    stdout and stderr through the mask; exits with `command`'s status (kept in `status_file`).
+    Refuses to run without a Python for the filter, rather than let the secret through."""
     q = shlex.quote
     pick = " ".join(f"[ -n \"$vlb_py\" ] || vlb_py=$(command -v {q(p)});" for p in PYTHONS)
     return (

@@ -62,7 +62,7 @@ def _vm(ctx: RunContext) -> VmRef:
 def credentials(ctx: RunContext) -> GuestCredentials:
     answers = ctx.answers.guest
     password = answers.password.resolve("guest.password") if answers.password else ctx.target.guest_password
-    key = answers.key.resolve("guest.key") if answers.key else None
+    key = answers.key.resolve("guest.key", lines=True) if answers.key else None
     return GuestCredentials(user=answers.user, password=password, key=key)
 
 

@@ -219,7 +219,7 @@ class VmsClient:
             return _Failure(False, f"HTTP {status}", RunFailed(
                 f"{self.label} refused the credentials of user '{self.user}' (HTTP {status})",
                 hint="check vast.admin_user and vast.admin_password in the answers"))
-        detail = redact(exc.data.decode("utf-8", "replace")[:200]) if isinstance(exc.data, bytes) else ""
+        detail = redact(exc.data.decode("utf-8", "replace"))[:200] if isinstance(exc.data, bytes) else ""
         return _Failure(False, f"HTTP {status}", RunFailed(
             f"{self.label} answered GET {resource}/ with HTTP {status}: {detail}"))
 

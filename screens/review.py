@@ -89,4 +89,6 @@ run; Esc goes back to change something."""
         result = self.wizard.sizing()
         if self.wizard.unresolved_blockers(result):
             raise BadInput("a sizing blocker is left: go back to Sizing to fix or override it")
-        answers_mod.check_secrets(self.wizard.answers)  # a missing env var or file, before a run directory exists
+        # a missing or unfit secret, before a run directory exists; a loose secret file is said
+        for warning in answers_mod.check_secrets(self.wizard.answers):
+            self.notify(warning, severity="warning", timeout=10)

@@ -11,6 +11,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -85,6 +86,39 @@ def scan_tree(root: Path, secrets: dict[str, str]) -> dict[str, list[str]]:
         if hits:
             found[str(path.relative_to(root))] = hits
     return found
+
+
+class ProcessWatch:
+    """Every command line on this machine (/proc/*/cmdline, which any user may read: a lab guest's
+    processes are this machine's), read every few milliseconds while it runs: what it saw."""
+
+    def __init__(self, every_s: float = 0.01) -> None:
+        self.every_s = every_s
+        self.seen: set[bytes] = set()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="process-watch", daemon=True)
+
+    def __enter__(self) -> ProcessWatch:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            for entry in os.scandir("/proc"):
+                if entry.name.isdigit():
+                    with contextlib.suppress(OSError):
+                        with open(f"/proc/{entry.name}/cmdline", "rb") as handle:
+                            line = handle.read().replace(b"\0", b" ").strip()
+                        if line:
+                            self.seen.add(line)
+            self._stop.wait(self.every_s)
+
+    def holding(self, *needles: bytes) -> list[bytes]:
+        return sorted(line for line in self.seen if all(needle in line for needle in needles))
 
 
 def _start_time(pid: int) -> str | None:

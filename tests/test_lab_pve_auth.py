@@ -9,6 +9,7 @@ import requests
 from proxmoxer import ProxmoxAPI, ResourceException
 from proxmoxer.core import AuthenticationError
 
+from backend.lab.world import LabWorld
 from backend.target import fetch_certificate_fingerprint
 from tests.lab_pve_support import SECRET, client, start_world
 
@@ -115,3 +116,24 @@ def test_request_log_has_every_request_and_no_secret(world):
     assert lines[1]["params"] == {"content": "images"}
     assert lines[2]["params"] == {"username": "root@pam", "password": "***"}
     assert SECRET not in text and pve.password not in text
+
+
+@pytest.mark.parametrize("secret", ["abc,def-1234", ",leading-comma", "a, b, c-1234", "trailing-comma,"])
+def test_a_token_secret_with_commas_authenticates(tmp_path, secret):
+    world = LabWorld(tmp_path / "lab", "seed", 600, token_secret=secret).start()
+    try:
+        assert client(world, secret=secret).version.get()["version"] == "9.1.3"
+        header = {"Authorization": f"PVEAPIToken=root@pam!vlb={secret}"}
+        answer = requests.get(world.pve.url + "/api2/json/version", headers=header, verify=False, timeout=5)
+        assert answer.status_code == 200
+    finally:
+        world.stop()
+
+
+def test_the_token_is_split_at_its_last_equals_sign_as_proxmox_does(world):
+    """AccessControl.pm verify_token: /^(.*)=(.*)$/, greedy: a secret holding '=' can never authenticate
+    (the tool refuses such a secret at load)."""
+    header = {"Authorization": f"PVEAPIToken=root@pam!vlb={SECRET}=x"}
+    answer = requests.get(world.pve.url + "/api2/json/version", headers=header, verify=False, timeout=5)
+    assert answer.status_code == 401
+    assert answer.reason == f"'root@pam!vlb={SECRET}' is not a valid token ID - not able to split into user and token parts"

@@ -23,7 +23,7 @@ from backend.lab.scenarios import VastBehaviour
 from backend.lab.vms.resources import SCHEMAS
 from backend.lab.vms.server import VmsServer
 from tests.conftest import shared_path
-from tests.vast_lab_helpers import hardware, make_guest
+from tests.vast_lab_helpers import CREATE_ARGS, VMS_PASSWORD, hardware, make_guest, serve_vms
 
 
 @pytest.fixture(scope="module")
@@ -249,10 +249,9 @@ def test_a_new_vms_process_picks_up_the_world_where_it_is(tmp_path):
     """The lab process dies mid-install; the guest's tools carry on; a new VMS reads where they are."""
     guest = make_guest(tmp_path / "guest", speed=800.0)  # the cluster create lasts ~1.3 s of wall time
     assert guest.bootstrap().returncode == 0
-    running = guest.start("/vast/deploy/vman.sh", "release-5-4-0-2043819", "/vast/deploy/ssh_key.pem", "vcli",
-                          "-u", "admin", "-p", "123456", "-c", "cluster", "create", "--build",
-                          "release-5-4-0-2043819", "--name", "lb-vast54", "--loopback")
-    first = _server(tmp_path / "one", guest.root)
+    first = serve_vms(guest, tmp_path / "one")  # vcli logs in to it
+    running = guest.start("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb-vast54", "--loopback",
+                          env={"VMS_PASSWORD": VMS_PASSWORD})
     try:
         assert first.wait_listening(True)
         client = _client(first)

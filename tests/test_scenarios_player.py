@@ -3,6 +3,8 @@ world events and containers they produce, and the two failure scenarios' end sta
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 import time
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from backend.installlog import clean_lines, parse_line
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.vast import HERE
-from tests.vast_lab_helpers import BUILD, IP, hardware, make_guest
+from tests.vast_lab_helpers import BUILD, CREATE_ARGS, IP, VMS_PASSWORD, hardware, make_guest, serve_vms
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -55,7 +57,7 @@ def test_cluster_create_makes_an_online_cluster_with_four_containers(tmp_path):
     assert world.license["state"] == "ACTIVE"
     platform = [c for c in guest.docker_calls() if "--name vast_platform_11.0.0.1-" in c]
     assert len(platform) == 4
-    assert "vcli -u admin -p 123456 -c cluster create" in result.stdout.decode()  # echoed, as in the field log
+    assert "vcli -u admin -c cluster create" in result.stdout.decode()  # echoed, as in the field log (no -p)
 
 
 @pytest.mark.parametrize(("args", "code", "message"), [
@@ -96,14 +98,18 @@ def test_bootstrap_needs_docker_and_the_release_bundle(tmp_path):
     ({"loopback": False}, "use --loopback"),
 ])
 def test_vman_refuses_what_the_real_vcli_refuses(tmp_path, change, message):
-    guest = make_guest(tmp_path)
+    guest = make_guest(tmp_path / "guest")
     assert guest.bootstrap().returncode == 0
     build = change.get("build", BUILD)
-    args = [build, change.get("pem", "/vast/deploy/ssh_key.pem"), "vcli", "-u", "admin", "-p",
-            change.get("password", "123456"), "-c", "cluster", "create", "--build", build, "--name", "lb"]
+    args = [build, change.get("pem", "/vast/deploy/ssh_key.pem"), "vcli", "-u", "admin", "-c", "cluster", "create",
+            "--build", build, "--name", "lb"]
     if change.get("loopback", True):
         args.append("--loopback")
-    result = guest.run("/vast/deploy/vman.sh", *args)
+    server = serve_vms(guest, tmp_path / "vms")
+    try:
+        result = guest.run("/vast/deploy/vman.sh", *args, env={"VMS_PASSWORD": change.get("password", VMS_PASSWORD)})
+    finally:
+        server.stop()
     assert result.returncode == 1
     assert message in result.stderr.decode()
     assert guest.world().cluster is None
@@ -276,3 +282,79 @@ def test_vman_adds_extra_volume_mounts_as_the_field_log_shows_only_when_exported
     warning = "WARNING! - added extra volume mounts to common params: -v /file_server:/file_server\n"
     assert warning in exported and "docker.sock -v /file_server:/file_server\n" in exported
     assert "WARNING!" not in plain and "/file_server" not in plain
+
+
+def test_vcli_refuses_a_password_on_its_command_line_and_takes_it_from_the_environment(tmp_path):
+    """The password in argv sits in /proc/<pid>/cmdline for every guest user to read: the lab's vcli
+    refuses it there (facts.VCLI_PASSWORD) and logs in with VMS_PASSWORD, checked by the VMS."""
+    from backend.lab import facts
+    from backend.lab.vast import player
+
+    assert f"env:{player.PASSWORD_ENV}" == facts.VCLI_PASSWORD
+    guest = make_guest(tmp_path / "guest")
+    assert guest.bootstrap().returncode == 0
+    args = [BUILD, "/vast/deploy/ssh_key.pem", "vcli", "-u", "admin", "-p", VMS_PASSWORD, "-c", "cluster", "create",
+            "--build", BUILD, "--name", "lb", "--loopback"]
+    server = serve_vms(guest, tmp_path / "vms")
+    try:
+        in_argv = guest.run("/vast/deploy/vman.sh", *args, env={"VMS_PASSWORD": VMS_PASSWORD})
+        assert in_argv.returncode == 2
+        assert "a password on the command line is refused" in in_argv.stderr.decode()
+        missing = guest.run("/vast/deploy/vman.sh", *[a for a in args if a not in ("-p", VMS_PASSWORD)])
+        assert missing.returncode == 2 and "no password" in missing.stderr.decode()
+        assert guest.world().cluster is None
+        assert not (tmp_path / "vms" / "vms-requests.jsonl").exists()  # neither got as far as the VMS
+    finally:
+        server.stop()
+    assert guest.create().returncode == 0  # VMS_PASSWORD, right: the VMS said yes
+
+
+def test_vcli_cannot_log_in_while_its_vms_is_away(tmp_path):
+    guest = make_guest(tmp_path / "guest")
+    assert guest.bootstrap().returncode == 0
+    result = guest.run("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb", "--loopback",
+                       env={"VMS_PASSWORD": VMS_PASSWORD, "LAB_VMS_LOGIN_WAIT": "0.5"})  # no VMS serves it
+    assert result.returncode == 1 and "Failed to connect to VMS" in result.stderr.decode()
+    assert guest.world().cluster is None
+
+
+def test_the_vms_checks_the_login_in_memory_and_writes_no_password_or_hash(tmp_path):
+    secret = "vms-in-memory-only-4242"
+    guest = make_guest(tmp_path / "guest")
+    assert guest.bootstrap().returncode == 0
+    server = serve_vms(guest, tmp_path / "vms", password=secret)
+    try:
+        wrong = guest.run("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb", "--loopback",
+                          env={"VMS_PASSWORD": VMS_PASSWORD})
+        assert wrong.returncode == 1 and "401 Unauthorized" in wrong.stderr.decode()
+        right = guest.run("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb", "--loopback",
+                          env={"VMS_PASSWORD": secret})
+        assert right.returncode == 0, right.stderr
+        logins = [json.loads(line) for line in (tmp_path / "vms" / "vms-requests.jsonl").read_text().splitlines()]
+        assert [(e["path"], e["status"], e.get("auth")) for e in logins] == [
+            ("/api/token/", 401, None), ("/api/token/", 200, "login:admin")]
+    finally:
+        server.stop()
+    digests = {hashlib.sha256(secret.encode()).hexdigest(), hashlib.md5(secret.encode()).hexdigest()}  # noqa: S324
+    for root in (guest.root, tmp_path / "vms"):
+        for path in root.rglob("*"):
+            if path.is_file() and not path.is_symlink():
+                data = path.read_bytes()
+                assert secret.encode() not in data, path
+                assert not any(d.encode() in data.lower() for d in digests), path
+
+
+def test_vcli_waits_for_a_vms_that_comes_back_and_logs_in_then(tmp_path):
+    """The lab's VMS lives in the lab's process: killed and resumed, it comes back on another port."""
+    guest = make_guest(tmp_path / "guest")
+    assert guest.bootstrap().returncode == 0
+    running = guest.start("/vast/deploy/vman.sh", *CREATE_ARGS, "--name", "lb", "--loopback",
+                          env={"VMS_PASSWORD": VMS_PASSWORD, "LAB_VMS_LOGIN_WAIT": "20"})
+    time.sleep(0.5)
+    assert running.poll() is None  # waiting for its VMS
+    server = serve_vms(guest, tmp_path / "vms")
+    try:
+        assert running.wait(timeout=30) == 0
+    finally:
+        server.stop()
+    assert guest.world().cluster["state"] == "ONLINE"

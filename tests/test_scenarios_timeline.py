@@ -73,7 +73,8 @@ def _normalised(lines: list[str]) -> list[str]:
     for line in lines:
         line = re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", "TS", line)
         line = re.sub(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", "UUID", line)
-        out.append(re.sub(r"-p \S+", "-p PASSWORD", line))  # ours masks the password the field log shows
+        # the field's vcli had its password on the command line (-p), ours takes it from the environment
+        out.append(re.sub(r" -p \S+", "", line))
     return out
 
 

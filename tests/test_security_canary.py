@@ -16,7 +16,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.security_support import cli, find_secrets, require_lab_guest, scan_tree, stop_lab_guests
+from tests.security_support import (
+    ProcessWatch,
+    cli,
+    find_secrets,
+    require_lab_guest,
+    scan_tree,
+    stop_lab_guests,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -44,7 +51,8 @@ class Canary:
         self.answers = root / "answers.yaml"
         self.answers.write_text(ANSWERS)
         env = {**ENV, "TMPDIR": str(self.crash_dir)}
-        self.install = cli("--auto", str(self.answers), "--run-dir", str(self.run_dir), "--speed", "120", env=env)
+        with ProcessWatch() as self.processes:  # what any user of the guest could read meanwhile
+            self.install = cli("--auto", str(self.answers), "--run-dir", str(self.run_dir), "--speed", "120", env=env)
         self.report = cli("report", str(self.run_dir), "--json", env=env, timeout=60)
 
 
@@ -92,9 +100,41 @@ def test_the_saved_answers_hold_only_references(canary):
 def test_the_vms_password_reached_vcli_but_not_its_echoed_command_line(canary):
     log = (canary.run_dir / "install.log").read_text()
     echoed = [line for line in log.splitlines() if "./vman.sh" in line and " vcli " in line]
-    assert echoed and all("-p ****** -c cluster create" in line for line in echoed)
+    assert echoed and all("vcli -u admin -c cluster create" in line and " -p " not in line for line in echoed)
     password_file = next(canary.run_dir.glob("lab/guests/*/disk/home/centos/.vast-loopback/jobs/cluster_create"))
     assert not (password_file / "vms-password").exists()  # read and deleted by the job
+
+
+def test_no_process_of_the_guest_shows_a_secret_in_its_command_line_during_cluster_create(canary):
+    """The finding: `vcli -u admin -p <password>` sat in /proc/*/cmdline, readable by every guest
+    user, for the whole cluster-create step. The watch read every command line while the install ran
+    and did see the cluster create's (vman.sh and its vcli), with no secret in any of them."""
+    processes = canary.processes
+    assert processes.holding(b"player.py vman", b"vcli -u admin", b"cluster create")  # it was watched
+    assert {line.decode(errors="replace"): hits for line in processes.seen
+            if (hits := find_secrets(line, SECRETS))} == {}
+    assert processes.holding(b"vman.sh", b"vcli -u admin -c cluster create")
+
+
+def test_the_process_watch_sees_a_password_on_a_guest_command_line(tmp_path):
+    """The bad case the watch is there for: a process in the lab guest with a password in its argv
+    (as the field's vcli had) is seen, so the watch above would have caught it."""
+    from backend.clock import Clock
+    from backend.lab.guest.lab import GuestLab
+    from tests.lab_fixtures import hardware
+
+    require_lab_guest()
+    lab = GuestLab(tmp_path / "lab", Clock.scaled(600)).start()
+    try:
+        lab.power_on(hardware(100))
+        assert lab.wait_state(100, "up") == "up"
+        with ProcessWatch() as processes:
+            lab.exec(100, "sh -c 'sleep 0.5; :' vman.sh vcli -u admin -p negative-canary-7788", user="centos")
+        assert processes.holding(b"vcli -u admin -p negative-canary-7788")
+        assert "vms as raw" in find_secrets(b"\n".join(processes.seen), {"vms": "negative-canary-7788"})
+    finally:
+        lab.power_off(100, graceful=False)
+        lab.close()
 
 
 def test_the_lab_guest_does_not_inherit_our_environment(tmp_path, monkeypatch):

@@ -1,6 +1,7 @@
-"""The VMS password on vman.sh's command line: it reaches the command through a 0600 file (never a
-command line we send), and whatever the command prints passes a mask before any log holds it, even
-a password cut across two writes; the command's exit status survives the mask."""
+"""The VMS password for vman.sh: it reaches the command through a 0600 file (never a command line we
+send), goes on in vman.sh's environment (never its arguments), and whatever the command prints
+passes a mask before any log holds it, even a password cut across two writes; the command's exit
+status survives the mask."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from backend.answers import parse
 from backend.install import cluster_create_command
-from backend.masking import SECRET_ARG, masked_command, store_command
+from backend.masking import SECRET_WORD, masked_command, store_command
 
 HOSTILE = "vms'Rt5\"Yh6;canary $x&7 `id` \\n"
 
@@ -31,9 +32,9 @@ def _masked(tmp_path, command: str) -> subprocess.CompletedProcess:
 def test_the_secret_is_masked_in_all_output_and_the_exit_status_kept(tmp_path, secret):
     _store(tmp_path / "secret", secret)
     assert stat.S_IMODE((tmp_path / "secret").stat().st_mode) == 0o600
-    command = (f"printf 'vcli -u admin -p %s -c cluster create\\n' {SECRET_ARG}; "
-               f"printf '%s' {SECRET_ARG} | head -c 2; sleep 0.2; printf '%s' {SECRET_ARG} | tail -c +3; "
-               f"printf ' on stderr: %s\\r' {SECRET_ARG} >&2; exit 7")
+    command = (f"printf 'vcli -u admin -p %s -c cluster create\\n' {SECRET_WORD}; "
+               f"printf '%s' {SECRET_WORD} | head -c 2; sleep 0.2; printf '%s' {SECRET_WORD} | tail -c +3; "
+               f"printf ' on stderr: %s\\r' {SECRET_WORD} >&2; exit 7")
     result = _masked(tmp_path, command)
     assert result.returncode == 7
     assert secret.encode() not in result.stdout and result.stderr == b""
@@ -44,7 +45,7 @@ def test_the_secret_is_masked_in_all_output_and_the_exit_status_kept(tmp_path, s
 
 def test_the_command_gets_the_secret_itself(tmp_path):
     _store(tmp_path / "secret", HOSTILE)
-    result = _masked(tmp_path, f"[ {SECRET_ARG} = {shlex.quote(HOSTILE)} ] && echo same")
+    result = _masked(tmp_path, f"[ {SECRET_WORD} = {shlex.quote(HOSTILE)} ] && echo same")
     assert result.returncode == 0 and result.stdout == b"same\n"
 
 
@@ -63,13 +64,16 @@ def test_cluster_create_names_the_password_by_reference_and_quotes_every_answers
     words = shlex.split(inner)
     vman = words[words.index("./vman.sh"):]
     assert vman[:8] == ["./vman.sh", "release-5-4-0-2043819", "/vast/deploy/ssh_key.pem", "vcli", "-u", "ad.min-1",
-                        "-p", f"${SECRET_ARG[2:-1]}"]
+                        "-c", "cluster"]
+    assert "-p" not in vman  # never an argument: in the environment of vman.sh alone
+    assert words[words.index("./vman.sh") - 1] == f"VMS_PASSWORD=${SECRET_WORD[2:-1]}"
     assert vman[vman.index("--name") + 1] == "lb_Vast-54"
 
 
-def test_with_the_documented_default_password_the_command_is_the_field_ones():
+def test_with_the_documented_default_password_the_command_is_the_field_ones_without_p():
     line = cluster_create_command(SimpleNamespace(answers=parse("{}")), "/x")
-    assert "-p 123456 -c cluster create" in line and "VLB_MASK" not in line
+    assert "VMS_PASSWORD=123456 ./vman.sh" in line and "vcli -u admin -c cluster create" in line
+    assert " -p " not in line and "VLB_MASK" not in line
 
 
 def test_vman_gets_extra_volume_mounts_exported_as_the_field_script_did():

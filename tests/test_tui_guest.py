@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -43,7 +44,8 @@ async def test_guest_answers_are_written_as_references(tmp_path):
             "vastdata", "env:VLB_GUEST_PW", PIN, False)
         answers = app.state.answers
         assert str(answers.guest.password) == "env:VLB_GUEST_PW" and answers.guest.key is None
-        assert str(answers.vast.admin_password) == "file:~/vms.pw" and answers.tuning.limits is False
+        home_pw = os.path.expanduser("~/vms.pw")  # a file: reference is stored absolute
+        assert str(answers.vast.admin_password) == f"file:{home_pw}" and answers.tuning.limits is False
         summary = " ".join(value for _, value in app.screen.query_one("#summary").rows)
         assert "password env:VLB_GUEST_PW" in summary and f"pinned {PIN}" in summary
         assert "limits as they are" in summary

@@ -184,10 +184,12 @@ class WizardApp(App[int]):
 
         try:
             launch = resume_launch(path, self.state.speed)
-            check_secrets(launch.answers)  # a reference gone since (env var unset, file moved): said now
+            warnings = check_secrets(launch.answers)  # a reference gone since (env var unset, file moved): said now
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
             return
+        for warning in warnings:
+            self.notify(warning, severity="warning", timeout=10)
         self.launch(launch)
 
     def launch(self, launch: Launch) -> None:

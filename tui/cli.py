@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import tempfile
@@ -39,6 +40,10 @@ commands:
   agent --print   print the monitoring agent exactly as it is shipped to the guest
 
 exit codes: 0 done, 1 failed at run time, 2 bad input, 3 blocked by a sizing blocker"""
+
+
+STRICT_HELP = ("refuse a secret file that is a symlink, not yours, or open to group or others "
+               "(default: a warning)")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -86,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--until", metavar="STEP", help="stop after this step (e.g. pre-install)")
     parser.add_argument("--retry-on-failure", action="store_true",
                         help="after a diagnosed failure, roll back, apply the remedy and retry once")
+    parser.add_argument("--strict", action="store_true", help=STRICT_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the wizard on the built-in lab")
@@ -97,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate answers and sizing, change nothing")
     check.add_argument("answers", metavar="ANSWERS")
     check.add_argument("--json", action="store_true", dest="check_json")
+    check.add_argument("--strict", action="store_true", dest="check_strict", help=STRICT_HELP)
 
     sub.add_parser("schema", help="print the answers file's JSON Schema")
 
@@ -129,6 +136,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _LastResort(logging.Handler):
+    """What Python prints for a log record no handler takes (a warning, or an unexpected error a
+    step logged with its traceback): one line on stderr, redacted, never a traceback."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+            if record.exc_info and record.exc_info[1] is not None:
+                text += f": {record.exc_info[1].__class__.__name__}: {record.exc_info[1]}"
+            lines = redact(text).strip().splitlines() or [""]
+            print(f"vast-loopback: {record.levelname.lower()}: {lines[0][:300]}", file=sys.stderr)
+        except Exception:  # logging must never raise
+            self.handleError(record)
+
+
 def _crash_file(exc: BaseException) -> Path:
     fd, name = tempfile.mkstemp(prefix="vast-loopback-crash-", suffix=".txt")
     with os.fdopen(fd, "w") as handle:
@@ -137,6 +159,7 @@ def _crash_file(exc: BaseException) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    logging.lastResort = _LastResort(logging.WARNING)
     try:
         code = _dispatch(build_parser().parse_args(argv))
     except SystemExit as exc:  # argparse and --help
@@ -177,6 +200,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             speed=args.speed,
             until=args.until,
             retry_on_failure=args.retry_on_failure,
+            strict=args.strict,
         )
     if command is None:
         from tui.app import run_wizard
@@ -189,7 +213,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "check":
         from tui import headless
 
-        return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed)
+        return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed,
+                                  strict=args.check_strict or args.strict)
     if command == "schema":
         from backend.answers import schema_json
 

@@ -120,4 +120,5 @@ def describe_error(error: BaseException, url: str = "") -> str:
         text = "the Proxmox client is not available in this version"
     else:
         text = f"connection test failed: {error.__class__.__name__}: {error}"
-    return redact(text.strip().splitlines()[0] if text.strip() else error.__class__.__name__)
+    text = redact(text).strip()
+    return text.splitlines()[0] if text else error.__class__.__name__

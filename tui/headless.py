@@ -196,8 +196,16 @@ def describe_sample(sample: dict) -> str:
 # --- headless runs ------------------------------------------------------------------------------
 
 
+def check_secrets(answers: answers_mod.Answers, strict: bool) -> None:
+    """Every secret resolved and checked before anything starts; warnings about secret files
+    (symlinked, not ours, open to others) on stderr, refused with `strict`."""
+    for warning in answers_mod.check_secrets(answers, strict=strict):
+        print(f"vast-loopback: warning: {warning}", file=sys.stderr)
+
+
 def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: str | None, json_lines: bool,
-                 force: bool, speed: float | None, until: str | None, retry_on_failure: bool) -> int:
+                 force: bool, speed: float | None, until: str | None, retry_on_failure: bool,
+                 strict: bool = False) -> int:
     until = resolve_until(until)
     if until and until not in step_ids():
         raise BadInput(f"--until {until}: no such step", hint="use pre-install, online or one of: "
@@ -208,7 +216,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
     else:
         assert answers_path is not None
         answers = answers_mod.load(answers_path)
-        answers_mod.check_secrets(answers)  # bad input before a run directory exists
+        check_secrets(answers, strict)  # bad input before a run directory exists
         run = RunDir.create(run_dir, answers.vm.name)
         lock = RunLock.acquire(run.path)
     try:
@@ -218,7 +226,7 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
                 print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
                 return 0
             answers = answers_mod.load_saved(run.path / ANSWERS)
-            answers_mod.check_secrets(answers)
+            check_secrets(answers, strict)
             speed = speed or _recorded_speed(run, meta)
             force = force or bool(meta.get("force", False))
             retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
@@ -289,9 +297,9 @@ def _say_stopped(run: RunDir, reason: str) -> None:
 # --- check ---------------------------------------------------------------------------------------
 
 
-def run_check(answers_path: str, json_out: bool, speed: float | None) -> int:
+def run_check(answers_path: str, json_out: bool, speed: float | None, strict: bool = False) -> int:
     answers = answers_mod.load(answers_path)
-    answers_mod.check_secrets(answers)
+    check_secrets(answers, strict)
     return asyncio.run(_check(answers, json_out, speed or default_speed(answers.proxmox.url)))
 
 

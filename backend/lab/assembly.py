@@ -19,7 +19,7 @@ from backend.lab import scenarios
 from backend.lab.faults import FaultPlan
 from backend.lab.guest.lab import GuestLab
 from backend.lab.guest.machine import LabGuest
-from backend.lab.vast import GuestPaths, write_guest_clock
+from backend.lab.vast import GuestPaths, write_guest_clock, write_guest_vms_address
 from backend.lab.vast.guestload import StallDriver, VastGuestLoad
 from backend.lab.vms.server import VmsServer
 from backend.lab.world import GuestFactory, GuestHardware, PowerHooks
@@ -57,8 +57,7 @@ class VastGuestLab(GuestLab):
         return VastGuestLoad(self.paths(hw.vmid))
 
     def _on_boot(self, disk: Path, runtime: Path, hw: GuestHardware) -> None:
-        scenarios.on_boot(GuestPaths(disk, runtime), hw, self.clock, vms_user=self.vms_user,
-                          vms_password=self.vms_password, behaviour=self.behaviour)
+        scenarios.on_boot(GuestPaths(disk, runtime), hw, self.clock, behaviour=self.behaviour)
         self._attach(hw)
 
     def _adopt(self, guest: LabGuest) -> None:
@@ -81,6 +80,9 @@ class VastGuestLab(GuestLab):
                                    guest_up=lambda: self.boot_state(vmid) == "up").start()
                 self.vms[vmid] = server
                 self.add_route(hw.ip, VMS_PORT, server.address)
+            paths = self.paths(vmid)
+            if paths.runtime is not None and paths.runtime.is_dir():  # vcli logs in there (in memory)
+                write_guest_vms_address(paths, *self.vms[vmid].address)
             if vmid not in self.stalls:
                 self.stalls[vmid] = StallDriver(self.paths(vmid), self.clock,
                                                 pause=lambda lab_ms: self.pause(vmid, lab_ms)).start()

@@ -274,3 +274,16 @@ VTASK_MESSAGES_DEFAULT = "list"
 # /file_server:/file_server" (inst, §10; jv vast_proxmox_install.sh). Without it, vman.sh's
 # VOLUME_MOUNTS end at the docker socket and nothing is said (inferred from the warning's wording).
 EXTRA_VOLUME_MOUNTS_WARNING = "WARNING! - added extra volume mounts to common params: "
+
+# How vcli takes the VMS password. Known: the field ran `vman.sh <build> <pem> vcli -u admin -p 123456
+# -c cluster create ...`, and vman.sh ran vcli in a container with `docker run ... -t <image> .../vman
+# 'vcli -u admin -p 123456 ...'` [inst] (vast_install_final.log lines 77, 82): the password was in the
+# command line of vman.sh, of the docker client and of vcli (/proc/<pid>/cmdline, readable by every
+# user of the guest), and the container's stdin is not attached (-t without -i). vman.sh passes some
+# of its environment into the container (`-e DISABLE_IPV6_FOR_LOOPBACK=yes` [inst] §10). Not known:
+# any other way vcli takes a password; no public source documents one. VAST's own Python CLI,
+# vastpy-cli, reads VMS_USER / VMS_PASSWORD from the environment (research vast.md §1), and a
+# process's environment is readable by its owner only. So the lab's vcli takes the password from
+# VMS_PASSWORD and refuses `-p` (the one place it must never be); a real vcli that ignores
+# VMS_PASSWORD fails the login, which the tool reports with that explanation (backend/install.py).
+VCLI_PASSWORD = "env:VMS_PASSWORD"

@@ -21,7 +21,6 @@ The lab writes it into the guest at power-on (`write_guest_scenario`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass
@@ -114,8 +113,8 @@ class VastBehaviour:
             raise ValueError(f"overcommit_demand: one of {facts.OVERCOMMIT_DEMANDS}")
 
 
-def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_password: str = "123456",
-          build_name: str = BUILD, behaviour: VastBehaviour | None = None) -> dict:
+def build(hw: GuestHardware, boot_t: float, *, build_name: str = BUILD,
+          behaviour: VastBehaviour | None = None) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
     behaviour = behaviour or VastBehaviour()
     restart = facts.PLATFORM_RESTART_POLICY[behaviour.start_vms_after_reboot]
@@ -157,7 +156,6 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         "hardware": hw.to_dict(),
         "mem_total": mem_total,
         "overcommit_demand": overcommit_demand if hw.vcpus > hw.host_cores else None,
-        "vms_auth": {"user": vms_user, "password_sha256": hashlib.sha256(vms_password.encode()).hexdigest()},
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
         "behaviour": asdict(behaviour),
@@ -190,11 +188,9 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
         return None
 
 
-def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
-            vms_password: str = "123456", behaviour: VastBehaviour | None = None) -> dict:
+def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, behaviour: VastBehaviour | None = None) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
-    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password,
-                                behaviour=behaviour)
+    return write_guest_scenario(guest, hw, clock.now(), behaviour=behaviour)

@@ -12,6 +12,8 @@ Paths inside the guest (`GuestPaths` maps them to the host: /run and /dev/kmsg l
 runtime directory, the rest on the guest's disk):
     /run/lab/clock.json                the lab clock {scale, origin_wall, origin_target} (lab writes)
     /run/lab/vast/scenario.json        the scenario timeline for this boot (lab writes at power-on)
+    /run/lab/vast/vms.json             where this guest's VMS listens {host, port}, for vcli's login
+                                       (lab writes whenever it gives the guest its VMS)
     /var/lib/lab/vast/events.jsonl     world events, one JSON object a line (the player appends)
     /var/lib/lab/vast/<tool>.lock      held while a tool runs (a second run is refused)
     /vast/vman/vms/log/workers.log     VAST's worker log (PANIC lines)
@@ -30,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 
 CLOCK_PATH = "/run/lab/clock.json"
 SCENARIO_PATH = "/run/lab/vast/scenario.json"
+VMS_ADDRESS_PATH = "/run/lab/vast/vms.json"
 EVENTS_PATH = "/var/lib/lab/vast/events.jsonl"
 PLAYER_PATH = "/opt/lab/vast/player.py"
 BOOTSTRAP_PATH = "/vast/bundles/vast_bootstrap.sh"
@@ -90,11 +93,20 @@ def install_guest_files(disk: Path, with_package: bool = False) -> None:
         target.chmod(mode)
 
 
+def _write_json(guest: GuestPaths | Path, guest_path: str, data: dict) -> None:
+    target = as_paths(guest).host(guest_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, target)
+
+
 def write_guest_clock(guest: GuestPaths | Path, clock_dict: dict) -> None:
     """Write the lab clock ({scale, origin_wall, origin_target}, `Clock.to_dict()`) where the guest's
     tools read it; call it at every boot and whenever the lab's clock is re-based (a new speed)."""
-    target = as_paths(guest).host(CLOCK_PATH)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(clock_dict))
-    os.replace(tmp, target)
+    _write_json(guest, CLOCK_PATH, clock_dict)
+
+
+def write_guest_vms_address(guest: GuestPaths | Path, host: str, port: int) -> None:
+    """Tell the guest's vcli stand-in where its VMS listens (the VMS checks its login)."""
+    _write_json(guest, VMS_ADDRESS_PATH, {"host": host, "port": port})

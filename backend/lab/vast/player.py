@@ -7,35 +7,47 @@ the lab clock, writes the install log to stdout, starts containers through the g
 appends world events for the lab's VMS, and exits with the scenario's status.
 
     player.py bootstrap --interface <mgmt ip> [--skip-prompt]
-    player.py vman <build> <pem> vcli -u <user> -p <password> -c cluster create --build <build> \
-        --name <name> --loopback [--vsettings K=V,...]
+    VMS_PASSWORD=<password> player.py vman <build> <pem> vcli -u <user> -c cluster create \
+        --build <build> --name <name> --loopback [--vsettings K=V,...]
     player.py vman <build> <pem> start
     player.py bringup start        (/vast/bin/vms-bringup inside cnode-1: `docker exec` hands over)
 
 vman.sh reads EXTRA_VOLUME_MOUNTS from its environment, as the real one does: when set, it is added
 to the volume mounts and vman.sh says so (backend/lab/facts.py).
 
+vcli's password comes from the environment, VMS_PASSWORD, and a `-p <password>` is refused: on the
+command line every user of the guest could read it in /proc/<pid>/cmdline (why the environment, and
+what is not known about the real vcli: backend/lab/facts.py, VCLI_PASSWORD). vcli logs in to the
+guest's VMS (POST /api/token/ at the address the lab writes in /run/lab/vast/vms.json), which
+checks the password: the player never knows it, and nothing in the guest holds it or a hash of it.
+
 Environment (for tests; the guest needs none): LAB_ROOT (prefix of every guest path, default /),
-LAB_DOCKER (the docker program, default docker).
+LAB_DOCKER (the docker program, default docker), LAB_VMS_LOGIN_WAIT (wall seconds vcli waits for
+its VMS, default 600).
 """
 
 import errno
 import fcntl
 import glob
-import hashlib
 import json
 import os
 import signal
+import ssl
 import string
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 
 ROOT = os.environ.get("LAB_ROOT", "/")
 DOCKER = os.environ.get("LAB_DOCKER", "docker")
 CLOCK = "/run/lab/clock.json"
 SCENARIO = "/run/lab/vast/scenario.json"
+VMS_ADDRESS = "/run/lab/vast/vms.json"
+PASSWORD_ENV = "VMS_PASSWORD"
+LOGIN_WAIT_S = 600.0  # wall seconds vcli waits for the lab's VMS (see vms_login)
 EVENTS = "/var/lib/lab/vast/events.jsonl"
 KMSG = "/dev/kmsg"
 BUNDLES = "/vast/bundles"
@@ -361,7 +373,7 @@ def bootstrap(argv):
     return code
 
 
-VMAN_USAGE = ("usage: vman.sh <build> <ssh key pem> vcli -u <user> -p <password> -c <command...>\n"
+VMAN_USAGE = ("usage: VMS_PASSWORD=<password> vman.sh <build> <ssh key pem> vcli -u <user> -c <command...>\n"
               "       vman.sh <build> <ssh key pem> start")
 
 
@@ -375,7 +387,10 @@ def parse_vcli(args):
     options = {}
     while args:
         arg = args.pop(0)
-        if arg in ("-u", "-p") and args:
+        if arg in ("-p", "--password"):
+            raise Failed("vcli: a password on the command line is refused (every user of the guest can read it "
+                         "in /proc/<pid>/cmdline): give it in the environment, " + PASSWORD_ENV, 2)
+        if arg == "-u" and args:
             options[arg] = args.pop(0)
         elif arg == "-c":
             words = []
@@ -401,6 +416,36 @@ def parse_create(words):
     return options, flags
 
 
+def vms_login(ip, user, password):
+    """vcli's login to the guest's VMS: POST /api/token/, which checks the password in memory.
+
+    Here the VMS lives in the lab's process (in a real guest it runs on whatever happens to the
+    tool): while that process is away (killed, being resumed) or its VMS restarting, vcli waits
+    for it, re-reading where it listens, for up to LOGIN_WAIT_S wall seconds."""
+    refused = f"Failed to connect to VMS at https://{ip}: [Errno 111] Connection refused"
+    body = json.dumps({"username": user, "password": password}).encode("utf-8")
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),  # the guest's own VMS, never a proxy
+                                         urllib.request.HTTPSHandler(context=ssl._create_unverified_context()))
+    deadline = time.monotonic() + float(os.environ.get("LAB_VMS_LOGIN_WAIT", LOGIN_WAIT_S))
+    while True:
+        try:
+            with open(path(VMS_ADDRESS)) as handle:
+                address = json.load(handle)
+            url = f"https://{address['host']}:{int(address['port'])}/api/token/"
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            with opener.open(request, timeout=10) as answer:
+                answer.read()
+                return
+        except urllib.error.HTTPError as exc:
+            if exc.code in (400, 401, 403):
+                raise Failed("vcli: 401 Unauthorized: Invalid username/password.") from None
+            raise Failed(f"vcli: VMS answered HTTP {exc.code} to the login") from None
+        except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError):
+            if time.monotonic() > deadline:
+                raise Failed(refused) from None
+            time.sleep(0.1)
+
+
 def vman(argv):
     if len(argv) < 3:
         raise Failed(VMAN_USAGE, 2)
@@ -417,7 +462,7 @@ def vman(argv):
     if not known["bootstrapped"]:
         raise Failed(f'"{build}" and "{build}-vms" are not imported: run vast_bootstrap.sh first')
     variables = {"ip": scenario["ip"], "build": build, "buildno": build.rsplit("-", 1)[-1], "pem": pem,
-                 "uuid": str(uuid.uuid4()), "vcli_args": " ".join(command)}  # echoed as is, password too, as the field log shows
+                 "uuid": str(uuid.uuid4()), "vcli_args": " ".join(command)}  # echoed as is, as the field log shows
     variables.update(extra_mounts(scenario))
     if command[0] == "start":
         held = lock("vman")
@@ -429,10 +474,12 @@ def vman(argv):
     if command[0] != "vcli":
         raise Failed(VMAN_USAGE, 2)
     options, words = parse_vcli(command[1:])
-    auth = scenario.get("vms_auth", {})
-    password = hashlib.sha256(options.get("-p", "").encode("utf-8")).hexdigest()
-    if options.get("-u") != auth.get("user", "admin") or password != auth.get("password_sha256", password):
-        raise Failed("vcli: 401 Unauthorized: Invalid username/password.")
+    password = os.environ.get(PASSWORD_ENV)
+    if not password:
+        raise Failed("vcli: no password: give it in the environment, " + PASSWORD_ENV, 2)
+    if not known["vms_up"]:
+        raise Failed(f"Failed to connect to VMS at https://{scenario['ip']}: [Errno 111] Connection refused")
+    vms_login(scenario["ip"], options.get("-u", ""), password)
     if words[:2] != ["cluster", "create"]:
         raise Failed(f"vcli: '{' '.join(words)}' is not available in this lab", 2)
     create, flags = parse_create(words)
@@ -442,8 +489,6 @@ def vman(argv):
         raise Failed(f"vcli: build {create['--build']} is not the build the hosts run ({build})")
     if "--loopback" not in flags:
         raise Failed("vcli: no hosts were discovered for a multi-node cluster (use --loopback)")
-    if not known["vms_up"]:
-        raise Failed(f"Failed to connect to VMS at https://{scenario['ip']}: [Errno 111] Connection refused")
     if known["cluster"]:
         raise Failed(f"vcli: Cluster {known['cluster']} already exists")
     held = lock("vman")

@@ -2,8 +2,15 @@
 
     GET /api/[<v1..|latest>/]{clusters,vtasks,hosts,cnodes,dnodes,licenses,versions,vms}/[<id>/]
     POST /api/[<ver>/]apitokens/ {owner}        -> {"id", "token"} (then `Authorization: Api-Token <t>`)
+    POST /api/token/ {username, password}       -> {"access", "refresh"} (then `Authorization: Bearer <a>`)
 
-Basic auth (admin/123456 by default, configurable) or an API token. Lists are JSON arrays, or
+Basic auth (admin/123456 by default, configurable), an API token or a JWT access token. The
+password is held in memory only and compared there (no hash of it is written anywhere); JWTs are
+signed with a key of this server's own, so they die with it, and live 1 h (access) and 1 day
+(refresh) on the lab clock, VMS's defaults (kb.vastdata.com "VMS settings"). The JWT login is what
+the guest's vcli stand-in does before a cluster create (backend/lab/vast/player.py); it is not a
+fault opportunity: the fault plan fails the tool's own clients (Proxmox, SSH, the VMS REST polls),
+a failing vcli is the scenario's business. Lists are JSON arrays, or
 `{count, next, previous, results}` when `page` is given; `fields=a,b` narrows each item; any other
 query parameter naming a field filters on it (`vtasks/?name=cluster_deploy&state=RUNNING`).
 
@@ -51,6 +58,8 @@ RESTART_LAB_S = 60.0
 DEFAULT_PAGE_SIZE = 50
 NOT_FILTERS = {"page", "page_size", "fields", "format", "ordering"}
 MAX_BODY = 64 * 1024
+JWT_ACCESS_S = 3600.0  # VMS's default access token lifetime
+JWT_REFRESH_S = 86400.0  # and refresh token lifetime
 
 
 class VmsServer:
@@ -63,8 +72,9 @@ class VmsServer:
         self.clock = clock
         self.guest = as_paths(guest)
         self.host, self.port = host, port
-        self.user, self.password = user, password
+        self.user, self.password = user, password  # in memory only, never written
         register_secret(password)
+        self._jwt_key = secrets.token_bytes(32)
         self.faults = faults or FaultPlan.off()
         self.guest_up = guest_up or (lambda: True)
         self.reader = WorldReader(self.guest.host(EVENTS_PATH))
@@ -218,6 +228,8 @@ class VmsServer:
         segments = segments[1:]
         if segments and VERSION_SEGMENT.match(segments[0]):
             segments = segments[1:]
+        if segments == ["token"]:
+            return self._login(method, body, entry)
         fault = self.faults.decide("vms", method, path)
         if fault is not None and fault.kind == "vms_restart":
             self.faults.record("vms", fault, method=method, path=path)
@@ -269,7 +281,51 @@ class VmsServer:
             for token in self._tokens():
                 if hmac.compare_digest(digest, token["sha256"]):
                     return f"token:{token['owner']}"
+        if scheme.lower() == "bearer":
+            user = self._jwt_user(credentials.strip(), "access")
+            return f"jwt:{user}" if user else None
         return None
+
+    def _login(self, method: str, body: bytes, entry: dict) -> tuple[int, object]:
+        """POST /api/token/: a JWT pair for a user name and password (compared in memory)."""
+        if method != "POST":
+            return 405, {"detail": f'Method "{method}" not allowed.'}
+        try:
+            request = json.loads(body.decode("utf-8") or "{}") if body else {}
+        except (ValueError, UnicodeDecodeError):
+            return 400, {"detail": "JSON parse error"}
+        user, password = request.get("username"), request.get("password")
+        if not isinstance(user, str) or not isinstance(password, str):
+            return 400, {"username": ["This field is required."], "password": ["This field is required."]}
+        ok = hmac.compare_digest(user.encode(), self.user.encode()) and \
+            hmac.compare_digest(password.encode(), self.password.encode())
+        entry["auth"] = f"login:{user}" if ok else None
+        if not ok:
+            return 401, {"detail": "No active account found with the given credentials"}
+        pair = {"access": self._jwt(user, "access", JWT_ACCESS_S), "refresh": self._jwt(user, "refresh", JWT_REFRESH_S)}
+        for token in pair.values():
+            register_secret(token)
+        return 200, pair
+
+    def _jwt(self, user: str, kind: str, lifetime_s: float) -> str:
+        claims = base64.urlsafe_b64encode(json.dumps(
+            {"user": user, "kind": kind, "exp": round(self.clock.now() + lifetime_s, 3)}).encode()).decode()
+        return f"{claims}.{self._sign(claims)}"
+
+    def _jwt_user(self, token: str, kind: str) -> str | None:
+        claims, _, signature = token.rpartition(".")
+        if not claims or not hmac.compare_digest(signature, self._sign(claims)):
+            return None
+        try:
+            data = json.loads(base64.urlsafe_b64decode(claims.encode()))
+        except (ValueError, UnicodeDecodeError):
+            return None
+        if data.get("kind") != kind or float(data.get("exp", 0)) < self.clock.now():
+            return None
+        return str(data.get("user"))
+
+    def _sign(self, claims: str) -> str:
+        return hmac.new(self._jwt_key, claims.encode(), hashlib.sha256).hexdigest()
 
     def _tokens(self) -> list[dict]:
         path = self.own_dir / "tokens.json"
