@@ -25,7 +25,7 @@ from tests.security_support import REPO, find_secrets
 
 ANSWERS = """\
 proxmox: {{url: lab, token_id: "root@pam!vlb", token_secret: "{token}"}}
-vm: {{name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}}
+vm: {{name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}}
 """
 NEWLINE_TOKEN = "TOKNL-z9y8\nX"
 

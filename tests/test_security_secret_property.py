@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
 ANSWERS = """\
 proxmox: {{url: lab, token_id: "root@pam!vlb", token_secret: "{token}"}}
-vm: {{name: vast-lb, vcpus: 12, memory_gib: 117, disk_gib: 1000}}
+vm: {{name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}}
 guest: {{password: "{guest}"}}
 """
 # Characters that escape differently in repr / JSON / URL / shell, control characters, non-ASCII.
