@@ -74,7 +74,6 @@ import json
 import os
 import platform
 import re
-import select
 import signal
 import stat
 import subprocess
@@ -90,6 +89,10 @@ STOP_SLACK = 0.8  # stops are reported from 80 % of the threshold (measurement e
 NAME_REFRESH_S = 60.0  # docker ps at most once a minute
 LIST_REFRESH_SAMPLES = 5  # container and disk directories and tail globs: listed again every 5 samples
 LIST_REFRESH_S = 5.0  # (set from --interval in main: 5 samples)
+# /proc/vmstat is the dearest file (the kernel sums every per-CPU event counter) and is read only for
+# oom_kill: with kernel messages followed it is read again after a kernel OOM line (every OOM kill
+# logs one) and every 30 samples; without them at every sample.
+OOM_REFRESH_SAMPLES = 30
 SKIP_DISKS = ("loop", "ram", "zram", "dm-")
 WRAP32 = 1 << 32
 
@@ -133,6 +136,33 @@ def read_text(path):
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+class ProcFiles:
+    """/proc files kept open and read again from their start with os.pread at each sample (the
+    kernel makes such a file anew at every read from offset 0): no open/close per sample. A file
+    that fails is closed and opened again at its next read."""
+
+    def __init__(self):
+        self.fds = {}
+        self.sizes = {}
+
+    def read(self, path):
+        fd = self.fds.get(path)
+        if fd is None:
+            fd = self.fds[path] = os.open(path, os.O_RDONLY)
+        size = self.sizes.get(path, 4096)
+        try:
+            data = os.pread(fd, size, 0)
+            while len(data) >= size:  # a full buffer: there may be more
+                size *= 4
+                self.sizes[path] = size
+                data = os.pread(fd, size, 0)
+        except OSError:
+            del self.fds[path]
+            os.close(fd)
+            raise
+        return data.decode("utf-8", "replace")
+
+
 # --- CPU: /proc/stat as mpstat computes it -------------------------------------------------------
 
 
@@ -146,7 +176,7 @@ def parse_stat(text):
             if line[3:4] in (" ", ""):
                 continue  # the aggregate line: mpstat sums the per-CPU lines instead
             parts = line.split()
-            values = [int(v) for v in parts[1:11]]
+            values = list(map(int, parts[1:11]))
             cpus[int(parts[0][3:])] = values + [0] * (10 - len(values))
         elif line.startswith("procs_"):
             name, _, value = line.partition(" ")
@@ -188,16 +218,18 @@ def cpu_percent(prev, cur):
 
 # --- memory, load, vmstat, PSI -------------------------------------------------------------------
 
-MEMINFO_KEYS = {"MemTotal": "total", "MemFree": "free", "MemAvailable": "available", "Buffers": "buffers",
-                "Cached": "cached", "SwapTotal": "swap_total", "SwapFree": "swap_free"}
-MEMINFO_LINE = re.compile(r"^(%s):\s+(\d+)" % "|".join(MEMINFO_KEYS), re.M)
+MEMINFO_KEYS = (("MemTotal", "total"), ("MemFree", "free"), ("MemAvailable", "available"), ("Buffers", "buffers"),
+                ("Cached", "cached"), ("SwapTotal", "swap_total"), ("SwapFree", "swap_free"))
 
 
 def parse_meminfo(text):
     """Bytes; used = total - available (MemAvailable, or free + buffers + cached before 3.14)."""
     mem = {}
-    for name, value in MEMINFO_LINE.findall(text):
-        mem[MEMINFO_KEYS[name]] = int(value) * 1024
+    text = "\n" + text  # one str.find per key: cheaper than a regex over the whole file
+    for name, key in MEMINFO_KEYS:
+        at = text.find("\n" + name + ":")
+        if at >= 0:
+            mem[key] = int(text[at + len(name) + 2:text.find("\n", at + 1)].split()[0]) * 1024
     if "available" not in mem:
         mem["available"] = mem.get("free", 0) + mem.get("buffers", 0) + mem.get("cached", 0)
     mem["used"] = mem.get("total", 0) - mem["available"]
@@ -454,9 +486,6 @@ class Kmsg:
                 after_seq = -1
             self.pending = [r for r in existing if r[1] > after_seq]
 
-    def fileno(self):
-        return self.fd
-
     def read(self):
         """New records that matter: [(level, seq, usec, text, match)]."""
         records, self.pending = self.pending + self._parsed(), []
@@ -614,7 +643,8 @@ def hist_key(length_ms):
 class StallDetector(threading.Thread):
     """Sleeps `tick` seconds at a time; see the module docstring for how stops are measured exactly
     and how other delays are bounded. Found stalls are queued as (start monotonic, length s, how,
-    err s) for the main thread, which alone writes to stdout."""
+    err s) for the main thread, which alone writes to stdout. The interval's worst lateness and
+    tick count live in `box` ([late_max, ticks]), which the main thread reads and resets."""
 
     def __init__(self, tick, threshold_ms=THRESHOLD_MS, late_threshold_ms=None):
         threading.Thread.__init__(self, name="stall-detector")
@@ -624,13 +654,12 @@ class StallDetector(threading.Thread):
         self.threshold = threshold_ms / 1000.0
         self.late_threshold = (threshold_ms if late_threshold_ms is None else late_threshold_ms) / 1000.0
         self.found = collections.deque(maxlen=10000)
-        self.ticks = 0
-        self.late_max = 0.0
-        self.reset_max = False
+        self.box = [-1.0, 0]
         self.nanosleep = _libc_nanosleep()
         self.ready = threading.Event()
         self.signals_fd = None  # the read end of signal.set_wakeup_fd's pipe (set by main)
         self.delay_base = None
+        self.schedstat_fd = None  # this thread's /proc/thread-self/schedstat, opened by the thread
 
     def _continued(self):
         """Whether a SIGCONT arrived since the last call (drains the signal wake-up pipe)."""
@@ -648,10 +677,13 @@ class StallDetector(threading.Thread):
         return bytes([signal.SIGCONT]) in seen
 
     def take_interval(self):
-        """(worst lateness in s, ticks) since the previous call."""
-        late, ticks = self.late_max, self.ticks
-        self.ticks = 0
-        self.reset_max = True
+        """(worst lateness in s, ticks) since the previous call. The interval's first tick (late_max
+        reset to -1) takes the run-delay baseline: in this thread, so that a stop it has not seen
+        yet keeps the baseline from before it."""
+        box = self.box
+        late, ticks = box[0], box[1]
+        box[0] = -1.0
+        box[1] = 0
         return late, ticks
 
     def run(self):
@@ -660,6 +692,8 @@ class StallDetector(threading.Thread):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
         except (AttributeError, OSError, ValueError):
             pass
+        with contextlib.suppress(OSError):
+            self.schedstat_fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         self.delay_base = self._run_delay()
         self.ready.set()
         if self.nanosleep is None:
@@ -667,21 +701,20 @@ class StallDetector(threading.Thread):
         else:
             self._run_nanosleep()
 
-    def _note(self, late):
-        if self.reset_max:
-            self.reset_max = False
-            self.late_max = late
-            self.delay_base = self._run_delay()  # once per sample interval
-        elif late > self.late_max:
-            self.late_max = late
-        self.ticks += 1
+    def _schedstat(self, field):
+        """A field of this thread's /proc/thread-self/schedstat in seconds (0: CPU time, 1: time
+        runnable but not running), or None. The file stays open: any thread may read it."""
+        try:
+            return int(os.pread(self.schedstat_fd, 128, 0).split()[field]) / 1e9
+        except (OSError, TypeError, ValueError, IndexError):
+            return None
+
+    def cpu_s(self):
+        """This thread's CPU time (s), or None."""
+        return self._schedstat(0)
 
     def _run_delay(self):
-        """This thread's total time runnable but not running (s), from /proc/thread-self/schedstat."""
-        try:
-            return int(read_text("/proc/thread-self/schedstat").split()[1]) / 1e9
-        except (OSError, ValueError, IndexError):
-            return None
+        return self._schedstat(1)
 
     def _waited(self):
         """Run delay since the baseline taken at the start of this sample interval, or None."""
@@ -690,25 +723,55 @@ class StallDetector(threading.Thread):
         now = self._run_delay()
         return None if now is None else now - self.delay_base
 
-    def _run_nanosleep(self):
-        tick = self.tick
-        half = tick / 2.0
+    def _worst(self, late):
+        """The interval's latest tick so far; its first (late_max -1) also takes the run-delay
+        baseline that _waited() measures from."""
+        if self.box[0] < 0.0:
+            self.delay_base = self._run_delay()
+        self.box[0] = late
+
+    def _late(self, now, late, report_late, threshold, half):
+        """A tick `late` s late (the rare path): queue the stall it shows, if any."""
+        if self._continued():
+            # A stop that did not interrupt the sleep. Either it began while this thread was awake
+            # (a few microseconds of Python, or waiting for the GIL): it lasted `late`; or the
+            # thread, woken for it, got no CPU until the tick was due (saturated CPUs): then its
+            # run delay shows it, and the stop began up to a tick before it was due.
+            waited = self._waited()
+            if waited is not None and waited >= 0.5 * late:
+                length = min(max(waited, late), late + self.tick)
+                self.found.append((now - length, length, "stop", half))
+            elif late >= threshold:
+                self.found.append((now - late, late, "stop", 0.005))
+        elif late >= report_late:
+            self.found.append((now - late - half, late + half, "late", half))
+
+    def _limits(self):
+        """(threshold for stops, lateness reported as a stall, lateness worth a closer look)."""
         # A stop is measured a few ms short when a loaded CPU delays the thread that starts the
         # group stop: one measured within 20 % below the threshold may have reached it.
         threshold = self.threshold * STOP_SLACK
         # A late tick may hide a stall of up to late + tick: report it when that reaches the
         # threshold (with the coarse 1 s tick of --tick 0, only lateness beyond the threshold).
-        report_late = self.late_threshold if self.coarse else self.late_threshold - tick
+        report_late = self.late_threshold if self.coarse else self.late_threshold - self.tick
+        check = min(report_late, threshold) if self.signals_fd is not None else report_late
+        return threshold, report_late, check
+
+    def _run_nanosleep(self):
+        tick = self.tick
+        half = tick / 2.0
+        threshold, report_late, check = self._limits()
         req = Timespec(int(tick), int(round((tick - int(tick)) * 1e9)))
         rem = Timespec(0, 0)
         req_p, rem_p = ctypes.byref(req), ctypes.byref(rem)
         sleep = self.nanosleep
         mono = time.monotonic
-        note = self._note
         found = self.found
+        box = self.box
         # Measured from the previous wake-up, not from a fresh clock read: a stop that hits the
         # few microseconds of Python between two sleeps still shows as lateness. The common path
-        # (an on-time tick) is kept to a handful of bytecodes.
+        # (an on-time tick) is kept to a handful of bytecodes: every tick is a wake-up, and the
+        # wake-ups are most of the agent's CPU.
         prev = mono()
         while True:
             if sleep(req_p, rem_p):  # -1 (EINTR): SIGCONT ended a stop; rem was taken when it began
@@ -723,7 +786,9 @@ class StallDetector(threading.Thread):
                     waited = self._waited()
                     if waited is not None and waited >= threshold:
                         length, err = min(waited, now - prev), 0.005
-                note(length)
+                box[1] += 1
+                if length > box[0]:
+                    self._worst(length)
                 if length >= threshold:
                     found.append((now - length, length, "stop", err))
                 prev = now
@@ -731,42 +796,29 @@ class StallDetector(threading.Thread):
             now = mono()
             late = now - prev - tick
             prev = now
-            if late < self.late_max and not self.reset_max:
-                self.ticks += 1
-                if late < report_late:
-                    continue
-            else:
-                note(late)
-            if late >= report_late or (late >= threshold and self.signals_fd is not None):
-                if self._continued():
-                    # A stop that did not interrupt the sleep. Either it began while this thread
-                    # was awake (a few microseconds of Python, or waiting for the GIL): it lasted
-                    # `late`; or the thread, woken for it, got no CPU until the tick was due
-                    # (saturated CPUs): then its run delay shows it, and the stop began up to a
-                    # tick before it was due.
-                    waited = self._waited()
-                    if waited is not None and waited >= 0.5 * late:
-                        length = min(max(waited, late), late + tick)
-                        found.append((now - length, length, "stop", half))
-                    elif late >= threshold:
-                        found.append((now - late, late, "stop", 0.005))
-                elif late >= report_late:
-                    found.append((now - late - half, late + half, "late", half))
+            box[1] += 1
+            if late >= check:  # rare: a stall, or a stop that did not interrupt the sleep
+                self._late(now, late, report_late, threshold, half)
+            if late > box[0]:  # rare: the interval's first tick, or a new worst
+                self._worst(late)
 
     def _run_plain(self):
         tick = self.tick
         half = tick / 2.0
-        report_late = self.late_threshold if self.coarse else self.late_threshold - tick
+        threshold, report_late, check = self._limits()
         mono = time.monotonic
+        box = self.box
         prev = mono()
         while True:
             time.sleep(tick)
             now = mono()
             late = now - prev - tick
-            self._note(late)
-            if late >= report_late:
-                self.found.append((now - late - half, late + half, "late", half))
             prev = now
+            box[1] += 1
+            if late >= check:
+                self._late(now, late, report_late, threshold, half)
+            if late > box[0]:
+                self._worst(late)
 
 
 # --- the sampler ---------------------------------------------------------------------------------
@@ -784,11 +836,15 @@ class Sampler:
         self.disk_names = None
         self.disks_listed_at = -1e9
         self.prev = None
+        self.files = ProcFiles()
+        self.oom_kill = None
+        self.oom_read_at = -1e9
+        self.oom_every_s = 0.0  # /proc/vmstat at every sample unless kernel messages are followed
         self.psi_files = {}
         for name, key in (("cpu", "cpu"), ("memory", "mem"), ("io", "io")):
             path = os.path.join(proc, "pressure", name)
             try:
-                parse_psi(read_text(path))
+                parse_psi(self.files.read(path))
                 self.psi_files[key] = path
             except OSError as exc:
                 self.warn("psi", "no PSI (%s): %s" % (path, exc.strerror or exc))
@@ -814,12 +870,12 @@ class Sampler:
     def _snapshot(self, now):
         snap = {"mono": now}
         try:
-            snap["cpus"], snap["procs"] = parse_stat(read_text(os.path.join(self.proc, "stat")))
+            snap["cpus"], snap["procs"] = parse_stat(self.files.read(os.path.join(self.proc, "stat")))
         except (OSError, ValueError, IndexError) as exc:
             self.warn("cpu", "cannot read /proc/stat: %s" % exc)
         try:
             names = self._disk_names(now)
-            disks = parse_diskstats(read_text(os.path.join(self.proc, "diskstats")), names)
+            disks = parse_diskstats(self.files.read(os.path.join(self.proc, "diskstats")), names)
             if names is None:
                 disks = {k: v for k, v in disks.items() if not k.startswith(SKIP_DISKS) and not k[-1:].isdigit()
                          or re.match(r"^(nvme\d+n\d+|mmcblk\d+|md\d+)$", k)}
@@ -829,7 +885,7 @@ class Sampler:
         psi = {}
         for key, path in self.psi_files.items():
             try:
-                psi[key] = parse_psi(read_text(path))
+                psi[key] = parse_psi(self.files.read(path))
             except OSError as exc:
                 self.warn("psi", "cannot read %s: %s" % (path, exc))
         snap["psi"] = psi
@@ -846,7 +902,7 @@ class Sampler:
         if "cpus" in cur and "cpus" in prev:
             out["cpu"] = cpu_percent(prev["cpus"], cur["cpus"])
         try:
-            load, runnable, tasks = parse_loadavg(read_text(os.path.join(self.proc, "loadavg")))
+            load, runnable, tasks = parse_loadavg(self.files.read(os.path.join(self.proc, "loadavg")))
             out["load"] = load
             out["runnable"] = runnable
             out["tasks"] = tasks
@@ -856,7 +912,7 @@ class Sampler:
             out["blocked"] = cur["procs"]["procs_blocked"]
         host_total = None
         try:
-            out["mem"] = parse_meminfo(read_text(os.path.join(self.proc, "meminfo")))
+            out["mem"] = parse_meminfo(self.files.read(os.path.join(self.proc, "meminfo")))
             host_total = out["mem"].get("total")
         except (OSError, ValueError, IndexError) as exc:
             self.warn("mem", "cannot read /proc/meminfo: %s" % exc)
@@ -872,14 +928,22 @@ class Sampler:
                     if kind in before and dt > 0:
                         psi[key + "_" + kind] = round(max(0, value - before[kind]) / 1e4 / dt, 2)
             out["psi"] = psi
-        try:
-            out["oom_kill"] = parse_vmstat_counter(read_text(os.path.join(self.proc, "vmstat")), "oom_kill")
-            if out["oom_kill"] is None:
-                del out["oom_kill"]
-                self.warn("oom_kill", "no oom_kill counter in /proc/vmstat (kernel before 4.13)")
-        except (OSError, ValueError) as exc:
-            self.warn("oom_kill", "cannot read /proc/vmstat: %s" % exc)
+        if now - self.oom_read_at >= self.oom_every_s:
+            self.oom_read_at = now
+            try:
+                self.oom_kill = parse_vmstat_counter(self.files.read(os.path.join(self.proc, "vmstat")), "oom_kill")
+                if self.oom_kill is None:
+                    self.warn("oom_kill", "no oom_kill counter in /proc/vmstat (kernel before 4.13)")
+            except (OSError, ValueError) as exc:
+                self.oom_kill = None
+                self.warn("oom_kill", "cannot read /proc/vmstat: %s" % exc)
+        if self.oom_kill is not None:
+            out["oom_kill"] = self.oom_kill
         return out
+
+    def oom_seen(self):
+        """A kernel OOM line came: the next sample reads the oom_kill counter again."""
+        self.oom_read_at = -1e9
 
 
 # --- output and the main loop --------------------------------------------------------------------
@@ -899,6 +963,36 @@ class Output:
             if exc.errno in (errno.EPIPE, errno.EBADF, errno.ECONNRESET):
                 raise Stop() from None
             raise
+
+
+class CpuParts:
+    """The agent's own CPU time split by part, cumulative seconds (every sample's `agent_cpu`):
+    tick (the stall detector's thread), kmsg (kernel messages and tailed logs, read and written),
+    sample (reading the files and computing the sample), out (encoding and writing it). The rest of
+    agent_cpu_s is the main thread's wake-ups and the start-up."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.clock = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+        self.parts = {"kmsg": 0.0, "sample": 0.0, "out": 0.0}
+        self.mark = 0.0
+
+    def start(self):
+        if self.clock is not None:
+            self.mark = time.clock_gettime(self.clock)
+
+    def add(self, part):
+        """The main thread's CPU since the previous start() or add() counts to `part`."""
+        if self.clock is not None:
+            now = time.clock_gettime(self.clock)
+            self.parts[part] += now - self.mark
+            self.mark = now
+
+    def report(self):
+        out = {"tick": round(self.detector.cpu_s() or 0.0, 5)}
+        for part, value in self.parts.items():
+            out[part] = round(value, 5)
+        return out
 
 
 def _stop(signum, frame):
@@ -988,6 +1082,8 @@ def main(argv=None):
             except OSError as exc:
                 warn("kmsg", "cannot read %s (%s): kernel messages are not followed"
                      % (kmsg_path, exc.strerror or exc))
+        if kmsg is not None:
+            sampler.oom_every_s = OOM_REFRESH_SAMPLES * args.interval
         offsets = {}
         for item in args.tail_at:
             offset, _, path = item.partition(":")
@@ -1012,31 +1108,33 @@ def main(argv=None):
         started[0] = True
         hist = dict((str(b), 0) for b in HIST_BOUNDS)
         cpu_clock = getattr(time, "CLOCK_PROCESS_CPUTIME_ID", None)
+        parts = CpuParts(detector)
         samples = 0
         next_at = now + args.interval
-        wait_fd = kmsg.fileno() if kmsg is not None and kmsg.device else None
         while True:
+            # One wake-up per sample: kernel messages wait for it too (each record carries its own
+            # time, and waking for every message costs a wake-up each: a busy guest logs many).
             delay = next_at - mono()
             if delay > 0:
-                if wait_fd is not None:
-                    select.select([wait_fd], [], [], delay)
-                else:
-                    time.sleep(delay)
+                time.sleep(delay)
             now = mono()
+            parts.start()
             if kmsg is not None:
                 try:
                     for level, seq, usec, text, what in kmsg.read():
                         out.emit({"type": "kmsg", "t": round(boot_epoch + usec / 1e6, 3), "source": "kmsg",
                                   "text": text, "match": what, "level": level, "seq": seq})
+                        if what == "oom":
+                            sampler.oom_seen()
                 except OSError as exc:
                     warn("kmsg", "reading %s failed: %s" % (kmsg_path, exc))
-                    kmsg = wait_fd = None
-            if now < next_at:
-                continue  # woken by a kernel message
+                    kmsg = None
+                    sampler.oom_every_s = 0.0
             if tail:
                 for path, offset, text, what in tail.read(now):
                     out.emit({"type": "kmsg", "t": round(time.time(), 3), "source": path, "text": text,
                               "match": what, "offset": offset})
+            parts.add("kmsg")
             to_epoch = time.time() - mono()
             while detector.found:
                 start, length, how, err = detector.found.popleft()
@@ -1053,7 +1151,10 @@ def main(argv=None):
             if kmsg is not None or tail is not None:
                 sample["resume"] = {"kmsg_seq": kmsg.last_seq if kmsg is not None else None,
                                     "tail": tail.resume_offsets() if tail is not None else {}}
+            parts.add("sample")
+            sample["agent_cpu"] = parts.report()
             out.emit(sample)
+            parts.add("out")
             samples += 1
             if args.count and samples >= args.count:
                 return 0
