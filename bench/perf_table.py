@@ -138,7 +138,7 @@ def agent_rows(results: list[tuple[str, dict]], o: Options) -> list[dict]:
     python = first.get("python", "?").rsplit(" ", 1)[-1].strip("()")
     root = "as root, /dev/kmsg read" if first.get("as_root") else "NOT as root"
     parts = sorted({p for r in default for p in r["self_parts_s"]})
-    split = ", ".join(f"{p} {_median([r['self_parts_s'].get(p, 0.0) * per_min for r in default]):.4f}"
+    split = ", ".join(f"{p} {_median([r['self_parts_s'].get(p, 0.0) * per_min for r in default]):.3f}"
                       for p in parts)
     stops = [r["stop"] for r in default if r.get("stop")]
     rows = [
@@ -149,9 +149,10 @@ def agent_rows(results: list[tuple[str, dict]], o: Options) -> list[dict]:
             "CPU-s/min", kind="none",
             note=f"{_median(agents) / 60 * 100:.3f} % of one core; Python {python}, {root}; "
                  f"{_spread(agents, '.3f')}".strip("; ")),
-        row("agent", "its own CPU by part (CPU-s per minute, medians)", sum(
-            _median([r["self_parts_s"].get(p, 0.0) * per_min for r in default]) for p in parts) or None,
-            "CPU-s/min", kind="none", note=split + "; tick = the stall detector's 50 wake-ups a second"),
+        row("agent", "its stall detector's ticks, 50 wake-ups a second (CPU-s per minute, median)",
+            _median([r["self_parts_s"].get("tick", 0.0) * per_min for r in default]) if "tick" in parts else None,
+            "CPU-s/min", kind="none", note=f"the agent's own split (its sample lines' agent_cpu): {split}; "
+                                           "the rest is the main thread's wake-ups"),
         row("agent", "field set / agent, same window: the worst run", min(ratios), "x", goal=5.0, better="higher",
             note=f"{len(ratios)} x {first['seconds']:g} s side by side ({first['method']}); "
                  f"{_spread(ratios, '.1f')}; load1 at start {', '.join(f'{v:.1f}' for v in loads)}".strip("; ")),
@@ -513,6 +514,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _header(what: str, started: datetime.datetime, facts: dict) -> str:
+    """When, on which machine (and its load), with which Pythons and at which commit."""
+    return (f"{what} {started:%Y-%m-%d %H:%M} UTC on {facts['cores']} cores ({facts['cpu_model']}), Linux "
+            f"{facts['kernel']}, Python {facts['python']}, agent on Python "
+            f"{facts['agent_python'].rsplit(' ', 1)[-1].strip('()')}, load {facts['load1_start']} -> "
+            f"{facts['load1_end']}, commit {facts['commit']}")
+
+
 LEGEND = ("factor: for a goal, how many times it is beaten (>= 1 met: goal / measured, or measured / goal for "
           "'>='); for a reference, measured / reference.")
 
@@ -529,6 +538,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="... but at most S seconds per run (default 300)")
     parser.add_argument("--from", dest="saved", metavar="FILE",
                         help="measure nothing: rebuild the table from the raw results of a saved --json FILE")
+    parser.add_argument("--into", metavar="FILE",
+                        help="measure the benches of --only and replace them in a saved --json FILE, the others "
+                             "kept as measured (the header then says which were measured again, when, on what)")
     parser.add_argument("--worker", choices=["dashboard"], help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=20.0, help=argparse.SUPPRESS)
     parser.add_argument("--no-pty", action="store_true", help=argparse.SUPPRESS)
@@ -543,8 +555,14 @@ def main(argv: list[str] | None = None) -> int:
     options = Options(quick=args.quick, repeat=args.repeat, calm=args.calm, calm_wait_s=args.calm_wait)
     rows: list[dict] = []
     benches: dict[str, dict] = {}
+    if args.saved and args.into:
+        parser.error("--from and --into exclude each other")
+    if args.into and (json.loads(Path(args.into).read_text())["mode"] == "quick") != args.quick:
+        parser.error("--into: measure the same way as the saved run (with --quick for a quick run, else without)")
+    updates: list[dict] = []
     if args.saved:
         saved = json.loads(Path(args.saved).read_text())
+        updates = saved.get("updates", [])
         facts, started, seconds = saved["machine"], datetime.datetime.fromisoformat(saved["started"]), saved["seconds"]
         options.quick = args.quick = saved["mode"] == "quick"
         for bench in BENCHES:
@@ -564,20 +582,32 @@ def main(argv: list[str] | None = None) -> int:
                 rows += more
         facts["load1_end"] = round(os.getloadavg()[0], 2)
         seconds = round((datetime.datetime.now(datetime.timezone.utc) - started).total_seconds(), 1)
+    header = _header("quick smoke run" if args.quick else "full run", started, facts)
+    result = {"bench": "run", "mode": "quick" if args.quick else "full", "started": started.isoformat(),
+              "seconds": seconds, "machine": facts, "header": header, "updates": updates, "benches": benches}
+    if args.into:  # these benches measured now, the others as they were
+        result = json.loads(Path(args.into).read_text())
+        again = [b.name for b in BENCHES if b.name in only]
+        result["updates"] = [dict(u, benches=[b for b in u["benches"] if b not in again])
+                             for u in result.get("updates", []) if set(u["benches"]) - set(again)]
+        result["updates"].append({"benches": again, "header": _header("measured again", started, facts)})
+        result["benches"].update(benches)
+        rows = []
+        for bench in BENCHES:
+            if bench.name in result["benches"]:
+                rows += bench_rows(bench, result["benches"][bench.name], options)
+        header, updates = result["header"], result["updates"]
     text = table(rows)
-    header = (f"{'quick smoke run' if args.quick else 'full run'} {started:%Y-%m-%d %H:%M} UTC on {facts['cores']} "
-              f"cores ({facts['cpu_model']}), Linux {facts['kernel']}, Python {facts['python']}, agent on "
-              f"Python {facts['agent_python'].rsplit(' ', 1)[-1].strip('()')}, load {facts['load1_start']} -> {facts['load1_end']}, commit {facts['commit']}")
     print(header)
+    for update in updates:
+        print(f"{', '.join(update['benches'])}: {update['header']}")
     print()
     print(text)
     print()
     print(LEGEND)
-    if args.json:
-        Path(args.json).write_text(json.dumps({
-            "bench": "run", "mode": "quick" if args.quick else "full", "started": started.isoformat(),
-            "seconds": seconds,
-            "machine": facts, "header": header, "rows": rows, "table": text, "benches": benches}, indent=2))
+    result.update(rows=rows, table=text)
+    for path in {args.json, args.into} - {None}:
+        Path(path).write_text(json.dumps(result, indent=2))
     return 0 if all(r["verdict"] not in ("failed", "MISSED") for r in rows) else 1
 
 
