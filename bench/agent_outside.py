@@ -14,9 +14,10 @@ Each run (the method of issue 16):
    excluded);
 4. at `stop-at` seconds the agent is stopped (SIGSTOP) for `stop-ms` and continued: its `gap` line
    must give the stop's length (within 10 ms).
-Prints one row per run with the 1-minute load average at its start (other work on the same cores
-cools the caches: noted, not corrected), the agent's own CPU split by part (its `agent_cpu` sample
-field, over the same window) and the ratio field / agent; then the spread of the ratios.
+Prints one row per run with the 1-minute load average at its start (the machine's state matters:
+on idle CPUs every wake-up costs more), the ratio field / agent, the share of the window the agent
+ticked at its idle tick (an idle guest), and the agent's own CPU split by part (its `agent_cpu`
+sample field, over the same window); then the spread of the ratios.
 """
 
 from __future__ import annotations
@@ -98,6 +99,14 @@ def _parts(samples: list[dict], t0: float, t1: float) -> dict[str, float]:
             for part in last["agent_cpu"]}
 
 
+def _idle_share(samples: list[dict], hello: dict, t0: float, t1: float) -> float | None:
+    """The share of the window's samples that ended on the idle tick (the guest was idle)."""
+    ticks = [s["hb"].get("tick_ms") for s in samples if t0 <= s["t"] <= t1 and "hb" in s]
+    if not ticks or None in ticks or hello.get("tick") is None:
+        return None
+    return sum(t > hello["tick"] * 1000 + 0.05 for t in ticks) / len(ticks)
+
+
 def one_run(python: str, agent_args: list[str], seconds: float, warmup: float, stop_at: float,
             stop_ms: float, notes: list[str], agent_source: Path | None = None) -> dict:
     acct = Accounting("vlb-bench-outside", prefer_v1=True)
@@ -143,7 +152,9 @@ def one_run(python: str, agent_args: list[str], seconds: float, warmup: float, s
               "ratio": field_total / used["agent"] if used["agent"] > 0 else None,
               "agent_warnings": [w["part"] for w in hello.get("warnings", [])] +
                                 [w["part"] for w in lines if w.get("type") == "warn"],
-              "tick": hello.get("tick"), "interval": hello.get("interval"),
+              "tick": hello.get("tick"), "idle_tick": hello.get("idle_tick"), "interval": hello.get("interval"),
+              "idle_share": _idle_share([s for s in lines if s.get("type") == "sample"], hello,
+                                        w0 + to_epoch, w1 + to_epoch),
               "self_parts_s": _parts([s for s in lines if s.get("type") == "sample"],
                                      w0 + to_epoch, w1 + to_epoch)}
     if stop is not None:
@@ -159,15 +170,17 @@ def table(result: dict) -> str:
     runs = result["runs"]
     parts = sorted({p for r in runs for p in r["self_parts_s"]})
     window = result["seconds"]
-    head = ["run", "load1", f"field CPU-s/{window:g}s", f"agent CPU-s/{window:g}s", "field / agent", "stop seen"]
+    head = ["run", "load1", f"field CPU-s/{window:g}s", f"agent CPU-s/{window:g}s", "field / agent", "stop seen",
+            "idle tick"]
     head += [f"agent: {p}" for p in parts]
     lines = [" | ".join(head), " | ".join("---" for _ in head)]
     for number, run in enumerate(runs, 1):
         stop = run.get("stop")
         seen = "-" if stop is None else (f"{stop['seen_ms']} ms of {stop['real_ms']} ({stop['how']})"
                                          if stop["seen_ms"] is not None else "NOT SEEN")
+        idle = run.get("idle_share")
         cells = [str(number), f"{run['load1_start']:.2f}", f"{run['field_cpu_s']:.3f}", f"{run['agent_cpu_s']:.4f}",
-                 f"{run['ratio']:.1f}x" if run["ratio"] else "-", seen]
+                 f"{run['ratio']:.1f}x" if run["ratio"] else "-", seen, "-" if idle is None else f"{idle:.0%}"]
         cells += [f"{run['self_parts_s'].get(p, 0.0):.4f}" for p in parts]
         lines.append(" | ".join(cells))
     ratios = [r["ratio"] for r in runs if r["ratio"]]

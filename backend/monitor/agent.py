@@ -86,6 +86,15 @@ THRESHOLD_MS = 50.0
 HIST_BOUNDS = (50, 100, 250, 500, 1000, 2000, 5000)
 DEFAULT_TICK = 0.02
 STOP_SLACK = 0.8  # stops are reported from 80 % of the threshold (measurement error under load)
+# While the guest is idle the detector ticks twice as slowly (its wake-ups are the agent's main cost,
+# and dearest on idle CPUs); its gap lines then say so (err_ms = idle tick / 2). The tick stays under
+# the late threshold (a late tick must still bound a stall), and goes back to --tick as soon as the
+# guest is busy again: a tenth of a core of work (user, nice, sys, iowait, irq, softirq, steal) in a
+# sample, or a stall; idle means IDLE_AFTER_SAMPLES samples in a row without either.
+IDLE_TICK_FACTOR = 2.0
+IDLE_TICK_MAX = 0.8  # x the late threshold: 40 ms for the 50 ms threshold
+BUSY_CORES = 0.1
+IDLE_AFTER_SAMPLES = 3
 NAME_REFRESH_S = 60.0  # docker ps at most once a minute
 LIST_REFRESH_SAMPLES = 5  # container and disk directories and tail globs: listed again every 5 samples
 LIST_REFRESH_S = 5.0  # (set from --interval in main: 5 samples)
@@ -646,13 +655,22 @@ class StallDetector(threading.Thread):
     err s) for the main thread, which alone writes to stdout. The interval's worst lateness and
     tick count live in `box` ([late_max, ticks]), which the main thread reads and resets."""
 
-    def __init__(self, tick, threshold_ms=THRESHOLD_MS, late_threshold_ms=None):
+    def __init__(self, tick, threshold_ms=THRESHOLD_MS, late_threshold_ms=None, idle_tick=None):
         threading.Thread.__init__(self, name="stall-detector")
         self.daemon = True
         self.tick = tick if tick > 0 else 1.0
         self.coarse = tick <= 0  # stops only: late ticks cannot bound a stall to the spec
         self.threshold = threshold_ms / 1000.0
         self.late_threshold = (threshold_ms if late_threshold_ms is None else late_threshold_ms) / 1000.0
+        if self.coarse:
+            self.idle_tick = self.tick
+        elif idle_tick is None:  # twice the tick, short enough that a late tick still bounds a stall
+            self.idle_tick = max(self.tick, min(IDLE_TICK_FACTOR * self.tick, IDLE_TICK_MAX * self.late_threshold))
+        else:
+            self.idle_tick = max(self.tick, idle_tick)
+        self.idle = False  # the guest is idle: tick at idle_tick (set by the main thread)
+        self.paces = None
+        self.pace = None
         self.found = collections.deque(maxlen=10000)
         self.box = [-1.0, 0]
         self.nanosleep = _libc_nanosleep()
@@ -695,6 +713,9 @@ class StallDetector(threading.Thread):
         with contextlib.suppress(OSError):
             self.schedstat_fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         self.delay_base = self._run_delay()
+        threshold = self.threshold * STOP_SLACK
+        self.paces = (self._pace(self.tick, threshold), self._pace(self.idle_tick, threshold))
+        self.pace = self.paces[self.idle]
         self.ready.set()
         if self.nanosleep is None:
             self._run_plain()
@@ -730,8 +751,9 @@ class StallDetector(threading.Thread):
             self.delay_base = self._run_delay()
         self.box[0] = late
 
-    def _late(self, now, late, report_late, threshold, half):
+    def _late(self, now, late, pace, threshold):
         """A tick `late` s late (the rare path): queue the stall it shows, if any."""
+        tick, half, report_late = pace[0], pace[1], pace[2]
         if self._continued():
             # A stop that did not interrupt the sleep. Either it began while this thread was awake
             # (a few microseconds of Python, or waiting for the GIL): it lasted `late`; or the
@@ -739,31 +761,38 @@ class StallDetector(threading.Thread):
             # run delay shows it, and the stop began up to a tick before it was due.
             waited = self._waited()
             if waited is not None and waited >= 0.5 * late:
-                length = min(max(waited, late), late + self.tick)
+                length = min(max(waited, late), late + tick)
                 self.found.append((now - length, length, "stop", half))
             elif late >= threshold:
                 self.found.append((now - late, late, "stop", 0.005))
         elif late >= report_late:
             self.found.append((now - late - half, late + half, "late", half))
 
-    def _limits(self):
-        """(threshold for stops, lateness reported as a stall, lateness worth a closer look)."""
+    def _pace(self, tick, threshold):
+        """(tick, tick / 2, lateness reported as a stall, lateness worth a closer look, nanosleep's
+        request) for one tick length."""
+        # A late tick may hide a stall of up to late + tick: report it when that reaches the
+        # threshold (with the coarse 1 s tick of --tick 0, only lateness beyond the threshold).
+        report_late = self.late_threshold if self.coarse else self.late_threshold - tick
+        check = min(report_late, threshold) if self.signals_fd is not None else report_late
+        req = Timespec(int(tick), int(round((tick - int(tick)) * 1e9)))
+        return (tick, tick / 2.0, report_late, check, ctypes.byref(req))
+
+    def set_idle(self, idle):
+        """The guest is idle (tick at idle_tick) or busy (tick at tick): from the next sleep on."""
+        self.idle = idle
+        if self.paces is not None:
+            self.pace = self.paces[idle]
+
+    def current_tick(self):
+        return self.pace[0] if self.pace is not None else self.tick
+
+    def _run_nanosleep(self):
         # A stop is measured a few ms short when a loaded CPU delays the thread that starts the
         # group stop: one measured within 20 % below the threshold may have reached it.
         threshold = self.threshold * STOP_SLACK
-        # A late tick may hide a stall of up to late + tick: report it when that reaches the
-        # threshold (with the coarse 1 s tick of --tick 0, only lateness beyond the threshold).
-        report_late = self.late_threshold if self.coarse else self.late_threshold - self.tick
-        check = min(report_late, threshold) if self.signals_fd is not None else report_late
-        return threshold, report_late, check
-
-    def _run_nanosleep(self):
-        tick = self.tick
-        half = tick / 2.0
-        threshold, report_late, check = self._limits()
-        req = Timespec(int(tick), int(round((tick - int(tick)) * 1e9)))
         rem = Timespec(0, 0)
-        req_p, rem_p = ctypes.byref(req), ctypes.byref(rem)
+        rem_p = ctypes.byref(rem)
         sleep = self.nanosleep
         mono = time.monotonic
         found = self.found
@@ -774,7 +803,9 @@ class StallDetector(threading.Thread):
         # wake-ups are most of the agent's CPU.
         prev = mono()
         while True:
-            if sleep(req_p, rem_p):  # -1 (EINTR): SIGCONT ended a stop; rem was taken when it began
+            pace = self.pace
+            tick = pace[0]
+            if sleep(pace[4], rem_p):  # -1 (EINTR): SIGCONT ended a stop; rem was taken when it began
                 now = mono()
                 length = now - (prev + tick - (rem.tv_sec + rem.tv_nsec * 1e-9))
                 err = 0.001
@@ -797,26 +828,26 @@ class StallDetector(threading.Thread):
             late = now - prev - tick
             prev = now
             box[1] += 1
-            if late >= check:  # rare: a stall, or a stop that did not interrupt the sleep
-                self._late(now, late, report_late, threshold, half)
+            if late >= pace[3]:  # rare: a stall, or a stop that did not interrupt the sleep
+                self._late(now, late, pace, threshold)
             if late > box[0]:  # rare: the interval's first tick, or a new worst
                 self._worst(late)
 
     def _run_plain(self):
-        tick = self.tick
-        half = tick / 2.0
-        threshold, report_late, check = self._limits()
+        threshold = self.threshold * STOP_SLACK
         mono = time.monotonic
         box = self.box
         prev = mono()
         while True:
+            pace = self.pace
+            tick = pace[0]
             time.sleep(tick)
             now = mono()
             late = now - prev - tick
             prev = now
             box[1] += 1
-            if late >= check:
-                self._late(now, late, report_late, threshold, half)
+            if late >= pace[3]:
+                self._late(now, late, pace, threshold)
             if late > box[0]:
                 self._worst(late)
 
@@ -946,6 +977,15 @@ class Sampler:
         self.oom_read_at = -1e9
 
 
+def guest_busy(sample):
+    """Whether the guest did a tenth of a core of work in this sample (or its CPU is unknown)."""
+    cpu = sample.get("cpu")
+    if not cpu:
+        return True
+    work = sum(cpu.get(key, 0.0) for key in ("user", "nice", "sys", "iowait", "irq", "soft", "steal"))
+    return work / 100.0 * cpu.get("ncpu", 1) >= BUSY_CORES
+
+
 # --- output and the main loop --------------------------------------------------------------------
 
 
@@ -1004,6 +1044,9 @@ def parse_args(argv):
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
     parser.add_argument("--tick", type=float, default=DEFAULT_TICK,
                         help="stall detector tick in seconds (default 0.02; 0: exact stops only)")
+    parser.add_argument("--idle-tick", type=float,
+                        help="the tick while the guest is idle (default: twice --tick, at most 80 %% of the late "
+                             "threshold; equal to --tick: never slower)")
     parser.add_argument("--threshold-ms", type=float, default=THRESHOLD_MS, help="smallest stall reported")
     parser.add_argument("--late-threshold-ms", type=float,
                         help="smallest late tick reported (default: --threshold-ms; a time-compressed lab "
@@ -1059,7 +1102,7 @@ def main(argv=None):
         signal.signal(signum, _stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed stdout shows as EPIPE: Stop
     signal.signal(signal.SIGCONT, lambda signum, frame: None)  # makes nanosleep return EINTR
-    detector = StallDetector(args.tick, args.threshold_ms, args.late_threshold_ms)
+    detector = StallDetector(args.tick, args.threshold_ms, args.late_threshold_ms, args.idle_tick)
     try:  # the C-level handler also writes the signal's number here, from whichever thread ran it
         read_end, write_end = os.pipe()
         for fd in (read_end, write_end):
@@ -1100,7 +1143,8 @@ def main(argv=None):
         if tail:
             tail.read(now)
         hello = {"type": "hello", "version": VERSION, "python": platform.python_version(),
-                 "interval": args.interval, "tick": args.tick, "threshold_ms": args.threshold_ms,
+                 "interval": args.interval, "tick": args.tick, "idle_tick": detector.idle_tick,
+                 "threshold_ms": args.threshold_ms,
                  "late_threshold_ms": detector.late_threshold * 1000.0,
                  "pid": os.getpid(), "t": round(time.time(), 3),
                  "ncpu": len(sampler.prev.get("cpus", {})), "warnings": warnings}
@@ -1110,6 +1154,7 @@ def main(argv=None):
         cpu_clock = getattr(time, "CLOCK_PROCESS_CPUTIME_ID", None)
         parts = CpuParts(detector)
         samples = 0
+        quiet = 0  # samples in a row with an idle guest and no stall
         next_at = now + args.interval
         while True:
             # One wake-up per sample: kernel messages wait for it too (each record carries its own
@@ -1136,6 +1181,7 @@ def main(argv=None):
                               "match": what, "offset": offset})
             parts.add("kmsg")
             to_epoch = time.time() - mono()
+            stalled = bool(detector.found)
             while detector.found:
                 start, length, how, err = detector.found.popleft()
                 length_ms = round(length * 1000.0, 1)
@@ -1144,7 +1190,10 @@ def main(argv=None):
                           "how": how, "err_ms": round(err * 1000.0, 1)})
             sample = sampler.sample(now)
             late, ticks = detector.take_interval()
-            sample["hb"] = {"max_ms": round(max(0.0, late) * 1000.0, 1), "n": ticks}
+            sample["hb"] = {"max_ms": round(max(0.0, late) * 1000.0, 1), "n": ticks,
+                            "tick_ms": round(detector.current_tick() * 1000.0, 1)}
+            quiet = 0 if stalled or guest_busy(sample) else quiet + 1
+            detector.set_idle(quiet >= IDLE_AFTER_SAMPLES)
             sample["gaps_hist"] = dict(hist)
             cpu_s = time.clock_gettime(cpu_clock) if cpu_clock is not None else sum(os.times()[:2])
             sample["agent_cpu_s"] = round(cpu_s, 4)
