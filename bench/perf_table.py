@@ -201,8 +201,8 @@ def stall_rows(results: list[tuple[str, dict]], o: Options) -> list[dict]:
         worst = max(abs(r["error_ms"]) for r in seen)
         rows.append(row("stall", f"SIGSTOP/SIGCONT stall of {length:g} ms: worst abs. error", worst, "ms", goal=bound,
                         note=f"seen {len(seen)}/{len(stops)}; real {_median([r['real_ms'] for r in seen]):.1f} ms, "
-                             f"seen {_median([r['seen_ms'] for r in seen]):.1f} ms (medians)"))
-    for mode, title in (("freeze-busy", "cgroup-freezer stalls, guest busy (the 20 ms tick; no signal: tick "
+                             f"seen {_median([r['seen_ms'] for r in seen]):.1f} ms (medians){_invocation(stops)}"))
+    for mode, title in (("freeze-busy", "cgroup-freezer stalls at the busy guest's 20 ms tick (no signal: tick "
                                         "lateness only): worst abs. error"),
                         ("freeze", "cgroup-freezer stalls, machine as it is (an idle guest ticks at 40 ms): "
                                    "worst abs. error")):
@@ -216,8 +216,13 @@ def stall_rows(results: list[tuple[str, dict]], o: Options) -> list[dict]:
         goal = 10.0 if mode == "freeze-busy" else max(bounds, default=10.0)
         rows.append(row("stall", title, worst, "ms", goal=goal,
                         note=f"seen {len(seen)}/{len(freezes)} of 50-1000 ms, {within} within the +-"
-                             f"{'/'.join(f'{b:g}' for b in bounds)} ms their gap lines state"))
+                             f"{'/'.join(f'{b:g}' for b in bounds)} ms their gap lines state{_invocation(freezes)}"))
     return rows
+
+
+def _invocation(rows: list[dict]) -> str:
+    """How the stall bench ran the agent (newer results say it)."""
+    return f"; `{rows[0]['agent']}`" if rows and rows[0].get("agent") else ""
 
 
 def startup_runs(o: Options) -> list[tuple[str, list[str], float]]:

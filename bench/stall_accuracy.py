@@ -10,8 +10,8 @@ Starts the agent (with the guest's Python 3.6 when this machine has it) and stal
           without any signal, like a vCPU descheduled by the host, so only the detector's tick
           lateness can see it (expected error: within the tick / 2, the err_ms of its gap line).
           The agent ticks at --tick while the guest is busy and twice as slowly once it has been
-          idle for 3 samples: `freeze-busy` keeps the guest busy (a nice-19 spinner on one core),
-          `freeze` takes the machine as it is (on a quiet machine: the idle tick).
+          idle for 3 samples: `freeze-busy` holds it at --tick (--idle-tick equal to it: the tick a
+          busy guest gets), `freeze` runs the default as is (on a quiet machine: the idle tick).
 The real length is taken between the injector's two kill()/write() calls. Prints, per stall, the
 real and the seen length, how the agent measured it and the error, per tick value.
 """
@@ -22,6 +22,8 @@ import argparse
 import contextlib
 import json
 import os
+import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,13 +37,17 @@ if str(REPO) not in sys.path:
 
 from bench.agent_common import AGENT, agent_python, python_version  # noqa: E402
 
+PHASE_S = 0.05  # the pause between stalls varies over this: more than the busy or the idle tick
+
 
 class RunningAgent:
     """The agent as a child process; its JSON lines are collected by a reader thread."""
 
-    def __init__(self, python: str, tick: float, interval: float = 0.25) -> None:
-        self.process = subprocess.Popen([python, str(AGENT), "--tick", str(tick), "--interval", str(interval),
-                                         "--kmsg", ""], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def __init__(self, python: str, tick: float, interval: float = 0.25, busy_tick: bool = False) -> None:
+        self.argv = [str(AGENT), "--tick", str(tick), "--interval", str(interval), "--kmsg", ""]
+        if busy_tick:
+            self.argv += ["--idle-tick", str(tick)]
+        self.process = subprocess.Popen([python, *self.argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[dict] = []
         self.hello = threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -160,23 +166,8 @@ def match(gaps: list[dict], start_epoch: float, end_epoch: float) -> dict | None
     return best
 
 
-def spinner() -> subprocess.Popen:
-    """One core kept busy at nice 19: a guest at work, for the agent's busy tick."""
-    return subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.nice(19))
-
-
 def run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: int) -> list[dict]:
-    busy = spinner() if mode == "freeze-busy" else None
-    try:
-        return _run(python, tick, mode, lengths_ms, repeat)
-    finally:
-        if busy is not None:
-            busy.kill()
-            busy.wait()
-
-
-def _run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: int) -> list[dict]:
-    agent = RunningAgent(python, tick)
+    agent = RunningAgent(python, tick, busy_tick=mode == "freeze-busy")
     freezer = Freezer(agent.process.pid) if mode.startswith("freeze") else None
     rows = []
     injected = []
@@ -192,7 +183,10 @@ def _run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: i
                 else:
                     start, end = freezer.freeze_for(length / 1000)
                 injected.append((length, start, end))
-                time.sleep(0.4 + 4 * tick)
+                # A pause that varies over more than a tick: a fixed one would lock each stall to the
+                # same phase of the detector's tick (the agent's phase restarts when a stall ends),
+                # e.g. always starting just before a tick is due, where every error sits at +tick/2.
+                time.sleep(0.4 + 4 * tick + random.uniform(0.0, PHASE_S))
         time.sleep(1.0)
     finally:
         if freezer is not None:
@@ -202,7 +196,8 @@ def _run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: i
     for length, start, end in injected:
         real_ms = (end - start) * 1000
         gap = match(gaps, start + to_epoch, end + to_epoch)
-        row = {"mode": mode, "tick_s": tick, "injected_ms": length, "real_ms": round(real_ms, 2)}
+        row = {"mode": mode, "tick_s": tick, "injected_ms": length, "real_ms": round(real_ms, 2),
+               "agent": "agent.py " + shlex.join(agent.argv[1:])}
         if gap is None:
             row.update(seen_ms=None, ok=False)
         else:
@@ -237,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all lengths")
     parser.add_argument("--ticks", default="0.02", help="detector ticks, comma-separated")
     parser.add_argument("--modes", default="stop,freeze-busy,freeze",
-                        help="stop (SIGSTOP/SIGCONT), freeze-busy (cgroup freezer, guest kept busy), freeze (as is)")
+                        help="stop (SIGSTOP/SIGCONT), freeze-busy (cgroup freezer, at the busy tick), freeze (as is)")
     parser.add_argument("--python", help="interpreter for the agent (default: a Python 3.6 if present)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)

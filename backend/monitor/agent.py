@@ -2,18 +2,20 @@
 """vast-loopback monitoring agent: one file, standard library only, Python 3.6+ (the guest's
 /usr/libexec/platform-python on Rocky 8), shipped as is (`vast-loopback agent --print`).
 
-    python3 agent.py [--interval 1] [--tick 0.02] [--tail '/vast/log/*.log'] [--root DIR] ...
+    python3 agent.py [--interval 1] [--tick 0.02] [--idle-tick 0.04] [--tail '/vast/log/*.log'] [--root DIR] ...
 
 It prints one JSON object per line on stdout, flushed per line:
-  hello   once: version, python, interval, tick, pid, ncpu, warnings (parts that are unavailable)
+  hello   once: version, python, interval, tick, idle_tick, pid, ncpu, warnings (parts that are
+          unavailable)
   sample  once per interval: CPU % from /proc/stat as mpstat computes them (per-CPU deltas summed,
           guest excluded, counters going backwards clamp to 0) + the worst per-CPU steal; load and
           runnable/tasks; memory (used = total - available); per-disk r/s, w/s, rkB/s, wkB/s,
           r_await, w_await, aqu_sz, %util from /proc/diskstats as iostat computes them (32-bit tick
           counters wrap); per-container memory as `docker stats` computes it (cgroup v1
           usage - total_inactive_file, v2 usage - inactive_file; limit capped at MemTotal); PSI when
-          the kernel has it; oom_kill from /proc/vmstat; the agent's own CPU seconds; the stall
-          detector's worst lateness and tick count this interval and its running histogram.
+          the kernel has it; oom_kill from /proc/vmstat; the agent's own CPU seconds (agent_cpu_s)
+          and their split by part (agent_cpu: tick, kmsg, sample, out); the stall detector's worst
+          lateness, tick count and tick in effect this interval (hb) and its running histogram.
   gap     every scheduling stall of >= 50 ms: start (epoch s), length_ms, how ("stop"|"late"),
           err_ms (how far off length_ms can be).
   kmsg    kernel messages (/dev/kmsg, or a regular file in its `pri,seq,usec,flags;text` format)
@@ -26,11 +28,13 @@ only. SIGTERM, SIGHUP, SIGINT, SIGPIPE or a closed stdout end the agent cleanly 
 The stall detector (the hard part, and the agent's main cost)
 ----------------------------------------------------------------
 Every wake-up costs CPU, whatever the primitive: on the 2-vCPU Firecracker VM where this was
-measured, time.sleep/select, nanosleep or clock_nanosleep(TIMER_ABSTIME) via ctypes and a timerfd
-all cost within noise of each other (a perl loop: 26 us per wake; Python 3.6: 30-45 us; more
-when other processes keep the caches cold). Timer slack and a single thread saved nothing
-measurable. A 10 ms tick alone is ~0.2 CPU-s/min, the order of the field run's monitor set. So the
-detector needs no wake-up at all for the stalls the lab injects, and ticks only for the others:
+measured, time.sleep/select, nanosleep or clock_nanosleep(TIMER_ABSTIME) via ctypes, sigtimedwait
+and a timerfd all cost within noise of each other: 35-75 us of CPU per wake-up for Python 3.6,
+against 20-26 us for the same loop in C (the kernel's and the hypervisor's share), and more when
+the CPUs are idle between wake-ups (every wake-up then leaves the idle state with cold caches: a C
+loop costs ~10 us per wake-up on a busy CPU, ~20 on an idle one). Timer slack, pinning and a single
+thread saved nothing measurable. So the detector needs no wake-up at all for the stalls the lab
+injects, and ticks only for the others:
 
 1. Process stops (SIGSTOP/SIGTSTP ... SIGCONT: how the lab injects stalls; also job control or a
    debugger) are measured exactly with no extra wake-up. The detector thread sleeps in a
@@ -45,23 +49,29 @@ detector needs no wake-up at all for the stalls the lab injects, and ticks only 
    microseconds of Python, or waiting for the GIL) leaves a SIGCONT byte in the signal wake-up
    pipe (signal.set_wakeup_fd) and shows as the tick's lateness; a thread that, on saturated CPUs,
    gets no CPU between being woken for the stop and SIGCONT shows it as run delay in
-   /proc/thread-self/schedstat (read once per sample interval and only on such events). Since the
-   thread that starts a group stop may itself wait for a CPU, a stop can be measured a few ms
-   short: stops are reported from 80 % of the threshold.
+   /proc/thread-self/schedstat (a baseline taken at each interval's first tick, read again only on
+   such events). Since the thread that starts a group stop may itself wait for a CPU, a stop can be
+   measured a few ms short: stops are reported from 80 % of the threshold.
 2. Every other delay (runqueue waits, a vCPU descheduled by the host, a paused VM) shows only as
    the lateness L of the periodic tick P. A runqueue delay is exactly L; a freeze that began while
    the thread slept lasted between L and L + P. The agent reports length_ms = L + P/2, err_ms = P/2,
-   whenever L + P >= 50 ms, so no such stall of 50 ms or more is missed. The default P = 20 ms
-   keeps every length within 10 ms (cgroup-freezer stalls: +-8 ms measured).
+   whenever L + P >= 50 ms, so no such stall of 50 ms or more is missed. P = 20 ms (--tick) keeps
+   every length within 10 ms (cgroup-freezer stalls: +-8 ms measured) while the guest is busy.
+   While it is idle (under a tenth of a core of work for 3 samples in a row, and no stall), P is
+   40 ms (--idle-tick; err_ms 20 in those gap lines, hb.tick_ms 40 in those samples): half the
+   wake-ups when they are dearest, and back to 20 ms at the first sample with work or a stall.
 
-Cost, measured side by side with the field run's monitor set (bench/agent_cost.py, cgroup CPU
-accounting including every forked child, 60 s steady state; Python 3.6.15): the field set
-~1.1 CPU-s/min; the agent 0.13-0.17 (tick 20 ms, 6-8x cheaper), 0.13 (tick 50 ms, 8x, err 25 ms
-for non-stop stalls), 0.04 (--tick 0: exact stops only, 26x). The 1 Hz sampling itself is
-~0.5 ms of CPU per sample (reading ~8 small files, cold caches). `--tick` is the trade-off; 20 ms
-is the default because it is the largest tick that keeps every kind of stall within the 10 ms
-goal. The ticks run in their own thread (the main thread may block on a full SSH pipe without
-making stalls up) with the least Python per tick: one monotonic read, one ctypes call, a compare.
+Cost, measured from outside as a user runs it (bench/agent_outside.py: `python3.6 agent.py`, no
+arguments, as root, cgroup CPU accounting including every forked child, 30 s after a 5 s warm-up,
+beside the field run's monitor set; see README: Performance): on that VM with other work on both
+cores, the field set 1.4-1.7 CPU-s/min, the agent 0.20-0.24 (7-8x cheaper), of which the 20 ms
+tick is ~80 %, reading and computing the 1 Hz sample ~0.02, writing it ~0.005, kernel messages
+~0.003. With the 40 ms tick (an idle guest) the agent is ~0.14 (11x); --tick 0 (exact stops only)
+~0.04 (40x). The ticks run in their own thread (the main thread may block on a full SSH pipe
+without making stalls up) with the least Python per tick: one monotonic read, one ctypes call, two
+compares. The sampling keeps its /proc files open (os.pread from offset 0), reads /proc/vmstat (the
+dearest file, for oom_kill alone) again only on a kernel OOM line or every 30 samples when kernel
+messages are followed, and reads kernel messages once per sample rather than waking for each.
 """
 
 import argparse
@@ -745,8 +755,8 @@ class StallDetector(threading.Thread):
         return None if now is None else now - self.delay_base
 
     def _worst(self, late):
-        """The interval's latest tick so far; its first (late_max -1) also takes the run-delay
-        baseline that _waited() measures from."""
+        """A tick later than any before it in this interval. The interval's first (late_max -1)
+        also takes the run-delay baseline that _waited() measures from."""
         if self.box[0] < 0.0:
             self.delay_base = self._run_delay()
         self.box[0] = late
@@ -785,6 +795,7 @@ class StallDetector(threading.Thread):
             self.pace = self.paces[idle]
 
     def current_tick(self):
+        """The tick in effect (s)."""
         return self.pace[0] if self.pace is not None else self.tick
 
     def _run_nanosleep(self):
