@@ -63,15 +63,16 @@ injects, and ticks only for the others:
 
 Cost, measured from outside as a user runs it (bench/agent_outside.py: `python3.6 agent.py`, no
 arguments, as root, cgroup CPU accounting including every forked child, 30 s after a 5 s warm-up,
-beside the field run's monitor set; see README: Performance): on that VM with other work on both
-cores, the field set 1.4-1.7 CPU-s/min, the agent 0.20-0.24 (7-8x cheaper), of which the 20 ms
-tick is ~80 %, reading and computing the 1 Hz sample ~0.02, writing it ~0.005, kernel messages
-~0.003. With the 40 ms tick (an idle guest) the agent is ~0.14 (11x); --tick 0 (exact stops only)
-~0.04 (40x). The ticks run in their own thread (the main thread may block on a full SSH pipe
-without making stalls up) with the least Python per tick: one monotonic read, one ctypes call, two
-compares. The sampling keeps its /proc files open (os.pread from offset 0), reads /proc/vmstat (the
-dearest file, for oom_kill alone) again only on a kernel OOM line or every 30 samples when kernel
-messages are followed, and reads kernel messages once per sample rather than waking for each.
+beside the field run's monitor set; README: Performance), on that VM with other work on both cores
+(a busy guest: the 20 ms tick): the field set 1.5-1.6 CPU-s/min, the agent 0.19-0.23 (6.4-8.4x
+cheaper), of which the ticks are 0.18, reading and computing the 1 Hz sample 0.022, writing it
+0.006, kernel messages 0.003. At the idle tick (40 ms) 0.13-0.14 (11x); --tick 0 (exact stops
+only) 0.043 (36x). On a quiet machine every wake-up costs more (~1.8x). The ticks run in their own
+thread (the main thread may block on a full SSH pipe without making stalls up) with the least
+Python per tick: one monotonic read, one ctypes call, two compares. The sampling keeps its /proc
+files open (os.pread from offset 0), reads /proc/vmstat (the dearest file, for oom_kill alone)
+again only on a kernel OOM line or every 30 samples when kernel messages are followed, and reads
+kernel messages once per sample rather than waking for each.
 """
 
 import argparse
