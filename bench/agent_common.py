@@ -1,7 +1,7 @@
 """Shared by the agent benches: which Python runs the agent (the guest's 3.6 when this machine has
-it), and CPU accounting that includes every forked child (a cgroup per measured group of processes:
-cgroup v2 `cpu.stat`, else v1 `cpuacct.usage`, else a process-tree walk of /proc/<pid>/stat that
-adds the reaped children's time)."""
+it), the field run's monitor set, and CPU accounting that includes every forked child (a cgroup per
+measured group of processes: cgroup v2 `cpu.stat` or v1 `cpuacct.usage`, else a process-tree walk of
+/proc/<pid>/stat that adds the reaped children's time)."""
 
 from __future__ import annotations
 
@@ -17,6 +17,35 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 AGENT = REPO / "backend" / "monitor" / "agent.py"
 PY36_CANDIDATES = ("/root/.pyenv/versions/3.6.15/bin/python3.6", "/usr/libexec/platform-python")
+
+
+# The field run's monitor set, reconstructed from its logs (../shared/traces/seed-run-2025-12-29/
+# monitoring/ and research/ground-truth.md: `iostat -xzt 1`, vmstat with its UTC timestamp column,
+# `dmesg -T -w` for dmesg_live.log) and the issue's list (mpstat -P ALL 1, pidstat -urd 1): the tools,
+# and bash loops that fork `date` + `cat /proc/loadavg` and `date` + `ss` every second, `date` for the
+# heartbeat every second, `free -h` + `grep /proc/meminfo` and the docker check every 5 s (no docker
+# here: the cheap "Docker not running" branch runs, which favours the field set; no tcpdump either).
+FIELD_TOOLS = (
+    ("vmstat", ["vmstat", "-t", "1"]),
+    ("iostat", ["iostat", "-xzt", "1"]),
+    ("mpstat", ["mpstat", "-P", "ALL", "1"]),
+    ("pidstat", ["pidstat", "-urd", "1"]),
+    ("dmesg", ["dmesg", "-wT"]),
+)
+FIELD_LOOPS = r"""
+D=$1
+ts() { date '+%Y-%m-%d %H:%M:%S.%3N'; }
+while :; do date '+%Y-%m-%d %H:%M:%S.%3N' >> "$D/heartbeat.log"; sleep 1; done &
+while :; do echo "$(ts) $(cat /proc/loadavg)" >> "$D/loadavg.log"; sleep 1; done &
+while :; do { echo "=== $(ts) ==="; ss -tan 'sport = :6001 or dport = :6001'; echo; } >> "$D/ss_6001.log"; sleep 1; done &
+while :; do { echo "=== $(ts) ==="; free -h
+  grep -E '^(MemTotal|MemFree|MemAvailable|Buffers|Cached|SwapCached|SwapTotal|SwapFree|Dirty|Writeback|AnonPages|WritebackTmp):' /proc/meminfo
+  echo; } >> "$D/memory.log"; sleep 5; done &
+while :; do { echo "=== $(ts) ==="
+  if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then docker stats --no-stream; else echo "Docker not running"; fi
+  echo; } >> "$D/docker_stats.log"; sleep 5; done &
+wait
+"""
 
 
 def agent_python(choice: str | None = None) -> str:
@@ -36,6 +65,25 @@ def python_version(python: str) -> str:
     return out.stdout.strip() or "?"
 
 
+def spawn_field_set(acct: Accounting, out: Path, notes: list[str]) -> list[str]:
+    """Starts the field set, each tool in an accounting group of its own (`field-<part>`), its output
+    in `out`; returns the group names (a tool that is not installed is left out, with a note)."""
+    names = []
+    for name, argv in FIELD_TOOLS:
+        if shutil.which(argv[0]) is None:
+            note = f"{argv[0]} is not installed: left out of the field set (apt-get install sysstat)"
+            if note not in notes:
+                notes.append(note)
+            continue
+        log = (out / f"{name}.log").open("w")
+        acct.spawn(f"field-{name}", argv, stdout=log, stderr=log)
+        log.close()
+        names.append(f"field-{name}")
+    acct.spawn("field-loops", ["bash", "-c", FIELD_LOOPS, "loops", str(out)])
+    names.append("field-loops")
+    return names
+
+
 def _mounts() -> list[tuple[str, str, str]]:
     rows = []
     with open("/proc/mounts") as handle:
@@ -50,21 +98,23 @@ class Accounting:
     """Creates one accounting group per name; `spawn` starts a command inside it; `cpu_s` reads the
     group's CPU seconds (user + system, children included)."""
 
-    def __init__(self, prefix: str = "vlb-bench") -> None:
+    def __init__(self, prefix: str = "vlb-bench", prefer_v1: bool = False) -> None:
         self.prefix = f"{prefix}-{os.getpid()}"
         self.method = "proc-tree"
         self.base: Path | None = None
         self.groups: dict[str, Path] = {}
         self.roots: dict[str, list[int]] = {}
-        for target, fstype, _options in _mounts():
-            if fstype == "cgroup2" and self._try(Path(target)):
-                self.method = "cgroup2 cpu.stat"
+        self.processes: list[subprocess.Popen] = []
+        v2 = [Path(target) for target, fstype, _options in _mounts() if fstype == "cgroup2"]
+        v1 = [Path(target) for target, fstype, options in _mounts()
+              if fstype == "cgroup" and "cpuacct" in options.split(",")]
+        tries = [(m, "cgroup2 cpu.stat") for m in v2] + [(m, "cgroup1 cpuacct.usage") for m in v1]
+        if prefer_v1:  # the issue's method: cgroup v1 cpuacct where it is mounted
+            tries.reverse()
+        for mount, method in tries:
+            if self._try(mount):
+                self.method = method
                 break
-        else:
-            for target, fstype, options in _mounts():
-                if fstype == "cgroup" and "cpuacct" in options.split(",") and self._try(Path(target)):
-                    self.method = "cgroup1 cpuacct.usage"
-                    break
 
     def _try(self, mount: Path) -> bool:
         base = mount / self.prefix
@@ -90,6 +140,7 @@ class Accounting:
 
         process = subprocess.Popen(argv, preexec_fn=enter, start_new_session=True, **kwargs)
         self.roots.setdefault(name, []).append(process.pid)
+        self.processes.append(process)
         return process
 
     def cpu_s(self, name: str) -> float:
@@ -102,7 +153,9 @@ class Accounting:
             return int((group / "cpuacct.usage").read_text()) / 1e9
         return sum(_tree_cpu_s(pid) for pid in self.roots.get(name, []))
 
-    def stop_all(self, processes: list[subprocess.Popen]) -> None:
+    def stop_all(self, processes: list[subprocess.Popen] | None = None) -> None:
+        """Ends the processes (default: every one spawned), then the groups' leftovers."""
+        processes = self.processes if processes is None else processes
         for process in processes:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)

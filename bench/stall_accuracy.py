@@ -1,14 +1,17 @@
 """How exactly the agent's stall detector measures stalls it did not expect.
 
     .venv/bin/python bench/stall_accuracy.py [--lengths 50,100,300,1000] [--repeat 1]
-        [--ticks 0.02] [--modes stop,freeze] [--json FILE]
+        [--ticks 0.02] [--modes stop,freeze-busy,freeze] [--json FILE]
 
 Starts the agent (with the guest's Python 3.6 when this machine has it) and stalls it:
 - stop:   SIGSTOP ... SIGCONT of the agent process (how the lab injects stalls; the goal: every
           one seen, its length within 10 % or 10 ms);
 - freeze: the cgroup freezer (v2 cgroup.freeze, else v1 freezer.state): the process is stopped
           without any signal, like a vCPU descheduled by the host, so only the detector's tick
-          lateness can see it (expected error: within the tick / 2).
+          lateness can see it (expected error: within the tick / 2, the err_ms of its gap line).
+          The agent ticks at --tick while the guest is busy and twice as slowly once it has been
+          idle for 3 samples: `freeze-busy` holds it at --tick (--idle-tick equal to it: the tick a
+          busy guest gets), `freeze` runs the default as is (on a quiet machine: the idle tick).
 The real length is taken between the injector's two kill()/write() calls. Prints, per stall, the
 real and the seen length, how the agent measured it and the error, per tick value.
 """
@@ -19,6 +22,8 @@ import argparse
 import contextlib
 import json
 import os
+import random
+import shlex
 import signal
 import subprocess
 import sys
@@ -32,13 +37,17 @@ if str(REPO) not in sys.path:
 
 from bench.agent_common import AGENT, agent_python, python_version  # noqa: E402
 
+PHASE_S = 0.05  # the pause between stalls varies over this: more than the busy or the idle tick
+
 
 class RunningAgent:
     """The agent as a child process; its JSON lines are collected by a reader thread."""
 
-    def __init__(self, python: str, tick: float, interval: float = 0.25) -> None:
-        self.process = subprocess.Popen([python, str(AGENT), "--tick", str(tick), "--interval", str(interval),
-                                         "--kmsg", ""], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    def __init__(self, python: str, tick: float, interval: float = 0.25, busy_tick: bool = False) -> None:
+        self.argv = [str(AGENT), "--tick", str(tick), "--interval", str(interval), "--kmsg", ""]
+        if busy_tick:
+            self.argv += ["--idle-tick", str(tick)]
+        self.process = subprocess.Popen([python, *self.argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[dict] = []
         self.hello = threading.Event()
         self.reader = threading.Thread(target=self._read, daemon=True)
@@ -158,14 +167,14 @@ def match(gaps: list[dict], start_epoch: float, end_epoch: float) -> dict | None
 
 
 def run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: int) -> list[dict]:
-    agent = RunningAgent(python, tick)
-    freezer = Freezer(agent.process.pid) if mode == "freeze" else None
+    agent = RunningAgent(python, tick, busy_tick=mode == "freeze-busy")
+    freezer = Freezer(agent.process.pid) if mode.startswith("freeze") else None
     rows = []
     injected = []
     try:
         if freezer is not None and not freezer.available:
             return [{"mode": mode, "tick_s": tick, "skipped": "no cgroup freezer here"}]
-        time.sleep(0.5)
+        time.sleep(1.5)  # past the agent's first samples: it ticks as the guest's state says
         to_epoch = time.time() - time.monotonic()
         for _ in range(repeat):
             for length in lengths_ms:
@@ -174,7 +183,10 @@ def run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: in
                 else:
                     start, end = freezer.freeze_for(length / 1000)
                 injected.append((length, start, end))
-                time.sleep(0.4 + 4 * tick)
+                # A pause that varies over more than a tick: a fixed one would lock each stall to the
+                # same phase of the detector's tick (the agent's phase restarts when a stall ends),
+                # e.g. always starting just before a tick is due, where every error sits at +tick/2.
+                time.sleep(0.4 + 4 * tick + random.uniform(0.0, PHASE_S))
         time.sleep(1.0)
     finally:
         if freezer is not None:
@@ -184,7 +196,8 @@ def run(python: str, tick: float, mode: str, lengths_ms: list[float], repeat: in
     for length, start, end in injected:
         real_ms = (end - start) * 1000
         gap = match(gaps, start + to_epoch, end + to_epoch)
-        row = {"mode": mode, "tick_s": tick, "injected_ms": length, "real_ms": round(real_ms, 2)}
+        row = {"mode": mode, "tick_s": tick, "injected_ms": length, "real_ms": round(real_ms, 2),
+               "agent": "agent.py " + shlex.join(agent.argv[1:])}
         if gap is None:
             row.update(seen_ms=None, ok=False)
         else:
@@ -218,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lengths", default="50,100,300,1000", help="stall lengths in ms")
     parser.add_argument("--repeat", type=int, default=1, help="rounds of all lengths")
     parser.add_argument("--ticks", default="0.02", help="detector ticks, comma-separated")
-    parser.add_argument("--modes", default="stop,freeze", help="stop (SIGSTOP/SIGCONT) and/or freeze (cgroup)")
+    parser.add_argument("--modes", default="stop,freeze-busy,freeze",
+                        help="stop (SIGSTOP/SIGCONT), freeze-busy (cgroup freezer, at the busy tick), freeze (as is)")
     parser.add_argument("--python", help="interpreter for the agent (default: a Python 3.6 if present)")
     parser.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = parser.parse_args(argv)
@@ -235,12 +249,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stop: {sum(r['ok'] for r in stops)}/{len(stops)} seen within 10 % or 10 ms; worst error "
               f"{max(abs(r['error_ms']) for r in stops if r['seen_ms'] is not None):.2f} ms"
               if all(r["seen_ms"] is not None for r in stops) else "stop: some stalls were NOT seen")
-    for tick in sorted({r["tick_s"] for r in rows if r.get("mode") == "freeze" and "skipped" not in r}):
-        freezes = [r for r in rows if r.get("mode") == "freeze" and r["tick_s"] == tick and "skipped" not in r]
-        seen = [r for r in freezes if r["seen_ms"] is not None]
-        bounded = [r for r in seen if abs(r["error_ms"]) <= r["err_bound_ms"] + 1.0]
-        print(f"freeze, tick {tick:g} s: {len(seen)}/{len(freezes)} seen, {len(bounded)} within the reported +-err_ms"
-              + (" (--tick 0 keeps only exact stops: other stalls are not bounded)" if tick == 0 else ""))
+    for mode in ("freeze-busy", "freeze"):
+        for tick in sorted({r["tick_s"] for r in rows if r.get("mode") == mode and "skipped" not in r}):
+            freezes = [r for r in rows if r.get("mode") == mode and r["tick_s"] == tick and "skipped" not in r]
+            seen = [r for r in freezes if r["seen_ms"] is not None]
+            bounded = [r for r in seen if abs(r["error_ms"]) <= r["err_bound_ms"] + 1.0]
+            bounds = sorted({r["err_bound_ms"] for r in seen})
+            print(f"{mode}, tick {tick:g} s: {len(seen)}/{len(freezes)} seen, {len(bounded)} within the reported "
+                  f"+-err_ms ({'/'.join(f'{b:g}' for b in bounds)} ms)"
+                  + (" (--tick 0 keeps only exact stops: other stalls are not bounded)" if tick == 0 else ""))
     if args.json:
         Path(args.json).write_text(json.dumps({"bench": "stall_accuracy", "python": python, "rows": rows}, indent=2))
     return 0

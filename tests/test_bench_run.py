@@ -74,3 +74,39 @@ def test_a_saved_result_gives_the_same_table_without_measuring(quick_report):
     again = subprocess.run([str(REPO / "bench" / "run"), "--from", str(out)], cwd=REPO, capture_output=True,
                            text=True, timeout=60)
     assert json.loads(out.read_text())["table"] in again.stdout
+
+
+def test_benches_measured_again_go_into_a_saved_result_with_their_own_header(quick_report, tmp_path):
+    out, _ = quick_report
+    saved = tmp_path / "saved.json"
+    saved.write_text(out.read_text())
+    again = subprocess.run([str(REPO / "bench" / "run"), "--quick", "--only", "report", "--into", str(saved)],
+                           cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert again.returncode in (0, 1), again.stderr
+    data = json.loads(saved.read_text())
+    assert [u["benches"] for u in data["updates"]] == [["report"]]
+    assert data["updates"][0]["header"].startswith("measured again")
+    assert data["header"] == json.loads(out.read_text())["header"]  # the first run's header stays
+    assert f"report: {data['updates'][0]['header']}" in again.stdout
+    refused = subprocess.run([str(REPO / "bench" / "run"), "--only", "report", "--into", str(saved)], cwd=REPO,
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "--into" in refused.stderr
+
+
+def test_the_agent_rows_judge_the_worst_of_the_outside_runs():
+    from bench.perf_table import agent_rows
+
+    def run(agent_s: float, load: float) -> dict:
+        return {"load1_start": load, "agent_cpu_s": agent_s, "field_cpu_s": 0.75, "ratio": 0.75 / agent_s,
+                "self_parts_s": {"tick": agent_s * 0.8, "sample": agent_s * 0.1},
+                "stop": {"real_ms": 300.1, "seen_ms": 300.3, "how": "stop", "ok": True}}
+
+    saved = {"seconds": 30.0, "python": "/x/python3.6 (3.6.15)", "invocation": "python3.6 agent.py",
+             "as_root": True, "method": "cgroup1 cpuacct.usage"}
+    results = [("default", dict(saved, runs=[run(0.1, 0.3)])), ("default", dict(saved, runs=[run(0.2, 2.0)]))]
+    rows = {r["figure"].split(" (")[0]: r for r in agent_rows(results, Options(quick=False, repeat=None))}
+    worst = rows["field set / agent, same window: the worst run"]
+    assert worst["measured"] == pytest.approx(3.75) and worst["verdict"] == "MISSED"  # one run under 5x sinks it
+    assert "load1 at start 0.3, 2.0" in worst["note"]
+    assert "as root" in rows["monitoring agent, `python3.6 agent.py`"]["note"]
+    assert rows["300 ms SIGSTOP of the agent inside the window: worst abs. error"]["verdict"] == "met"

@@ -128,7 +128,7 @@ def test_a_part_failing_later_is_one_warn_line(tmp_path):
     root = fake_root(tmp_path)
     with AgentProcess("--root", str(root), "--interval", "0.3", "--count", "4") as run:
         run.line("sample")
-        (root / "proc" / "loadavg").unlink()
+        rewrite(root / "proc" / "loadavg", "")  # the agent keeps /proc files open: a read that fails
         warn = run.line("warn")
         run.line("sample")
         last = run.line("sample")
@@ -180,3 +180,52 @@ def test_the_agent_runs_under_python_3_6(tmp_path):
     assert [line["type"] for line in lines] == ["hello", "sample"]
     assert lines[0]["python"].startswith("3.6")
     assert time.monotonic() - started < 20
+
+
+def test_proc_files_stay_open_and_are_read_whole_and_afresh(tmp_path):
+    """/proc files are kept open and read from offset 0 at each sample: a file longer than the
+    first buffer comes whole, a rewrite shows at the next read, a failing file is opened again."""
+    big = write(tmp_path / "stat", "cpu0 " + "1 " * 5000 + "\n")
+    files = agent.ProcFiles()
+    assert files.read(str(big)) == big.read_text()
+    assert files.read(str(big)) == big.read_text()  # the grown buffer is kept
+    rewrite(big, "cpu0 2\n")
+    assert files.read(str(big)) == "cpu0 2\n"
+    os.close(files.fds[str(big)])  # a read that fails: the file is opened again next time
+    with pytest.raises(OSError):
+        files.read(str(big))
+    assert files.read(str(big)) == "cpu0 2\n"
+
+
+def _oom_counts(root: Path, kmsg: bool) -> tuple[list[int], list[int]]:
+    """oom_kill in the samples after the counter rose without a kernel line, then with one."""
+    args = ["--root", str(root), "--interval", "0.1", "--tick", "0"] + ([] if kmsg else ["--kmsg", ""])
+    with AgentProcess(*args) as run:
+        run.line("hello")
+        run.line("sample")
+        rewrite(root / "proc" / "vmstat", snap.VMSTAT.replace("oom_kill 2", "oom_kill 3"))
+        before = [run.line("sample")["oom_kill"] for _ in range(4)]
+        with open(root / "dev" / "kmsg", "a") as handle:
+            handle.write("3,1202,812345700,-;Out of memory: Killed process 48213 (vms)\n")
+        after = [run.line("sample")["oom_kill"] for _ in range(3)]
+    return before, after
+
+
+def test_oom_kills_are_counted_again_when_the_kernel_reports_one(tmp_path):
+    """/proc/vmstat (the dearest file) is read again after a kernel OOM line when kernel messages
+    are followed; without them, at every sample."""
+    before, after = _oom_counts(fake_root(tmp_path / "kmsg"), kmsg=True)
+    assert before == [2, 2, 2, 2] and after[-1] == 3  # within 30 samples, only the OOM line reads it
+    before, _ = _oom_counts(fake_root(tmp_path / "plain"), kmsg=False)
+    assert before[-1] == 3
+
+
+def test_the_agent_splits_its_own_cpu_by_part(tmp_path):
+    root = fake_root(tmp_path)
+    with AgentProcess("--root", str(root), "--interval", "0.2", "--count", "6") as run:
+        samples = [run.line("sample") for _ in range(6)]
+    first, last = samples[1]["agent_cpu"], samples[-1]["agent_cpu"]
+    assert set(last) == {"tick", "kmsg", "sample", "out"}
+    assert all(last[part] >= first[part] >= 0 for part in last)
+    assert last["tick"] > first["tick"] and last["sample"] > first["sample"]
+    assert sum(last.values()) <= samples[-1]["agent_cpu_s"] + 0.001

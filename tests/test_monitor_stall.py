@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.monitor_support import AgentProcess, fake_root, overlapping_gap, stop_for
+from tests import monitor_snapshots as snap
+from tests.monitor_support import AgentProcess, fake_root, overlapping_gap, rewrite, stop_for
 
 LENGTHS_MS = (50, 100, 300, 1000)
 
@@ -81,12 +82,17 @@ def _freezer(pid: int) -> Path | None:
     return None
 
 
-def test_a_freeze_without_signal_is_bounded_by_the_tick(tmp_path):
+@pytest.mark.parametrize(("idle_tick", "err_ms"), [("0.02", 10.0), (None, 20.0)])
+def test_a_freeze_without_signal_is_bounded_by_the_tick(tmp_path, idle_tick, err_ms):
     """A stall the process is not told about (like a vCPU descheduled by the host): the cgroup
-    freezer. Only the tick's lateness sees it: the length is within the reported err_ms."""
+    freezer. Only the tick's lateness sees it: the length is within the reported err_ms, half the
+    tick (20 ms while the guest is busy, 40 ms once the fake root's guest has been idle a while)."""
     root = fake_root(tmp_path)
-    with AgentProcess("--root", str(root), "--interval", "0.2", "--tick", "0.02", "--kmsg", "") as run:
+    idle = ["--idle-tick", idle_tick] if idle_tick else []
+    with AgentProcess("--root", str(root), "--interval", "0.2", "--tick", "0.02", *idle, "--kmsg", "") as run:
         run.line("hello")
+        for _ in range(5):  # 3 idle samples: the idle tick
+            run.line("sample")
         group = _freezer(run.process.pid)
         if group is None:
             pytest.skip("no cgroup v2 freezer writable here")
@@ -108,6 +114,27 @@ def test_a_freeze_without_signal_is_bounded_by_the_tick(tmp_path):
         gaps = [line for line in run.seen if line["type"] == "gap"]
     gap = overlapping_gap(gaps, start + offset, end + offset)
     real_ms = (end - start) * 1000
-    assert gap is not None and gap["how"] == "late"
+    assert gap is not None and gap["how"] == "late" and gap["err_ms"] == err_ms
     print(f"freeze: real {real_ms:.1f} ms, seen {gap['length_ms']} +- {gap['err_ms']} ms")
     assert abs(gap["length_ms"] - real_ms) <= gap["err_ms"] + 5.0
+
+
+def test_the_tick_slows_only_while_the_guest_is_idle_and_says_so(tmp_path):
+    """Idle guest (no CPU time moves in /proc/stat): after 3 samples the tick doubles to 40 ms; work
+    in a sample or a stall brings the 20 ms tick back at once. Every sample's hb says which tick
+    ran; a stall's gap line carries its own bound."""
+    root = fake_root(tmp_path)
+    with AgentProcess("--root", str(root), "--interval", "0.1", "--kmsg", "") as run:
+        hello = run.line("hello")
+        assert (hello["tick"], hello["idle_tick"]) == (0.02, 0.04)
+        idle = [run.line("sample")["hb"]["tick_ms"] for _ in range(5)]
+        assert idle[:3] == [20.0, 20.0, 20.0] and idle[-1] == 40.0
+        rewrite(root / "proc" / "stat", snap.STAT_B)  # 2.5 cores of work in one sample
+        busy = [run.line("sample")["hb"]["tick_ms"] for _ in range(8)]
+        assert 20.0 in busy[:3] and busy[-1] == 40.0  # busy once, idle again 3 samples later
+        stop_for(run.process.pid, 0.1)
+        stalled = [run.line("sample")["hb"]["tick_ms"] for _ in range(3)]
+        assert 20.0 in stalled
+    with AgentProcess("--root", str(root), "--interval", "0.1", "--idle-tick", "0.02", "--kmsg", "") as run:
+        assert run.line("hello")["idle_tick"] == 0.02
+        assert {run.line("sample")["hb"]["tick_ms"] for _ in range(6)} == {20.0}

@@ -38,7 +38,7 @@ base = T0 + (0 if run == 1 else 60)
 say(type="hello", version="1", python="3.6.8", interval=1.0, tick=0.02, pid=os.getpid(), t=base,
     warnings=[{"part": "psi", "text": "no PSI"}])
 for i in range(1, 4):
-    say(type="sample", t=base + i, dt=1.0, cpu={"steal": 2.5}, hb={"max_ms": 1.5, "n": 50},
+    say(type="sample", t=base + i, dt=1.0, cpu={"steal": 2.5}, hb={"max_ms": 1.5, "n": 50, "tick_ms": 20.0},
         gaps_hist={"50": 0}, resume={"kmsg_seq": 100 * run + i, "tail": {"/vast/log/vms.log": 1000 * run + i}})
 if run == 1:
     say(type="gap", start=base + 2.5, length_ms=300.0, how="stop", err_ms=1.0)
@@ -91,7 +91,7 @@ async def test_lines_become_events_on_the_target_clock_and_a_drop_is_a_gap(tmp_p
     first = seen[1]
     assert first.sample["t"] == clock.to_target(T0 + 1) == first.ts
     assert first.sample["guest_t"] == T0 + 1 and first.sample["dt"] == 60.0
-    assert first.sample["hb"] == {"max_ms": 90.0, "n": 50} and first.sample["cpu"] == {"steal": 2.5}
+    assert first.sample["hb"] == {"max_ms": 90.0, "n": 50, "tick_ms": 1200.0} and first.sample["cpu"] == {"steal": 2.5}
     assert "resume" not in first.sample and "type" not in first.sample
     stall = seen[4]
     assert stall.start == clock.to_target(T0 + 2.5) and stall.length_ms == 18000.0

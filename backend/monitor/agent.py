@@ -2,18 +2,20 @@
 """vast-loopback monitoring agent: one file, standard library only, Python 3.6+ (the guest's
 /usr/libexec/platform-python on Rocky 8), shipped as is (`vast-loopback agent --print`).
 
-    python3 agent.py [--interval 1] [--tick 0.02] [--tail '/vast/log/*.log'] [--root DIR] ...
+    python3 agent.py [--interval 1] [--tick 0.02] [--idle-tick 0.04] [--tail '/vast/log/*.log'] [--root DIR] ...
 
 It prints one JSON object per line on stdout, flushed per line:
-  hello   once: version, python, interval, tick, pid, ncpu, warnings (parts that are unavailable)
+  hello   once: version, python, interval, tick, idle_tick, pid, ncpu, warnings (parts that are
+          unavailable)
   sample  once per interval: CPU % from /proc/stat as mpstat computes them (per-CPU deltas summed,
           guest excluded, counters going backwards clamp to 0) + the worst per-CPU steal; load and
           runnable/tasks; memory (used = total - available); per-disk r/s, w/s, rkB/s, wkB/s,
           r_await, w_await, aqu_sz, %util from /proc/diskstats as iostat computes them (32-bit tick
           counters wrap); per-container memory as `docker stats` computes it (cgroup v1
           usage - total_inactive_file, v2 usage - inactive_file; limit capped at MemTotal); PSI when
-          the kernel has it; oom_kill from /proc/vmstat; the agent's own CPU seconds; the stall
-          detector's worst lateness and tick count this interval and its running histogram.
+          the kernel has it; oom_kill from /proc/vmstat; the agent's own CPU seconds (agent_cpu_s)
+          and their split by part (agent_cpu: tick, kmsg, sample, out); the stall detector's worst
+          lateness, tick count and tick in effect this interval (hb) and its running histogram.
   gap     every scheduling stall of >= 50 ms: start (epoch s), length_ms, how ("stop"|"late"),
           err_ms (how far off length_ms can be).
   kmsg    kernel messages (/dev/kmsg, or a regular file in its `pri,seq,usec,flags;text` format)
@@ -26,11 +28,13 @@ only. SIGTERM, SIGHUP, SIGINT, SIGPIPE or a closed stdout end the agent cleanly 
 The stall detector (the hard part, and the agent's main cost)
 ----------------------------------------------------------------
 Every wake-up costs CPU, whatever the primitive: on the 2-vCPU Firecracker VM where this was
-measured, time.sleep/select, nanosleep or clock_nanosleep(TIMER_ABSTIME) via ctypes and a timerfd
-all cost within noise of each other (a perl loop: 26 us per wake; Python 3.6: 30-45 us; more
-when other processes keep the caches cold). Timer slack and a single thread saved nothing
-measurable. A 10 ms tick alone is ~0.2 CPU-s/min, the order of the field run's monitor set. So the
-detector needs no wake-up at all for the stalls the lab injects, and ticks only for the others:
+measured, time.sleep/select, nanosleep or clock_nanosleep(TIMER_ABSTIME) via ctypes, sigtimedwait
+and a timerfd all cost within noise of each other: 35-75 us of CPU per wake-up for Python 3.6,
+against 20-26 us for the same loop in C (the kernel's and the hypervisor's share), and more when
+the CPUs are idle between wake-ups (every wake-up then leaves the idle state with cold caches: a C
+loop costs ~10 us per wake-up on a busy CPU, ~20 on an idle one). Timer slack, pinning and a single
+thread saved nothing measurable. So the detector needs no wake-up at all for the stalls the lab
+injects, and ticks only for the others:
 
 1. Process stops (SIGSTOP/SIGTSTP ... SIGCONT: how the lab injects stalls; also job control or a
    debugger) are measured exactly with no extra wake-up. The detector thread sleeps in a
@@ -45,23 +49,30 @@ detector needs no wake-up at all for the stalls the lab injects, and ticks only 
    microseconds of Python, or waiting for the GIL) leaves a SIGCONT byte in the signal wake-up
    pipe (signal.set_wakeup_fd) and shows as the tick's lateness; a thread that, on saturated CPUs,
    gets no CPU between being woken for the stop and SIGCONT shows it as run delay in
-   /proc/thread-self/schedstat (read once per sample interval and only on such events). Since the
-   thread that starts a group stop may itself wait for a CPU, a stop can be measured a few ms
-   short: stops are reported from 80 % of the threshold.
+   /proc/thread-self/schedstat (a baseline taken at each interval's first tick, read again only on
+   such events). Since the thread that starts a group stop may itself wait for a CPU, a stop can be
+   measured a few ms short: stops are reported from 80 % of the threshold.
 2. Every other delay (runqueue waits, a vCPU descheduled by the host, a paused VM) shows only as
    the lateness L of the periodic tick P. A runqueue delay is exactly L; a freeze that began while
    the thread slept lasted between L and L + P. The agent reports length_ms = L + P/2, err_ms = P/2,
-   whenever L + P >= 50 ms, so no such stall of 50 ms or more is missed. The default P = 20 ms
-   keeps every length within 10 ms (cgroup-freezer stalls: +-8 ms measured).
+   whenever L + P >= 50 ms, so no such stall of 50 ms or more is missed. P = 20 ms (--tick) keeps
+   every length within 10 ms (cgroup-freezer stalls: +-8 ms measured) while the guest is busy.
+   While it is idle (under a tenth of a core of work for 3 samples in a row, and no stall), P is
+   40 ms (--idle-tick; err_ms 20 in those gap lines, hb.tick_ms 40 in those samples): half the
+   wake-ups when they are dearest, and back to 20 ms at the first sample with work or a stall.
 
-Cost, measured side by side with the field run's monitor set (bench/agent_cost.py, cgroup CPU
-accounting including every forked child, 60 s steady state; Python 3.6.15): the field set
-~1.1 CPU-s/min; the agent 0.13-0.17 (tick 20 ms, 6-8x cheaper), 0.13 (tick 50 ms, 8x, err 25 ms
-for non-stop stalls), 0.04 (--tick 0: exact stops only, 26x). The 1 Hz sampling itself is
-~0.5 ms of CPU per sample (reading ~8 small files, cold caches). `--tick` is the trade-off; 20 ms
-is the default because it is the largest tick that keeps every kind of stall within the 10 ms
-goal. The ticks run in their own thread (the main thread may block on a full SSH pipe without
-making stalls up) with the least Python per tick: one monotonic read, one ctypes call, a compare.
+Cost, measured from outside as a user runs it (bench/agent_outside.py: `python3.6 agent.py`, no
+arguments, as root, cgroup CPU accounting including every forked child, 30 s after a 5 s warm-up,
+beside the field run's monitor set; README: Performance), on that VM with other work on both cores
+(a busy guest: the 20 ms tick): the field set 1.5-1.6 CPU-s/min, the agent 0.19-0.23 (6.4-8.4x
+cheaper), of which the ticks are 0.18, reading and computing the 1 Hz sample 0.022, writing it
+0.006, kernel messages 0.003. At the idle tick (40 ms) 0.13-0.14 (11x); --tick 0 (exact stops
+only) 0.043 (36x). On a quiet machine every wake-up costs more (~1.8x). The ticks run in their own
+thread (the main thread may block on a full SSH pipe without making stalls up) with the least
+Python per tick: one monotonic read, one ctypes call, two compares. The sampling keeps its /proc
+files open (os.pread from offset 0), reads /proc/vmstat (the dearest file, for oom_kill alone)
+again only on a kernel OOM line or every 30 samples when kernel messages are followed, and reads
+kernel messages once per sample rather than waking for each.
 """
 
 import argparse
@@ -74,7 +85,6 @@ import json
 import os
 import platform
 import re
-import select
 import signal
 import stat
 import subprocess
@@ -87,9 +97,22 @@ THRESHOLD_MS = 50.0
 HIST_BOUNDS = (50, 100, 250, 500, 1000, 2000, 5000)
 DEFAULT_TICK = 0.02
 STOP_SLACK = 0.8  # stops are reported from 80 % of the threshold (measurement error under load)
+# While the guest is idle the detector ticks twice as slowly (its wake-ups are the agent's main cost,
+# and dearest on idle CPUs); its gap lines then say so (err_ms = idle tick / 2). The tick stays under
+# the late threshold (a late tick must still bound a stall), and goes back to --tick as soon as the
+# guest is busy again: a tenth of a core of work (user, nice, sys, iowait, irq, softirq, steal) in a
+# sample, or a stall; idle means IDLE_AFTER_SAMPLES samples in a row without either.
+IDLE_TICK_FACTOR = 2.0
+IDLE_TICK_MAX = 0.8  # x the late threshold: 40 ms for the 50 ms threshold
+BUSY_CORES = 0.1
+IDLE_AFTER_SAMPLES = 3
 NAME_REFRESH_S = 60.0  # docker ps at most once a minute
 LIST_REFRESH_SAMPLES = 5  # container and disk directories and tail globs: listed again every 5 samples
 LIST_REFRESH_S = 5.0  # (set from --interval in main: 5 samples)
+# /proc/vmstat is the dearest file (the kernel sums every per-CPU event counter) and is read only for
+# oom_kill: with kernel messages followed it is read again after a kernel OOM line (every OOM kill
+# logs one) and every 30 samples; without them at every sample.
+OOM_REFRESH_SAMPLES = 30
 SKIP_DISKS = ("loop", "ram", "zram", "dm-")
 WRAP32 = 1 << 32
 
@@ -133,6 +156,33 @@ def read_text(path):
     return b"".join(chunks).decode("utf-8", "replace")
 
 
+class ProcFiles:
+    """/proc files kept open and read again from their start with os.pread at each sample (the
+    kernel makes such a file anew at every read from offset 0): no open/close per sample. A file
+    that fails is closed and opened again at its next read."""
+
+    def __init__(self):
+        self.fds = {}
+        self.sizes = {}
+
+    def read(self, path):
+        fd = self.fds.get(path)
+        if fd is None:
+            fd = self.fds[path] = os.open(path, os.O_RDONLY)
+        size = self.sizes.get(path, 4096)
+        try:
+            data = os.pread(fd, size, 0)
+            while len(data) >= size:  # a full buffer: there may be more
+                size *= 4
+                self.sizes[path] = size
+                data = os.pread(fd, size, 0)
+        except OSError:
+            del self.fds[path]
+            os.close(fd)
+            raise
+        return data.decode("utf-8", "replace")
+
+
 # --- CPU: /proc/stat as mpstat computes it -------------------------------------------------------
 
 
@@ -146,7 +196,7 @@ def parse_stat(text):
             if line[3:4] in (" ", ""):
                 continue  # the aggregate line: mpstat sums the per-CPU lines instead
             parts = line.split()
-            values = [int(v) for v in parts[1:11]]
+            values = list(map(int, parts[1:11]))
             cpus[int(parts[0][3:])] = values + [0] * (10 - len(values))
         elif line.startswith("procs_"):
             name, _, value = line.partition(" ")
@@ -188,16 +238,18 @@ def cpu_percent(prev, cur):
 
 # --- memory, load, vmstat, PSI -------------------------------------------------------------------
 
-MEMINFO_KEYS = {"MemTotal": "total", "MemFree": "free", "MemAvailable": "available", "Buffers": "buffers",
-                "Cached": "cached", "SwapTotal": "swap_total", "SwapFree": "swap_free"}
-MEMINFO_LINE = re.compile(r"^(%s):\s+(\d+)" % "|".join(MEMINFO_KEYS), re.M)
+MEMINFO_KEYS = (("MemTotal", "total"), ("MemFree", "free"), ("MemAvailable", "available"), ("Buffers", "buffers"),
+                ("Cached", "cached"), ("SwapTotal", "swap_total"), ("SwapFree", "swap_free"))
 
 
 def parse_meminfo(text):
     """Bytes; used = total - available (MemAvailable, or free + buffers + cached before 3.14)."""
     mem = {}
-    for name, value in MEMINFO_LINE.findall(text):
-        mem[MEMINFO_KEYS[name]] = int(value) * 1024
+    text = "\n" + text  # one str.find per key: cheaper than a regex over the whole file
+    for name, key in MEMINFO_KEYS:
+        at = text.find("\n" + name + ":")
+        if at >= 0:
+            mem[key] = int(text[at + len(name) + 2:text.find("\n", at + 1)].split()[0]) * 1024
     if "available" not in mem:
         mem["available"] = mem.get("free", 0) + mem.get("buffers", 0) + mem.get("cached", 0)
     mem["used"] = mem.get("total", 0) - mem["available"]
@@ -454,9 +506,6 @@ class Kmsg:
                 after_seq = -1
             self.pending = [r for r in existing if r[1] > after_seq]
 
-    def fileno(self):
-        return self.fd
-
     def read(self):
         """New records that matter: [(level, seq, usec, text, match)]."""
         records, self.pending = self.pending + self._parsed(), []
@@ -614,23 +663,32 @@ def hist_key(length_ms):
 class StallDetector(threading.Thread):
     """Sleeps `tick` seconds at a time; see the module docstring for how stops are measured exactly
     and how other delays are bounded. Found stalls are queued as (start monotonic, length s, how,
-    err s) for the main thread, which alone writes to stdout."""
+    err s) for the main thread, which alone writes to stdout. The interval's worst lateness and
+    tick count live in `box` ([late_max, ticks]), which the main thread reads and resets."""
 
-    def __init__(self, tick, threshold_ms=THRESHOLD_MS, late_threshold_ms=None):
+    def __init__(self, tick, threshold_ms=THRESHOLD_MS, late_threshold_ms=None, idle_tick=None):
         threading.Thread.__init__(self, name="stall-detector")
         self.daemon = True
         self.tick = tick if tick > 0 else 1.0
         self.coarse = tick <= 0  # stops only: late ticks cannot bound a stall to the spec
         self.threshold = threshold_ms / 1000.0
         self.late_threshold = (threshold_ms if late_threshold_ms is None else late_threshold_ms) / 1000.0
+        if self.coarse:
+            self.idle_tick = self.tick
+        elif idle_tick is None:  # twice the tick, short enough that a late tick still bounds a stall
+            self.idle_tick = max(self.tick, min(IDLE_TICK_FACTOR * self.tick, IDLE_TICK_MAX * self.late_threshold))
+        else:
+            self.idle_tick = max(self.tick, idle_tick)
+        self.idle = False  # the guest is idle: tick at idle_tick (set by the main thread)
+        self.paces = None
+        self.pace = None
         self.found = collections.deque(maxlen=10000)
-        self.ticks = 0
-        self.late_max = 0.0
-        self.reset_max = False
+        self.box = [-1.0, 0]
         self.nanosleep = _libc_nanosleep()
         self.ready = threading.Event()
         self.signals_fd = None  # the read end of signal.set_wakeup_fd's pipe (set by main)
         self.delay_base = None
+        self.schedstat_fd = None  # this thread's /proc/thread-self/schedstat, opened by the thread
 
     def _continued(self):
         """Whether a SIGCONT arrived since the last call (drains the signal wake-up pipe)."""
@@ -648,10 +706,13 @@ class StallDetector(threading.Thread):
         return bytes([signal.SIGCONT]) in seen
 
     def take_interval(self):
-        """(worst lateness in s, ticks) since the previous call."""
-        late, ticks = self.late_max, self.ticks
-        self.ticks = 0
-        self.reset_max = True
+        """(worst lateness in s, ticks) since the previous call. The interval's first tick (late_max
+        reset to -1) takes the run-delay baseline: in this thread, so that a stop it has not seen
+        yet keeps the baseline from before it."""
+        box = self.box
+        late, ticks = box[0], box[1]
+        box[0] = -1.0
+        box[1] = 0
         return late, ticks
 
     def run(self):
@@ -660,28 +721,32 @@ class StallDetector(threading.Thread):
             signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
         except (AttributeError, OSError, ValueError):
             pass
+        with contextlib.suppress(OSError):
+            self.schedstat_fd = os.open("/proc/thread-self/schedstat", os.O_RDONLY)
         self.delay_base = self._run_delay()
+        threshold = self.threshold * STOP_SLACK
+        self.paces = (self._pace(self.tick, threshold), self._pace(self.idle_tick, threshold))
+        self.pace = self.paces[self.idle]
         self.ready.set()
         if self.nanosleep is None:
             self._run_plain()
         else:
             self._run_nanosleep()
 
-    def _note(self, late):
-        if self.reset_max:
-            self.reset_max = False
-            self.late_max = late
-            self.delay_base = self._run_delay()  # once per sample interval
-        elif late > self.late_max:
-            self.late_max = late
-        self.ticks += 1
+    def _schedstat(self, field):
+        """A field of this thread's /proc/thread-self/schedstat in seconds (0: CPU time, 1: time
+        runnable but not running), or None. The file stays open: any thread may read it."""
+        try:
+            return int(os.pread(self.schedstat_fd, 128, 0).split()[field]) / 1e9
+        except (OSError, TypeError, ValueError, IndexError):
+            return None
+
+    def cpu_s(self):
+        """This thread's CPU time (s), or None."""
+        return self._schedstat(0)
 
     def _run_delay(self):
-        """This thread's total time runnable but not running (s), from /proc/thread-self/schedstat."""
-        try:
-            return int(read_text("/proc/thread-self/schedstat").split()[1]) / 1e9
-        except (OSError, ValueError, IndexError):
-            return None
+        return self._schedstat(1)
 
     def _waited(self):
         """Run delay since the baseline taken at the start of this sample interval, or None."""
@@ -690,28 +755,69 @@ class StallDetector(threading.Thread):
         now = self._run_delay()
         return None if now is None else now - self.delay_base
 
-    def _run_nanosleep(self):
-        tick = self.tick
-        half = tick / 2.0
-        # A stop is measured a few ms short when a loaded CPU delays the thread that starts the
-        # group stop: one measured within 20 % below the threshold may have reached it.
-        threshold = self.threshold * STOP_SLACK
+    def _worst(self, late):
+        """A tick later than any before it in this interval. The interval's first (late_max -1)
+        also takes the run-delay baseline that _waited() measures from."""
+        if self.box[0] < 0.0:
+            self.delay_base = self._run_delay()
+        self.box[0] = late
+
+    def _late(self, now, late, pace, threshold):
+        """A tick `late` s late (the rare path): queue the stall it shows, if any."""
+        tick, half, report_late = pace[0], pace[1], pace[2]
+        if self._continued():
+            # A stop that did not interrupt the sleep. Either it began while this thread was awake
+            # (a few microseconds of Python, or waiting for the GIL): it lasted `late`; or the
+            # thread, woken for it, got no CPU until the tick was due (saturated CPUs): then its
+            # run delay shows it, and the stop began up to a tick before it was due.
+            waited = self._waited()
+            if waited is not None and waited >= 0.5 * late:
+                length = min(max(waited, late), late + tick)
+                self.found.append((now - length, length, "stop", half))
+            elif late >= threshold:
+                self.found.append((now - late, late, "stop", 0.005))
+        elif late >= report_late:
+            self.found.append((now - late - half, late + half, "late", half))
+
+    def _pace(self, tick, threshold):
+        """(tick, tick / 2, lateness reported as a stall, lateness worth a closer look, nanosleep's
+        request) for one tick length."""
         # A late tick may hide a stall of up to late + tick: report it when that reaches the
         # threshold (with the coarse 1 s tick of --tick 0, only lateness beyond the threshold).
         report_late = self.late_threshold if self.coarse else self.late_threshold - tick
+        check = min(report_late, threshold) if self.signals_fd is not None else report_late
         req = Timespec(int(tick), int(round((tick - int(tick)) * 1e9)))
+        return (tick, tick / 2.0, report_late, check, ctypes.byref(req))
+
+    def set_idle(self, idle):
+        """The guest is idle (tick at idle_tick) or busy (tick at tick): from the next sleep on."""
+        self.idle = idle
+        if self.paces is not None:
+            self.pace = self.paces[idle]
+
+    def current_tick(self):
+        """The tick in effect (s)."""
+        return self.pace[0] if self.pace is not None else self.tick
+
+    def _run_nanosleep(self):
+        # A stop is measured a few ms short when a loaded CPU delays the thread that starts the
+        # group stop: one measured within 20 % below the threshold may have reached it.
+        threshold = self.threshold * STOP_SLACK
         rem = Timespec(0, 0)
-        req_p, rem_p = ctypes.byref(req), ctypes.byref(rem)
+        rem_p = ctypes.byref(rem)
         sleep = self.nanosleep
         mono = time.monotonic
-        note = self._note
         found = self.found
+        box = self.box
         # Measured from the previous wake-up, not from a fresh clock read: a stop that hits the
         # few microseconds of Python between two sleeps still shows as lateness. The common path
-        # (an on-time tick) is kept to a handful of bytecodes.
+        # (an on-time tick) is kept to a handful of bytecodes: every tick is a wake-up, and the
+        # wake-ups are most of the agent's CPU.
         prev = mono()
         while True:
-            if sleep(req_p, rem_p):  # -1 (EINTR): SIGCONT ended a stop; rem was taken when it began
+            pace = self.pace
+            tick = pace[0]
+            if sleep(pace[4], rem_p):  # -1 (EINTR): SIGCONT ended a stop; rem was taken when it began
                 now = mono()
                 length = now - (prev + tick - (rem.tv_sec + rem.tv_nsec * 1e-9))
                 err = 0.001
@@ -723,7 +829,9 @@ class StallDetector(threading.Thread):
                     waited = self._waited()
                     if waited is not None and waited >= threshold:
                         length, err = min(waited, now - prev), 0.005
-                note(length)
+                box[1] += 1
+                if length > box[0]:
+                    self._worst(length)
                 if length >= threshold:
                     found.append((now - length, length, "stop", err))
                 prev = now
@@ -731,42 +839,29 @@ class StallDetector(threading.Thread):
             now = mono()
             late = now - prev - tick
             prev = now
-            if late < self.late_max and not self.reset_max:
-                self.ticks += 1
-                if late < report_late:
-                    continue
-            else:
-                note(late)
-            if late >= report_late or (late >= threshold and self.signals_fd is not None):
-                if self._continued():
-                    # A stop that did not interrupt the sleep. Either it began while this thread
-                    # was awake (a few microseconds of Python, or waiting for the GIL): it lasted
-                    # `late`; or the thread, woken for it, got no CPU until the tick was due
-                    # (saturated CPUs): then its run delay shows it, and the stop began up to a
-                    # tick before it was due.
-                    waited = self._waited()
-                    if waited is not None and waited >= 0.5 * late:
-                        length = min(max(waited, late), late + tick)
-                        found.append((now - length, length, "stop", half))
-                    elif late >= threshold:
-                        found.append((now - late, late, "stop", 0.005))
-                elif late >= report_late:
-                    found.append((now - late - half, late + half, "late", half))
+            box[1] += 1
+            if late >= pace[3]:  # rare: a stall, or a stop that did not interrupt the sleep
+                self._late(now, late, pace, threshold)
+            if late > box[0]:  # rare: the interval's first tick, or a new worst
+                self._worst(late)
 
     def _run_plain(self):
-        tick = self.tick
-        half = tick / 2.0
-        report_late = self.late_threshold if self.coarse else self.late_threshold - tick
+        threshold = self.threshold * STOP_SLACK
         mono = time.monotonic
+        box = self.box
         prev = mono()
         while True:
+            pace = self.pace
+            tick = pace[0]
             time.sleep(tick)
             now = mono()
             late = now - prev - tick
-            self._note(late)
-            if late >= report_late:
-                self.found.append((now - late - half, late + half, "late", half))
             prev = now
+            box[1] += 1
+            if late >= pace[3]:
+                self._late(now, late, pace, threshold)
+            if late > box[0]:
+                self._worst(late)
 
 
 # --- the sampler ---------------------------------------------------------------------------------
@@ -784,11 +879,15 @@ class Sampler:
         self.disk_names = None
         self.disks_listed_at = -1e9
         self.prev = None
+        self.files = ProcFiles()
+        self.oom_kill = None
+        self.oom_read_at = -1e9
+        self.oom_every_s = 0.0  # /proc/vmstat at every sample unless kernel messages are followed
         self.psi_files = {}
         for name, key in (("cpu", "cpu"), ("memory", "mem"), ("io", "io")):
             path = os.path.join(proc, "pressure", name)
             try:
-                parse_psi(read_text(path))
+                parse_psi(self.files.read(path))
                 self.psi_files[key] = path
             except OSError as exc:
                 self.warn("psi", "no PSI (%s): %s" % (path, exc.strerror or exc))
@@ -814,12 +913,12 @@ class Sampler:
     def _snapshot(self, now):
         snap = {"mono": now}
         try:
-            snap["cpus"], snap["procs"] = parse_stat(read_text(os.path.join(self.proc, "stat")))
+            snap["cpus"], snap["procs"] = parse_stat(self.files.read(os.path.join(self.proc, "stat")))
         except (OSError, ValueError, IndexError) as exc:
             self.warn("cpu", "cannot read /proc/stat: %s" % exc)
         try:
             names = self._disk_names(now)
-            disks = parse_diskstats(read_text(os.path.join(self.proc, "diskstats")), names)
+            disks = parse_diskstats(self.files.read(os.path.join(self.proc, "diskstats")), names)
             if names is None:
                 disks = {k: v for k, v in disks.items() if not k.startswith(SKIP_DISKS) and not k[-1:].isdigit()
                          or re.match(r"^(nvme\d+n\d+|mmcblk\d+|md\d+)$", k)}
@@ -829,7 +928,7 @@ class Sampler:
         psi = {}
         for key, path in self.psi_files.items():
             try:
-                psi[key] = parse_psi(read_text(path))
+                psi[key] = parse_psi(self.files.read(path))
             except OSError as exc:
                 self.warn("psi", "cannot read %s: %s" % (path, exc))
         snap["psi"] = psi
@@ -846,7 +945,7 @@ class Sampler:
         if "cpus" in cur and "cpus" in prev:
             out["cpu"] = cpu_percent(prev["cpus"], cur["cpus"])
         try:
-            load, runnable, tasks = parse_loadavg(read_text(os.path.join(self.proc, "loadavg")))
+            load, runnable, tasks = parse_loadavg(self.files.read(os.path.join(self.proc, "loadavg")))
             out["load"] = load
             out["runnable"] = runnable
             out["tasks"] = tasks
@@ -856,7 +955,7 @@ class Sampler:
             out["blocked"] = cur["procs"]["procs_blocked"]
         host_total = None
         try:
-            out["mem"] = parse_meminfo(read_text(os.path.join(self.proc, "meminfo")))
+            out["mem"] = parse_meminfo(self.files.read(os.path.join(self.proc, "meminfo")))
             host_total = out["mem"].get("total")
         except (OSError, ValueError, IndexError) as exc:
             self.warn("mem", "cannot read /proc/meminfo: %s" % exc)
@@ -872,14 +971,31 @@ class Sampler:
                     if kind in before and dt > 0:
                         psi[key + "_" + kind] = round(max(0, value - before[kind]) / 1e4 / dt, 2)
             out["psi"] = psi
-        try:
-            out["oom_kill"] = parse_vmstat_counter(read_text(os.path.join(self.proc, "vmstat")), "oom_kill")
-            if out["oom_kill"] is None:
-                del out["oom_kill"]
-                self.warn("oom_kill", "no oom_kill counter in /proc/vmstat (kernel before 4.13)")
-        except (OSError, ValueError) as exc:
-            self.warn("oom_kill", "cannot read /proc/vmstat: %s" % exc)
+        if now - self.oom_read_at >= self.oom_every_s:
+            self.oom_read_at = now
+            try:
+                self.oom_kill = parse_vmstat_counter(self.files.read(os.path.join(self.proc, "vmstat")), "oom_kill")
+                if self.oom_kill is None:
+                    self.warn("oom_kill", "no oom_kill counter in /proc/vmstat (kernel before 4.13)")
+            except (OSError, ValueError) as exc:
+                self.oom_kill = None
+                self.warn("oom_kill", "cannot read /proc/vmstat: %s" % exc)
+        if self.oom_kill is not None:
+            out["oom_kill"] = self.oom_kill
         return out
+
+    def oom_seen(self):
+        """A kernel OOM line came: the next sample reads the oom_kill counter again."""
+        self.oom_read_at = -1e9
+
+
+def guest_busy(sample):
+    """Whether the guest did a tenth of a core of work in this sample (or its CPU is unknown)."""
+    cpu = sample.get("cpu")
+    if not cpu:
+        return True
+    work = sum(cpu.get(key, 0.0) for key in ("user", "nice", "sys", "iowait", "irq", "soft", "steal"))
+    return work / 100.0 * cpu.get("ncpu", 1) >= BUSY_CORES
 
 
 # --- output and the main loop --------------------------------------------------------------------
@@ -901,6 +1017,36 @@ class Output:
             raise
 
 
+class CpuParts:
+    """The agent's own CPU time split by part, cumulative seconds (every sample's `agent_cpu`):
+    tick (the stall detector's thread), kmsg (kernel messages and tailed logs, read and written),
+    sample (reading the files and computing the sample), out (encoding and writing it). The rest of
+    agent_cpu_s is the main thread's wake-ups and the start-up."""
+
+    def __init__(self, detector):
+        self.detector = detector
+        self.clock = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+        self.parts = {"kmsg": 0.0, "sample": 0.0, "out": 0.0}
+        self.mark = 0.0
+
+    def start(self):
+        if self.clock is not None:
+            self.mark = time.clock_gettime(self.clock)
+
+    def add(self, part):
+        """The main thread's CPU since the previous start() or add() counts to `part`."""
+        if self.clock is not None:
+            now = time.clock_gettime(self.clock)
+            self.parts[part] += now - self.mark
+            self.mark = now
+
+    def report(self):
+        out = {"tick": round(self.detector.cpu_s() or 0.0, 5)}
+        for part, value in self.parts.items():
+            out[part] = round(value, 5)
+        return out
+
+
 def _stop(signum, frame):
     raise Stop()
 
@@ -910,6 +1056,9 @@ def parse_args(argv):
     parser.add_argument("--interval", type=float, default=1.0, help="seconds between samples (default 1)")
     parser.add_argument("--tick", type=float, default=DEFAULT_TICK,
                         help="stall detector tick in seconds (default 0.02; 0: exact stops only)")
+    parser.add_argument("--idle-tick", type=float,
+                        help="the tick while the guest is idle (default: twice --tick, at most 80 %% of the late "
+                             "threshold; equal to --tick: never slower)")
     parser.add_argument("--threshold-ms", type=float, default=THRESHOLD_MS, help="smallest stall reported")
     parser.add_argument("--late-threshold-ms", type=float,
                         help="smallest late tick reported (default: --threshold-ms; a time-compressed lab "
@@ -965,7 +1114,7 @@ def main(argv=None):
         signal.signal(signum, _stop)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # a closed stdout shows as EPIPE: Stop
     signal.signal(signal.SIGCONT, lambda signum, frame: None)  # makes nanosleep return EINTR
-    detector = StallDetector(args.tick, args.threshold_ms, args.late_threshold_ms)
+    detector = StallDetector(args.tick, args.threshold_ms, args.late_threshold_ms, args.idle_tick)
     try:  # the C-level handler also writes the signal's number here, from whichever thread ran it
         read_end, write_end = os.pipe()
         for fd in (read_end, write_end):
@@ -988,6 +1137,8 @@ def main(argv=None):
             except OSError as exc:
                 warn("kmsg", "cannot read %s (%s): kernel messages are not followed"
                      % (kmsg_path, exc.strerror or exc))
+        if kmsg is not None:
+            sampler.oom_every_s = OOM_REFRESH_SAMPLES * args.interval
         offsets = {}
         for item in args.tail_at:
             offset, _, path = item.partition(":")
@@ -1004,7 +1155,8 @@ def main(argv=None):
         if tail:
             tail.read(now)
         hello = {"type": "hello", "version": VERSION, "python": platform.python_version(),
-                 "interval": args.interval, "tick": args.tick, "threshold_ms": args.threshold_ms,
+                 "interval": args.interval, "tick": args.tick, "idle_tick": detector.idle_tick,
+                 "threshold_ms": args.threshold_ms,
                  "late_threshold_ms": detector.late_threshold * 1000.0,
                  "pid": os.getpid(), "t": round(time.time(), 3),
                  "ncpu": len(sampler.prev.get("cpus", {})), "warnings": warnings}
@@ -1012,32 +1164,36 @@ def main(argv=None):
         started[0] = True
         hist = dict((str(b), 0) for b in HIST_BOUNDS)
         cpu_clock = getattr(time, "CLOCK_PROCESS_CPUTIME_ID", None)
+        parts = CpuParts(detector)
         samples = 0
+        quiet = 0  # samples in a row with an idle guest and no stall
         next_at = now + args.interval
-        wait_fd = kmsg.fileno() if kmsg is not None and kmsg.device else None
         while True:
+            # One wake-up per sample: kernel messages wait for it too (each record carries its own
+            # time, and waking for every message costs a wake-up each: a busy guest logs many).
             delay = next_at - mono()
             if delay > 0:
-                if wait_fd is not None:
-                    select.select([wait_fd], [], [], delay)
-                else:
-                    time.sleep(delay)
+                time.sleep(delay)
             now = mono()
+            parts.start()
             if kmsg is not None:
                 try:
                     for level, seq, usec, text, what in kmsg.read():
                         out.emit({"type": "kmsg", "t": round(boot_epoch + usec / 1e6, 3), "source": "kmsg",
                                   "text": text, "match": what, "level": level, "seq": seq})
+                        if what == "oom":
+                            sampler.oom_seen()
                 except OSError as exc:
                     warn("kmsg", "reading %s failed: %s" % (kmsg_path, exc))
-                    kmsg = wait_fd = None
-            if now < next_at:
-                continue  # woken by a kernel message
+                    kmsg = None
+                    sampler.oom_every_s = 0.0
             if tail:
                 for path, offset, text, what in tail.read(now):
                     out.emit({"type": "kmsg", "t": round(time.time(), 3), "source": path, "text": text,
                               "match": what, "offset": offset})
+            parts.add("kmsg")
             to_epoch = time.time() - mono()
+            stalled = bool(detector.found)
             while detector.found:
                 start, length, how, err = detector.found.popleft()
                 length_ms = round(length * 1000.0, 1)
@@ -1046,14 +1202,20 @@ def main(argv=None):
                           "how": how, "err_ms": round(err * 1000.0, 1)})
             sample = sampler.sample(now)
             late, ticks = detector.take_interval()
-            sample["hb"] = {"max_ms": round(max(0.0, late) * 1000.0, 1), "n": ticks}
+            sample["hb"] = {"max_ms": round(max(0.0, late) * 1000.0, 1), "n": ticks,
+                            "tick_ms": round(detector.current_tick() * 1000.0, 1)}
+            quiet = 0 if stalled or guest_busy(sample) else quiet + 1
+            detector.set_idle(quiet >= IDLE_AFTER_SAMPLES)
             sample["gaps_hist"] = dict(hist)
             cpu_s = time.clock_gettime(cpu_clock) if cpu_clock is not None else sum(os.times()[:2])
             sample["agent_cpu_s"] = round(cpu_s, 4)
             if kmsg is not None or tail is not None:
                 sample["resume"] = {"kmsg_seq": kmsg.last_seq if kmsg is not None else None,
                                     "tail": tail.resume_offsets() if tail is not None else {}}
+            parts.add("sample")
+            sample["agent_cpu"] = parts.report()
             out.emit(sample)
+            parts.add("out")
             samples += 1
             if args.count and samples >= args.count:
                 return 0

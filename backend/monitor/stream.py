@@ -271,8 +271,9 @@ class MonitorSession:
         sample["guest_t"] = line["t"]
         sample["t"] = t
         sample["dt"] = round(dt, 6)
-        if isinstance(sample.get("hb"), dict) and "max_ms" in sample["hb"]:
-            sample["hb"] = dict(sample["hb"], max_ms=self._ms(sample["hb"]["max_ms"]))
+        if isinstance(sample.get("hb"), dict):  # the detector's worst lateness and its tick: target ms
+            sample["hb"] = dict(sample["hb"], **{key: self._ms(sample["hb"][key]) for key in ("max_ms", "tick_ms")
+                                                  if isinstance(sample["hb"].get(key), int | float)})
         resume = line.get("resume") or {}
         if resume.get("kmsg_seq") is not None:
             self.kmsg_seq = int(resume["kmsg_seq"])
