@@ -14,7 +14,7 @@ Signatures (the field report's three attempts and the raw traces of the one that
 `Watcher` consumes events one at a time (live: the dashboard, headless) and returns what became
 true with each one; `diagnose(events)` is the same over a recorded run (the report). Remedies carry
 `changes` a later rollback-and-retry can apply through the Proxmox API (`{"vcpus": 12}`,
-`{"memory_gib": 128}`). Severity "critical" explains (or foretells) a failed install; "warning"
+`{"memory_gib": 120}`). Severity "critical" explains (or foretells) a failed install; "warning"
 is a risk the run survived. A rollback starts a new attempt: its diagnosis is its own (the earlier
 attempts' items stay in `all_items()` for the report).
 """
