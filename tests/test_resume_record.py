@@ -22,6 +22,7 @@ from tests.resume_harness import (
     ANSWERS,
     Chain,
     end_state,
+    in_step,
     read_jsonl,
     step_finished,
     step_started,
@@ -88,8 +89,13 @@ def kernel_lines(events: list[dict], match: str = "") -> list[dict]:
 
 def test_an_oom_while_vast_loopback_was_dead_is_diagnosed_from_the_guests_record_and_retried(chain_at):
     chain = chain_at("oom", answers(memory_gib=97))
-    killed, _ = chain.run_points([step_started("wait_online")], extra=["--force", "--retry-on-failure"])
-    assert killed == ["start:wait_online"]
+    # Killed once vman.sh writes its log: vcli has logged in to the guest's VMS by then. The lab's VMS
+    # lives in the lab's process and dies with ours (a real one would not): a vcli still waiting for
+    # its login would hold the lab's world until the resume.
+    logging = in_step("wait_online", "create log",
+                      lambda e, s: e["type"] == "InstallLogAppended" and e.get("source") == "cluster_create")
+    killed, _ = chain.run_points([logging], extra=["--force", "--retry-on-failure"])
+    assert killed == ["mid:wait_online:create log"]
     assert kernel_lines(read_jsonl(chain.run_dir / "events.jsonl"), "oom") == [], "killed after the OOM, not before"
     wait_for_world(chain.run_dir, "oom")  # the OOM killer strikes while no process of ours runs
 
