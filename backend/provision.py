@@ -1,10 +1,11 @@
 """Steps of the 'provision' group (see backend/plan.py): from connecting to Proxmox to the first boot.
 
-connect     connect (token, TLS), read the chosen node's facts            -> node, pve_version, host
+connect     connect (token, TLS), read the chosen node's facts, and this   -> node, pve_version, host,
+            machine's own networks                                            local_networks
 size        evaluate the answers ('auto' = recommendation) with sizing    -> vcpus, memory_gib, disk_gib, ...
 ova         the OVA is on the node; read its metadata                      -> ova_disks, import_working_storage
 create_vm   find the VM by name and tag, or create it for its first boot   -> vmid, node, vm_name
-first_boot  start it, resolve the guest's address                          -> guest_address
+first_boot  start it, resolve the guest's address (backend/guestaddr.py)  -> guest_address
 
 Every step is idempotent (a rerun finds its VM, never creates a second one) and the ones whose
 result can go stale on a resume re-read it (`recheck`). `check_host` answers `vast-loopback check`
@@ -13,7 +14,7 @@ with the same rules and changes nothing on the host.
 
 from __future__ import annotations
 
-from backend import sizing, vmconfig
+from backend import guestaddr, sizing, vmconfig
 from backend.answers import Answers
 from backend.engine import RunContext, Step, require
 from backend.errors import BadInput, RunFailed, SizingBlocked
@@ -26,14 +27,14 @@ from backend.events import (
     VmCreated,
     VmFound,
 )
+from backend.guestaddr import LocalNetworks
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
 from backend.sizing import Finding, SizingResult
 from backend.target import Target
 
 SERVICE = "proxmox"
-ADDRESS_TIMEOUT_S = 15 * 60  # target seconds to wait for the first-boot address
-ADDRESS_POLL_S = 5.0
+ADDRESS_TIMEOUT_S = 5 * 60  # target seconds to wait for the first-boot address (a Rocky boot takes ~1 min)
 
 OVA_UPLOAD_HINT = (
     "upload it in the Proxmox UI (node > storage '{storage}' > Import > Upload), or let the host fetch it: "
@@ -80,8 +81,9 @@ def numa_for(node: NodeFacts, vcpus: int) -> bool:
     return node.sockets > 1 and vcpus > node.cores_per_socket
 
 
-def host_findings(node: NodeFacts, answers: Answers) -> list[Finding]:
-    """What the host must offer beyond sizing: the bridge the NIC goes on."""
+def host_findings(node: NodeFacts, answers: Answers, local: LocalNetworks | None = None) -> list[Finding]:
+    """What the host must offer beyond sizing: the bridge the NIC goes on, and (when this machine's
+    networks are known) a way to learn the guest's address from here (backend/guestaddr.py)."""
     findings = []
     if answers.vm.bridge not in node.bridges:
         known = ", ".join(node.bridges) or "none"
@@ -91,14 +93,16 @@ def host_findings(node: NodeFacts, answers: Answers) -> list[Finding]:
             f"Set vm.bridge to one of: {known}.",
             "Proxmox refuses a NIC on a bridge the node does not have.",
         ))
+    findings.extend(guestaddr.plan(node, answers.vm.bridge, answers.guest.address, local).findings)
     return findings
 
 
-def evaluate(node: NodeFacts, answers: Answers) -> SizingResult:
-    """Sizing findings plus the host's own, most severe first."""
+def evaluate(node: NodeFacts, answers: Answers, local: LocalNetworks | None = None) -> SizingResult:
+    """Sizing findings plus the host's own, most severe first; `local` is this machine's networks
+    (None when unknown: nothing is said about the guest's address)."""
     result = sizing.evaluate(node, proposal(node, answers))
     order = {"blocker": 0, "warning": 1, "info": 2}
-    findings = sorted([*result.findings, *host_findings(node, answers)], key=lambda f: order[f.severity])
+    findings = sorted([*result.findings, *host_findings(node, answers, local)], key=lambda f: order[f.severity])
     return SizingResult(result.recommendation, tuple(findings))
 
 
@@ -146,7 +150,10 @@ async def run_connect(ctx: RunContext) -> dict:
         ctx.progress(f"picked node {node.node} ({node.cores} cores, {node.mem_available_gib:.0f} GiB free) "
                      f"of {len(inventory.nodes)}")
     ctx.emit(HostFactsGathered(node=node.node, facts=node.to_dict(), pve_version=inventory.pve_version))
-    return {"node": node.node, "pve_version": inventory.pve_version, "host": node.to_dict()}
+    local = await guestaddr.local_networks(ctx.target)
+    ctx.progress(f"this machine (where vast-loopback runs): {local.describe()}")
+    return {"node": node.node, "pve_version": inventory.pve_version, "host": node.to_dict(),
+            "local_networks": local.to_dict()}
 
 
 async def recheck_connect(ctx: RunContext) -> bool:
@@ -160,15 +167,18 @@ async def recheck_connect(ctx: RunContext) -> bool:
 
 async def run_size(ctx: RunContext) -> dict:
     node = NodeFacts.from_dict(require(ctx, "host"))
+    known = ctx.facts.get("local_networks")
+    local = LocalNetworks.from_dict(known) if known else await guestaddr.local_networks(ctx.target)
     chosen = proposal(node, ctx.answers)
-    result = evaluate(node, ctx.answers)
+    result = evaluate(node, ctx.answers, local)
     forced = bool(result.blockers) and ctx.options.force
     ctx.emit(SizingEvaluated(findings=[f.to_dict() for f in result.findings],
                              recommendation=result.recommendation.to_dict(), forced=forced))
     if result.blockers and not ctx.options.force:
         first = result.blockers[0]
         more = f" (and {len(result.blockers) - 1} more blocker(s))" if len(result.blockers) > 1 else ""
-        raise SizingBlocked(f"sizing blocked on node {node.node}: {first.message}{more}",
+        what = "blocked" if first.id in guestaddr.FINDINGS else "sizing blocked"
+        raise SizingBlocked(f"{what} on node {node.node}: {first.message}{more}",
                             hint=f"{first.remedy} Or run with --force to go ahead on purpose.")
     return {
         "vcpus": chosen.vcpus,
@@ -296,34 +306,27 @@ async def recheck_vm(ctx: RunContext) -> bool:
 # --- first_boot ----------------------------------------------------------------------------------
 
 
-async def resolve_address(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> tuple[str, str]:
-    """The guest's address: from the answers, else the host's DHCP lease, else the guest agent."""
-    if ctx.answers.guest.address != "dhcp":
-        return ctx.answers.guest.address, "answers"
-    started = ctx.clock.now()
-    ctx.progress("waiting for the guest's address (DHCP lease as the host sees it)")
-    while True:
-        address = await client.dhcp_address(vm)
-        if address:
-            return address, "dhcp"
-        addresses = await client.guest_addresses(vm)
-        if addresses:
-            return addresses[0], "guest-agent"
-        if ctx.clock.now() - started > ADDRESS_TIMEOUT_S:
-            raise RunFailed(
-                f"VM {vm.vmid} got no address the host can see within {ADDRESS_TIMEOUT_S // 60} min",
-                hint="set guest.address to the VM's IP (see its console), or use a bridge with Proxmox SDN DHCP "
-                     "so the host sees the lease")
-        await ctx.clock.sleep(ADDRESS_POLL_S)
+async def resolve_address(ctx: RunContext, client: ProxmoxClient, vm: VmRef, *,
+                          timeout_s: float = ADDRESS_TIMEOUT_S) -> guestaddr.Resolved:
+    """The guest's address, from the first source a real host has (backend/guestaddr.py), within
+    `timeout_s` of target time."""
+    resolved = await guestaddr.resolve(ctx, client, vm, timeout_s=timeout_s)
+    if resolved is None:
+        raise RunFailed(
+            f"VM {vm.vmid} showed no address vast-loopback can see within {timeout_s / 60:.0f} min "
+            "(no IPAM entry, no answer to its MAC in this machine's neighbour table, no guest agent)",
+            hint="set guest.address to the VM's IP (see its console), or run vast-loopback on a machine on the "
+                 "bridge's layer 2, or use an SDN VNet with IPAM and DHCP")
+    return resolved
 
 
 async def run_first_boot(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     vm = _vm_ref(ctx)
     await client.start(vm)
-    address, source = await resolve_address(ctx, client, vm)
-    ctx.emit(GuestAddressResolved(address=address, source=source))
-    return {"vmid": vm.vmid, "node": vm.node, "guest_address": address, "address_source": source}
+    resolved = await resolve_address(ctx, client, vm)
+    ctx.emit(GuestAddressResolved(address=resolved.address, source=resolved.source, detail=resolved.detail))
+    return {"vmid": vm.vmid, "node": vm.node, "guest_address": resolved.address, "address_source": resolved.source}
 
 
 # What a step leaves the VM's power in, on purpose (by step id, without its "@attempt" suffix).
@@ -381,7 +384,8 @@ async def check_host(answers: Answers, target: Target) -> dict:
     try:
         inventory = await client.inventory()
         node = choose_node(inventory, answers.proxmox.node)
-        result = evaluate(node, answers)
+        local = await guestaddr.local_networks(target)
+        result = evaluate(node, answers, local)
         existing = await client.find_vm(answers.vm.name)
         if existing is None:
             extra = await ova_findings(client, node, answers)
@@ -401,6 +405,7 @@ async def check_host(answers: Answers, target: Target) -> dict:
         "fingerprint": inventory.fingerprint,
         "cluster_name": inventory.cluster_name,
         "nodes": [n.node for n in inventory.nodes],
+        "local_networks": local.to_dict(),
     }
     return {
         "ok": not any(f.severity == "blocker" for f in findings),

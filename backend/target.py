@@ -45,6 +45,9 @@ class Target:
     guest_password: Secret | None = None  # default credentials, when the answers name none
     vms_password: Secret | None = None
     route: Route = _direct  # how (host, port) in the guest's world is reached from here
+    # Where this machine's own network probes run (its subnets, its neighbour table: see
+    # backend/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
+    probe_prefix: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
     closer: Callable[[], Awaitable[None]] | None = None
 

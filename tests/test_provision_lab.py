@@ -10,6 +10,7 @@ import pytest
 from backend import provision, vmconfig
 from backend.engine import Engine, RunContext, RunOptions
 from backend.journal import Journal, RunDir
+from backend.lab import facts
 from backend.proxmox import ProxmoxClient, VmRef
 from tests.proxmox_lab_support import Recorder, lab_answers, open_lab, requests_log, requests_to
 
@@ -60,7 +61,9 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
     sizing = rec.of("SizingEvaluated")[0]
     assert sizing.recommendation["vcpus"] == 12 and sizing.recommendation["memory_gib"] == 117
     address = rec.of("GuestAddressResolved")[0]
-    assert address.source == "dhcp" and address.address.startswith("192.168.30.")
+    # vmbr0 is a plain bridge: the address is the LAN DHCP's, found by the VM's MAC in the jump host's
+    # neighbour table (the lab's jump host shares vmbr0's layer 2)
+    assert address.source == "neighbour-table" and address.address == f"{facts.LAN_PREFIX}.{facts.LAN_DHCP_FIRST}"
     assert ctx.facts["guest_address"] == address.address and ctx.facts["vmid"] == 100
     assert any(e.kind == "StepProgressed" and e.step == "create_vm" and e.fraction == 1.0 for e in rec.events)
 

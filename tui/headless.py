@@ -115,7 +115,7 @@ class HeadlessPrinter:
             case ev.SnapshotRolledBack():
                 return f"  rolled back to snapshot '{e.name}'"
             case ev.GuestAddressResolved():
-                return f"  guest address {e.address} (from {e.source})"
+                return f"  guest address {e.address} (from {e.source}{': ' + e.detail if e.detail else ''})"
             case ev.GuestConnected():
                 return f"  SSH to {e.user}@{e.address} (host key {e.host_key})"
             case ev.GuestDisconnected():
@@ -272,6 +272,11 @@ async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> 
         host = result["host"]
         print(f"host {host.get('node')}: {host.get('cores')} cores / {host.get('threads')} threads, "
               f"{host.get('mem_total', 0) / 1024**3:.1f} GiB RAM, PVE {host.get('pve_version')}")
+        local = result["host"].get("local_networks") or {}
+        if local:
+            from backend.guestaddr import LocalNetworks
+
+            print(f"this machine (where vast-loopback runs): {LocalNetworks.from_dict(local).describe()}")
         rec = result["recommendation"]
         print(f"recommendation: {rec['vcpus']} vCPUs, {rec['memory_gib']} GiB RAM, {rec['disk_gib']} GiB disk"
               + ("" if rec.get("feasible", True) else f" (this host cannot host it: {rec.get('reason')})"))

@@ -23,6 +23,13 @@ boot's load model (`set_load` changes it), `pause(vmid, lab_ms)` stops the guest
 After a lab restart (`GuestLab(...).start()` on the same state directory) every guest that was up
 is found again when its namespace still runs (detached jobs included), else booted again.
 
+The guests' LAN: a `LabSegment` (backend/lab/segment.py) is the jump host's network, in real
+network namespaces; a guest's NIC is on it (answering ARP with the VM's MAC and its DHCP address)
+exactly while the guest is up, never while it boots, is unbootable or off
+(facts.NO_ADDRESS_IN_EMERGENCY_SHELL). `jump_host` says where the jump host is: "on-lan" (it
+shares vmbr0's layer 2) or "elsewhere" (another subnet). `target_fields()` hands the product the
+segment's `probe_prefix`, so its network probes run in the jump host's network.
+
 Routing: `route(host, port)` maps a guest's DHCP address and port 22 to its SSH listener on
 127.0.0.1 (its port is allocated once per guest and kept), and any (address, port) registered
 with `add_route` (the VMS's 443) to its local endpoint; other addresses pass through unchanged.
@@ -53,7 +60,8 @@ from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
 from backend.lab.guest.sshd import GuestSSHServer, load_host_key
-from backend.lab.guest.support import own, require_guest_support
+from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
+from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
 
 log = logging.getLogger("vlb.lab.guest")
@@ -79,7 +87,8 @@ class GuestLab:
                  boot_seconds: float = 40.0, tick_seconds: float = 0.1,
                  passwords: dict[str, str] | None = None,
                  load_factory: Callable[[GuestHardware], GuestLoad] | None = None,
-                 on_boot: BootHook | None = None, faults: FaultPlan | None = None) -> None:
+                 on_boot: BootHook | None = None, faults: FaultPlan | None = None,
+                 jump_host: str = "on-lan") -> None:
         self.state_dir = Path(state_dir).resolve()  # the guests' mounts need absolute paths
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
@@ -102,6 +111,7 @@ class GuestLab:
         self._host_key: asyncssh.SSHKey | None = None
         self._pausing: dict[int, int] = {}  # vmid -> stalls under way (touched in the lab's loop only)
         self._sweep_until: dict[int, float] = {}  # vmid -> monotonic time until which sessions are swept
+        self.segment = LabSegment(on_lan=jump_host == "on-lan")
 
     # -- life of the lab process --------------------------------------------------------------------
     def start(self) -> GuestLab:
@@ -109,6 +119,10 @@ class GuestLab:
         require_guest_support()
         self.guests_dir.mkdir(parents=True, exist_ok=True)
         self._host_key = load_host_key(self.ssh_dir)
+        try:
+            self.segment.start()
+        except SegmentUnavailable as exc:
+            raise GuestUnavailable(f"The lab guest's network cannot be made here ({exc}).") from None
         ready = threading.Event()
 
         def run() -> None:
@@ -139,6 +153,7 @@ class GuestLab:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._loop = None
+        self.segment.close()
 
     def shutdown(self) -> None:
         """Power every guest off (hard) and close: nothing of the lab keeps running."""
@@ -204,6 +219,7 @@ class GuestLab:
             if guest.state == "up":
                 if guest.reattach(self.clock.scale):
                     await self._listen(guest)
+                    await self._link_up(guest)
                     log.info("guest %s: found running (pid %s)", guest.vmid, guest.holder and guest.holder.pid)
                     continue
                 guest.state, guest.boot_lab = "booting", self.clock.now()
@@ -266,7 +282,8 @@ class GuestLab:
 
         password = self.passwords.get("centos")
         return {"known_hosts": self.known_hosts_path(), "route": self.route,
-                "guest_password": Secret(password, public=password == "centos") if password else None}
+                "guest_password": Secret(password, public=password == "centos") if password else None,
+                "probe_prefix": self.segment.probe_prefix()}
 
     def boot_state(self, vmid: int) -> str:
         guest = self._guests.get(vmid)
@@ -293,7 +310,7 @@ class GuestLab:
                               {"ip-address-type": "ipv6", "ip-address": "::1", "prefix": 128}],
              "statistics": dict.fromkeys(stats, 0)},
             {"name": "eth0", "hardware-address": mac,
-             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": hw.ip, "prefix": 24},
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": hw.ip, "prefix": hw.prefix},
                               {"ip-address-type": "ipv6", "ip-address": eui, "prefix": 64}],
              "statistics": stats},
         ]
@@ -357,6 +374,7 @@ class GuestLab:
             with self._lock:
                 guest.state = "up"
                 guest.save()
+            await self._link_up(guest)
             log.info("guest %s: up (ssh 127.0.0.1:%s)", guest.vmid, guest.ssh_port)
 
     def _start_namespace(self, guest: LabGuest) -> None:
@@ -376,7 +394,12 @@ class GuestLab:
             guest.save()
             self._write_known_hosts()
 
+    async def _link_up(self, guest: LabGuest) -> None:
+        hw = guest.hw
+        await asyncio.to_thread(self.segment.link_up, hw.vmid, hw.mac, hw.ip, hw.prefix, hw.bridge)
+
     async def _stop(self, guest: LabGuest, graceful: bool) -> None:
+        await asyncio.to_thread(self.segment.link_down, guest.vmid)
         async with self._glock(guest.vmid):
             if guest.ssh is not None:
                 await guest.ssh.stop()
