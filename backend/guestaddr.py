@@ -52,7 +52,10 @@ FINDING_SOURCE = "guest-address-source"
 FINDING_UNCERTAIN = "guest-address-uncertain"
 FINDINGS = (FINDING_BLOCKED, FINDING_SOURCE, FINDING_UNCERTAIN)
 
-NEIGHBOUR_WAIT_S = 1.0  # wall seconds a probe round waits for ARP answers (the kernel's own time)
+# Wall seconds a probe round waits for ARP answers: the kernel's own time. Above its 1 s retransmit
+# time (net.ipv4.neigh.*.retrans_time_ms), as an address that failed in an earlier round (the guest
+# was not up yet) may be asked again only that much later.
+NEIGHBOUR_WAIT_S = 1.5
 PROBE_TIMEOUT_S = 20.0  # wall seconds a probe program may take in all
 POLL_S = 5.0  # target seconds between rounds
 MIN_ROUNDS = 3  # rounds tried whatever the clock says (a probe round takes wall time, even in a fast lab)

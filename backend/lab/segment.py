@@ -2,14 +2,16 @@
 sees it: real network namespaces, so the real kernel answers ARP and keeps the neighbour table.
 
 One unprivileged user + network namespace is the jump host's network: a Linux bridge `lan0`
-carrying the jump host's own address (`facts.JUMP_HOST_ON_LAN`), and one veth per guest whose NIC
-is up, its far end in a network namespace of its own (the guest's NIC) carrying the VM's MAC and
-the guest's address. With `on_lan=False` the jump host is elsewhere: its only address is on another
+carrying the jump host's own address (`facts.JUMP_HOST_ON_LAN`), and one veth per running VM, its
+far end in a network namespace of its own (the guest's NIC) carrying the VM's MAC, and the guest's
+address once its userspace is up (facts.NO_ADDRESS_IN_EMERGENCY_SHELL). With `on_lan=False` the jump host is elsewhere: its only address is on another
 subnet (`facts.JUMP_HOST_ELSEWHERE`) and no guest NIC reaches it.
 
 A keeper process inside the namespaces holds them. It reads one JSON command a line on stdin
-(`attach` {vmid, mac, cidr}, `detach` {vmid}) and answers one line each; each guest NIC's namespace
-is held by a forked child waiting on a pipe. When the lab process ends, however it ends, the
+(`plug` {vmid, mac}: the VM's NIC is on the bridge, as QEMU's tap is from its start, with no
+address; `address` {vmid, cidr}: the guest's userspace configured its DHCP address; `unplug`
+{vmid}) and answers one line each; each guest NIC's namespace is held by a forked child waiting on
+a pipe. When the lab process ends, however it ends, the
 keeper reads EOF and ends, and every namespace goes with it: nothing stays on this machine.
 
 `probe_prefix()` is the command prefix that enters the jump host's network (`nsenter`); the lab's
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import shutil
 import subprocess
 import threading
@@ -34,7 +37,7 @@ REPLY_TIMEOUT_S = 20.0
 
 # The keeper: runs as root of its own user namespace, in its own network namespace.
 KEEPER = r'''
-import ctypes, json, os, subprocess, sys
+import ctypes, json, os, subprocess, sys, time
 CLONE_NEWNET = 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
 spec = json.loads(sys.argv[1])
@@ -74,7 +77,7 @@ def detach(vmid):
     subprocess.run([IP, "link", "del", "vh%s" % vmid], capture_output=True)
     os.close(held[1]); os.waitpid(held[0], 0)
 
-def attach(vmid, mac, cidr):
+def plug(vmid, mac):
     detach(vmid)
     pid, wait_w = hold_namespace()
     children[vmid] = (pid, wait_w)
@@ -83,11 +86,28 @@ def attach(vmid, mac, cidr):
     ip("link", "set", guest_end, "netns", str(pid))
     ip("link", "set", guest_end, "name", "eth0", netns=pid)
     ip("link", "set", "eth0", "address", mac, netns=pid)
-    ip("addr", "add", cidr, "dev", "eth0", netns=pid)
     ip("link", "set", "lo", "up", netns=pid)
     ip("link", "set", "eth0", "up", netns=pid)
     ip("link", "set", host_end, "master", BRIDGE)
     ip("link", "set", host_end, "up")
+    forwarding(host_end)
+
+def address(vmid, cidr):
+    held = children.get(vmid)
+    if held is None:
+        raise RuntimeError("guest %s has no NIC on the LAN" % vmid)
+    ip("addr", "replace", cidr, "dev", "eth0", netns=held[0])
+
+def forwarding(port, timeout=5.0):
+    # A port's carrier reaches the bridge through the kernel's linkwatch, up to a second later; a
+    # booted guest's NIC has been up long before anyone asks for its address, so wait for it here.
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        shown = subprocess.run([IP, "-j", "-d", "link", "show", port], capture_output=True, text=True).stdout
+        link = (json.loads(shown or "[{}]") or [{}])[0]
+        if ((link.get("linkinfo") or {}).get("info_slave_data") or {}).get("state") == "forwarding":
+            return
+        time.sleep(0.01)
 
 def reply(answer):
     sys.stdout.write(json.dumps(answer) + "\n"); sys.stdout.flush()
@@ -103,9 +123,11 @@ reply({"ok": True, "pid": os.getpid()})
 for line in sys.stdin:
     command = json.loads(line)
     try:
-        if command["op"] == "attach":
-            attach(str(command["vmid"]), command["mac"], command["cidr"])
-        elif command["op"] == "detach":
+        if command["op"] == "plug":
+            plug(str(command["vmid"]), command["mac"])
+        elif command["op"] == "address":
+            address(str(command["vmid"]), command["cidr"])
+        elif command["op"] == "unplug":
             detach(str(command["vmid"]))
         reply({"ok": True})
     except Exception as exc:
@@ -120,15 +142,17 @@ class SegmentUnavailable(RuntimeError):
 
 
 class LabSegment:
-    """The jump host's network and the guest NICs on the LAN; thread-safe."""
+    """The jump host's network and the guest NICs on the LAN. Changes are queued and carried out in
+    order by a worker thread, so a guest's boot never waits on them (`wait_idle` waits)."""
 
     def __init__(self, *, on_lan: bool = True) -> None:
         self.on_lan = on_lan
         self.address = facts.JUMP_HOST_ON_LAN if on_lan else facts.JUMP_HOST_ELSEWHERE
         self._proc: subprocess.Popen | None = None
         self._pid = 0
-        self._lock = threading.Lock()
-        self._attached: set[int] = set()
+        self._plugged: set[int] = set()
+        self._queue: queue.Queue[dict | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
 
     def start(self) -> LabSegment:
         tools = {name: shutil.which(name) for name in ("ip", "unshare", "nsenter")}
@@ -145,6 +169,8 @@ class LabSegment:
             self.close()
             raise SegmentUnavailable(f"the lab's network could not be made: {answer.get('error', 'no answer')}")
         self._pid = int(answer["pid"])
+        self._worker = threading.Thread(target=self._work, name="vlb-lab-segment", daemon=True)
+        self._worker.start()
         log.info("jump host network: %s on %s (keeper pid %s)", self.address, BRIDGE, self._pid)
         return self
 
@@ -162,35 +188,53 @@ class LabSegment:
             return {"error": error or "the keeper did not answer"}
         return json.loads(line)
 
-    def _command(self, command: dict) -> None:
-        with self._lock:
-            if self._proc is None or self._proc.poll() is not None:
-                return
-            assert self._proc.stdin is not None
+    def _work(self) -> None:
+        while True:
+            command = self._queue.get()
             try:
-                self._proc.stdin.write(json.dumps(command) + "\n")
-                self._proc.stdin.flush()
-            except OSError as exc:
-                log.warning("jump host network: %s failed: %s", command["op"], exc)
-                return
-            answer = self._read()
+                if command is None:
+                    return
+                self._send(command)
+            finally:
+                self._queue.task_done()
+
+    def _send(self, command: dict) -> None:
+        proc = self._proc
+        if proc is None or proc.poll() is not None or proc.stdin is None:
+            return
+        try:
+            proc.stdin.write(json.dumps(command) + "\n")
+            proc.stdin.flush()
+        except OSError as exc:
+            log.warning("jump host network: %s failed: %s", command["op"], exc)
+            return
+        answer = self._read()
         if "error" in answer:
             log.warning("jump host network: %s of guest %s failed: %s", command["op"], command.get("vmid"),
                         answer["error"])
 
-    def link_up(self, vmid: int, mac: str, ip: str, prefix: int, bridge: str) -> None:
-        """The guest's NIC answers on the LAN (its userspace is up and has its DHCP address). Only a
-        NIC on the LAN's bridge, with an address, reaches the jump host, and only when it is there."""
-        if not self.on_lan or bridge != facts.LAN_BRIDGE or not ip or not mac:
+    def plug(self, vmid: int, mac: str, bridge: str) -> None:
+        """The VM's NIC is on its bridge (QEMU started: its tap is a bridge port), with no address
+        yet: nothing answers ARP for it. Only a NIC on the LAN's bridge reaches the jump host."""
+        if not self.on_lan or bridge != facts.LAN_BRIDGE or not mac or vmid in self._plugged:
             return
-        self._command({"op": "attach", "vmid": vmid, "mac": mac, "cidr": f"{ip}/{prefix}"})
-        self._attached.add(vmid)
+        self._plugged.add(vmid)
+        self._queue.put({"op": "plug", "vmid": vmid, "mac": mac})
 
-    def link_down(self, vmid: int) -> None:
-        """The guest's NIC is gone (powered off, rebooting)."""
-        if vmid in self._attached:
-            self._attached.discard(vmid)
-            self._command({"op": "detach", "vmid": vmid})
+    def configure(self, vmid: int, ip: str, prefix: int) -> None:
+        """The guest's userspace is up and has its DHCP address: its NIC answers ARP from now on."""
+        if vmid in self._plugged and ip:
+            self._queue.put({"op": "address", "vmid": vmid, "cidr": f"{ip}/{prefix}"})
+
+    def unplug(self, vmid: int) -> None:
+        """The VM stopped (or reboots): its NIC is gone."""
+        if vmid in self._plugged:
+            self._plugged.discard(vmid)
+            self._queue.put({"op": "unplug", "vmid": vmid})
+
+    def wait_idle(self) -> None:
+        """Return once every queued change is carried out."""
+        self._queue.join()
 
     def probe_prefix(self) -> tuple[str, ...]:
         """The command prefix that runs a program in the jump host's network."""
@@ -198,8 +242,11 @@ class LabSegment:
 
     def close(self) -> None:
         """End the keeper (and with it every namespace of the segment)."""
-        with self._lock:
-            proc, self._proc = self._proc, None
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=30)
+            self._worker = None
+        proc, self._proc = self._proc, None
         if proc is None:
             return
         try:

@@ -24,9 +24,9 @@ After a lab restart (`GuestLab(...).start()` on the same state directory) every 
 is found again when its namespace still runs (detached jobs included), else booted again.
 
 The guests' LAN: a `LabSegment` (backend/lab/segment.py) is the jump host's network, in real
-network namespaces; a guest's NIC is on it (answering ARP with the VM's MAC and its DHCP address)
-exactly while the guest is up, never while it boots, is unbootable or off
-(facts.NO_ADDRESS_IN_EMERGENCY_SHELL). `jump_host` says where the jump host is: "on-lan" (it
+network namespaces; a running VM's NIC is on it with the VM's MAC from the boot's start, and
+answers ARP with its DHCP address exactly while the guest is up, never while it boots, is
+unbootable or off (facts.NO_ADDRESS_IN_EMERGENCY_SHELL). `jump_host` says where the jump host is: "on-lan" (it
 shares vmbr0's layer 2) or "elsewhere" (another subnet). `target_fields()` hands the product the
 segment's `probe_prefix`, so its network probes run in the jump host's network.
 
@@ -219,7 +219,8 @@ class GuestLab:
             if guest.state == "up":
                 if guest.reattach(self.clock.scale):
                     await self._listen(guest)
-                    await self._link_up(guest)
+                    self.segment.plug(guest.vmid, guest.hw.mac, guest.hw.bridge)
+                    self.segment.configure(guest.vmid, guest.hw.ip, guest.hw.prefix)
                     log.info("guest %s: found running (pid %s)", guest.vmid, guest.holder and guest.holder.pid)
                     continue
                 guest.state, guest.boot_lab = "booting", self.clock.now()
@@ -347,6 +348,7 @@ class GuestLab:
 
     # -- boot and stop (on the lab's loop) ------------------------------------------------------------
     async def _boot(self, guest: LabGuest, generation: int) -> None:
+        self.segment.plug(guest.vmid, guest.hw.mac, guest.hw.bridge)  # QEMU's tap is on the bridge from its start
         await self.clock.sleep(guest.boot_lab + self.boot_seconds - self.clock.now())
         async with self._glock(guest.vmid):
             if guest.generation != generation or guest.state != "booting":
@@ -371,10 +373,10 @@ class GuestLab:
                 await asyncio.to_thread(guest.stop_namespace, False)
                 return
             await self._listen(guest)
+            self.segment.configure(guest.vmid, guest.hw.ip, guest.hw.prefix)  # NetworkManager got its lease
             with self._lock:
                 guest.state = "up"
                 guest.save()
-            await self._link_up(guest)
             log.info("guest %s: up (ssh 127.0.0.1:%s)", guest.vmid, guest.ssh_port)
 
     def _start_namespace(self, guest: LabGuest) -> None:
@@ -394,13 +396,9 @@ class GuestLab:
             guest.save()
             self._write_known_hosts()
 
-    async def _link_up(self, guest: LabGuest) -> None:
-        hw = guest.hw
-        await asyncio.to_thread(self.segment.link_up, hw.vmid, hw.mac, hw.ip, hw.prefix, hw.bridge)
-
     async def _stop(self, guest: LabGuest, graceful: bool) -> None:
-        await asyncio.to_thread(self.segment.link_down, guest.vmid)
         async with self._glock(guest.vmid):
+            self.segment.unplug(guest.vmid)
             if guest.ssh is not None:
                 await guest.ssh.stop()
                 guest.ssh = None
