@@ -171,8 +171,8 @@ def plan(node: NodeFacts, bridge_name: str, address: str, local: LocalNetworks |
             return AddressPlan((SOURCE_NEIGHBOURS, SOURCE_AGENT), (Finding(
                 FINDING_SOURCE, "info",
                 f"The guest's address will be read from this machine's neighbour table by the VM's MAC, after "
-                f"probing {subnet}. This works only because this machine ({local.describe(near)}) shares "
-                f"{bridge.name}'s layer 2 ({_why_no_ipam(bridge)}).",
+                f"probing {subnet}: this machine is on that subnet ({local.describe(near)}). This works only if "
+                f"it also shares {bridge.name}'s layer 2 (same switch or VLAN); {_why_no_ipam(bridge)}.",
                 "Nothing to do (or set guest.address).",
                 f"{bridge.name} is {subnet} on node {node.node} (its own address {bridge.cidr})."),), (subnet,))
         where = f"this machine has no interface on {bridge.name}'s subnet {subnet} (it has {local.describe()})"

@@ -10,8 +10,8 @@ subnet (`facts.JUMP_HOST_ELSEWHERE`) and no guest NIC reaches it.
 A keeper process inside the namespaces holds them. It reads one JSON command a line on stdin
 (`plug` {vmid, mac}: the VM's NIC is on the bridge, as QEMU's tap is from its start, with no
 address; `address` {vmid, cidr}: the guest's userspace configured its DHCP address; `unplug`
-{vmid}) and answers one line each; each guest NIC's namespace is held by a forked child waiting on
-a pipe. When the lab process ends, however it ends, the
+{vmid}) and answers one line each; each guest NIC's namespace is held by a forked child, which
+runs the `ip` commands meant for that namespace and ends at EOF on its pipe. When the lab process ends, however it ends, the
 keeper reads EOF and ends, and every namespace goes with it: nothing stays on this machine.
 
 `probe_prefix()` is the command prefix that enters the jump host's network (`nsenter`); the lab's
@@ -37,86 +37,80 @@ REPLY_TIMEOUT_S = 20.0
 
 # The keeper: runs as root of its own user namespace, in its own network namespace.
 KEEPER = r'''
-import ctypes, json, os, subprocess, sys, time
+import ctypes, json, os, subprocess, sys
 CLONE_NEWNET = 0x40000000
 libc = ctypes.CDLL(None, use_errno=True)
 spec = json.loads(sys.argv[1])
-IP, NSENTER, BRIDGE = spec["ip"], spec["nsenter"], spec["bridge"]
-children = {}  # vmid -> (pid, write end of the pipe the child waits on)
+IP, BRIDGE = spec["ip"], spec["bridge"]
+os.nice(10)  # background work: never in the way of a guest's boot
+children = {}  # vmid -> (pid, to_child, from_child): one per guest NIC, holding its namespace
 
-def ip(*args, netns=None):
-    argv = [IP, *args] if netns is None else [NSENTER, "--target", str(netns), "--net", IP, *args]
-    done = subprocess.run(argv, capture_output=True, text=True)
+def batch(commands, run=subprocess.run):
+    done = run([IP, "-batch", "-"], input="\n".join(commands) + "\n", capture_output=True, text=True)
     if done.returncode:
-        raise RuntimeError(" ".join(args) + ": " + done.stderr.strip())
+        raise RuntimeError(done.stderr.strip() or "ip -batch failed")
 
-def hold_namespace():
-    wait_r, wait_w = os.pipe()
-    ready_r, ready_w = os.pipe()
+def nic_namespace():
+    # A child in a network namespace of its own (the guest's NIC) that runs the `ip` batches it is
+    # sent there, and ends (and its namespace with it) at EOF: unplugged, or the keeper is gone.
+    down_r, down_w = os.pipe()
+    up_r, up_w = os.pipe()
     pid = os.fork()
     if pid == 0:
-        os.close(wait_w); os.close(ready_r); os.close(0); os.close(1)
-        for _, other in children.values():
-            os.close(other)
-        ok = libc.unshare(CLONE_NEWNET) == 0
-        os.write(ready_w, b"1" if ok else b"0")
-        os.read(wait_r, 1)  # EOF: detached, or the keeper is gone
+        os.close(down_w); os.close(up_r); os.close(0); os.close(1)
+        for _, other, back in children.values():
+            other.close(); back.close()
+        answers = os.fdopen(up_w, "w", buffering=1)
+        answers.write("ready\n" if libc.unshare(CLONE_NEWNET) == 0 else "unshare failed\n")
+        for line in os.fdopen(down_r):
+            try:
+                batch(json.loads(line))
+                answers.write("ok\n")
+            except Exception as exc:
+                answers.write(json.dumps(str(exc)) + "\n")
         os._exit(0)
-    os.close(wait_r); os.close(ready_w)
-    ok = os.read(ready_r, 1) == b"1"
-    os.close(ready_r)
-    if not ok:
-        os.close(wait_w); os.waitpid(pid, 0)
+    os.close(down_r); os.close(up_w)
+    to_child, from_child = os.fdopen(down_w, "w", buffering=1), os.fdopen(up_r)
+    if from_child.readline().strip() != "ready":
+        to_child.close(); os.waitpid(pid, 0)
         raise RuntimeError("unshare(CLONE_NEWNET) failed")
-    return pid, wait_w
+    return pid, to_child, from_child
 
-def detach(vmid):
+def in_nic(vmid, commands):
+    _, to_child, from_child = children[vmid]
+    to_child.write(json.dumps(commands) + "\n")
+    answer = from_child.readline().strip()
+    if answer != "ok":
+        raise RuntimeError(answer or "the NIC's namespace is gone")
+
+def unplug(vmid):
     held = children.pop(vmid, None)
     if held is None:
         return
     subprocess.run([IP, "link", "del", "vh%s" % vmid], capture_output=True)
-    os.close(held[1]); os.waitpid(held[0], 0)
+    held[1].close(); held[2].close(); os.waitpid(held[0], 0)
 
 def plug(vmid, mac):
-    detach(vmid)
-    pid, wait_w = hold_namespace()
-    children[vmid] = (pid, wait_w)
+    unplug(vmid)
+    children[vmid] = nic_namespace()
     host_end, guest_end = "vh%s" % vmid, "vg%s" % vmid
-    ip("link", "add", host_end, "type", "veth", "peer", "name", guest_end)
-    ip("link", "set", guest_end, "netns", str(pid))
-    ip("link", "set", guest_end, "name", "eth0", netns=pid)
-    ip("link", "set", "eth0", "address", mac, netns=pid)
-    ip("link", "set", "lo", "up", netns=pid)
-    ip("link", "set", "eth0", "up", netns=pid)
-    ip("link", "set", host_end, "master", BRIDGE)
-    ip("link", "set", host_end, "up")
-    forwarding(host_end)
+    batch(["link add %s type veth peer name %s" % (host_end, guest_end),
+           "link set %s netns %d" % (guest_end, children[vmid][0]),
+           "link set %s master %s" % (host_end, BRIDGE), "link set %s up" % host_end])
+    in_nic(vmid, ["link set %s name eth0" % guest_end, "link set eth0 address %s" % mac,
+                  "link set lo up", "link set eth0 up"])
 
 def address(vmid, cidr):
-    held = children.get(vmid)
-    if held is None:
+    if vmid not in children:
         raise RuntimeError("guest %s has no NIC on the LAN" % vmid)
-    ip("addr", "replace", cidr, "dev", "eth0", netns=held[0])
-
-def forwarding(port, timeout=5.0):
-    # A port's carrier reaches the bridge through the kernel's linkwatch, up to a second later; a
-    # booted guest's NIC has been up long before anyone asks for its address, so wait for it here.
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        shown = subprocess.run([IP, "-j", "-d", "link", "show", port], capture_output=True, text=True).stdout
-        link = (json.loads(shown or "[{}]") or [{}])[0]
-        if ((link.get("linkinfo") or {}).get("info_slave_data") or {}).get("state") == "forwarding":
-            return
-        time.sleep(0.01)
+    in_nic(vmid, ["addr replace %s dev eth0" % cidr])
 
 def reply(answer):
     sys.stdout.write(json.dumps(answer) + "\n"); sys.stdout.flush()
 
 try:
-    ip("link", "set", "lo", "up")
-    ip("link", "add", BRIDGE, "type", "bridge")
-    ip("addr", "add", spec["address"], "dev", BRIDGE)
-    ip("link", "set", BRIDGE, "up")
+    batch(["link set lo up", "link add %s type bridge" % BRIDGE, "addr add %s dev %s" % (spec["address"], BRIDGE),
+           "link set %s up" % BRIDGE])
 except Exception as exc:
     reply({"error": str(exc)}); sys.exit(1)
 reply({"ok": True, "pid": os.getpid()})
@@ -128,12 +122,12 @@ for line in sys.stdin:
         elif command["op"] == "address":
             address(str(command["vmid"]), command["cidr"])
         elif command["op"] == "unplug":
-            detach(str(command["vmid"]))
+            unplug(str(command["vmid"]))
         reply({"ok": True})
     except Exception as exc:
         reply({"error": str(exc)})
 for vmid in list(children):
-    detach(vmid)
+    unplug(vmid)
 '''
 
 
@@ -155,11 +149,11 @@ class LabSegment:
         self._worker: threading.Thread | None = None
 
     def start(self) -> LabSegment:
-        tools = {name: shutil.which(name) for name in ("ip", "unshare", "nsenter")}
+        tools = {name: shutil.which(name) for name in ("ip", "unshare", "nsenter")}  # nsenter: probe_prefix
         missing = [name for name, path in tools.items() if path is None]
         if missing:
             raise SegmentUnavailable(f"the lab's network needs {', '.join(missing)} (iproute2, util-linux)")
-        spec = {"ip": tools["ip"], "nsenter": tools["nsenter"], "bridge": BRIDGE, "address": self.address}
+        spec = {"ip": tools["ip"], "bridge": BRIDGE, "address": self.address}
         argv = [str(tools["unshare"]), "--user", "--map-root-user", "--net", "--", host_python(), "-c", KEEPER,
                 json.dumps(spec)]
         self._proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
