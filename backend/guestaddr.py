@@ -58,7 +58,7 @@ FINDINGS = (FINDING_BLOCKED, FINDING_SOURCE, FINDING_UNCERTAIN)
 NEIGHBOUR_WAIT_S = 1.5
 PROBE_TIMEOUT_S = 20.0  # wall seconds a probe program may take in all
 POLL_S = 5.0  # target seconds between rounds
-MIN_ROUNDS = 3  # rounds tried whatever the clock says (a probe round takes wall time, even in a fast lab)
+MIN_ROUNDS = 5  # rounds tried whatever the clock says (a probe round takes wall time, even in a fast lab)
 PROGRESS_EVERY = 12  # rounds between "still looking" messages (about a minute)
 _SOURCE_FILE = Path(jumpnet.__file__)
 
