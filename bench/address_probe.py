@@ -5,9 +5,8 @@ NICs answering ARP.
 Measured through the product's own path (`guestaddr.run_probe` under the lab's `probe_prefix`, so
 nsenter and the Python start-up are counted):
   - networks:        reading this machine's attached subnets;
-  - find (new guest): a probe round for a guest NIC that just came up, its address asked for (and
-                     failed) in the rounds before, as during a first boot: the kernel asks again only
-                     at its next retransmit (1 s), so this is the slow case;
+  - find (new guest): a probe round for a guest NIC that came up since the round before (which
+                     asked for every address, unanswered), POLL_S earlier: a first boot's case;
   - find (known):    the same MAC again (already in the neighbour table: no probe);
   - find (absent):   a probe round for a MAC nobody has (bounded by guestaddr.NEIGHBOUR_WAIT_S).
 
@@ -55,8 +54,11 @@ async def measure(rounds: int, guests: int) -> list[dict]:
         lan = (f"{facts.LAN_PREFIX}.0/{facts.LAN_PREFIXLEN}",)
         fresh = iter(range(guests, guests + rounds))
 
-        def new_guest() -> str:
-            """A guest NIC that came up since the last round: not yet in the neighbour table."""
+        async def new_guest() -> str:
+            """A guest NIC that came up since the last round, as during a first boot: the round before
+            asked for every address (nobody answered), then the product waited its POLL_S."""
+            await guestaddr.from_neighbours(target, "BC:24:11:FF:FF:FE", lan)
+            await asyncio.sleep(guestaddr.POLL_S)
             index = next(fresh)
             mac = f"BC:24:11:01:{index // 256:02X}:{index % 256:02X}"
             segment.plug(200 + index, mac, facts.LAN_BRIDGE)
@@ -64,16 +66,20 @@ async def measure(rounds: int, guests: int) -> list[dict]:
             segment.wait_idle()
             return mac
 
+        async def fixed(mac: str) -> str:
+            return mac
+
         rows = []
         for what, prepare, call in (
-            ("networks", lambda: "", lambda mac: guestaddr.local_networks(target)),
+            ("networks", lambda: fixed(""), lambda mac: guestaddr.local_networks(target)),
             ("find (new guest)", new_guest, lambda mac: guestaddr.from_neighbours(target, mac, lan)),
-            ("find (known)", lambda: macs[-1], lambda mac: guestaddr.from_neighbours(target, mac, lan)),
-            ("find (absent)", lambda: "BC:24:11:FF:FF:FF", lambda mac: guestaddr.from_neighbours(target, mac, lan)),
+            ("find (known)", lambda: fixed(macs[-1]), lambda mac: guestaddr.from_neighbours(target, mac, lan)),
+            ("find (absent)", lambda: fixed("BC:24:11:FF:FF:FF"),
+             lambda mac: guestaddr.from_neighbours(target, mac, lan)),
         ):
             samples, probed, found = [], 0, 0
             for _ in range(rounds):
-                mac = prepare()
+                mac = await prepare()
                 started = time.perf_counter()
                 answer = await call(mac)
                 samples.append(time.perf_counter() - started)
