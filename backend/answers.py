@@ -342,10 +342,21 @@ class FaultAnswers(_Section):
                                              description="faults on a schedule, besides the random ones")
 
 
+class LabNetworkAnswers(_Section):
+    """The lab host's network, and where vast-loopback runs in it (only with url: lab)."""
+
+    sdn_vnet: bool = Field(False, description="the host also has an SDN VNet in a Simple zone with IPAM and DHCP "
+                           "(listed with the bridges; vm.bridge puts the VM on it)")
+    jump_host: Literal["on-lan", "elsewhere"] = Field(
+        "on-lan", description="where vast-loopback runs: on the LAN of the host's bridge vmbr0 (same layer 2: it "
+        "sees the guests' MACs), or elsewhere (no interface on vmbr0's subnet)")
+
+
 class LabAnswers(_Section):
     """The built-in lab (only with url: lab)."""
 
     host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
+    network: LabNetworkAnswers = Field(default_factory=LabNetworkAnswers)
     overcommit_memory: Literal["support-case", "field-ramp"] = Field(
         "support-case",
         description="the lab's reading of an overcommitted activation's memory, which the sources leave open: "

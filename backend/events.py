@@ -198,7 +198,8 @@ class BootAttemptFailed(Event):
 @dataclass(kw_only=True)
 class GuestAddressResolved(Event):
     address: str
-    source: str  # "answers" | "dhcp" | "guest-agent"
+    source: str  # "answers" | "sdn-ipam" | "neighbour-table" | "guest-agent" (backend/guestaddr.py)
+    detail: str = ""  # how it was found (the MAC, the probe's subnets and time)
 
 
 @dataclass(kw_only=True)

@@ -8,6 +8,7 @@ logical CPUs (`cpuinfo.cpus`). Hyperthreads never count as cores. Available memo
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import asdict, dataclass, field
 
 GIB = 1024**3
@@ -41,6 +42,33 @@ class StorageFacts:
 
 
 @dataclass(frozen=True)
+class BridgeFacts:
+    """A bridge a VM's NIC can go on, as `GET /nodes/{node}/network?type=any_bridge` lists it: a
+    Linux or OVS bridge (with the node's own address on it, when it has one), or an SDN VNet (with
+    its zone's IPAM and DHCP, from `/cluster/sdn/zones`)."""
+
+    name: str
+    kind: str  # "bridge" | "OVSBridge" | "vnet"
+    cidr: str = ""  # the node's address on it, "192.168.30.10/24"; "" when it has none (or a VNet)
+    zone: str = ""  # VNets: their SDN zone
+    ipam: str = ""  # VNets: the zone's IPAM ("pve"), "" without one (or unknown)
+    dhcp: str = ""  # VNets: the zone's DHCP backend ("dnsmasq"), "" without one (or unknown)
+
+    @property
+    def subnet(self) -> str:
+        """The bridge's subnet ("192.168.30.0/24"), "" when the node has no address on it."""
+        if not self.cidr:
+            return ""
+        return str(ipaddress.IPv4Interface(self.cidr).network)
+
+    @property
+    def ipam_leases(self) -> bool:
+        """Whether Proxmox hands out and records its NICs' addresses (a VNet whose zone has the pve
+        IPAM and DHCP: the only case with a lease the API can show)."""
+        return self.kind == "vnet" and self.ipam == "pve" and bool(self.dhcp)
+
+
+@dataclass(frozen=True)
 class NodeFacts:
     node: str
     online: bool
@@ -53,8 +81,9 @@ class NodeFacts:
     hvm: bool  # vmx/svm offered to guests
     pve_version: str = ""
     storages: tuple[StorageFacts, ...] = field(default_factory=tuple)
-    bridges: tuple[str, ...] = field(default_factory=tuple)
+    bridges: tuple[str, ...] = field(default_factory=tuple)  # names of `networks`
     running_vms: int = 0
+    networks: tuple[BridgeFacts, ...] = field(default_factory=tuple)
 
     @property
     def mem_total_gib(self) -> float:
@@ -79,10 +108,14 @@ class NodeFacts:
     def storage(self, name: str) -> StorageFacts | None:
         return next((s for s in self.storages if s.storage == name), None)
 
+    def network(self, name: str) -> BridgeFacts | None:
+        return next((n for n in self.networks if n.name == name), None)
+
     def to_dict(self) -> dict:
         data = asdict(self)
         data["storages"] = [s.to_dict() for s in self.storages]
         data["bridges"] = list(self.bridges)
+        data["networks"] = [asdict(n) for n in self.networks]
         return data
 
     @classmethod
@@ -92,6 +125,7 @@ class NodeFacts:
                 **data,
                 "storages": tuple(StorageFacts.from_dict(s) for s in data.get("storages", ())),
                 "bridges": tuple(data.get("bridges", ())),
+                "networks": tuple(BridgeFacts(**n) for n in data.get("networks", ())),
             }
         )
 

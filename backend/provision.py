@@ -1,13 +1,14 @@
 """Steps of the 'provision' group (see backend/plan.py): from connecting to Proxmox to the first boot.
 
-connect     connect (token, TLS), read the chosen node's facts            -> node, pve_version, host
+connect     connect (token, TLS), read the chosen node's facts, and this   -> node, pve_version, host,
+            machine's own networks                                            local_networks
 size        evaluate the answers ('auto' = recommendation) with sizing    -> vcpus, memory_gib, disk_gib, ...
 ova         the OVA is on the node; read its metadata                      -> ova_disks, import_working_storage
 create_vm   find the VM by name and tag, or create it for its first boot   -> vmid, node, vm_name,
             on the first of the controllers to try (`vmconfig.boot_candidates`)  boot_candidates
-first_boot  start it; the guest is up once its address is known and sshd   -> guest_address,
-            answers, within BOOT_WAIT_S; else the next controller is tried     boot_controller
-            (`BootAttemptFailed`), never waiting for what cannot happen
+first_boot  start it; the guest is up once its address is known            -> guest_address,
+            (backend/guestaddr.py) and sshd answers, within BOOT_WAIT_S;      boot_controller
+            else the next controller is tried (`BootAttemptFailed`)
 
 Every step is idempotent (a rerun finds its VM, never creates a second one) and the ones whose
 result can go stale on a resume re-read it (`recheck`). `check_host` answers `vast-loopback check`
@@ -27,9 +28,7 @@ The preparation reads the initramfs (`lsinitrd`) and skips dracut when the drive
 
 from __future__ import annotations
 
-import asyncio
-
-from backend import sizing, vmconfig
+from backend import guestaddr, sizing, vmconfig
 from backend.answers import Answers
 from backend.engine import RunContext, Step, require
 from backend.errors import BadInput, RunFailed, SizingBlocked
@@ -44,6 +43,7 @@ from backend.events import (
     VmFound,
 )
 from backend.guest import sshd_answers
+from backend.guestaddr import LocalNetworks
 from backend.guestmemory import guest_gib
 from backend.hostfacts import HostInventory, NodeFacts
 from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
@@ -51,8 +51,6 @@ from backend.sizing import Finding, SizingResult
 from backend.target import Target
 
 SERVICE = "proxmox"
-ADDRESS_TIMEOUT_S = 15 * 60  # target seconds to wait for the first-boot address
-ADDRESS_POLL_S = 5.0
 # Target seconds a booted guest gets to have an address and answer on SSH (or its agent): an EL8
 # guest that finds its disk is up in a minute or two; one that does not waits for its root device
 # (dracut's rd.retry, 180 s by default) and drops into the emergency shell. The margin is for a
@@ -105,8 +103,9 @@ def proposal(node: NodeFacts, answers: Answers) -> sizing.Proposal:
                                answers.vm.storage)
 
 
-def host_findings(node: NodeFacts, answers: Answers) -> list[Finding]:
-    """What the host must offer beyond sizing: the bridge the NIC goes on."""
+def host_findings(node: NodeFacts, answers: Answers, local: LocalNetworks | None = None) -> list[Finding]:
+    """What the host must offer beyond sizing: the bridge the NIC goes on, and (when this machine's
+    networks are known) a way to learn the guest's address from here (backend/guestaddr.py)."""
     findings = []
     if answers.vm.bridge not in node.bridges:
         known = ", ".join(node.bridges) or "none"
@@ -116,14 +115,16 @@ def host_findings(node: NodeFacts, answers: Answers) -> list[Finding]:
             f"Set vm.bridge to one of: {known}.",
             "Proxmox refuses a NIC on a bridge the node does not have.",
         ))
+    findings.extend(guestaddr.plan(node, answers.vm.bridge, answers.guest.address, local).findings)
     return findings
 
 
-def evaluate(node: NodeFacts, answers: Answers) -> SizingResult:
-    """Sizing findings plus the host's own, most severe first."""
+def evaluate(node: NodeFacts, answers: Answers, local: LocalNetworks | None = None) -> SizingResult:
+    """Sizing findings plus the host's own, most severe first; `local` is this machine's networks
+    (None when unknown: nothing is said about the guest's address)."""
     result = sizing.evaluate(node, proposal(node, answers))
     order = {"blocker": 0, "warning": 1, "info": 2}
-    findings = sorted([*result.findings, *host_findings(node, answers)], key=lambda f: order[f.severity])
+    findings = sorted([*result.findings, *host_findings(node, answers, local)], key=lambda f: order[f.severity])
     return SizingResult(result.recommendation, tuple(findings))
 
 
@@ -171,7 +172,10 @@ async def run_connect(ctx: RunContext) -> dict:
         ctx.progress(f"picked node {node.node} ({node.cores} cores, {node.mem_available_gib:.0f} GiB free) "
                      f"of {len(inventory.nodes)}")
     ctx.emit(HostFactsGathered(node=node.node, facts=node.to_dict(), pve_version=inventory.pve_version))
-    return {"node": node.node, "pve_version": inventory.pve_version, "host": node.to_dict()}
+    local = await guestaddr.local_networks(ctx.target)
+    ctx.progress(f"this machine (where vast-loopback runs): {local.describe()}")
+    return {"node": node.node, "pve_version": inventory.pve_version, "host": node.to_dict(),
+            "local_networks": local.to_dict()}
 
 
 async def recheck_connect(ctx: RunContext) -> bool:
@@ -185,16 +189,19 @@ async def recheck_connect(ctx: RunContext) -> bool:
 
 async def run_size(ctx: RunContext) -> dict:
     node = NodeFacts.from_dict(require(ctx, "host"))
+    known = ctx.facts.get("local_networks")
+    local = LocalNetworks.from_dict(known) if known else await guestaddr.local_networks(ctx.target)
     chosen = proposal(node, ctx.answers)
     layout = sizing.topology(node, chosen.vcpus, chosen.memory_gib)
-    result = evaluate(node, ctx.answers)
+    result = evaluate(node, ctx.answers, local)
     forced = bool(result.blockers) and ctx.options.force
     ctx.emit(SizingEvaluated(findings=[f.to_dict() for f in result.findings],
                              recommendation=result.recommendation.to_dict(), forced=forced))
     if result.blockers and not ctx.options.force:
         first = result.blockers[0]
         more = f" (and {len(result.blockers) - 1} more blocker(s))" if len(result.blockers) > 1 else ""
-        raise SizingBlocked(f"sizing blocked on node {node.node}: {first.message}{more}",
+        what = "blocked" if first.id in guestaddr.FINDINGS else "sizing blocked"
+        raise SizingBlocked(f"{what} on node {node.node}: {first.message}{more}",
                             hint=f"{first.remedy} Or run with --force to go ahead on purpose.")
     return {
         "vcpus": chosen.vcpus,
@@ -330,46 +337,45 @@ async def recheck_vm(ctx: RunContext) -> bool:
 # --- first_boot ----------------------------------------------------------------------------------
 
 
-async def resolve_address(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> tuple[str, str]:
-    """The guest's address: from the answers, else the host's DHCP lease, else the guest agent."""
-    if ctx.answers.guest.address != "dhcp":
-        return ctx.answers.guest.address, "answers"
-    started = ctx.clock.now()
-    ctx.progress("waiting for the guest's address (DHCP lease as the host sees it)")
-    while True:
-        address = await client.dhcp_address(vm)
-        if address:
-            return address, "dhcp"
-        addresses = await client.guest_addresses(vm)
-        if addresses:
-            return addresses[0], "guest-agent"
-        if ctx.clock.now() - started > ADDRESS_TIMEOUT_S:
-            raise RunFailed(
-                f"VM {vm.vmid} got no address the host can see within {ADDRESS_TIMEOUT_S // 60} min",
-                hint="set guest.address to the VM's IP (see its console), or use a bridge with Proxmox SDN DHCP "
-                     "so the host sees the lease")
-        await ctx.clock.sleep(ADDRESS_POLL_S)
+UNSEEN_HINT = ("set guest.address to the VM's IP (see its console), or run vast-loopback on a machine on the "
+               "bridge's layer 2, or use an SDN VNet with IPAM and DHCP")
+
+
+def _unseen(vm: VmRef, within_s: float) -> str:
+    return (f"VM {vm.vmid} showed no address vast-loopback can see within {within_s / 60:g} min "
+            "(no IPAM entry, no answer to its MAC in this machine's neighbour table, no guest agent)")
+
+
+async def resolve_address(ctx: RunContext, client: ProxmoxClient, vm: VmRef, *,
+                          timeout_s: float = BOOT_WAIT_S) -> guestaddr.Resolved:
+    """The guest's address, from the first source a real host has (backend/guestaddr.py), within
+    `timeout_s` of target time."""
+    resolved = await guestaddr.resolve(ctx, client, vm, timeout_s=timeout_s)
+    if resolved is None:
+        raise RunFailed(_unseen(vm, timeout_s), hint=UNSEEN_HINT)
+    return resolved
 
 
 class GuestNotUp(RunFailed):
     """The guest did not come up within the bound."""
 
 
-async def guest_came_up(ctx: RunContext, client: ProxmoxClient, vm: VmRef, within_s: float) -> tuple[str, str]:
-    """The guest's (address, source) once it has an address and sshd answers, within `within_s`
-    target seconds of now; else GuestNotUp. Any address source works (`resolve_address` keeps
-    looking while the guest boots; this bounds it)."""
+async def guest_came_up(ctx: RunContext, client: ProxmoxClient, vm: VmRef, within_s: float) -> guestaddr.Resolved:
+    """The guest's address once it has one and sshd answers, within `within_s` target seconds of
+    now; else GuestNotUp. Any address source works (backend/guestaddr.py keeps looking while the
+    guest boots; this bounds it)."""
     deadline = ctx.clock.now() + within_s
-    try:
-        address, source = await asyncio.wait_for(resolve_address(ctx, client, vm),
-                                                 timeout=max(0.001, ctx.clock.wall_seconds(within_s)))
-    except asyncio.TimeoutError:
-        raise GuestNotUp(f"no address for VM {vm.vmid} within {within_s / 60:g} min") from None
-    why = await sshd_answers(address, ctx.answers.guest.port, clock=ctx.clock, route=ctx.target.route,
+    resolved = await guestaddr.resolve(ctx, client, vm, timeout_s=within_s)
+    if resolved is None:
+        the_plan, _, _ = await guestaddr.plan_for(ctx, client, vm)
+        if the_plan.sources == (guestaddr.SOURCE_AGENT,):  # nothing could have seen it: another controller won't help
+            raise RunFailed(_unseen(vm, within_s), hint=UNSEEN_HINT)
+        raise GuestNotUp(f"no address for VM {vm.vmid} that vast-loopback can see within {within_s / 60:g} min")
+    why = await sshd_answers(resolved.address, ctx.answers.guest.port, clock=ctx.clock, route=ctx.target.route,
                              within_s=max(0.0, deadline - ctx.clock.now()))
     if why:
-        raise GuestNotUp(f"no SSH at {address}:{ctx.answers.guest.port} within {within_s / 60:g} min ({why})")
-    return address, source
+        raise GuestNotUp(f"no SSH at {resolved.address}:{ctx.answers.guest.port} within {within_s / 60:g} min ({why})")
+    return resolved
 
 
 def failed_controllers(ctx: RunContext, vmid: int) -> set[str]:
@@ -406,7 +412,7 @@ async def run_first_boot(ctx: RunContext) -> dict:
         started = ctx.clock.now()
         ctx.progress(f"booting on {current}: waiting up to {wait / 60:.0f} min for its address and SSH")
         try:
-            address, source = await guest_came_up(ctx, client, vm, wait)
+            address = await guest_came_up(ctx, client, vm, wait)
             break
         except GuestNotUp as exc:
             failed.add(current)
@@ -422,9 +428,9 @@ async def run_first_boot(ctx: RunContext) -> dict:
                          "in the answers") from None
             await boot_on(ctx, client, vm, nxt)
             current = nxt
-    ctx.emit(GuestAddressResolved(address=address, source=source))
+    ctx.emit(GuestAddressResolved(address=address.address, source=address.source, detail=address.detail))
     ctx.progress(f"the guest came up on {current} ({vmconfig.CONTROLLERS[current].module})")
-    return {"vmid": vm.vmid, "node": vm.node, "guest_address": address, "address_source": source,
+    return {"vmid": vm.vmid, "node": vm.node, "guest_address": address.address, "address_source": address.source,
             "boot_controller": current}
 
 
@@ -483,7 +489,8 @@ async def check_host(answers: Answers, target: Target) -> dict:
     try:
         inventory = await client.inventory()
         node = choose_node(inventory, answers.proxmox.node)
-        result = evaluate(node, answers)
+        local = await guestaddr.local_networks(target)
+        result = evaluate(node, answers, local)
         chosen = proposal(node, answers)
         existing = await client.find_vm(answers.vm.name)
         if existing is None:
@@ -504,6 +511,7 @@ async def check_host(answers: Answers, target: Target) -> dict:
         "fingerprint": inventory.fingerprint,
         "cluster_name": inventory.cluster_name,
         "nodes": [n.node for n in inventory.nodes],
+        "local_networks": local.to_dict(),
     }
     return {
         "ok": not any(f.severity == "blocker" for f in findings),

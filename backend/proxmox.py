@@ -50,7 +50,7 @@ from backend.events import (
     VmConfigured,
     VmPowerChanged,
 )
-from backend.hostfacts import HostInventory, NodeFacts, StorageFacts
+from backend.hostfacts import BridgeFacts, HostInventory, NodeFacts, StorageFacts
 from backend.secrets import redact
 from backend.target import Target, fetch_certificate_fingerprint
 
@@ -189,20 +189,55 @@ def parse_storages(rows: Sequence[dict]) -> tuple[StorageFacts, ...]:
     return tuple(sorted(result, key=lambda s: s.storage))
 
 
+BRIDGE_TYPES = ("bridge", "OVSBridge", "vnet")
+
+
+def parse_networks(rows: Sequence[dict], zones: Sequence[dict] = (), vnets: Sequence[dict] = ()
+                   ) -> tuple[BridgeFacts, ...]:
+    """GET /nodes/{node}/network?type=any_bridge rows -> the bridges and VNets a NIC can go on.
+
+    A bridge's `cidr` is the node's own address on it (`address`/`netmask` on older hosts); a VNet's
+    zone comes from GET /cluster/sdn/vnets and the zone's IPAM and DHCP from GET /cluster/sdn/zones
+    (the network listing's own `ipam` flag says nothing about DHCP)."""
+    zone_of = {str(v.get("vnet")): str(v.get("zone") or "") for v in vnets or ()}
+    zone_cfg = {str(z.get("zone")): z for z in zones or ()}
+    found = []
+    for row in rows or ():
+        kind = str(row.get("type", "bridge"))
+        if not row.get("iface") or kind not in BRIDGE_TYPES:
+            continue
+        name = str(row["iface"])
+        if kind == "vnet":
+            zone = zone_of.get(name, "")
+            config = zone_cfg.get(zone, {})
+            found.append(BridgeFacts(name, kind, zone=zone, ipam=str(config.get("ipam") or ""),
+                                     dhcp=str(config.get("dhcp") or "")))
+            continue
+        cidr = str(row.get("cidr") or "")
+        if not cidr and row.get("address") and row.get("netmask"):
+            cidr = f"{row['address']}/{row['netmask']}"
+        try:
+            cidr = str(ipaddress.IPv4Interface(cidr)) if cidr else ""
+        except ValueError:
+            cidr = ""
+        found.append(BridgeFacts(name, kind, cidr=cidr))
+    return tuple(sorted(found, key=lambda b: b.name))
+
+
 def parse_bridges(rows: Sequence[dict]) -> tuple[str, ...]:
-    return tuple(sorted(str(r["iface"]) for r in rows or () if r.get("iface") and
-                        str(r.get("type", "bridge")) in ("bridge", "OVSBridge")))
+    return tuple(b.name for b in parse_networks(rows))
 
 
 def parse_node_facts(node: str, status: dict, storages: Sequence[dict] = (), bridges: Sequence[dict] = (),
-                     running_vms: int = 0) -> NodeFacts:
-    """GET /nodes/{node}/status (+ storages, bridges) -> NodeFacts.
+                     running_vms: int = 0, zones: Sequence[dict] = (), vnets: Sequence[dict] = ()) -> NodeFacts:
+    """GET /nodes/{node}/status (+ storages, bridges and VNets with their SDN zones) -> NodeFacts.
 
     cpuinfo.cores is the sum of physical cores over all sockets, cpuinfo.cpus counts threads;
     available memory is total - used (right on PVE 8.4+, where `free` changed meaning).
     """
     cpuinfo = status.get("cpuinfo") or {}
     memory = status.get("memory") or {}
+    networks = parse_networks(bridges, zones, vnets)
     flags = str(cpuinfo.get("flags", "")).split()
     hvm = _truthy(cpuinfo["hvm"]) if "hvm" in cpuinfo else ("vmx" in flags or "svm" in flags)
     return NodeFacts(
@@ -217,8 +252,9 @@ def parse_node_facts(node: str, status: dict, storages: Sequence[dict] = (), bri
         hvm=hvm,
         pve_version=pve_version_of(str(status.get("pveversion", ""))),
         storages=parse_storages(storages),
-        bridges=parse_bridges(bridges),
+        bridges=tuple(n.name for n in networks),
         running_vms=int(running_vms),
+        networks=networks,
     )
 
 
@@ -318,7 +354,7 @@ class ProxmoxClient:
         self.fingerprint = normalize_fingerprint(target.fingerprint or "")
         self.pve_version = ""
         self._connected = False
-        self._ipam_names: list[str] | None = None
+        self._sdn_config: tuple[list[dict], list[dict]] | None = None
 
     # --- connecting ---
 
@@ -600,10 +636,26 @@ class ProxmoxClient:
     async def node_facts(self, node: str) -> NodeFacts:
         status = await self.get("nodes", node, "status", op=f"read node {node}'s status")
         storages = await self.get("nodes", node, "storage", op=f"list node {node}'s storages")
-        bridges = await self.get("nodes", node, "network", op=f"list node {node}'s bridges", type="bridge")
+        bridges = await self.get("nodes", node, "network", op=f"list node {node}'s bridges and VNets",
+                                 type="any_bridge")
+        zones, vnets = await self._sdn() if any((b or {}).get("type") == "vnet" for b in bridges or ()) else ([], [])
         vms = await self.get("nodes", node, "qemu", op=f"list node {node}'s VMs")
         running = sum(1 for vm in vms or () if vm.get("status") == "running")
-        return parse_node_facts(node, status or {}, storages or (), bridges or (), running)
+        return parse_node_facts(node, status or {}, storages or (), bridges or (), running, zones, vnets)
+
+    async def _sdn(self) -> tuple[list[dict], list[dict]]:
+        """The applied SDN zones and VNets (read once); empty when they cannot be read (no SDN.Audit)."""
+        if self._sdn_config is None:
+            try:
+                zones = await self.request("GET", ("cluster", "sdn", "zones"), {"running": 1},
+                                           op="list the SDN zones", expected=_not_transient)
+                vnets = await self.request("GET", ("cluster", "sdn", "vnets"), {"running": 1},
+                                           op="list the SDN VNets", expected=_not_transient)
+                self._sdn_config = (list(zones or []), list(vnets or []))
+            except ProxmoxApiError as exc:
+                log.info("SDN zones/VNets not readable (%s): VNets are taken as without IPAM", exc.message)
+                self._sdn_config = ([], [])
+        return self._sdn_config
 
     async def inventory(self) -> HostInventory:
         """Every node's facts (physical cores, threads, RAM, storages, bridges)."""
@@ -916,36 +968,9 @@ class ProxmoxClient:
             raise
         return ipv4_addresses((data or {}).get("result") or [])
 
-    async def _ipams(self) -> list[str]:
-        """The cluster's IPAMs, the built-in 'pve' first (read once; 'pve' alone if they cannot be listed)."""
-        if self._ipam_names is None:
-            try:
-                rows = await self.request("GET", ("cluster", "sdn", "ipams"), {}, op="list the SDN IPAMs",
-                                          expected=_not_transient)
-                names = [str(r.get("ipam")) for r in rows or () if r.get("ipam")]
-            except ProxmoxApiError:
-                names = []
-            self._ipam_names = ["pve", *(n for n in names if n != "pve")]
-        return self._ipam_names
-
-    async def dhcp_address(self, vm: VmRef) -> str | None:
-        """The address the host's DHCP (SDN IPAM) gave the VM's NIC, before a guest agent exists."""
-        mac = vmconfig.mac_of((await self.vm_config(vm)).get("net0"))
-        if not mac:
-            return None
-        for ipam in await self._ipams():
-            try:
-                rows = await self.request("GET", ("cluster", "sdn", "ipams", ipam, "status"), {},
-                                          op=f"read IPAM {ipam}'s leases", expected=_not_transient)
-            except (ProxmoxApiError, ValueError):
-                continue
-            for row in rows or ():
-                if str(row.get("mac", "")).upper() != mac or not row.get("ip"):
-                    continue
-                try:
-                    address = ipaddress.ip_address(str(row["ip"]).split("/")[0])
-                except ValueError:
-                    continue
-                if address.version == 4:
-                    return str(address)
-        return None
+    async def ipam_entries(self) -> list[dict]:
+        """Proxmox's IPAM entries (`GET /cluster/sdn/ipams/pve/status`: only the pve IPAM can be
+        read, and it lists only zones with IPAM and DHCP): {zone, subnet, ip, vnet, vmid, mac, hostname}."""
+        rows = await self.request("GET", ("cluster", "sdn", "ipams", "pve", "status"), {},
+                                  op="read the IPAM's entries", expected=_not_transient)
+        return [r for r in rows or () if isinstance(r, dict)]

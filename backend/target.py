@@ -48,6 +48,9 @@ class Target:
     # Target seconds a boot takes here beyond what the guest itself needs (0 on a real host; the lab's
     # wall-time costs of starting a guest, which its compressed clock counts many times over).
     boot_overhead_s: float = 0.0
+    # Where this machine's own network probes run (its subnets, its neighbour table: see
+    # backend/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
+    probe_prefix: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
     closer: Callable[[], Awaitable[None]] | None = None
 

@@ -335,6 +335,15 @@ def mac_of(net: str | None) -> str | None:
     return mac.upper() if _MAC.fullmatch(mac) else None
 
 
+def bridge_of(net: str | None) -> str | None:
+    """The bridge in a net[n] value ('virtio=BC:24:11:00:00:01,bridge=vmbr0' -> 'vmbr0')."""
+    for part in str(net or "").split(",")[1:]:
+        key, _, value = part.partition("=")
+        if key == "bridge" and _BRIDGE.fullmatch(value):
+            return value
+    return None
+
+
 def working_storage_for(ova_storage: str, storages: Sequence) -> tuple[str | None, str | None]:
     """Where Proxmox extracts the OVA's disk before importing it.
 

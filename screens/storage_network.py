@@ -1,5 +1,9 @@
 """Step 4, Storage & network: the VM's name, the storage for its disk (with free space), the bridge,
-the OVA's volid, and how the guest is reached (dhcp or a fixed IP)."""
+the OVA's volid, and how the guest is reached (dhcp or a fixed IP).
+
+`dhcp` needs a source of the guest's address that works from here (backend/guestaddr.py: an SDN
+VNet with IPAM and DHCP, or this machine on the bridge's layer 2); when none does, the step says so
+with `check`'s own finding (backend.provision.evaluate) and asks for the guest's address."""
 
 from __future__ import annotations
 
@@ -39,7 +43,10 @@ class StorageNetworkScreen(WizardScreen):
 • Bridge: the network bridge of the VM's NIC (vmbr0 on most hosts).
 • OVA: the volid of vast-5.4.0-loopback.ova on a storage with content 'import'
   (STORAGE:import/FILE.ova), imported through the API (Proxmox VE 8.3+).
-• Guest address: dhcp (found through the host's DHCP or the guest agent) or a fixed IP."""
+• Guest address: dhcp or a fixed IP. With dhcp the address is read from Proxmox's IPAM (an SDN
+  VNet with IPAM and DHCP), or from this machine's neighbour table by the VM's MAC (only when this
+  machine shares the bridge's layer 2), or later from the guest agent. When none of these can work
+  from here, give the IP the guest will get."""
 
     def compose_body(self) -> ComposeResult:
         node = self.wizard.node
@@ -74,6 +81,10 @@ class StorageNetworkScreen(WizardScreen):
     def on_select_changed(self, event: Select.Changed) -> None:
         self._check_storage()
 
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "address":
+            self._check_storage()
+
     def _chosen(self, widget_id: str) -> str | None:
         value = self.query_one(f"#{widget_id}", Select).value
         return None if value is Select.BLANK else str(value)
@@ -92,8 +103,19 @@ class StorageNetworkScreen(WizardScreen):
             result = self.wizard.sizing()
         finally:
             self.wizard.answers.vm.storage = saved
-        findings.findings = tuple(f for f in result.findings if f.id in STORAGE_FINDINGS)
-        self.say("" if not findings.findings else "the storage does not fit the disk", error=bool(findings.findings))
+        storage_findings = tuple(f for f in result.findings if f.id in STORAGE_FINDINGS)
+        address = self._address_findings()
+        findings.findings = storage_findings + address
+        if storage_findings:
+            self.say("the storage does not fit the disk", error=True)
+        elif any(f.severity == "blocker" for f in address):
+            self.say("dhcp cannot work from here: type the guest's IP address", error=True)
+        else:
+            self.say("")
+
+    def _address_findings(self) -> tuple:
+        bridge = self._chosen("bridge") or self.wizard.answers.vm.bridge
+        return self.wizard.address_findings(bridge, self.query_one("#address", Input).value.strip())
 
     def commit(self) -> None:
         answers = self.wizard.answers
@@ -103,6 +125,12 @@ class StorageNetworkScreen(WizardScreen):
 
             raise BadInput("vm.storage: choose a storage for the VM disk")
         bridge = self._chosen("bridge") or answers.vm.bridge
+        blocked = next((f for f in self._address_findings() if f.severity == "blocker"), None)
+        if blocked is not None and not self.wizard.force:
+            from backend.errors import BadInput
+
+            self.query_one("#address", Input).focus()
+            raise BadInput(f"guest.address: dhcp cannot work from here; type the IP the guest will get. {blocked.remedy}")
         vm = validated(VmAnswers, {**answers.vm.model_dump(), "name": self.query_one("#name", Input).value.strip(),
                                    "storage": storage, "bridge": bridge}, "vm")
         guest = validated(GuestAnswers, {**answers.guest.model_dump(mode="json"),

@@ -10,8 +10,7 @@ import pytest
 from backend import provision, vmconfig
 from backend.engine import Engine, RunContext
 from backend.journal import Journal, RunDir
-from backend.lab.pve.host import LAN_PREFIX
-from backend.lab.pve.state import LEASE_FIRST
+from backend.lab import facts
 from backend.proxmox import ProxmoxClient, VmRef
 from tests.proxmox_lab_support import Recorder, lab_answers, open_lab, requests_log, requests_to
 from tests.proxmox_lab_support import run_provision as _provision
@@ -51,7 +50,9 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
     sizing = rec.of("SizingEvaluated")[0]
     assert sizing.recommendation["vcpus"] == 12 and sizing.recommendation["memory_gib"] == 120
     address = rec.of("GuestAddressResolved")[0]
-    assert address.source == "dhcp" and address.address.startswith("192.168.30.")
+    # vmbr0 is a plain bridge: the address is the LAN DHCP's, found by the VM's MAC in the jump host's
+    # neighbour table (the lab's jump host shares vmbr0's layer 2)
+    assert address.source == "neighbour-table" and address.address == f"{facts.LAN_PREFIX}.{facts.LAN_DHCP_FIRST}"
     assert ctx.facts["guest_address"] == address.address and ctx.facts["vmid"] == 100
     assert any(e.kind == "StepProgressed" and e.step == "create_vm" and e.fraction == 1.0 for e in rec.events)
 
@@ -106,7 +107,7 @@ async def test_resume_after_the_vm_was_stopped_starts_it_again(tmp_path, seed):
 
 
 async def test_a_fixed_guest_address_is_taken_from_the_answers(tmp_path, seed):
-    address = f"{LAN_PREFIX}.{LEASE_FIRST}"  # what the lab's network gives its first VM
+    address = f"{facts.LAN_PREFIX}.{facts.LAN_DHCP_FIRST}"  # what the lab's network gives its first VM
     answers = lab_answers("seed", guest={"address": address})
     code, rec, _ = await _provision(tmp_path, seed, answers)
     assert code == 0

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from backend.answers import Answers
 from backend.errors import VlbError
+from backend.guestaddr import LocalNetworks, local_networks
 from backend.hostfacts import HostInventory
 from backend.secrets import redact
 from backend.target import Target, TargetOptions, default_speed, fetch_certificate_fingerprint, open_target
@@ -26,12 +27,15 @@ class Probe:
     """An opened target whose certificate awaits the user's trust.
 
     `fingerprint` is what the user is asked to confirm; `pin_to_save` is the value that goes into
-    the answers' `proxmox.fingerprint` once trusted (None when the target pins its own)."""
+    the answers' `proxmox.fingerprint` once trusted (None when the target pins its own);
+    `local_networks` is this machine's own networks as the target's probes see them (read with the
+    inventory: where the guest's address can be learnt from depends on it)."""
 
     label: str = ""
     url: str = ""
     fingerprint: str = ""
     pin_to_save: str | None = None
+    local_networks: LocalNetworks | None = None  # this machine's own networks, once `inventory()` ran
 
     async def inventory(self) -> HostInventory:
         """Authenticate with the token and read every node's facts (after the user trusted the certificate)."""
@@ -65,6 +69,7 @@ class TargetProbe(Probe):
             inventory = await client.inventory()
         finally:
             await client.close()
+        self.local_networks = await local_networks(self.target)
         if not inventory.fingerprint:
             inventory = HostInventory(inventory.pve_version, inventory.nodes, self.fingerprint,
                                       inventory.cluster_name)

@@ -126,7 +126,7 @@ class HeadlessPrinter:
                 how = f"grown from {e.before_gib:.0f} GiB" if e.grown else "already filled its disk"
                 return f"  root filesystem {e.device} ({e.fstype}): {e.size_gib:.0f} GiB, {how}"
             case ev.GuestAddressResolved():
-                return f"  guest address {e.address} (from {e.source})"
+                return f"  guest address {e.address} (from {e.source}{': ' + e.detail if e.detail else ''})"
             case ev.GuestConnected():
                 return f"  SSH to {e.user}@{e.address} (host key {e.host_key})"
             case ev.GuestRebooted():
@@ -320,6 +320,11 @@ async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> 
         host = result["host"]
         print(f"host {host.get('node')}: {host.get('cores')} cores / {host.get('threads')} threads, "
               f"{host.get('mem_total', 0) / 1024**3:.1f} GiB host RAM, PVE {host.get('pve_version')}")
+        local = result["host"].get("local_networks") or {}
+        if local:
+            from backend.guestaddr import LocalNetworks
+
+            print(f"this machine (where vast-loopback runs): {LocalNetworks.from_dict(local).describe()}")
         rec, vm = result["recommendation"], result["vm"]
         print(f"recommendation: {rec['vcpus']} vCPUs, VM RAM {sized(rec['memory_gib'])}, {rec['disk_gib']} GiB disk"
               + ("" if rec.get("feasible", True) else f" (this host cannot host it: {rec.get('reason')})"))

@@ -13,10 +13,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from backend import guestaddr, provision
 from backend.answers import Answers, errors_to_message
 from backend.errors import BadInput
+from backend.guestaddr import LocalNetworks
 from backend.hostfacts import HostInventory, NodeFacts
-from backend.sizing import Proposal, SizingResult, evaluate, pick_node, recommend
+from backend.sizing import Finding, Proposal, SizingResult, evaluate, pick_node, recommend
 
 
 def validated(model: type[BaseModel], data: dict[str, Any], section: str) -> Any:
@@ -43,13 +45,16 @@ class WizardState:
     force: bool = False  # --force on the command line: every blocker is overridden up front
     speed: float | None = None
     run_dir: str | None = None
+    local: LocalNetworks | None = None  # this machine's own networks, read when the connection was tested
 
     # --- connection and host -----------------------------------------------------------------
 
-    def connected(self, inventory: HostInventory, fingerprint: str, pin: str | None) -> None:
+    def connected(self, inventory: HostInventory, fingerprint: str, pin: str | None,
+                  local: LocalNetworks | None = None) -> None:
         """A connection was tested and its certificate trusted; a pin to save goes into the answers."""
         self.inventory = inventory
         self.fingerprint = fingerprint
+        self.local = local
         if pin:
             self.answers.proxmox.fingerprint = pin
         wanted = self.answers.proxmox.node
@@ -102,6 +107,21 @@ class WizardState:
 
     def sizing(self) -> SizingResult:
         return self.evaluate(*self.sizes())
+
+    def address_findings(self, bridge: str, address: str) -> tuple[Finding, ...]:
+        """What `check` says about learning the guest's address with this bridge and guest.address
+        (backend.provision.evaluate, the same evaluation); nothing while this machine's networks are
+        unknown or the address does not parse."""
+        if self.node is None or self.local is None:
+            return ()
+        answers = self.answers.model_copy(deep=True)
+        try:
+            answers.vm.bridge = bridge
+            answers.guest.address = address
+        except ValidationError:
+            return ()
+        result = provision.evaluate(self.node, answers, self.local)
+        return tuple(f for f in result.findings if f.id in guestaddr.FINDINGS)
 
     def unresolved_blockers(self, result: SizingResult) -> list[str]:
         """Blocker ids that stop the wizard: not overridden on purpose (and no --force)."""

@@ -197,6 +197,67 @@ DRACUT_NO_ROOT = ("dracut-initqueue[{pid}]: Warning: dracut-initqueue timeout - 
 
 
 # --- network: how a guest's address can be known ---------------------------------------------------
+# Behaviours: what a real host, guest and kernel do, each with its source; the lab's code that
+# follows one names it.
+
+IPAM_ONLY_ON_DHCP_VNETS = (
+    "Proxmox records a VM's address (and its dnsmasq hands it out) only for a NIC whose bridge is an SDN "
+    "VNet in a zone with both `ipam` and `dhcp`: add_dhcp_mapping, get_ips_from_mac and add_next_free_cidr "
+    "return early otherwise, so a VM on the plain bridge vmbr0 has no IPAM entry at all (get_vnet('vmbr0') "
+    "is undef). [ground-truth §7; pve-network src/PVE/Network/SDN/Vnets.pm; qemu-server src/usr/pve-bridge]")
+IPAM_LEASE_AT_NIC_START = (
+    "The mapping is made when the NIC starts (the pve-bridge hook calls add_dhcp_mapping(bridge, mac, vmid, "
+    "name)), which takes the next free address of the subnet's dhcp-range when the MAC has none yet; the "
+    "entry stays until the NIC or the VM is removed. [pve-network Vnets.pm add_dhcp_mapping -> "
+    "add_next_free_cidr; qemu-server create/delete_ifaces_ipams_ips]")
+IPAM_STATUS_PVE_ONLY = (
+    "GET /cluster/sdn/ipams/{ipam}/status dies with 'Currently only PVE IPAM is supported!' for any other "
+    "IPAM and lists only zones with ipam=pve and dhcp; each entry is {zone, subnet, ip, vnet, vmid, mac, "
+    "hostname}, or {zone, subnet, ip, vnet, gateway: 1} for the subnet's gateway. [ground-truth §7; "
+    "pve-network src/PVE/API2/Network/SDN/Ipams.pm]")
+DHCP_ONLY_SIMPLE_ZONES = "Only Simple zones take `dhcp` (dnsmasq). [pve-network SDN/Zones/SimplePlugin.pm]"
+VNETS_IN_ANY_BRIDGE = (
+    "GET /nodes/{node}/network?type=any_bridge lists the local bridges and OVS bridges plus the node's VNets "
+    "as {iface, type: 'vnet', active: '1', ipam: 0|1, vlanaware: 0|1, comments: alias}; any_local_bridge "
+    "lists the bridges only; include_sdn every local interface unfiltered plus the VNets; bridge only type "
+    "bridge; no type every local interface. The VNets come from the applied (running) SDN config. "
+    "[ground-truth §7; pve-manager PVE/API2/Network.pm; pve-network src/PVE/Network/SDN.pm get_local_vnets]")
+NO_NEIGHBOUR_API = (
+    "No Proxmox API exposes the host's ARP or neighbour table: on a plain vmbr0 the host cannot tell a "
+    "guest's address before its guest agent runs. [ground-truth §7]")
+NO_ADDRESS_IN_EMERGENCY_SHELL = (
+    "(I) The guest's kernel command line has no ip= or rd.neednet (crashkernel=auto resume=... "
+    "biosdevname=0 net.ifnames=0 rhgb quiet), so dracut brings no network up: a guest stuck in its "
+    "initramfs (emergency shell), or powered off, answers no ARP; its NIC answers once its userspace "
+    "(NetworkManager, DHCP) is up. [ground-truth §6, dmesg; dracut8 modules.d/40network]")
+ARP_IS_THE_KERNELS = (
+    "Who answers ARP, the neighbour table's states and its timing are the real Linux kernel's: the lab's "
+    "jump host and guest NICs are real network namespaces, nothing of it is modelled.")
+
+LAN_BRIDGE = "vmbr0"  # the node's bridge with the uplink to the LAN (the field host's only bridge)
+LAN_PREFIX = "192.168.30"  # the field run's guest was 192.168.30.109 on eth0, by DHCP [ground-truth §6]
+LAN_PREFIXLEN = 24  # (I) a /24 home/lab LAN, as 192.168.30.x suggests
+LAN_GATEWAY = f"{LAN_PREFIX}.1"  # (I) the LAN's router, which also serves DHCP (not Proxmox)
+LAN_DHCP_FIRST = 109  # the LAN's DHCP server gives the first VM the field guest's address [ground-truth §6]
+LAN_DHCP_LAST = 249
+HOST_ADDRESS_FIRST = 10  # the nodes' own addresses on vmbr0: .10, .11, ... (the lab's choice)
+
+# Where vast-loopback runs (the jump host). The lab's choice: on the LAN's layer 2 with its own
+# address (it then sees the guests' MACs), or elsewhere: on another subnet, no interface on the LAN.
+JUMP_HOST_ON_LAN = f"{LAN_PREFIX}.5/{LAN_PREFIXLEN}"
+JUMP_HOST_ELSEWHERE = "10.77.0.5/24"
+
+# The SDN VNet a lab host can have (lab answers `lab.network.sdn_vnet`): a Simple zone with the
+# built-in IPAM and dnsmasq DHCP, one subnet with a dhcp-range. Names and numbers are the lab's
+# choice; zone and VNet ids follow pve-sdn-zone-id / pve-sdn-vnet-id (8 characters at most).
+SDN_ZONE = "lab"
+SDN_ZONE_TYPE = "simple"
+SDN_IPAM = "pve"
+SDN_DHCP = "dnsmasq"
+SDN_VNET = "labnet"
+SDN_SUBNET = "10.42.0.0/24"
+SDN_GATEWAY = "10.42.0.1"
+SDN_DHCP_RANGE = ("10.42.0.100", "10.42.0.199")
 
 
 # --- disk: the field guest's layout ----------------------------------------------------------------

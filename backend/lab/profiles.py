@@ -68,6 +68,7 @@ class HostProfile:
     cluster_name: str = ""
     notes: str = ""
     extra: dict = field(default_factory=dict)
+    sdn_vnet: bool = False  # the cluster also has the SDN VNet of backend.lab.facts (IPAM + DHCP)
 
 
 def _seed_storages(nvme_tb: float = 1.8) -> tuple[StorageProfile, ...]:

@@ -9,13 +9,16 @@ VMS with `vast.admin_password`. The answers' secrets are held in memory only, ne
 A `proxmox.fingerprint` in the answers is pinned against the lab's certificate exactly as against a
 real host's (a wrong pin is refused); without one the lab's own certificate is pinned. The state
 directory is private (0700): it holds the lab's own secrets.
-Guest-related fields (known_hosts, route, guest_password) come from the guest side through its
-optional `target_fields()` hook.
+Guest-related fields (known_hosts, route, guest_password, probe_prefix: where this machine's network
+probes run, i.e. the lab's jump host on the guests' LAN) come from the guest side through its
+optional `target_fields()` hook. `lab.network` in the answers gives the host its SDN VNet and puts
+the jump host on the LAN or elsewhere.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -25,6 +28,7 @@ from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
 from backend.lab.guest.support import GuestUnavailable
+from backend.lab.profiles import PROFILES
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.shutdown import end_guests
 from backend.lab.world import LabWorld
@@ -53,7 +57,9 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     vms_password = vast.admin_password.resolve("vast.admin_password").reveal() if vast.admin_password else "123456"
     guest = answers.guest
     passwords = ({guest.user: guest.password.resolve("guest.password").reveal()} if guest.password else None)
-    world = LabWorld(state_dir, answers.lab.host_profile, options.speed, token_id=token_id,
+    network = answers.lab.network
+    profile = dataclasses.replace(PROFILES[answers.lab.host_profile], sdn_vnet=network.sdn_vnet)
+    world = LabWorld(state_dir, profile, options.speed, token_id=token_id,
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
                                                       faults=faults, passwords=passwords,
@@ -61,7 +67,8 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
                                                       behaviour=VastBehaviour(
                                                           answers.lab.start_vms_after_reboot,
                                                           answers.lab.vtask_messages,
-                                                          answers.lab.overcommit_memory)))
+                                                          answers.lab.overcommit_memory),
+                                                      jump_host=network.jump_host))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:
@@ -90,7 +97,7 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
                          "schema": pve.endpoints()["schema"]}},
         closer=closer,
     )
-    # SEAM (guest side, backend/lab/guest): known_hosts, route and guest_password for the Target.
+    # SEAM (guest side, backend/lab/guest): known_hosts, route, guest_password, probe_prefix for the Target.
     fields = getattr(world.guest, "target_fields", None)
     if callable(fields):
         for key, value in fields().items():

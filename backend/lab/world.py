@@ -51,7 +51,9 @@ class GuestHardware:
     host_threads: int
     host_cpu_model: str
     mac: str
-    ip: str  # the address the lab's DHCP gives this VM
+    ip: str  # the address DHCP gives the guest's NIC ("" when nothing serves DHCP on its bridge)
+    prefix: int = 24  # the prefix length of that address's subnet
+    bridge: str = "vmbr0"  # the bridge (or SDN VNet) the NIC is on
     disk_bus: str = "scsi"  # the boot disk's bus: "scsi" | "sata" | "ide" | "virtio"
     machine: str = "q35"  # "q35" | "pc" (i440fx, Proxmox's default machine)
 

@@ -24,6 +24,13 @@ variant a new VM's disk is imported from (`backend.lab.facts.OVA_INITRAMFS`: its
 After a lab restart (`GuestLab(...).start()` on the same state directory) every guest that was up
 is found again when its namespace still runs (detached jobs included), else booted again.
 
+The guests' LAN: a `LabSegment` (backend/lab/segment.py) is the jump host's network, in real
+network namespaces; a running VM's NIC is on it with the VM's MAC from the boot's start, and
+answers ARP with its DHCP address exactly while the guest is up, never while it boots, is
+unbootable or off (facts.NO_ADDRESS_IN_EMERGENCY_SHELL). `jump_host` says where the jump host is: "on-lan" (it
+shares vmbr0's layer 2) or "elsewhere" (another subnet). `target_fields()` hands the product the
+segment's `probe_prefix`, so its network probes run in the jump host's network.
+
 Routing: `route(host, port)` maps a guest's DHCP address and port 22 to its SSH listener on
 127.0.0.1 (its port is allocated once per guest and kept), and any (address, port) registered
 with `add_route` (the VMS's 443) to its local endpoint; other addresses pass through unchanged.
@@ -55,7 +62,8 @@ from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
 from backend.lab.guest.sshd import GuestSSHServer, load_host_key
-from backend.lab.guest.support import own, require_guest_support
+from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
+from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
 from backend.safefiles import write_private
 
@@ -87,7 +95,8 @@ class GuestLab:
                  passwords: dict[str, str] | None = None,
                  load_factory: Callable[[GuestHardware], GuestLoad] | None = None,
                  on_boot: BootHook | None = None, faults: FaultPlan | None = None,
-                 ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
+                 ova: str = facts.OVA_DEFAULT_VARIANT,
+                 jump_host: str = "on-lan") -> None:
         self.state_dir = Path(state_dir).resolve()  # the guests' mounts need absolute paths
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
@@ -111,6 +120,7 @@ class GuestLab:
         self._host_key: asyncssh.SSHKey | None = None
         self._pausing: dict[int, int] = {}  # vmid -> stalls under way (touched in the lab's loop only)
         self._sweep_until: dict[int, float] = {}  # vmid -> monotonic time until which sessions are swept
+        self.segment = LabSegment(on_lan=jump_host == "on-lan")
 
     # -- life of the lab process --------------------------------------------------------------------
     def start(self) -> GuestLab:
@@ -118,6 +128,10 @@ class GuestLab:
         require_guest_support()
         self.guests_dir.mkdir(parents=True, exist_ok=True)
         self._host_key = load_host_key(self.ssh_dir)
+        try:
+            self.segment.start()
+        except SegmentUnavailable as exc:
+            raise GuestUnavailable(f"The lab guest's network cannot be made here ({exc}).") from None
         ready = threading.Event()
 
         def run() -> None:
@@ -148,6 +162,7 @@ class GuestLab:
         if self._thread is not None:
             self._thread.join(timeout=10)
         self._loop = None
+        self.segment.close()
 
     def shutdown(self) -> None:
         """Power every guest off (hard) and close: nothing of the lab keeps running."""
@@ -213,6 +228,8 @@ class GuestLab:
             if guest.state == "up":
                 if guest.reattach(self.clock.scale):
                     await self._listen(guest)
+                    self.segment.plug(guest.vmid, guest.hw.mac, guest.hw.bridge)
+                    self.segment.configure(guest.vmid, guest.hw.ip, guest.hw.prefix)
                     log.info("guest %s: found running (pid %s)", guest.vmid, guest.holder and guest.holder.pid)
                     continue
                 guest.state, guest.boot_lab = "booting", self.clock.now()
@@ -277,7 +294,8 @@ class GuestLab:
         password = self.passwords.get("centos")
         return {"known_hosts": self.known_hosts_path(), "route": self.route,
                 "guest_password": Secret(password, public=password == "centos") if password else None,
-                "boot_overhead_s": BOOT_WALL_S * self.clock.scale}
+                "boot_overhead_s": BOOT_WALL_S * self.clock.scale,
+                "probe_prefix": self.segment.probe_prefix()}
 
     def boot_state(self, vmid: int) -> str:
         guest = self._guests.get(vmid)
@@ -304,7 +322,7 @@ class GuestLab:
                               {"ip-address-type": "ipv6", "ip-address": "::1", "prefix": 128}],
              "statistics": dict.fromkeys(stats, 0)},
             {"name": "eth0", "hardware-address": mac,
-             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": hw.ip, "prefix": 24},
+             "ip-addresses": [{"ip-address-type": "ipv4", "ip-address": hw.ip, "prefix": hw.prefix},
                               {"ip-address-type": "ipv6", "ip-address": eui, "prefix": 64}],
              "statistics": stats},
         ]
@@ -341,6 +359,7 @@ class GuestLab:
 
     # -- boot and stop (on the lab's loop) ------------------------------------------------------------
     async def _boot(self, guest: LabGuest, generation: int) -> None:
+        self.segment.plug(guest.vmid, guest.hw.mac, guest.hw.bridge)  # QEMU's tap is on the bridge from its start
         await self.clock.sleep(guest.boot_lab + self.boot_seconds - self.clock.now())
         async with self._glock(guest.vmid):
             if guest.generation != generation or guest.state != "booting":
@@ -365,6 +384,7 @@ class GuestLab:
                 await asyncio.to_thread(guest.stop_namespace, False)
                 return
             await self._listen(guest)
+            self.segment.configure(guest.vmid, guest.hw.ip, guest.hw.prefix)  # NetworkManager got its lease
             with self._lock:
                 guest.state = "up"
                 guest.save()
@@ -389,6 +409,7 @@ class GuestLab:
 
     async def _stop(self, guest: LabGuest, graceful: bool) -> None:
         async with self._glock(guest.vmid):
+            self.segment.unplug(guest.vmid)
             if guest.ssh is not None:
                 await guest.ssh.stop()
                 guest.ssh = None

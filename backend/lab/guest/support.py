@@ -1,7 +1,8 @@
 """Whether this machine can run the lab guest, and as which user the guest's processes run.
 
-The lab guest is a Linux feature: it needs unprivileged user, mount and PID namespaces
-(`unshare --user --map-root-user --mount --pid`) and util-linux's `unshare`/`nsenter`. Where they
+The lab guest is a Linux feature: it needs unprivileged user, mount, PID and network namespaces
+(`unshare --user --map-root-user --mount --pid --net`), util-linux's `unshare`/`nsenter` and
+iproute2's `ip` (the guests' LAN, backend/lab/segment.py). Where they
 are missing, `guest_unavailable_reason()` says so in one sentence instead of failing obscurely.
 
 Who the guest runs as: when the lab runs as an ordinary user, the guest's processes run as that
@@ -98,11 +99,11 @@ def guest_unavailable_reason() -> str | None:
     if not sys.platform.startswith("linux"):
         return (f"The lab guest needs Linux user namespaces and this machine runs {sys.platform}; "
                 "the lab guest is a Linux feature.")
-    for tool in ("unshare", "nsenter"):
+    for tool, package in (("unshare", "util-linux"), ("nsenter", "util-linux"), ("ip", "iproute2")):
         if shutil.which(tool) is None:
-            return (f"The lab guest needs util-linux's `{tool}`, which is not installed; "
+            return (f"The lab guest needs {package}'s `{tool}`, which is not installed; "
                     "the lab guest is a Linux feature.")
-    probe = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--uts", "--ipc",
+    probe = ["unshare", "--user", "--map-root-user", "--mount", "--pid", "--fork", "--uts", "--ipc", "--net",
              "--mount-proc", "true"]
     try:
         result = subprocess.run(probe, capture_output=True, text=True, timeout=20, cwd="/",

@@ -168,8 +168,9 @@ def _cluster_resources(api: PveApi, p: dict, user: str) -> object:
                              "plugintype": entry["type"], "content": entry["content"], "shared": entry["shared"],
                              "disk": entry["used"], "maxdisk": entry["total"]})
         if kind in (None, "sdn"):
-            rows.append({"id": f"sdn/{node.node}/localnetwork", "type": "sdn", "sdn": "localnetwork",
-                         "node": node.node, "status": "ok"})
+            for zone in ("localnetwork", *((facts.SDN_ZONE,) if api.profile.sdn_vnet else ())):
+                rows.append({"id": f"sdn/{node.node}/{zone}", "type": "sdn", "sdn": zone, "node": node.node,
+                             "status": "ok"})
     if kind in (None, "vm"):
         for vm in api.qemu.vms():
             entry = api.qemu.list_entry(vm)
@@ -208,22 +209,32 @@ def _ipam(api: PveApi, p: dict, user: str) -> object:
 
 @route("GET", "/cluster/sdn/ipams/{ipam}/status")
 def _ipam_status(api: PveApi, p: dict, user: str) -> object:
+    """Only the pve IPAM, only zones with IPAM and DHCP (facts.IPAM_STATUS_PVE_ONLY): no entry for a
+    VM on a plain bridge, ever (facts.IPAM_ONLY_ON_DHCP_VNETS)."""
     if p["ipam"] != "pve":
-        raise failed(f"ipam '{p['ipam']}' does not exist")
-    rows = [{"zone": "lab", "vnet": "vmbr0", "subnet": f"{host.LAN_PREFIX}.0/24", "ip": f"{host.LAN_PREFIX}.1",
-             "gateway": 1}]
-    leases = api.state.data["leases"]
-    for vm in api.qemu.vms():
-        for key, value in sorted(vm["config"].items()):
-            if not vmconf.NET_KEY.match(key):
-                continue
-            net = vmconf.parse_net(value)
-            mac = net.get("macaddr", "").upper()
-            if mac in leases:
-                rows.append({"zone": "lab", "vnet": net.get("bridge", "vmbr0"),
-                             "subnet": f"{host.LAN_PREFIX}.0/24", "ip": leases[mac], "mac": mac,
-                             "hostname": vm["config"].get("name", ""), "vmid": vm["vmid"]})
+        raise failed("Currently only PVE IPAM is supported!")
+    if not api.profile.sdn_vnet:
+        return []
+    where = {"zone": facts.SDN_ZONE, "subnet": facts.SDN_SUBNET, "vnet": facts.SDN_VNET}
+    rows: list[dict] = [{**where, "ip": facts.SDN_GATEWAY, "gateway": 1}]
+    for mac, entry in sorted(api.state.ipam_entries().items(), key=lambda item: item[1]["ip"]):
+        rows.append({**where, "ip": entry["ip"], "mac": mac, "vmid": entry["vmid"], "hostname": entry["hostname"]})
     return rows
+
+
+@route("GET", "/cluster/sdn/zones")
+def _sdn_zones(api: PveApi, p: dict, user: str) -> object:
+    if not api.profile.sdn_vnet or p.get("type") not in (None, facts.SDN_ZONE_TYPE):
+        return []
+    return [{"zone": facts.SDN_ZONE, "type": facts.SDN_ZONE_TYPE, "ipam": facts.SDN_IPAM, "dhcp": facts.SDN_DHCP,
+             "digest": "0" * 40}]
+
+
+@route("GET", "/cluster/sdn/vnets")
+def _sdn_vnets(api: PveApi, p: dict, user: str) -> object:
+    if not api.profile.sdn_vnet:
+        return []
+    return [{"vnet": facts.SDN_VNET, "zone": facts.SDN_ZONE, "type": "vnet", "digest": "0" * 40}]
 
 
 # --- storage and network -----------------------------------------------------------------------

@@ -13,9 +13,8 @@ pve-storage API2/Storage/Status.pm, pve-common ProcFSTools.pm read_cpuinfo / rea
 
 from __future__ import annotations
 
+from backend.lab import facts
 from backend.lab.profiles import GIB, HostProfile, NodeProfile, StorageProfile
-
-LAN_PREFIX = "192.168.30"  # the field run's guest was 192.168.30.109
 
 
 def major(version: str) -> int:
@@ -23,7 +22,7 @@ def major(version: str) -> int:
 
 
 def node_ip(profile: HostProfile, node: NodeProfile) -> str:
-    return f"{LAN_PREFIX}.{10 + profile.nodes.index(node)}"
+    return f"{facts.LAN_PREFIX}.{facts.HOST_ADDRESS_FIRST + profile.nodes.index(node)}"
 
 
 def cpuinfo(node: NodeProfile) -> dict:
@@ -111,7 +110,18 @@ def storage_entry(profile: HostProfile, storage: StorageProfile, content: tuple[
     return entry
 
 
+def bridge_names(profile: HostProfile, node: NodeProfile) -> tuple[str, ...]:
+    """What a NIC can be put on: the node's bridges and, with SDN, its VNet."""
+    return (*node.bridges, *((facts.SDN_VNET,) if profile.sdn_vnet else ()))
+
+
+def vnet_entry() -> dict:
+    """The lab's VNet as `type=any_bridge` lists it (facts.VNETS_IN_ANY_BRIDGE)."""
+    return {"iface": facts.SDN_VNET, "type": "vnet", "active": "1", "ipam": 1, "vlanaware": 0, "comments": None}
+
+
 def network(profile: HostProfile, node: NodeProfile, kind: str | None) -> list[dict]:
+    """GET /nodes/{node}/network, filtered by `type` as facts.VNETS_IN_ANY_BRIDGE says."""
     ip = node_ip(profile, node)
     entries = [{
         "iface": "enp5s0", "type": "eth", "method": "manual", "families": ["inet"], "active": 1,
@@ -123,11 +133,18 @@ def network(profile: HostProfile, node: NodeProfile, kind: str | None) -> list[d
             "families": ["inet"], "active": 1, "autostart": 1, "bridge_ports": "enp5s0" if index == 0 else "",
             "bridge_stp": "off", "bridge_fd": "0", "priority": 4 + index,
         }
-        if index == 0:
-            entry.update({"cidr": f"{ip}/24", "address": ip, "netmask": "24", "gateway": f"{LAN_PREFIX}.1"})
+        if bridge == facts.LAN_BRIDGE:
+            entry.update({"cidr": f"{ip}/{facts.LAN_PREFIXLEN}", "address": ip, "netmask": str(facts.LAN_PREFIXLEN),
+                          "gateway": facts.LAN_GATEWAY})
         entries.append(entry)
-    if kind in ("bridge", "any_bridge", "any_local_bridge"):
-        return [e for e in entries if e["type"] == "bridge"]
-    if kind and kind not in ("include_sdn",):
+    vnets = [vnet_entry()] if profile.sdn_vnet else []
+    if kind == "include_sdn":
+        return entries + vnets
+    if kind == "vnet":
+        return vnets
+    if kind in ("any_bridge", "any_local_bridge"):
+        bridges = [e for e in entries if e["type"] in ("bridge", "OVSBridge")]
+        return bridges + vnets if kind == "any_bridge" else bridges
+    if kind:
         return [e for e in entries if e["type"] == kind]
     return entries

@@ -20,9 +20,11 @@ import copy
 import re
 import uuid
 
+from backend.lab import facts
 from backend.lab.profiles import GIB, OVA_DISK_SIZE, OVA_NAME, OVA_SIZE, NodeProfile
 from backend.lab.pve import vmconf
 from backend.lab.pve.errors import failed, param_error
+from backend.lab.pve.host import bridge_names
 from backend.lab.pve.state import PveState
 from backend.lab.pve.tasks import transfer_lines
 from backend.lab.world import GuestHardware
@@ -256,7 +258,7 @@ class Qemu:
         for key, value in config.items():
             if vmconf.NET_KEY.match(key):
                 bridge = vmconf.parse_net(value).get("bridge")
-                if bridge and bridge not in node.bridges:
+                if bridge and bridge not in bridge_names(self.state.profile, node):
                     return f"bridge '{bridge}' does not exist"
         return None
 
@@ -291,6 +293,8 @@ class Qemu:
         drive = vmconf.parse_drive(config[boot_key]) if boot_key else {}
         net = vmconf.parse_net(config.get("net0", "virtio,bridge=vmbr0"))
         mac = net.get("macaddr", "")
+        bridge = net.get("bridge", "")
+        ip, prefix = self._address(vm, mac, bridge)
         return GuestHardware(
             vmid=vm["vmid"], name=config.get("name", f"VM{vm['vmid']}"), vcpus=vmconf.vcpus(config),
             sockets=int(config.get("sockets", 1)), cores=int(config.get("cores", 1)),
@@ -298,9 +302,22 @@ class Qemu:
             cpu_type=vmconf.cpu_type(config), scsihw=config.get("scsihw", "lsi"),
             disk_iothread=drive.get("iothread") in ("1", "on", "yes", "true"),
             disk_gib=vmconf.drive_size(drive) // GIB, host_cores=node.cores, host_threads=node.threads,
-            host_cpu_model=node.cpu_model, mac=mac, ip=self.state.lease(mac) if mac else "",
+            host_cpu_model=node.cpu_model, mac=mac, ip=ip, prefix=prefix, bridge=bridge,
             disk_bus=re.sub(r"\d+$", "", boot_key) or "scsi", machine=vmconf.machine_type(config),
         )
+
+    def _address(self, vm: dict, mac: str, bridge: str) -> tuple[str, int]:
+        """(address, prefix length) the guest's NIC gets by DHCP at this start: from Proxmox's IPAM
+        on the SDN VNet (facts.IPAM_LEASE_AT_NIC_START), from the LAN's own DHCP server on vmbr0
+        (Proxmox records nothing: facts.IPAM_ONLY_ON_DHCP_VNETS), none on a bridge without uplink."""
+        if not mac:
+            return "", 0
+        if bridge == facts.SDN_VNET and self.state.profile.sdn_vnet:
+            name = vm["config"].get("name", f"VM{vm['vmid']}")
+            return self.state.ipam_lease(mac, vm["vmid"], name), int(facts.SDN_SUBNET.split("/")[1])
+        if bridge == facts.LAN_BRIDGE:
+            return self.state.lan_lease(mac), facts.LAN_PREFIXLEN
+        return "", 0
 
     def shutdown(self, node: str, vmid: int, user: str, *, timeout: int | None, force_stop: bool,
                  skiplock: bool = False) -> str:
@@ -671,6 +688,7 @@ class Qemu:
         if vm is None:
             return
         guest, vmid = self.state.guest, vm["vmid"]
+        self.state.ipam_release(vmid)
         self.state.defer(lambda: guest.destroy(vmid))
         self.state.changed()
 

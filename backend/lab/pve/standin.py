@@ -59,7 +59,7 @@ class StandInGuests:
             {"ip-address": "::1", "ip-address-type": "ipv6", "prefix": 128}]}]
         if hw is not None:
             interfaces.append({"name": "ens18", "hardware-address": hw.mac.lower(), "ip-addresses": [
-                {"ip-address": hw.ip, "ip-address-type": "ipv4", "prefix": 24}]})
+                {"ip-address": hw.ip, "ip-address-type": "ipv4", "prefix": hw.prefix}]})
         return interfaces
 
     def snapshot(self, vmid: int, name: str) -> None:

@@ -9,13 +9,15 @@ powered on, its disk snapshotted), whichever thread finished it, and even when t
 finished it failed.
 
 The file holds the VMs (config, pending changes, snapshots, power state), the tasks, the storage
-changes made through the API, the DHCP leases and the pid counter. A new server on the same state
+changes made through the API, the addresses handed out (by the LAN's DHCP server on vmbr0, by
+Proxmox's IPAM on the SDN VNet) and the pid counter. A new server on the same state
 directory continues exactly where the last one stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import json
 import logging
 import queue
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from backend.clock import Clock
+from backend.lab import facts
 from backend.lab.profiles import OVA_NAME, HostProfile, NodeProfile, StorageProfile
 from backend.lab.pve import tasks as tasklib
 from backend.lab.pve.errors import ApiError, failed
@@ -35,7 +38,6 @@ log = logging.getLogger("vlb.lab.pve")
 STATE_VERSION = 1
 MAX_TASKS = 1000
 OVA_CTIME = 1766966400  # 2025-12-29, when the field engineer's OVA landed on the host
-LEASE_FIRST = 109  # the field run's guest had 192.168.30.109
 HOOKS_WAIT_S = 120.0  # wall seconds a request waits for the guest hooks of earlier transactions
 
 Effect = Callable[[dict], None]
@@ -70,7 +72,7 @@ class PveState:
             self.data = {
                 "version": STATE_VERSION, "profile": profile.name, "created": now,
                 "boot_time": now - 3 * 86400 - 4 * 3600 - 17 * 60, "next_pid": 180_000,
-                "vms": {}, "tasks": {}, "storage_content": {}, "leases": {},
+                "vms": {}, "tasks": {}, "storage_content": {}, "leases": {}, "ipam": {},
             }
             self._dirty = True
             self._save()
@@ -246,16 +248,41 @@ class PveState:
         return [{"volid": f"{node.ova_storage}:import/{OVA_NAME}", "format": "ova", "size": OVA_SIZE,
                  "ctime": OVA_CTIME, "content": "import"}]
 
-    # --- DHCP ----------------------------------------------------------------------------------
+    # --- addresses ------------------------------------------------------------------------------
 
-    def lease(self, mac: str) -> str:
-        from backend.lab.pve.host import LAN_PREFIX
-
+    def lan_lease(self, mac: str) -> str:
+        """The address the LAN's own DHCP server (its router, not Proxmox) gives this MAC on vmbr0.
+        Proxmox never learns it (facts.IPAM_ONLY_ON_DHCP_VNETS)."""
         leases = self.data["leases"]
         mac = mac.upper()
         if mac not in leases:
             used = {int(ip.rsplit(".", 1)[1]) for ip in leases.values()}
-            host = next(n for n in range(LEASE_FIRST, 250) if n not in used)
-            leases[mac] = f"{LAN_PREFIX}.{host}"
+            host = next(n for n in range(facts.LAN_DHCP_FIRST, facts.LAN_DHCP_LAST + 1) if n not in used)
+            leases[mac] = f"{facts.LAN_PREFIX}.{host}"
             self.changed()
         return leases[mac]
+
+    def ipam_entries(self) -> dict[str, dict]:
+        """Proxmox's IPAM entries on the SDN VNet, by MAC: {ip, vmid, hostname}."""
+        return self.data.setdefault("ipam", {})
+
+    def ipam_lease(self, mac: str, vmid: int, hostname: str) -> str:
+        """The VNet NIC's address, mapped when the NIC starts (facts.IPAM_LEASE_AT_NIC_START): the
+        MAC's entry, else the next free address of the subnet's dhcp-range."""
+        entries = self.ipam_entries()
+        mac = mac.upper()
+        if mac not in entries:
+            first, last = (int(ipaddress.IPv4Address(a)) for a in facts.SDN_DHCP_RANGE)
+            used = {e["ip"] for e in entries.values()}
+            free = next(str(ipaddress.IPv4Address(n)) for n in range(first, last + 1)
+                        if str(ipaddress.IPv4Address(n)) not in used)
+            entries[mac] = {"ip": free, "vmid": str(vmid), "hostname": hostname}
+            self.changed()
+        return entries[mac]["ip"]
+
+    def ipam_release(self, vmid: int) -> None:
+        """A destroyed VM's IPAM entries go with it."""
+        entries = self.ipam_entries()
+        for mac in [m for m, e in entries.items() if e["vmid"] == str(vmid)]:
+            del entries[mac]
+            self.changed()
