@@ -10,8 +10,6 @@ the target opener the run uses, where unfinished runs are looked for, and the ru
 from __future__ import annotations
 
 import asyncio
-import shlex
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ STEP_HINTS = {  # (step, scenario or "*") -> the demo's hint on that wizard step
 @dataclass
 class Demo:
     scenario: str = "success"
+    kiosk: bool = False  # served to a browser: the lab only, nothing read on the server (tui/kiosk.py)
 
     def hint_for(self, step: str) -> str:
         """The hint a wizard step shows in the demo ('' where the step speaks for itself)."""
@@ -107,6 +106,11 @@ class WizardApp(App[int]):
         self.blink = blink  # cursor blink off keeps snapshots deterministic
         self.exit_code = 0
         self.launched: Launch | None = None
+
+    @property
+    def kiosk(self) -> bool:
+        """The demo served to a browser: the lab only, no secret references, no files saved."""
+        return self.demo is not None and self.demo.kiosk
 
     # --- screens --------------------------------------------------------------------------------
 
@@ -257,16 +261,32 @@ def run_wizard(speed: float | None, run_dir: str | None, force: bool) -> int:
     return int(result) if result is not None else app.exit_code
 
 
-def run_demo(scenario: str, speed: float, web: bool, port: int) -> int:
-    """The wizard on the lab with the field report's host; `--web` serves it in a browser."""
+def run_demo(scenario: str, speed: float, web: bool, port: int, kiosk: bool = False) -> int:
+    """The wizard on the lab with the field report's host; `--web` serves it in a browser, where
+    each visitor's session is the kiosk (`tui/kiosk.py`)."""
     if web:
-        return _serve_web(scenario, speed, port)
-    app = WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario))
+        from tui.webdemo import serve
+
+        return serve(scenario, speed, port)
+    app = demo_app(scenario, speed, kiosk=kiosk)
     try:
         result = app.run()
     finally:
         _end_demo_guests(app)
     return int(result) if result is not None else app.exit_code
+
+
+def demo_app(scenario: str, speed: float, *, kiosk: bool = False, probe_opener: ProbeOpener | None = None,
+             run_target_opener: TargetOpener = open_target, **seams: object) -> WizardApp:
+    """The demo's wizard; in kiosk mode (a browser's session) both openers refuse anything but the
+    lab and any secret reference (`tui.kiosk.lab_only`)."""
+    probe_opener = probe_opener or target_opener(speed)
+    if kiosk:
+        from tui.kiosk import lab_only
+
+        probe_opener, run_target_opener = lab_only(probe_opener), lab_only(run_target_opener)
+    return WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario, kiosk=kiosk),
+                     probe_opener=probe_opener, run_target_opener=run_target_opener, **seams)  # type: ignore[arg-type]
 
 
 def _end_demo_guests(app: WizardApp) -> None:
@@ -280,14 +300,3 @@ def _end_demo_guests(app: WizardApp) -> None:
     run = app.launched.run.path
     if end_guests(run / "lab"):
         print(f"demo: the lab's guests were stopped; the run is kept in {run} (vast-loopback replay {run})")
-
-
-def _serve_web(scenario: str, speed: float, port: int) -> int:
-    try:
-        from textual_serve.server import Server
-    except ImportError:
-        raise VlbError("--web needs textual-serve", hint="pip install 'vast-loopback[web]'") from None
-    command = shlex.join([sys.executable, "-m", "tui.cli", "demo", "--scenario", scenario, "--speed", f"{speed:g}"])
-    print(f"serving the demo on http://localhost:{port} (Ctrl+C to stop)")
-    Server(command, host="localhost", port=port, title="vast-loopback demo").serve()
-    return 0
