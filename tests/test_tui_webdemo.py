@@ -163,6 +163,8 @@ def test_the_kiosk_refuses_a_real_host_and_any_secret_reference():
                                                "token_secret": "env:PVE_TOKEN"}})
     with pytest.raises(BadInput, match="built-in lab only"):
         kiosk.check_answers(real)
+    with pytest.raises(BadInput, match="the guest is the lab's own"):
+        kiosk.check_answers(Answers.model_validate({"guest": {"address": "192.168.1.10"}}))
     for section, field in (("guest", "password"), ("guest", "key"), ("vast", "admin_password"),
                            ("proxmox", "token_secret")):
         answers = Answers()
@@ -198,7 +200,10 @@ async def test_in_the_kiosk_the_wizard_offers_the_lab_only_reads_no_reference_an
     app = demo_app("success", 1.0, kiosk=True, probe_opener=Opener(), blink=False)
     async with app.run_test(size=(100, 30)) as pilot:
         assert app.screen.query_one("#scheme-https", RadioButton).disabled
-        await to_step(pilot, app, "guest")
+        await to_step(pilot, app, "storage_network")
+        assert app.screen.query_one("#address", Input).disabled
+        await pilot.press("ctrl+n")
+        await pilot.pause()
         for field_id in ("password", "key", "vms-password"):
             assert app.screen.query_one(f"#{field_id}", Input).disabled
         app.screen.query_one("#password", Input).value = "file:/etc/hostname"  # as if typed anyway

@@ -6,6 +6,8 @@ Whoever holds the page drives a wizard that runs on the server, so in that sessi
 - no secret reference (`env:NAME`, `file:PATH`) nor any other server path the answers could name
   is accepted: nothing of the server's environment or files is read, or even looked for, on a
   visitor's behalf;
+- the guest is the lab's own (its address `dhcp`, as the lab hands it out): a fixed address could
+  name another machine of the server's network, which the run would then log in to;
 - the answers are never saved to a path the visitor types.
 
 The screens hide what the kiosk refuses (`WizardApp.kiosk`); the openers are wrapped with
@@ -40,6 +42,9 @@ def check_answers(answers: Answers) -> None:
     if answers.proxmox.url != "lab":
         raise BadInput(f"{REFUSED}: a Proxmox host ({answers.proxmox.url}) cannot be reached from here",
                        hint="run vast-loopback on your own machine to install on a real host")
+    if answers.guest.address != "dhcp":
+        raise BadInput(f"{REFUSED}: the guest is the lab's own, its address found as the lab hands it out "
+                       f"(not {answers.guest.address})", hint="leave guest.address at dhcp")
     named = references(answers)
     if named:
         raise BadInput(f"{REFUSED}: secret references are not read here ({', '.join(named)})",
