@@ -45,6 +45,11 @@ BRIDGE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.\-]{0,14}$")
 VOLID = re.compile(r"^(?P<storage>[a-z][a-z0-9\-_.]*[a-z0-9]):import/(?P<file>[a-zA-Z0-9_.\-]+\.ova)$", re.I)
 SHA256_COLON = re.compile(r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
 SSH_FP = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+GUEST_PATH = re.compile(r"^/[A-Za-z0-9._+\-/]{1,255}$")
+# Where the VMS keeps its TLS certificate on the guest. No public source names it for VAST 5.4: a
+# guess under /vast/vman, the VMS container's persistent mount (see backend/vmstrust.py), and
+# configurable; a guest without it is handled (the wizard asks, headless needs vast.fingerprint).
+VMS_CERT_PATH = "/vast/vman/vms/ssl/vms.crt"
 BUILD = re.compile(r"^release-\d+-\d+-\d+-\d+$")
 CLUSTER_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_]{0,31}$")
 
@@ -89,6 +94,16 @@ class _Section(BaseModel):
         return value
 
 
+def sha256_fingerprint(value: str | None) -> str | None:
+    """A certificate pin: 32 hex pairs separated by ':' (upper case), or None."""
+    if value is None:
+        return value
+    value = value.strip().upper()
+    if not SHA256_COLON.match(value):
+        raise ValueError("must be a SHA-256 fingerprint written as 32 hex pairs separated by ':'")
+    return value
+
+
 class ProxmoxAnswers(_Section):
     """How to reach the Proxmox VE API."""
 
@@ -127,12 +142,7 @@ class ProxmoxAnswers(_Section):
     @field_validator("fingerprint")
     @classmethod
     def _fingerprint(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        value = value.strip().upper()
-        if not SHA256_COLON.match(value):
-            raise ValueError("must be a SHA-256 fingerprint written as 32 hex pairs separated by ':'")
-        return value
+        return sha256_fingerprint(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> ProxmoxAnswers:
@@ -241,6 +251,14 @@ class VastAnswers(_Section):
     admin_password: SecretRefField | None = Field(
         None, description="env:NAME or file:PATH with the VMS password; default: the OVA's documented default"
     )
+    cert_path: str = Field(VMS_CERT_PATH, description="where the guest keeps the VMS's TLS certificate (PEM): "
+                           "read over SSH (the pinned host key) and pinned before any VMS password is sent")
+    fingerprint: str | None = Field(None, description="SHA-256 fingerprint of the VMS's TLS certificate "
+                                    "(AA:BB:...), pinned; the guest's certificate must match it")
+    ca_file: str | None = Field(None, description="instead of pinning: a CA bundle (PEM) on this machine that "
+                                "signed the VMS's certificate (absolute path)")
+    server_name: str | None = Field(None, description="with ca_file: the name the VMS's certificate is issued "
+                                    "to (default: the guest's address)")
 
     @field_validator("build")
     @classmethod
@@ -262,6 +280,46 @@ class VastAnswers(_Section):
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", value):
             raise ValueError("must be a VMS user name")
         return value
+
+    @field_validator("cert_path")
+    @classmethod
+    def _cert_path(cls, value: str) -> str:
+        if not GUEST_PATH.match(value) or ".." in value.split("/"):
+            raise ValueError("must be an absolute path on the guest, e.g. " + VMS_CERT_PATH)
+        return value
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        return sha256_fingerprint(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = os.path.expanduser(value.strip())
+        if not os.path.isabs(path):
+            raise ValueError("must be an absolute path (or ~/...) to a PEM file on this machine")
+        return path
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name(cls, value: str | None) -> str | None:
+        if value is not None and not DNS_NAME.match(value):
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError("must be a DNS name or an IP address") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_trust(self) -> VastAnswers:
+        if self.fingerprint and self.ca_file:
+            raise ValueError("give fingerprint (a pin) or ca_file (a CA), not both")
+        if self.server_name and not self.ca_file:
+            raise ValueError("server_name is checked against a CA-signed certificate: give ca_file too")
+        return self
 
 
 class TuningAnswers(_Section):
@@ -314,6 +372,16 @@ class LabAnswers(_Section):
 
     host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
+    vms_cert_path: str | None = Field(None, description="where the lab guest's VMS keeps its certificate "
+                                      f"(default {VMS_CERT_PATH}); another path than vast.cert_path plays a guest "
+                                      "that keeps it where the run does not look")
+
+    @field_validator("vms_cert_path")
+    @classmethod
+    def _vms_cert_path(cls, value: str | None) -> str | None:
+        if value is not None and (not GUEST_PATH.match(value) or ".." in value.split("/")):
+            raise ValueError("must be an absolute path on the guest")
+        return value
 
 
 class Answers(_Section):
@@ -476,6 +544,11 @@ def check_secrets(answers: Answers) -> None:
     starts (not at the step that first needs it, minutes into a run). Raises BadInput."""
     for field, ref in secret_refs(answers).items():
         ref.resolve(field)
+    ca_file = answers.vast.ca_file
+    if ca_file and not Path(ca_file).is_file():
+        raise BadInput(f"vast.ca_file: {ca_file} is not a file here",
+                       hint="give the PEM bundle of the CA that signed the VMS's certificate, or leave it out "
+                            "to pin the guest's own certificate")
 
 
 def to_yaml(answers: Answers) -> str:

@@ -165,11 +165,13 @@ def test_the_kiosk_refuses_a_real_host_and_any_secret_reference():
         kiosk.check_answers(real)
     with pytest.raises(BadInput, match="the guest is the lab's own"):
         kiosk.check_answers(Answers.model_validate({"guest": {"address": "192.168.1.10"}}))
+    with pytest.raises(BadInput, match=r"not read here \(vast.ca_file\)"):
+        kiosk.check_answers(Answers.model_validate({"vast": {"ca_file": "/etc/ssl/certs/ca-bundle.crt"}}))
     for section, field in (("guest", "password"), ("guest", "key"), ("vast", "admin_password"),
                            ("proxmox", "token_secret")):
         answers = Answers()
         setattr(getattr(answers, section), field, SecretRef.parse("file:/etc/shadow"))
-        with pytest.raises(BadInput, match=rf"secret references are not read here \({section}.{field}\)"):
+        with pytest.raises(BadInput, match=rf"secret references and files are not read here \({section}.{field}\)"):
             kiosk.check_answers(answers)
 
 

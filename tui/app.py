@@ -214,7 +214,12 @@ class WizardApp(App[int]):
             address = session.state.guest_address or "the guest"
             return await self.ask_host_key(f"{launch.answers.guest.user}@{address}", fingerprint)
 
-        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener, confirm_host_key=confirm)
+        async def confirm_vms(fingerprint: str) -> bool:
+            return await self.ask_vms_certificate(session.state.guest_address or "the guest", fingerprint,
+                                                  launch.answers.vast.cert_path)
+
+        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener, confirm_host_key=confirm,
+                                 confirm_vms_certificate=confirm_vms)
         return DashboardScreen(session, scenario=self.demo.scenario if self.demo else None)
 
     async def ask_host_key(self, guest: str, fingerprint: str) -> bool:
@@ -223,8 +228,29 @@ class WizardApp(App[int]):
         from tui.messages import HostKeyAnswered
         from tui.widgets.hostkey import HostKeyDialog
 
+        trusted = await self._ask(HostKeyDialog(guest, fingerprint))
+        self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
+        if not trusted:
+            self.notify("Host key not trusted: the run stops at the SSH step.", severity="warning", timeout=6)
+        return trusted
+
+    async def ask_vms_certificate(self, address: str, fingerprint: str, cert_path: str) -> bool:
+        """Show the certificate the guest's VMS presents when nothing vouches for it (no certificate
+        at `cert_path` on the guest, no pin in the answers) and wait for the user's answer."""
+        from tui.widgets.fingerprint import FingerprintDialog
+
+        hint = (f"The guest keeps no VMS certificate at [i]{cert_path}[/i] (vast.cert_path). Compare it on "
+                "the guest's console: [i]openssl s_client -connect 127.0.0.1:443 | openssl x509 -noout "
+                "-fingerprint -sha256[/i]. The VMS password is sent only after you trust it; to skip this "
+                "question, pin it in the answers: vast.fingerprint.")
+        trusted = await self._ask(FingerprintDialog("the guest's VMS", f"https://{address}", fingerprint, hint))
+        if not trusted:
+            self.notify("VMS certificate not trusted: the VMS password is not sent.", severity="warning", timeout=6)
+        return trusted
+
+    async def _ask(self, dialog: Screen[bool]) -> bool:
+        """Push a trust dialog and wait for its answer; an aborted run takes the question away."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        dialog = HostKeyDialog(guest, fingerprint)
 
         def answered(trusted: bool | None) -> None:
             if not answer.done():
@@ -232,15 +258,11 @@ class WizardApp(App[int]):
 
         self.push_screen(dialog, answered)
         try:
-            trusted = await answer
+            return await answer
         except asyncio.CancelledError:
             if dialog.is_current:
                 dialog.dismiss(False)
             raise
-        self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
-        if not trusted:
-            self.notify("Host key not trusted: the run stops at the SSH step.", severity="warning", timeout=6)
-        return trusted
 
     def unfinished_runs(self) -> list[RunDir]:
         return unfinished_runs(self.runs_root)

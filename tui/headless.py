@@ -118,6 +118,9 @@ class HeadlessPrinter:
                 return f"  guest address {e.address} (from {e.source})"
             case ev.GuestConnected():
                 return f"  SSH to {e.user}@{e.address} (host key {e.host_key})"
+            case ev.VmsCertificateTrusted():
+                how = f"CA {e.ca_file}" if e.ca_file else f"pinned {e.fingerprint}"
+                return f"  VMS at {e.address}: certificate {how} ({e.source})"
             case ev.GuestDisconnected():
                 return f"  guest connection lost: {e.reason}"
             case ev.GuestReconnected():

@@ -45,9 +45,9 @@ def check_answers(answers: Answers) -> None:
     if answers.guest.address != "dhcp":
         raise BadInput(f"{REFUSED}: the guest is the lab's own, its address found as the lab hands it out "
                        f"(not {answers.guest.address})", hint="leave guest.address at dhcp")
-    named = references(answers)
+    named = references(answers) + (["vast.ca_file"] if answers.vast.ca_file else [])
     if named:
-        raise BadInput(f"{REFUSED}: secret references are not read here ({', '.join(named)})",
+        raise BadInput(f"{REFUSED}: secret references and files are not read here ({', '.join(named)})",
                        hint="leave them empty: the lab uses the OVA's documented defaults")
 
 

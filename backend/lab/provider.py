@@ -55,7 +55,8 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     world = LabWorld(state_dir, answers.lab.host_profile, options.speed, token_id=token_id,
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
-                                                      faults=faults, passwords=passwords))
+                                                      faults=faults, passwords=passwords,
+                                                      vms_cert_path=answers.lab.vms_cert_path))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:

@@ -23,9 +23,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 from pathlib import Path
 
 from backend.clock import Clock
+from backend.lab.facts import VMS_CERT_DAYS, VMS_CERT_PATH
 from backend.lab.vast import (
     BUILD,
     SCENARIO_PATH,
@@ -79,8 +81,13 @@ def oom_stalls(oom_at: float) -> list[tuple[float, float]]:
     return [(oom_at - 18, 150.0), (oom_at - 9, 450.0), (oom_at - 2, 900.0)]
 
 
+def vms_tls_paths(cert_path: str = VMS_CERT_PATH) -> dict[str, str]:
+    """Where the guest's VMS keeps its certificate and key (the key beside it, `.key`)."""
+    return {"cert": cert_path, "key": posixpath.splitext(cert_path)[0] + ".key", "days": VMS_CERT_DAYS}
+
+
 def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_password: str = "123456",
-          build_name: str = BUILD) -> dict:
+          build_name: str = BUILD, vms_cert_path: str = VMS_CERT_PATH) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
     name, reason = select(hw)
     mem_total = guest_mem_total(hw.memory_mib)
@@ -112,6 +119,7 @@ def build(hw: GuestHardware, boot_t: float, *, vms_user: str = "admin", vms_pass
         "hardware": hw.to_dict(),
         "mem_total": mem_total,
         "vms_auth": {"user": vms_user, "password_sha256": hashlib.sha256(vms_password.encode()).hexdigest()},
+        "vms_tls": vms_tls_paths(vms_cert_path),
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
         "tools": {
@@ -142,9 +150,10 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
 
 
 def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, vms_user: str = "admin",
-            vms_password: str = "123456") -> dict:
+            vms_password: str = "123456", vms_cert_path: str = VMS_CERT_PATH) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
-    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password)
+    return write_guest_scenario(guest, hw, clock.now(), vms_user=vms_user, vms_password=vms_password,
+                                vms_cert_path=vms_cert_path)

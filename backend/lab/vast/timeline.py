@@ -6,6 +6,8 @@ A timeline is a list of steps, each at an offset in lab seconds from the tool's 
     {"at": s, "docker": [args...]}        run the guest's docker with these arguments
     {"at": s, "file": path, "text": t}    append text (template) to a file in the guest
     {"at": s, "kmsg": [[prio, text]...]}  append kernel messages to the guest's /dev/kmsg file
+    {"at": s, "vms_tls": true}            the VMS makes its TLS certificate where the scenario says,
+                                          unless it has one already
     {"at": s, "exit": code}               end the tool with this status
 Templates use `${name}` variables the player fills in at run time: `ts` ("[YYYY-mm-dd HH:MM:SS]" of
 the step's `stamp` offset, default `at`), `vts` (vman's "[... : <run uuid>]"), `vts0` (vman's stamp
@@ -119,6 +121,9 @@ class Timeline:
     def append(self, at: float, path: str, text: str) -> None:
         self._add(at, file=path, text=text)
 
+    def vms_certificate(self, at: float) -> None:
+        self._add(at, vms_tls=True)
+
     def kmsg(self, at: float, messages: list[tuple[int, str]]) -> None:
         self._add(at, kmsg=[[prio, text] for prio, text in messages])
 
@@ -153,6 +158,7 @@ def bootstrap() -> list[dict]:
                 "registry:2")
     t.raw(617, "starting VMS \n")
     t.docker(617, "restart", "registry")
+    t.vms_certificate(630)  # its first start makes the VMS's certificate (backend/lab/facts.py)
     t.container(630, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
     t.raw(690, "starting VMS ---- 30% done\n")
     t.docker(720, "restart", "vast_vms")
@@ -441,6 +447,7 @@ def start(cluster_deployed: bool) -> list[dict]:
     """`vman.sh <build> <pem> start`: the containers come back; a deployed cluster comes ONLINE again."""
     t = Timeline()
     _vman_preamble(t, "start")
+    t.vms_certificate(5)  # kept from the bootstrap (made again only if it is gone)
     t.container(5, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
     t.event(START_VMS_UP, "vms", up=True)
     t.container(65, "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")
