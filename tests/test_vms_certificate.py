@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from backend import answers as answers_mod
 from backend.clock import Clock
-from backend.errors import RunFailed
+from backend.errors import BadInput, RunFailed
 from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.vms.server import VmsServer
 from backend.secrets import Secret
@@ -171,3 +172,30 @@ def test_there_is_no_vms_connection_that_checks_nothing(tmp_path):
     options = trust.pool_options()
     assert options["cert_reqs"] == "CERT_REQUIRED" and options["ssl_context"].verify_mode == ssl.CERT_REQUIRED
     assert options["assert_fingerprint"] == trust.fingerprint.replace(":", "").lower()
+
+
+# --- the answers ------------------------------------------------------------------------------------
+
+PIN = ":".join(["AB"] * 32)
+
+
+@pytest.mark.parametrize(("vast", "message"), [
+    ("{fingerprint: 'AB:CD'}", "vast.fingerprint: must be a SHA-256 fingerprint"),
+    (f"{{fingerprint: '{PIN}', ca_file: /etc/vms-ca.pem}}", "give fingerprint (a pin) or ca_file (a CA), not both"),
+    ("{server_name: vms.example}", "give ca_file too"),
+    ("{ca_file: relative/ca.pem}", "vast.ca_file: must be an absolute path"),
+    ("{cert_path: vms.crt}", "vast.cert_path: must be an absolute path on the guest"),
+    ("{cert_path: /vast/../etc/shadow}", "vast.cert_path: must be an absolute path on the guest"),
+])
+def test_vms_trust_answers_are_checked_at_load(vast, message):
+    with pytest.raises(BadInput) as refused:
+        answers_mod.parse(f"vast: {vast}\n")
+    assert message in str(refused.value) and refused.value.exit_code == 2
+
+
+def test_a_ca_file_that_is_not_there_is_bad_input_before_the_run(tmp_path):
+    answers = answers_mod.parse(f"vast: {{ca_file: {tmp_path / 'missing.pem'}}}\n")
+    with pytest.raises(BadInput, match="vast.ca_file: .*missing.pem is not a file here"):
+        answers_mod.check_secrets(answers)
+    pinned = answers_mod.parse(f"vast: {{fingerprint: '{PIN.lower()}'}}\n")
+    assert pinned.vast.fingerprint == PIN and pinned.vast.cert_path == answers_mod.VMS_CERT_PATH
