@@ -48,7 +48,9 @@ env:NAME (an environment variable) or file:PATH; they are read when the run need
   OVA's documented default (the lab's guest accepts it too).
 • Host key: the guest's SSH host key fingerprint (SHA256:...) to pin. Empty: the target's
   known_hosts, else the wizard shows the key and asks before it connects (headless refuses).
-• VMS admin and password: the VAST management login; empty password: the OVA's default.
+• VMS admin and password: the VAST management login; empty password: the OVA's default. The
+  password goes only to the VMS whose certificate the run read from the guest over SSH (or that
+  vast.fingerprint / vast.ca_file in an answers file vouch for); otherwise you are asked.
 • Raise limits: file-descriptor and inotify limits for the VAST containers (recommended)."""
 
     def compose_body(self) -> ComposeResult:
