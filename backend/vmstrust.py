@@ -18,8 +18,10 @@ In order:
 2. The guest's certificate file, read over SSH; `vast.fingerprint`, when given, must match it.
 3. No certificate there: `vast.fingerprint` pins what the VMS presents (fetched with nothing but a
    handshake); without one a UI asks the user (trust on first use:
-   `ctx.services[CONFIRM_VMS_CERTIFICATE]`, `(fingerprint) -> bool`); headless refuses, showing
-   the fingerprint and how to check it on the guest.
+   `ctx.services[CONFIRM_VMS_CERTIFICATE]`, `(fingerprint) -> bool`), whose "yes" the journal
+   keeps (`VmsCertificateTrusted`) so a resume of that attempt, in the wizard or headless, trusts
+   the same certificate without asking; headless refuses any other, showing the fingerprint and how
+   to check it on the guest.
 Never CERT_NONE: `VmsTrust` has no way to say "anything goes".
 """
 
@@ -33,12 +35,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from backend.errors import RunFailed
-from backend.events import VmsCertificateTrusted
+from backend.events import SnapshotRolledBack, VmsCertificateTrusted
 from backend.shell import sh
 from backend.target import certificate_fingerprint, fetch_certificate
 from backend.vms import VmsUnreachable
 
 CONFIRM_VMS_CERTIFICATE = "confirm_vms_certificate"
+CONFIRMED = "confirmed by the user"
+PINNED_IN_ANSWERS = "vast.fingerprint in the answers"
 MAX_CERT_FILE = 64 * 1024  # bytes read from the guest's file
 FETCH_RETRY_S = 5.0  # target seconds between looks at a VMS that does not answer yet
 FETCH_GIVE_UP_S = 600.0  # as the VMS client: its restarts take about a minute
@@ -121,17 +125,33 @@ async def establish(ctx: Any, guest: Any, guest_ip: str) -> VmsTrust:
             raise RunFailed(f"the VMS at {guest_ip}:443 presents certificate {shown}, but vast.fingerprint pins "
                             f"{vast.fingerprint}; refusing to send the VMS password",
                             hint="check it on the guest: " + CHECK_ON_GUEST)
-        return _trusted(ctx, VmsTrust.pinned(presented, "vast.fingerprint in the answers"), guest_ip)
+        return _trusted(ctx, VmsTrust.pinned(presented, PINNED_IN_ANSWERS), guest_ip)
+    earlier = confirmed_earlier(ctx)
+    if earlier == shown:  # a resume: the user trusted this very certificate in this attempt already
+        return _trusted(ctx, VmsTrust.pinned(presented, CONFIRMED), guest_ip)
+    changed = f" (not {earlier}, which was trusted earlier in this run)" if earlier else ""
     confirm = ctx.services.get(CONFIRM_VMS_CERTIFICATE)
     if confirm is None:
         raise RunFailed(
-            f"the VMS at {guest_ip}:443 presents certificate {shown}, which nothing vouches for ({why}); "
-            "refusing to send the VMS password to it",
+            f"the VMS at {guest_ip}:443 presents certificate {shown}{changed}, which nothing vouches for "
+            f"({why}); refusing to send the VMS password to it",
             hint=f"compare it on the guest ({CHECK_ON_GUEST}) and pin it: vast.fingerprint: {shown}; or set "
                  "vast.cert_path to where the guest keeps the VMS's certificate")
     if not await confirm(shown):
         raise RunFailed(f"the VMS certificate {shown} at {guest_ip}:443 was not trusted; the VMS password is not sent")
-    return _trusted(ctx, VmsTrust.pinned(presented, "confirmed by the user"), guest_ip)
+    return _trusted(ctx, VmsTrust.pinned(presented, CONFIRMED), guest_ip)
+
+
+def confirmed_earlier(ctx: Any) -> str | None:
+    """The VMS certificate the user trusted earlier in this attempt, as the journal says (a rollback
+    to pre-install goes back to before the VMS existed: its certificate is new after it)."""
+    found = None
+    for event in ctx.run.events():
+        if isinstance(event, SnapshotRolledBack):
+            found = None
+        elif isinstance(event, VmsCertificateTrusted) and event.source == CONFIRMED:
+            found = event.fingerprint
+    return found
 
 
 def _trusted(ctx: Any, trust: VmsTrust, guest_ip: str) -> VmsTrust:

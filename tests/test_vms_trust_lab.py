@@ -16,8 +16,9 @@ from backend.answers import Answers
 from backend.bus import EventBus
 from backend.engine import RunContext
 from backend.errors import RunFailed
+from backend.events import SnapshotRolledBack
 from backend.guest import GuestClient, GuestCredentials
-from backend.journal import RunDir
+from backend.journal import Journal, RunDir
 from backend.secrets import Secret
 from backend.shell import sh
 from backend.target import Target, certificate_fingerprint
@@ -104,6 +105,33 @@ async def test_without_a_certificate_on_the_guest_the_user_is_asked(tmp_path, ru
         await guest.close()
     assert asked == [presented.fingerprint]
     assert presented.requests == []
+
+
+async def test_a_resume_trusts_what_the_user_confirmed_in_this_attempt_even_headless(tmp_path, running_guest,
+                                                                                      presented):
+    running_guest.lab.exec(running_guest.vmid, f"rm -f {sh(CERT_PATH)}")
+    guest = await _ssh(running_guest)
+
+    async def yes(fingerprint: str) -> bool:
+        return True
+
+    try:
+        ctx = _context(tmp_path, running_guest, presented.address)
+        journal = Journal(ctx.run)
+        ctx.bus.subscribe(journal)
+        ctx.services[CONFIRM_VMS_CERTIFICATE] = yes
+        await establish(ctx, guest, running_guest.hw.ip)
+        resumed = _context(tmp_path / "resumed", running_guest, presented.address)
+        resumed.run = ctx.run  # the same run, resumed headless (nobody to ask)
+        resumed.bus.subscribe(journal)
+        trust = await establish(resumed, guest, running_guest.hw.ip)
+        assert (trust.fingerprint, trust.source) == (presented.fingerprint, "confirmed by the user")
+        resumed.emit(SnapshotRolledBack(vmid=100, name="pre-install"))  # a new VMS after this
+        with pytest.raises(RunFailed, match="which nothing vouches for"):
+            await establish(resumed, guest, running_guest.hw.ip)
+        journal.close()
+    finally:
+        await guest.close()
 
 
 async def test_a_file_that_holds_no_certificate_is_no_certificate(tmp_path, running_guest, presented):
