@@ -46,6 +46,11 @@ BRIDGE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.\-]{0,14}$")
 VOLID = re.compile(r"^(?P<storage>[a-z][a-z0-9\-_.]*[a-z0-9]):import/(?P<file>[a-zA-Z0-9_.\-]+\.ova)$", re.I)
 SHA256_COLON = re.compile(r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
 SSH_FP = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
+GUEST_PATH = re.compile(r"^/[A-Za-z0-9._+\-/]{1,255}$")
+# Where the VMS keeps its TLS certificate on the guest. No public source names it for VAST 5.4: a
+# guess under /vast/vman, the VMS container's persistent mount (see backend/vmstrust.py), and
+# configurable; a guest without it is handled (the wizard asks, headless needs vast.fingerprint).
+VMS_CERT_PATH = "/vast/vman/vms/ssl/vms.crt"
 BUILD = re.compile(r"^release-\d+-\d+-\d+-\d+$")
 CLUSTER_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9\-_]{0,31}$")
 
@@ -112,6 +117,16 @@ def _https_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def sha256_fingerprint(value: str | None) -> str | None:
+    """A certificate pin: 32 hex pairs separated by ':' (upper case), or None."""
+    if value is None:
+        return value
+    value = value.strip().upper()
+    if not SHA256_COLON.match(value):
+        raise ValueError("must be a SHA-256 fingerprint written as 32 hex pairs separated by ':'")
+    return value
+
+
 class ProxmoxAnswers(_Section):
     """How to reach the Proxmox VE API."""
 
@@ -148,12 +163,7 @@ class ProxmoxAnswers(_Section):
     @field_validator("fingerprint")
     @classmethod
     def _fingerprint(cls, value: str | None) -> str | None:
-        if value is None:
-            return value
-        value = value.strip().upper()
-        if not SHA256_COLON.match(value):
-            raise ValueError("must be a SHA-256 fingerprint written as 32 hex pairs separated by ':'")
-        return value
+        return sha256_fingerprint(value)
 
     @model_validator(mode="after")
     def _credentials(self) -> ProxmoxAnswers:
@@ -274,6 +284,14 @@ class VastAnswers(_Section):
     reboot_test: bool = Field(
         True, description="after ONLINE, reboot the guest, run start_vms.sh and wait for ONLINE again before "
         "the vast-online snapshot (the seed's post-install checklist)")
+    cert_path: str = Field(VMS_CERT_PATH, description="where the guest keeps the VMS's TLS certificate (PEM): "
+                           "read over SSH (the pinned host key) and pinned before any VMS password is sent")
+    fingerprint: str | None = Field(None, description="SHA-256 fingerprint of the VMS's TLS certificate "
+                                    "(AA:BB:...), pinned; the guest's certificate must match it")
+    ca_file: str | None = Field(None, description="instead of pinning: a CA bundle (PEM) on this machine that "
+                                "signed the VMS's certificate (absolute path)")
+    server_name: str | None = Field(None, description="with ca_file: the name the VMS's certificate is issued "
+                                    "to (default: the guest's address)")
 
     @field_validator("build")
     @classmethod
@@ -295,6 +313,46 @@ class VastAnswers(_Section):
         if not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", value):
             raise ValueError("must be a VMS user name")
         return value
+
+    @field_validator("cert_path")
+    @classmethod
+    def _cert_path(cls, value: str) -> str:
+        if not GUEST_PATH.match(value) or ".." in value.split("/"):
+            raise ValueError("must be an absolute path on the guest, e.g. " + VMS_CERT_PATH)
+        return value
+
+    @field_validator("fingerprint")
+    @classmethod
+    def _fingerprint(cls, value: str | None) -> str | None:
+        return sha256_fingerprint(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_file(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        path = os.path.expanduser(value.strip())
+        if not os.path.isabs(path):
+            raise ValueError("must be an absolute path (or ~/...) to a PEM file on this machine")
+        return path
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name(cls, value: str | None) -> str | None:
+        if value is not None and not DNS_NAME.match(value):
+            try:
+                ipaddress.ip_address(value)
+            except ValueError:
+                raise ValueError("must be a DNS name or an IP address") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_trust(self) -> VastAnswers:
+        if self.fingerprint and self.ca_file:
+            raise ValueError("give fingerprint (a pin) or ca_file (a CA), not both")
+        if self.server_name and not self.ca_file:
+            raise ValueError("server_name is checked against a CA-signed certificate: give ca_file too")
+        return self
 
 
 class TuningAnswers(_Section):
@@ -371,6 +429,16 @@ class LabAnswers(_Section):
     vtask_messages: Literal["list", "object"] = Field(
         "list", description="the shape of a VTask's messages in the lab's VMS: a list of strings (what clients "
         "read) or an object (what the 5.4 OpenAPI says)")
+    vms_cert_path: str | None = Field(None, description="where the lab guest's VMS keeps its certificate "
+                                      f"(default {VMS_CERT_PATH}); another path than vast.cert_path plays a guest "
+                                      "that keeps it where the run does not look")
+
+    @field_validator("vms_cert_path")
+    @classmethod
+    def _vms_cert_path(cls, value: str | None) -> str | None:
+        if value is not None and (not GUEST_PATH.match(value) or ".." in value.split("/")):
+            raise ValueError("must be an absolute path on the guest")
+        return value
 
 
 class Answers(_Section):
@@ -563,6 +631,11 @@ def check_secrets(answers: Answers, *, strict: bool = False) -> list[str]:
                                "token secret: it holds a space, a non-ASCII character or one of '=', ';', "
                                "'%', which do not pass the PVEAPIToken header intact",
                                hint="Proxmox token secrets are UUIDs (Datacenter > Permissions > API Tokens)")
+    ca_file = answers.vast.ca_file
+    if ca_file and not Path(ca_file).is_file():
+        raise BadInput(f"vast.ca_file: {ca_file} is not a file here",
+                       hint="give the PEM bundle of the CA that signed the VMS's certificate, or leave it out "
+                            "to pin the guest's own certificate")
     return warnings
 
 

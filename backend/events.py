@@ -280,6 +280,17 @@ class InstallLogAppended(Event):
 
 
 @dataclass(kw_only=True)
+class VmsCertificateTrusted(Event):
+    """The VMS's TLS certificate is trusted before any credential is sent to it: pinned (`fingerprint`)
+    or checked against a CA (`ca_file`); `source` says why (backend/vmstrust.py)."""
+
+    address: str
+    fingerprint: str = ""
+    ca_file: str = ""
+    source: str = ""
+
+
+@dataclass(kw_only=True)
 class ClusterStateChanged(Event):
     state: str  # any string: VAST 5.4 has more states than 5.3; never validated against a list
     previous: str = ""

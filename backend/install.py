@@ -28,7 +28,7 @@ import contextlib
 import json
 from dataclasses import dataclass, field
 
-from backend import evidence, guestjobs, installlog, masking
+from backend import evidence, guestjobs, installlog, masking, vmstrust
 from backend.engine import RunContext, Step, require
 from backend.errors import RunFailed
 from backend.events import (
@@ -107,10 +107,14 @@ def _mgmt_ip(ctx: RunContext) -> str:
     return str(require(ctx, "guest_address"))
 
 
-def vms_client(ctx: RunContext) -> VmsClient:
+async def vms_client(ctx: RunContext) -> VmsClient:
+    """The run's VMS client, made on first use (after the bootstrap, also on resume): its certificate
+    is trusted first (backend/vmstrust.py), so no credential goes to a server it does not vouch for."""
     client = ctx.services.get(VMS)
     if client is None:
-        client = VmsClient.for_run(ctx, _mgmt_ip(ctx))
+        ip = _mgmt_ip(ctx)
+        trust = await vmstrust.establish(ctx, await _guest(ctx), ip)
+        client = VmsClient.for_run(ctx, ip, trust=trust)
         ctx.services[VMS] = client
     return client
 
@@ -500,7 +504,7 @@ async def run_bootstrap(ctx: RunContext) -> dict:
     if status != 0:
         raise RunFailed(f"vast_bootstrap.sh failed (exit {status})", hint=f"last lines: {_tail(ctx, 'bootstrap')}")
     try:  # VMS may be restarting right now: ride through it as every VMS poll does
-        await vms_client(ctx).list("clusters")
+        await (await vms_client(ctx)).list("clusters")
     except VmsUnreachable:
         raise RunFailed("bootstrap finished but VMS does not answer",
                         hint=f"last lines: {_tail(ctx, 'bootstrap')}") from None
@@ -630,7 +634,7 @@ async def _follower(ctx: RunContext) -> asyncio.Task:
 
 
 async def _poll_api(ctx: RunContext) -> None:
-    vms = vms_client(ctx)
+    vms = await vms_client(ctx)
     cluster = await vms.cluster()
     if cluster and cluster.get("state"):
         note_cluster_state(ctx, str(cluster["state"]), "api")
@@ -685,7 +689,7 @@ async def run_wait_deploy(ctx: RunContext) -> dict:
 
 
 async def run_verify(ctx: RunContext) -> dict:
-    vms = vms_client(ctx)
+    vms = await vms_client(ctx)
     hosts = await vms.hosts()
     cnodes, dnodes = await vms.cnodes(), await vms.dnodes()
     status, out = await _user(ctx, "docker ps --format '{{.Names}}\t{{.Status}}'")

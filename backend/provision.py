@@ -4,14 +4,17 @@ connect     connect (token, TLS), read the chosen node's facts, and this   -> no
             machine's own networks                                            local_networks
 size        evaluate the answers ('auto' = recommendation) with sizing    -> vcpus, memory_gib, disk_gib, ...
 ova         the OVA is on the node; read its metadata                      -> ova_disks, import_working_storage
-create_vm   find the VM by name and tag, or create it for its first boot   -> vmid, node, vm_name,
-            on the first of the controllers to try (`vmconfig.boot_candidates`)  boot_candidates
+create_vm   find this run's VM (name, tag, run id), or create it for its   -> vmid, node, vm_name,
+            first boot on the first of the controllers to try                 boot_candidates
+            (`vmconfig.boot_candidates`)
 first_boot  start it; the guest is up once its address is known            -> guest_address,
             (backend/guestaddr.py) and sshd answers, within BOOT_WAIT_S;      boot_controller
             else the next controller is tried (`BootAttemptFailed`)
 
-Every step is idempotent (a rerun finds its VM, never creates a second one) and the ones whose
-result can go stale on a resume re-read it (`recheck`). `check_host` answers `vast-loopback check`
+Every step is idempotent (a resume finds its VM, never creates a second one) and the ones whose
+result can go stale on a resume re-read it (`recheck`). A VM is claimed by the run that created it
+(its run id in the create request's description): another run with the same VM name refuses to
+adopt it, so two runs never drive one VM. `check_host` answers `vast-loopback check`
 with the same rules and changes nothing on the host.
 
 Why the first boot tries controllers in turn: Proxmox cannot tell which drivers the OVA's initramfs
@@ -227,9 +230,34 @@ def ova_disks(metadata: dict) -> list[tuple[str, int]]:
     return disks
 
 
+async def find_own_vm(ctx: RunContext, client: ProxmoxClient) -> VmRef | None:
+    """This run's VM: named and tagged as ours and claimed by this run's id. A VM of that name
+    made by another run (or claimed by none) is refused, naming it, its run and the remedy."""
+    name, run_id = ctx.answers.vm.name, ctx.run.run_id
+    mine, others = [], []
+    for vm in await client.tagged_vms(name):
+        owner = await client.vm_owner(vm)
+        (mine if owner == run_id else others).append((vm, owner))
+    if len(mine) > 1:
+        ids = ", ".join(str(vm.vmid) for vm, _ in mine)
+        raise RunFailed(f"there are {len(mine)} VMs named {name} claimed by this run ({ids})",
+                        hint="remove the ones you do not want, then resume")
+    if mine:
+        return mine[0][0]
+    if others:
+        vm, owner = others[0]
+        whose = f"run {owner}" if owner else "another vast-loopback run (its notes name no run)"
+        raise RunFailed(
+            f"VM {vm.vmid} '{name}' on {vm.node} belongs to {whose}, not to this run ({run_id}); "
+            "it is not adopted",
+            hint=(f"continue that run with vast-loopback --resume on its run directory ({owner}), " if owner
+                  else "") + f"pick another vm.name, or delete VM {vm.vmid} if it is no longer needed")
+    return None
+
+
 async def run_ova(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    existing = await client.find_vm(ctx.answers.vm.name)
+    existing = await find_own_vm(ctx, client)
     if existing is not None:  # a rerun: the disk was imported already, the OVA is not needed again
         ctx.progress(f"VM {existing.vmid} '{existing.name}' exists already; the OVA is not needed")
         return {"ova_disks": [], "ova_disk_bytes": 0, "ova_disk_bus": "scsi", "import_working_storage": None}
@@ -273,6 +301,7 @@ def vm_spec(ctx: RunContext) -> vmconfig.VmSpec:
         numa=bool(ctx.facts.get("numa", False)),
         sockets=int(ctx.facts.get("sockets", 1)),
         vmid=ctx.answers.vm.vmid,
+        run_id=ctx.run.run_id,
     )
 
 
@@ -281,13 +310,14 @@ async def run_create_vm(ctx: RunContext) -> dict:
     name = ctx.answers.vm.name
     candidates = vmconfig.boot_candidates(str(ctx.facts.get("ova_disk_bus") or "scsi"),
                                           ctx.answers.vm.first_boot_controller)
-    vm = await client.find_vm(name)
+    vm = await find_own_vm(ctx, client)
     if vm is None:
-        # a create an interrupted run sent may still be importing: its VM shows no name until it ends
+        # a create an interrupted run sent may still be importing: its VM shows no name (nor claim)
+        # until it ends
         for pending in await client.creates_in_progress(require(ctx, "node")):
             ctx.progress(f"VM {pending.vmid} is still being created by an earlier run; waiting for it")
             await client.wait_unlocked(pending, on_progress=ctx.progress)
-        vm = await client.find_vm(name)
+        vm = await find_own_vm(ctx, client)
     if vm is not None:
         ctx.emit(VmFound(vmid=vm.vmid, node=vm.node, name=name))
         await client.wait_unlocked(vm, on_progress=ctx.progress)
@@ -328,9 +358,9 @@ def _vm_ref(ctx: RunContext) -> VmRef:
 
 
 async def recheck_vm(ctx: RunContext) -> bool:
-    """On resume: our VM must still exist (with our tag) where the journal says it is."""
+    """On resume: our VM must still exist (with our tag and claim) where the journal says it is."""
     client = await proxmox_client(ctx)
-    vm = await client.find_vm(ctx.answers.vm.name)
+    vm = await find_own_vm(ctx, client)
     return vm is not None and vm.vmid == int(ctx.facts.get("vmid", -1))
 
 
@@ -496,10 +526,13 @@ async def check_host(answers: Answers, target: Target) -> dict:
         if existing is None:
             extra = await ova_findings(client, node, answers)
         else:
-            extra = [Finding("vm-exists", "info",
-                             f"VM {existing.vmid} '{existing.name}' made by vast-loopback exists on {existing.node}.",
-                             "A run continues with it (it never creates a second one); the OVA is not needed again.",
-                             f"Found by its name and the '{vmconfig.TAG}' tag.")]
+            owner = await client.vm_owner(existing)
+            extra = [Finding("vm-exists", "warning",
+                             f"VM {existing.vmid} '{existing.name}' made by vast-loopback "
+                             f"({f'run {owner}' if owner else 'no run named in its notes'}) exists on {existing.node}.",
+                             "Only a resume of the run that created it continues with it; a new run with this "
+                             "name refuses it: pick another vm.name, or delete the VM.",
+                             f"Found by its name and the '{vmconfig.TAG}' tag; the run by its description.")]
     finally:
         await client.close()
     order = {"blocker": 0, "warning": 1, "info": 2}

@@ -731,17 +731,23 @@ class ProxmoxClient:
     async def vms_named(self, name: str) -> list[dict]:
         return sorted((r for r in await self.vms() if r.get("name") == name), key=lambda r: int(r.get("vmid", 0)))
 
+    async def tagged_vms(self, name: str) -> list[VmRef]:
+        """The VMs this tool created with that name (by name and tag), whichever run created them."""
+        return [VmRef(node=str(r.get("node", "")), vmid=int(r["vmid"]), name=name)
+                for r in await self.vms_named(name) if vmconfig.has_tag(r.get("tags"))]
+
     async def find_vm(self, name: str) -> VmRef | None:
         """The VM this tool created with that name (by name and tag), if any."""
-        ours = [r for r in await self.vms_named(name) if vmconfig.has_tag(r.get("tags"))]
+        ours = await self.tagged_vms(name)
         if len(ours) > 1:
-            ids = ", ".join(str(r.get("vmid")) for r in ours)
+            ids = ", ".join(str(vm.vmid) for vm in ours)
             raise RunFailed(f"there are {len(ours)} VMs named {name} tagged {vmconfig.TAG} ({ids})",
                             hint="remove the ones you do not want, then run again")
-        if not ours:
-            return None
-        row = ours[0]
-        return VmRef(node=str(row.get("node", "")), vmid=int(row["vmid"]), name=name)
+        return ours[0] if ours else None
+
+    async def vm_owner(self, vm: VmRef) -> str | None:
+        """The run that created the VM, as its description names it (None: no claim)."""
+        return vmconfig.claimed_by((await self.vm_config(vm)).get("description"))
 
     async def vm_exists(self, vm: VmRef) -> bool:
         return any(int(r.get("vmid", -1)) == vm.vmid for r in await self.vms())
@@ -753,6 +759,7 @@ class ProxmoxClient:
         A failure that may have created the VM anyway (a timeout, a reset, a 5xx) is checked by
         looking for the VM by name and tag before anything is retried."""
         name = str(config["name"])
+        owner = vmconfig.claimed_by(config.get("description"))
         params = dict(config)
         if params.get("vmid") is None:
             params["vmid"] = await self.next_vmid()
@@ -765,10 +772,8 @@ class ProxmoxClient:
 
         async def created() -> VmRef | None:
             # While the import runs, qemu-server's config holds nothing but 'lock: create' (no name,
-            # no tag): the VMID we sent, locked for creation, is the create we sent.
-            found = await self.find_vm(name)
-            if found is not None:
-                return found
+            # no tag): the VMID we sent, locked for creation, is the create we sent. Whose it is
+            # shows once the import ends (`_confirm_ours` reads the claim back).
             row = next((r for r in await self.vms() if int(r.get("vmid", -1)) == vmid), None)
             if row is not None and (row.get("lock") == "create" or row.get("name") == name):
                 return VmRef(node=str(row.get("node") or node), vmid=vmid, name=name)
@@ -778,15 +783,17 @@ class ProxmoxClient:
                                     recover=created)
         if isinstance(result, VmRef):
             await self.wait_unlocked(result, on_progress=on_progress, timeout_s=timeout_s)
-            await self._confirm_ours(result)
+            await self._confirm_ours(result, owner)
             return result
         await self._maybe_wait(result, description=f"create VM {vmid} ({name})", on_progress=on_progress,
                                timeout_s=timeout_s)
         return VmRef(node=node, vmid=vmid, name=name)
 
-    async def _confirm_ours(self, vm: VmRef) -> None:
+    async def _confirm_ours(self, vm: VmRef, owner: str | None) -> None:
+        """The VM behind a create whose answer was lost is ours: our name, tag and claim."""
         config = await self.vm_config(vm)
-        if config.get("name") != vm.name or not vmconfig.has_tag(config.get("tags")):
+        if (config.get("name") != vm.name or not vmconfig.has_tag(config.get("tags"))
+                or vmconfig.claimed_by(config.get("description")) != owner):
             raise RunFailed(f"VM {vm.vmid} on {vm.node} is not the VM that was being created ({vm.name})",
                             hint="another client took that VMID; run again to create the VM with a new one")
 

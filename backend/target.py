@@ -7,6 +7,8 @@ point imports it). The engine only sees the `Target`; it never asks which provid
 
 from __future__ import annotations
 
+import hashlib
+import socket
 import ssl
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -108,19 +110,25 @@ async def _open_https(answers: Answers, options: TargetOptions) -> Target:
 register_provider("https", _open_https)
 
 
-def fetch_certificate_fingerprint(url: str, timeout: float = 10.0) -> str:
-    """The SHA-256 fingerprint (AA:BB:...) of the certificate a TLS server presents, unverified:
-    shown to the user for confirmation, then pinned."""
-    import hashlib
-    import socket
+def certificate_fingerprint(der: bytes) -> str:
+    """The SHA-256 fingerprint (AA:BB:...) of a DER certificate."""
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
-    parsed = urlparse(url)
-    host, port = parsed.hostname or "", parsed.port or 8006
+
+def fetch_certificate(host: str, port: int, timeout: float = 10.0) -> bytes:
+    """The certificate (DER) a TLS server presents, unverified and with nothing sent but the
+    handshake: to be shown for confirmation or compared with a pin, never trusted as it is."""
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with socket.create_connection((host, port), timeout=timeout) as sock, \
             context.wrap_socket(sock, server_hostname=host) as tls:
-        der = tls.getpeercert(binary_form=True)
-    digest = hashlib.sha256(der or b"").hexdigest().upper()
-    return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
+        return tls.getpeercert(binary_form=True) or b""
+
+
+def fetch_certificate_fingerprint(url: str, timeout: float = 10.0) -> str:
+    """The SHA-256 fingerprint (AA:BB:...) of the certificate a TLS server presents, unverified:
+    shown to the user for confirmation, then pinned."""
+    parsed = urlparse(url)
+    return certificate_fingerprint(fetch_certificate(parsed.hostname or "", parsed.port or 8006, timeout))

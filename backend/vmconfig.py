@@ -10,7 +10,10 @@ Two stages:
   built by that kernel (CONFIG_SCSI_SYM53C8XX_2 is not set). q35 (i440fx for IDE), cpu host,
   1 socket x N cores (or the host's sockets with NUMA, when the vCPUs span them: sizing.topology),
   ballooning off, guest agent enabled, a VirtIO NIC, the OVA's disk imported
-  onto the VM storage (`import-from`), tagged `vast-loopback` so a rerun finds its VM.
+  onto the VM storage (`import-from`), tagged `vast-loopback` so a rerun finds its VM, and claimed by the run that
+  creates it: the run id goes into the create request's description (`vast-loopback run: <id>`),
+  so a resume of that run finds its VM and another run with the same VM name can tell it is not
+  its own.
 - after preparation: VirtIO SCSI single with an IO thread on the same volume (the configuration
   that gave 21.65 ms / 36.02 ms max r/w await in the successful run), on q35.
 
@@ -29,6 +32,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 TAG = "vast-loopback"
+# The claim goes into the description, not a tag: a tag per run would have to fit pve-tag
+# (`[a-z0-9_][a-z0-9_+.-]*`), could be refused by the datacenter's tag policy (`user-tag-access`)
+# and would stay in every tag list; the description is free text (8192 characters), in the create
+# request itself, and shown as the VM's notes.
+CLAIM_PREFIX = "vast-loopback run: "
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_CLAIM = re.compile(r"^" + re.escape(CLAIM_PREFIX) + r"(\S+)\s*$", re.MULTILINE)
 FINAL_CONTROLLER = "virtio-scsi-single"
 OS_DISK = "scsi0"  # the OS disk on the final controller
 MIB_PER_GIB = 1024
@@ -90,6 +100,21 @@ class VmSpec:
     numa: bool = False
     sockets: int = 1  # more than one only with NUMA on, matching the host's sockets (sizing.topology)
     vmid: int | None = None
+    run_id: str = ""  # the run that creates the VM: its claim on it
+
+
+def claim_note(run_id: str) -> str:
+    """The VM's description naming the run that created it (one line a resume reads back)."""
+    if not _RUN_ID.match(run_id):
+        raise ValueError(f"not a run id: {run_id!r}")
+    return f"Created by vast-loopback.\n{CLAIM_PREFIX}{run_id}\n"
+
+
+def claimed_by(description: object) -> str | None:
+    """The run id a VM's description names, or None (no claim: another tool, an older version,
+    or notes edited by hand)."""
+    match = _CLAIM.search(str(description or ""))
+    return match.group(1) if match else None
 
 
 def check_storage_id(value: str) -> str:
@@ -226,6 +251,8 @@ def first_boot_config(spec: VmSpec, disks: Sequence[str], working_storage: str |
         "boot": f"order={chosen.bus}0",
         "tags": TAG,
     }
+    if spec.run_id:
+        config["description"] = claim_note(spec.run_id)
     iothread = ",iothread=1" if controller == FINAL_CONTROLLER else ""
     for index, volid in enumerate(disks):
         config[f"{chosen.bus}{index}"] = f"{storage}:0,import-from={check_volid(volid)}{iothread}"

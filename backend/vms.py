@@ -1,10 +1,15 @@
 """The engine's VMS client: the real vastpy, in worker threads, with timeouts, riding through restarts.
 
-vastpy (0.3.22) sets no request timeout and builds a new urllib3 `PoolManager` for every request,
-so a call could hang for ever while VMS restarts. `backend.vms` gives vastpy's PoolManagers a
-timeout (connect, read) and no urllib3-level retries, through the `urllib3` name vastpy uses (a
-proxy that forwards everything else to urllib3; the timeout is per calling thread). Every call runs
-in a worker thread (`asyncio.to_thread`) with an asyncio deadline as a backstop.
+vastpy (0.3.22) sets no request timeout, builds a new urllib3 `PoolManager` for every request, and
+without a `cert_file` checks no certificate at all (CERT_NONE), so a call could hang for ever while
+VMS restarts and the password would go to whatever answers on the guest's address. `backend.vms`
+gives vastpy's PoolManagers a timeout (connect, read), no urllib3-level retries and the client's
+TLS trust (`backend.vmstrust.VmsTrust`: the pinned certificate, or a CA through vastpy's own
+`cert_file`), through the `urllib3` name vastpy uses (a proxy that forwards everything else to
+urllib3; the settings are per calling thread, and a PoolManager asked for without a trust is
+refused). A certificate that is not the trusted one fails at once, before the credentials are
+sent, naming both fingerprints. Every call runs in a worker thread (`asyncio.to_thread`) with an
+asyncio deadline as a backstop.
 
 While VMS restarts it refuses connections or answers 502/503/504 (nginx in front of a restarting
 service): those errors are counted (`errors`), announced (`RetryScheduled`, then
@@ -21,7 +26,7 @@ import json
 import ssl
 import threading
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import urllib3
 import vastpy
@@ -32,6 +37,10 @@ from backend.clock import Clock
 from backend.errors import RunFailed, TargetUnreachable
 from backend.events import RecoveredFromFault, RetryScheduled
 from backend.secrets import Secret, redact
+from backend.target import certificate_fingerprint, fetch_certificate
+
+if TYPE_CHECKING:
+    from backend.vmstrust import VmsTrust  # it needs this module's VmsUnreachable
 
 DEFAULT_PASSWORD = "123456"  # the OVA's documented VMS password for admin
 CONNECT_TIMEOUT_S = 10.0  # target seconds
@@ -45,21 +54,28 @@ TRANSIENT_STATUS = {500, 502, 503, 504}
 _local = threading.local()
 
 
-class _Urllib3WithTimeouts:
-    """urllib3 as vastpy sees it: PoolManagers get the calling thread's timeout and no retries."""
+class _Urllib3ForVms:
+    """urllib3 as vastpy sees it: PoolManagers get the calling thread's timeout, no retries and its
+    client's TLS trust. Without one, only a vastpy that verifies by itself (`cert_file`) gets a
+    PoolManager: vastpy's CERT_NONE never reaches the wire."""
 
     def __getattr__(self, name: str) -> Any:
         return getattr(urllib3, name)
 
     def PoolManager(self, *args: Any, **kwargs: Any) -> urllib3.PoolManager:  # noqa: N802 - urllib3's name
+        trust: VmsTrust | None = getattr(_local, "trust", None)
+        if trust is not None:
+            kwargs.update(trust.pool_options())
+        elif not kwargs.get("ca_certs") or kwargs.get("cert_reqs") == "CERT_NONE":
+            raise RuntimeError("refused: a VMS connection that checks no certificate (vastpy without cert_file)")
         connect, read = getattr(_local, "timeouts", (CONNECT_TIMEOUT_S, READ_TIMEOUT_S))
         kwargs.setdefault("timeout", urllib3.Timeout(connect=connect, read=read))
         kwargs.setdefault("retries", False)
         return urllib3.PoolManager(*args, **kwargs)
 
 
-if not isinstance(getattr(vastpy, "urllib3", None), _Urllib3WithTimeouts):
-    vastpy.urllib3 = _Urllib3WithTimeouts()  # type: ignore[attr-defined]
+if not isinstance(getattr(vastpy, "urllib3", None), _Urllib3ForVms):
+    vastpy.urllib3 = _Urllib3ForVms()  # type: ignore[attr-defined]
 
 
 class VmsUnreachable(TargetUnreachable):
@@ -77,10 +93,11 @@ class VmsClient:
     """Read-only VMS calls the engine needs. `address` is where VMS is reached from here (host, port)."""
 
     def __init__(self, address: tuple[str, int], user: str, password: Secret | None = None, *,
-                 token: Secret | None = None, clock: Clock | None = None, bus: EventBus | None = None,
-                 give_up_s: float = GIVE_UP_S, version: str | None = "latest") -> None:
+                 trust: VmsTrust, token: Secret | None = None, clock: Clock | None = None,
+                 bus: EventBus | None = None, give_up_s: float = GIVE_UP_S, version: str | None = "latest") -> None:
         if (password is None) == (token is None):
             raise ValueError("give a password or a token, not both")
+        self.trust = trust
         self.host, self.port = address
         self.user = user
         self._password = password
@@ -94,10 +111,11 @@ class VmsClient:
                          max(MIN_TIMEOUT_WALL_S, self.clock.wall_seconds(READ_TIMEOUT_S)))
 
     @classmethod
-    def for_run(cls, ctx: Any, guest_ip: str, *, bus: EventBus | None = None) -> VmsClient:
+    def for_run(cls, ctx: Any, guest_ip: str, *, trust: VmsTrust, bus: EventBus | None = None) -> VmsClient:
         """The client of a run: VMS on the guest's management address, port 443, through the target's
-        route; credentials from the answers (`vast.admin_user`, `vast.admin_password`), else the
-        target's default, else the OVA's documented default."""
+        route, trusting its certificate as `trust` says (backend.vmstrust.establish); credentials
+        from the answers (`vast.admin_user`, `vast.admin_password`), else the target's default, else
+        the OVA's documented default."""
         vast = ctx.answers.vast
         if vast.admin_password is not None:
             password = vast.admin_password.resolve("vast.admin_password")
@@ -105,7 +123,7 @@ class VmsClient:
             password = ctx.target.vms_password
         else:
             password = Secret(DEFAULT_PASSWORD, public=True)
-        return cls(ctx.target.route(guest_ip, 443), vast.admin_user, password, clock=ctx.target.clock,
+        return cls(ctx.target.route(guest_ip, 443), vast.admin_user, password, trust=trust, clock=ctx.target.clock,
                    bus=bus or ctx.bus)
 
     @property
@@ -197,19 +215,37 @@ class VmsClient:
 
     def _call(self, resource: str, params: dict[str, Any]) -> Any:
         """In a worker thread: the result, or a classified `_Failure`."""
-        _local.timeouts = self.timeouts
+        _local.timeouts, _local.trust = self.timeouts, self.trust
+        tls = {"cert_file": self.trust.ca_file, "cert_server_name": self.trust.server_name}  # vastpy's own, for a CA
         if self._token is not None:
-            client = VASTClient(address=self.address, token=self._token.reveal(), version=self.version)
+            client = VASTClient(address=self.address, token=self._token.reveal(), version=self.version, **tls)
         else:
             assert self._password is not None
             client = VASTClient(user=self.user, password=self._password.reveal(), address=self.address,
-                                version=self.version)
+                                version=self.version, **tls)
         try:
             return client[resource].get(**params)
         except RESTFailure as exc:
             return self._classify_http(exc, resource)
         except (urllib3.exceptions.HTTPError, OSError, ssl.SSLError, json.JSONDecodeError) as exc:
+            if _untrusted(exc):
+                return _Failure(False, "untrusted certificate", self._untrusted_error(exc))
             return _Failure(True, _short(exc), VmsUnreachable(f"{self.label}: {redact(_short(exc))}"))
+        finally:
+            _local.trust = None
+
+    def _untrusted_error(self, exc: BaseException) -> RunFailed:
+        """The VMS's address answered with a certificate the trust refuses: the credentials were not sent."""
+        try:
+            presented = certificate_fingerprint(fetch_certificate(self.host, self.port, self.timeouts[0]))
+        except OSError:
+            presented = "an unknown one"
+        return RunFailed(
+            f"{self.label} presented certificate {presented}, not the trusted one ({self.trust.describe()}: "
+            f"{self.trust.source}); the VMS credentials were not sent",
+            hint="if the VMS's certificate was replaced on purpose, resume the run (it reads the guest's "
+                 "certificate again); otherwise something answers in the VMS's place: do not continue"
+                 + (f" ({redact(str(exc))[:160]})" if self.trust.ca_file else ""))
 
     def _classify_http(self, exc: RESTFailure, resource: str) -> _Failure:
         status = int(exc.status)
@@ -226,6 +262,20 @@ class VmsClient:
     def _emit(self, event: Any) -> None:
         if self.bus is not None:
             self.bus.emit(event)
+
+
+def _untrusted(exc: BaseException) -> bool:
+    """A TLS failure that is the certificate's (not the VMS restarting): refused, never retried."""
+    seen: BaseException | None = exc
+    for _ in range(5):  # urllib3 wraps the ssl module's error
+        if seen is None:
+            break
+        text = str(seen)
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in text \
+                or "Fingerprints did not match" in text or "doesn't match" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _short(exc: BaseException) -> str:

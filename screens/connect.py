@@ -67,7 +67,9 @@ test."""
             yield Label("Target", classes="label")
             with RadioSet(id="scheme"):
                 yield RadioButton("Built-in lab", id="scheme-lab", value=scheme == "lab")
-                yield RadioButton("Proxmox VE host", id="scheme-https", value=scheme == "https")
+                # the web demo (kiosk) stays on the lab: a real host is not offered there
+                yield RadioButton("Proxmox VE host", id="scheme-https", value=scheme == "https",
+                                  disabled=self.wizard_app.kiosk)
         with Horizontal(classes="form-row lab-only"):
             yield Label("Lab host", classes="label")
             yield Select([(text, name) for name, text in LAB_HOSTS.items()], value=answers.lab.host_profile,

@@ -14,6 +14,7 @@ from textual.widgets import Checkbox, Input, Label, Static
 
 from backend.answers import GuestAnswers, TuningAnswers, VastAnswers
 from screens.base import WizardScreen
+from tui import kiosk
 from tui.messages import GuestChosen
 from tui.state import validated
 
@@ -47,24 +48,29 @@ env:NAME (an environment variable) or file:PATH; they are read when the run need
   OVA's documented default (the lab's guest accepts it too).
 • Host key: the guest's SSH host key fingerprint (SHA256:...) to pin. Empty: the target's
   known_hosts, else the wizard shows the key and asks before it connects (headless refuses).
-• VMS admin and password: the VAST management login; empty password: the OVA's default.
+• VMS admin and password: the VAST management login; empty password: the OVA's default. The
+  password goes only to the VMS whose certificate the run read from the guest over SSH (or that
+  vast.fingerprint / vast.ca_file in an answers file vouch for); otherwise you are asked.
 • Raise limits: file-descriptor and inotify limits for the VAST containers (recommended)."""
 
     def compose_body(self) -> ComposeResult:
         answers = self.wizard.answers
         guest, vast = answers.guest, answers.vast
+        kiosk = self.wizard_app.kiosk  # the web demo reads nothing on the server: no references there
+        default = "the OVA's default (no references in the web demo)" if kiosk else None
         rows = (
             ("Guest user", Input(guest.user, id="user", compact=True)),
-            ("Password", Input(str(guest.password or ""), placeholder="env:NAME or file:PATH (empty: the OVA's default)",
-                               id="password", compact=True)),
-            ("SSH key", Input(str(guest.key or ""), placeholder="file:~/.ssh/id_ed25519 (optional)", id="key",
-                              compact=True)),
+            ("Password", Input(str(guest.password or ""),
+                               placeholder=default or "env:NAME or file:PATH (empty: the OVA's default)",
+                               id="password", compact=True, disabled=kiosk)),
+            ("SSH key", Input(str(guest.key or ""), placeholder=default or "file:~/.ssh/id_ed25519 (optional)",
+                              id="key", compact=True, disabled=kiosk)),
             ("Host key", Input(guest.host_key or "", placeholder="SHA256:... (empty: known_hosts, or ask)",
                                id="host-key", compact=True)),
             ("VMS admin", Input(vast.admin_user, id="vms-user", compact=True)),
             ("VMS password", Input(str(vast.admin_password or ""),
-                                   placeholder="env:NAME or file:PATH (empty: the OVA's default)",
-                                   id="vms-password", compact=True)),
+                                   placeholder=default or "env:NAME or file:PATH (empty: the OVA's default)",
+                                   id="vms-password", compact=True, disabled=kiosk)),
         )
         for label, field in rows:
             with Horizontal(classes="form-row"):
@@ -96,6 +102,8 @@ env:NAME (an environment variable) or file:PATH; they are read when the run need
             and not "file:".startswith(text)
 
     def _note_references(self) -> None:
+        if self.wizard_app.kiosk:  # not even whether a variable or a file exists on the server
+            return
         notes = [note for field_id in REFERENCE_FIELDS
                  if (note := reference_note(self.query_one(f"#{field_id}", Input).value))]
         self.query_one("#refs-note", Static).update(
@@ -112,6 +120,8 @@ env:NAME (an environment variable) or file:PATH; they are read when the run need
         vast = validated(VastAnswers, {**answers.vast.model_dump(mode="json"), "admin_user": self._value("vms-user") or "",
                                        "admin_password": self._value("vms-password")}, "vast")
         tuning = validated(TuningAnswers, {"limits": self.query_one("#limits", Checkbox).value}, "tuning")
+        if self.wizard_app.kiosk:
+            kiosk.check_answers(answers.model_copy(update={"guest": guest, "vast": vast}))
         answers.guest, answers.vast, answers.tuning = guest, vast, tuning
         self.post_message(GuestChosen(guest.user, str(guest.password or ""), str(guest.key or ""),
                                       guest.host_key or "", vast.admin_user, str(vast.admin_password or ""),

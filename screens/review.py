@@ -13,6 +13,7 @@ from textual.widgets import Input, Label, Static
 from backend import answers as answers_mod
 from backend.errors import BadInput
 from screens.base import WizardScreen
+from tui import kiosk
 from tui.messages import AnswersSaved
 from tui.widgets.findings import FindingsList
 from tui.widgets.summary import AnswersSummary, summary_rows
@@ -48,7 +49,7 @@ run; Esc goes back to change something."""
         yield FindingsList(id="review-findings")
         with Horizontal(classes="form-row", id="save-row"):
             yield Label("Save to", classes="label")
-            yield Input(DEFAULT_ANSWERS_FILE, id="save-path", compact=True)
+            yield Input(DEFAULT_ANSWERS_FILE, id="save-path", compact=True, disabled=self.wizard_app.kiosk)
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -72,6 +73,9 @@ run; Esc goes back to change something."""
         self.query_one("#next").focus()
 
     def action_save(self) -> None:
+        if self.wizard_app.kiosk:  # a visitor of the web demo writes no file on the server
+            self.say("saving is off in the web demo", error=True)
+            return
         raw = self.query_one("#save-path", Input).value.strip()
         if not raw:
             self.say("give a file name to save the answers to", error=True)
@@ -89,6 +93,8 @@ run; Esc goes back to change something."""
         result = self.wizard.sizing()
         if self.wizard.unresolved_blockers(result):
             raise BadInput("a sizing blocker is left: go back to Sizing to fix or override it")
+        if self.wizard_app.kiosk:
+            kiosk.check_answers(self.wizard.answers)  # before anything would be read on the server
         # a missing or unfit secret, before a run directory exists; a loose secret file is said
         for warning in answers_mod.check_secrets(self.wizard.answers):
             self.notify(warning, severity="warning", timeout=10)

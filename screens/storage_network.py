@@ -63,7 +63,7 @@ class StorageNetworkScreen(WizardScreen):
             ("Bridge", Select(bridges, value=bridge_value, allow_blank=False, id="bridge", compact=True)),
             ("OVA", Input(answers.ova, id="ova", compact=True)),
             ("Guest address", Input(answers.guest.address, placeholder="dhcp or an IP address", id="address",
-                                    compact=True)),
+                                    compact=True, disabled=self.wizard_app.kiosk)),  # the web demo: the lab's own
         )
         for label, field in rows:
             with Horizontal(classes="form-row"):

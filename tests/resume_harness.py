@@ -22,6 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from backend.vmconfig import claimed_by
+
 REPO = Path(__file__).resolve().parent.parent
 ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 LAB_VMS_PASSWORD = "123456"  # the OVA's documented VMS password, the lab's default (a known secret)
@@ -252,18 +254,20 @@ class EndState:
     report: bool
 
 
-IDENTITY = ("smbios1", "vmgenid", "meta", "net0", "parent")
+IDENTITY = ("smbios1", "vmgenid", "meta", "net0", "parent", "description")  # description: the run's claim
 
 
 def end_state(run_dir: Path) -> EndState:
     run_dir = Path(run_dir)
     lab = run_dir / "lab"
     pve = json.loads((lab / "pve" / "state.json").read_text())
+    run_id = json.loads((run_dir / "run.json").read_text()).get("id")
     vms = {}
     for vmid, vm in pve["vms"].items():
         config = {k: v for k, v in vm["config"].items() if k not in IDENTITY}
         vms[vmid] = {"name": vm["config"].get("name"), "config": config, "status": vm.get("status"),
-                     "snapshots": sorted(vm.get("snapshots") or {})}
+                     "snapshots": sorted(vm.get("snapshots") or {}),
+                     "claimed_by_the_run": claimed_by(vm["config"].get("description")) == run_id}
     requests = read_jsonl(lab / "pve-requests.jsonl")
     posts = [r for r in requests if r.get("method") == "POST" and r.get("status") == 200]  # handled ones
     creates = [r for r in posts if r["path"].rstrip("/").endswith("/qemu")]

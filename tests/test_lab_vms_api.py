@@ -18,12 +18,13 @@ from referencing.jsonschema import DRAFT4
 from vastpy import RESTFailure, VASTClient
 
 from backend.clock import Clock
+from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.faults import FaultPlan, ScheduledFault
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.vms.resources import SCHEMAS
 from backend.lab.vms.server import VmsServer
 from tests.conftest import shared_path
-from tests.vast_lab_helpers import CREATE_ARGS, VMS_PASSWORD, hardware, make_guest, serve_vms
+from tests.vast_lab_helpers import CREATE_ARGS, IP, VMS_PASSWORD, hardware, make_guest, serve_vms
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +39,14 @@ def _server(tmp_path, guest_root, speed: float = 1.0, **options) -> VmsServer:
     return VmsServer(tmp_path / "state", Clock.scaled(speed), guest_root, **options).start()
 
 
+def _verified(server: VmsServer) -> dict[str, str]:
+    """vastpy's own verification (`cert_file`) of the certificate the guest's VMS made (issued to its IP)."""
+    return {"cert_file": str(server.guest.host(VMS_CERT_PATH)), "cert_server_name": IP}
+
+
 def _client(server: VmsServer, **options) -> VASTClient:
     return VASTClient(user=options.get("user", "admin"), password=options.get("password", "123456"),
-                      address=f"127.0.0.1:{server.port}")
+                      address=f"127.0.0.1:{server.port}", **_verified(server))
 
 
 def _refused(port: int) -> bool:
@@ -95,9 +101,11 @@ def test_vastpy_reads_the_online_cluster(online):
 
 def test_unversioned_and_numbered_api_paths_answer_too(online):
     _, server = online
-    unversioned = VASTClient(user="admin", password="123456", address=f"127.0.0.1:{server.port}", version=None)
+    unversioned = VASTClient(user="admin", password="123456", address=f"127.0.0.1:{server.port}", version=None,
+                             **_verified(server))
     assert unversioned.clusters.get()[0]["name"] == "lb-vast54"
-    v5 = VASTClient(user="admin", password="123456", address=f"127.0.0.1:{server.port}", version="v5")
+    v5 = VASTClient(user="admin", password="123456", address=f"127.0.0.1:{server.port}", version="v5",
+                    **_verified(server))
     assert v5.vtasks.get()[0]["name"] == "cluster_deploy"
 
 
@@ -162,10 +170,10 @@ def test_basic_auth_and_api_tokens(online):
         _client(server, password="wrong").clusters.get()
     assert refused.value.status == 401
     token = _client(server).apitokens.post(owner="admin")["token"]
-    by_token = VASTClient(address=f"127.0.0.1:{server.port}", token=token)
+    by_token = VASTClient(address=f"127.0.0.1:{server.port}", token=token, **_verified(server))
     assert by_token.clusters.get()[0]["state"] == "ONLINE"
     with pytest.raises(RESTFailure) as bad:
-        VASTClient(address=f"127.0.0.1:{server.port}", token="not-a-token").clusters.get()
+        VASTClient(address=f"127.0.0.1:{server.port}", token="not-a-token", **_verified(server)).clusters.get()
     assert bad.value.status == 401
 
 

@@ -37,7 +37,7 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
         "vmid": "100", "name": "vast-loopback", "machine": "q35", "ostype": "l26",
         "scsihw": "pvscsi", "cpu": "host", "sockets": "1", "cores": "12", "memory": str(120 * 1024),
         "balloon": "0", "numa": "0", "agent": "1", "net0": "virtio,bridge=vmbr0", "boot": "order=scsi0",
-        "tags": "vast-loopback",
+        "tags": "vast-loopback", "description": vmconfig.claim_note(ctx.run.run_id),
     }
     # 'local' holds the OVA but not images: it gets 'images' once so Proxmox can extract the disk
     puts = requests_to(tmp_path / "lab", "PUT", "/storage/local")
@@ -68,14 +68,32 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
     assert status["status"] == "running"
 
 
-async def test_a_rerun_finds_its_vm_and_never_creates_a_second(tmp_path, seed):
-    assert (await _provision(tmp_path, seed, lab_answers("seed"), "first"))[0] == 0
-    code, rec, ctx = await _provision(tmp_path, seed, lab_answers("seed"), "second")
+async def test_a_second_run_with_the_same_vm_name_refuses_the_vm_of_the_first(tmp_path, seed):
+    code, _, first = await _provision(tmp_path, seed, lab_answers("seed"), "first")
     assert code == 0
-    assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
-    assert [e.vmid for e in rec.of("VmFound")] == [100] and not rec.of("VmCreated")
-    assert len(requests_to(tmp_path / "lab", "PUT", "/nodes/pve/qemu/100/resize")) == 1
-    assert ctx.facts["vmid"] == 100
+    owner = first.run.run_id
+    before = len(requests_log(tmp_path / "lab"))
+    code, rec, second = await _provision(tmp_path, seed, lab_answers("seed"), "second")
+    assert code == 1
+    finished = rec.of("RunFinished")[0]
+    assert f"VM 100 'vast-loopback' on pve belongs to run {owner}" in finished.message
+    assert second.run.run_id in finished.message and "not adopted" in finished.message
+    hint = [e for e in rec.of("StepFinished") if not e.ok][0].error
+    assert "--resume" in hint and "pick another vm.name" in hint
+    assert not rec.of("VmFound") and not rec.of("VmCreated")
+    assert not [r for r in requests_log(tmp_path / "lab")[before:] if r["method"] != "GET"]  # it changed nothing
+
+
+async def test_a_vm_whose_notes_name_no_run_is_not_adopted(tmp_path, seed):
+    assert (await _provision(tmp_path, seed, lab_answers("seed"), "first"))[0] == 0
+    client = await ProxmoxClient.connect(seed)
+    try:  # notes edited by hand (or a VM made by an older vast-loopback): tagged, but unclaimed
+        await client.update_config(VmRef("pve", 100, "vast-loopback"), {"description": "my notes"})
+    finally:
+        await client.close()
+    code, rec, _ = await _provision(tmp_path, seed, lab_answers("seed"), "second")
+    assert code == 1
+    assert "belongs to another vast-loopback run (its notes name no run)" in rec.of("RunFinished")[0].message
 
 
 async def test_resume_rechecks_the_vm_and_skips_what_is_still_true(tmp_path, seed):
@@ -240,35 +258,54 @@ async def test_provisioning_survives_random_api_faults_without_a_second_vm(tmp_p
     assert len(ours) == 1
 
 
-async def test_a_create_still_importing_from_an_interrupted_run_is_awaited_not_repeated(tmp_path):
+async def _interrupted_create(client: ProxmoxClient, run: RunDir) -> None:
+    """`run` sent its create and died before the task ended (before its claim could be read back)."""
+    await client.add_storage_content("local", "images")
+    disk = (await client.ova_metadata("pve", "local:import/vast-5.4.0-loopback.ova"))["disks"]["scsi0"]
+    spec = vmconfig.VmSpec(name="vast-loopback", vcpus=12, memory_gib=120, storage="local-lvm",
+                           bridge="vmbr0", vmid=100, run_id=run.run_id)
+    await client.request("POST", ("nodes", "pve", "qemu"), vmconfig.first_boot_config(spec, [disk["volid"]]),
+                         op="create VM 100")
+    assert (await client.vm_config(VmRef("pve", 100))).get("name") is None  # only 'lock: create'
+
+
+@pytest.mark.parametrize("who", ["resume", "another run"])
+async def test_a_create_still_importing_from_an_interrupted_run_is_awaited_not_repeated(tmp_path, who):
     # slower lab: the OVA import (about 6 lab minutes) must still run when the new run looks
     target = await open_lab(tmp_path / "lab", "seed", speed=120)
     try:
+        interrupted = RunDir.create(tmp_path / "interrupted", "vast-loopback")
         client = await ProxmoxClient.connect(target)
         try:
-            await client.add_storage_content("local", "images")
-            disk = (await client.ova_metadata("pve", "local:import/vast-5.4.0-loopback.ova"))["disks"]["scsi0"]
-            spec = vmconfig.VmSpec(name="vast-loopback", vcpus=12, memory_gib=120, storage="local-lvm",
-                                   bridge="vmbr0", vmid=100)
-            # the interrupted run sent its create and died before the task ended
-            await client.request("POST", ("nodes", "pve", "qemu"), vmconfig.first_boot_config(spec, [disk["volid"]]),
-                                 op="create VM 100")
-            assert (await client.vm_config(VmRef("pve", 100))).get("name") is None  # only 'lock: create'
+            await _interrupted_create(client, interrupted)
         finally:
             await client.close()
-        code, rec, ctx = await _provision(tmp_path, target, lab_answers("seed"))
+        if who == "resume":
+            code, rec, ctx = await _provision(tmp_path, target, lab_answers("seed"), resume_dir=interrupted.path)
+        else:
+            code, rec, ctx = await _provision(tmp_path, target, lab_answers("seed"), "other")
     finally:
         await target.close()
-    assert code == 0, rec.of("RunFinished")[0].message
     assert len(requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")) == 1
     assert any("still being created" in e.message for e in rec.of("StepProgressed"))
-    assert [e.vmid for e in rec.of("VmFound")] == [100] and ctx.facts["vmid"] == 100
+    if who == "resume":  # the run that created it adopts it once the import ended
+        assert code == 0, rec.of("RunFinished")[0].message
+        assert [e.vmid for e in rec.of("VmFound")] == [100] and ctx.facts["vmid"] == 100
+    else:  # another run waits for the create to end, reads the claim and refuses the VM
+        assert code == 1
+        assert f"belongs to run {interrupted.run_id}" in rec.of("RunFinished")[0].message
+        assert not rec.of("VmFound") and "vmid" not in ctx.facts
 
 
-async def test_a_rerun_does_not_need_the_ova_once_its_vm_exists(tmp_path, seed):
-    assert (await _provision(tmp_path, seed, lab_answers("seed"), "first"))[0] == 0
+async def test_a_resume_does_not_need_the_ova_once_its_vm_exists(tmp_path, seed):
+    assert (await _provision(tmp_path, seed, lab_answers("seed"), "run"))[0] == 0
+    run = RunDir.open(tmp_path / "run")
+    events = (run.path / "events.jsonl").read_text().splitlines(keepends=True)
+    ova_started = next(i for i, line in enumerate(events) if '"StepStarted"' in line and '"ova"' in line)
+    (run.path / "events.jsonl").write_text("".join(events[:ova_started]))  # its journal ends before `ova`
+    run.write_meta({**run.read_meta(), "status": "running"})
     moved = lab_answers("seed", ova="local:import/cleaned-up.ova")
-    code, rec, _ = await _provision(tmp_path, seed, moved, "second")
+    code, rec, _ = await _provision(tmp_path, seed, moved, resume_dir=run.path)
     assert code == 0, rec.of("RunFinished")[0].message
     assert any("the OVA is not needed" in e.message for e in rec.of("StepProgressed"))
     result = await provision.check_host(moved, seed)

@@ -158,6 +158,7 @@ def assert_like_reference(chain: Chain, reference: EndState) -> EndState:
     assert state.outcome == "online", history
     assert list(state.vms) == list(reference.vms), "not the same VM (exactly one)"
     assert state.vms == reference.vms, "the VM's config, power or snapshots differ from an uninterrupted run"
+    assert all(vm["claimed_by_the_run"] for vm in state.vms.values()), "the VM is claimed by the run that made it"
     assert state.vm_creates == 1, "one VM-create request in the lab's log"
     assert state.snapshot_creates == {"pre-install": 1, "vast-online": 1}
     snapshots = sorted(p.name for p in (chain.run_dir / "lab" / "guests").glob("*/snapshots/*"))

@@ -7,16 +7,10 @@
   stalls, steal and the P653 PANIC; oom: memory and the OOM killer's lines); the rollback key
   appears, retries with the diagnosed remedy and reaches ONLINE in the same session.
 
-And `demo --web` serves the demo over HTTP (textual-serve). Lab guests are ended afterwards."""
+Lab guests are ended afterwards. (`demo --web`: tests/test_tui_webdemo.py.)"""
 
 from __future__ import annotations
 
-import asyncio
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -153,37 +147,3 @@ async def test_demo_failure_is_diagnosed_and_the_rollback_fixes_it(tmp_path, sce
             await until(pilot, lambda: "ONLINE on attempt 2" in result_text(app), 10, "the second attempt's hint")
     finally:
         end_guests(tmp_path)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-async def test_demo_web_serves_the_demo_over_http():
-    port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "tui.cli", "demo", "--web", "--port", str(port)], cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        page = ""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                response = await asyncio.to_thread(urllib.request.urlopen, f"http://127.0.0.1:{port}/", timeout=5)
-            except OSError:
-                await asyncio.sleep(0.2)
-                continue
-            assert response.status == 200
-            page = response.read().decode()
-            break
-        assert "vast-loopback demo" in page, "no page served"
-        assert server.poll() is None
-    finally:
-        server.terminate()
-        try:
-            out, _ = server.communicate(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            out, _ = server.communicate()
-    assert f"serving the demo on http://localhost:{port}" in out

@@ -13,11 +13,14 @@ from backend.bus import EventBus
 from backend.clock import Clock
 from backend.errors import RunFailed
 from backend.events import RecoveredFromFault, RetryScheduled
+from backend.lab.facts import VMS_CERT_PATH
+from backend.lab.pve.tls import ensure_certificate
 from backend.lab.vast import EVENTS_PATH
 from backend.lab.vast.state import append_event
 from backend.lab.vms.server import VmsServer
 from backend.secrets import Secret
 from backend.vms import VmsClient, VmsUnreachable
+from backend.vmstrust import VmsTrust, first_certificate
 from tests.vast_lab_helpers import make_guest
 
 SPEED = 600.0  # a lab minute is 0.1 s
@@ -32,12 +35,26 @@ def online(tmp_path_factory):
 
 def _served(tmp_path, guest_root, clock: Clock) -> VmsServer:
     server = VmsServer(tmp_path / "lab", clock, guest_root).start()
+    server.guest_root = guest_root
     return server
 
 
+def guest_trust(guest_root) -> VmsTrust:
+    """The certificate the guest's VMS made at the bootstrap, pinned (as the run pins it over SSH)."""
+    der = first_certificate((guest_root / VMS_CERT_PATH.lstrip("/")).read_text())
+    return VmsTrust.pinned(der, "the guest's own (test)")
+
+
+def other_trust(tmp_path) -> VmsTrust:
+    """A pin on some other certificate (for servers that never answer anyway)."""
+    cert, _, _ = ensure_certificate(tmp_path / "other-tls", "other.example")
+    return VmsTrust.pinned(first_certificate(cert.read_text()), "another certificate (test)")
+
+
 def _client(server: VmsServer, clock: Clock, bus: EventBus | None = None, **options) -> VmsClient:
-    return VmsClient(("127.0.0.1", server.port), "admin", options.pop("password", Secret("123456")), clock=clock,
-                     bus=bus, **options)
+    trust = options.pop("trust", None) or guest_trust(server.guest_root)
+    return VmsClient(("127.0.0.1", server.port), "admin", options.pop("password", Secret("123456")), trust=trust,
+                     clock=clock, bus=bus, **options)
 
 
 async def test_reads_cluster_task_and_nodes_as_plain_dicts(tmp_path, online):
@@ -80,7 +97,7 @@ async def test_the_run_reaches_vms_through_the_targets_route_with_the_answers_cr
     ctx = SimpleNamespace(answers=Answers(), target=target, bus=EventBus(clock))
     try:
         assert server.wait_listening(True)
-        client = VmsClient.for_run(ctx, "192.168.30.109")
+        client = VmsClient.for_run(ctx, "192.168.30.109", trust=guest_trust(online.root))
         assert asked == [("192.168.30.109", 443)]
         assert (await client.cluster())["name"] == "lb-vast54"
     finally:
@@ -130,7 +147,7 @@ async def test_gives_up_when_vms_never_comes(tmp_path):
     clock = Clock.scaled(SPEED)
     server = _served(tmp_path, guest.root, clock)
     try:
-        client = _client(server, clock, give_up_s=120)
+        client = _client(server, clock, give_up_s=120, trust=other_trust(tmp_path))
         with pytest.raises(VmsUnreachable) as failure:
             await client.cluster()
         assert "has not answered for 2 minutes" in str(failure.value)
@@ -155,7 +172,7 @@ async def test_refused_credentials_fail_at_once(tmp_path, online):
         server.stop()
 
 
-async def test_a_silent_server_times_out_instead_of_hanging():
+async def test_a_silent_server_times_out_instead_of_hanging(tmp_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(8)
@@ -174,7 +191,8 @@ async def test_a_silent_server_times_out_instead_of_hanging():
     thread.start()
     clock = Clock.scaled(SPEED)
     try:
-        client = VmsClient(listener.getsockname(), "admin", Secret("123456"), clock=clock, give_up_s=1)
+        client = VmsClient(listener.getsockname(), "admin", Secret("123456"), clock=clock, give_up_s=1,
+                           trust=other_trust(tmp_path))
         started = time.monotonic()
         with pytest.raises(VmsUnreachable):
             await client.cluster()

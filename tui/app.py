@@ -10,8 +10,6 @@ the target opener the run uses, where unfinished runs are looked for, and the ru
 from __future__ import annotations
 
 import asyncio
-import shlex
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +53,7 @@ STEP_HINTS = {  # (step, scenario or "*") -> the demo's hint on that wizard step
 @dataclass
 class Demo:
     scenario: str = "success"
+    kiosk: bool = False  # served to a browser: the lab only, nothing read on the server (tui/kiosk.py)
 
     def hint_for(self, step: str) -> str:
         """The hint a wizard step shows in the demo ('' where the step speaks for itself)."""
@@ -107,6 +106,11 @@ class WizardApp(App[int]):
         self.blink = blink  # cursor blink off keeps snapshots deterministic
         self.exit_code = 0
         self.launched: Launch | None = None
+
+    @property
+    def kiosk(self) -> bool:
+        """The demo served to a browser: the lab only, no secret references, no files saved."""
+        return self.demo is not None and self.demo.kiosk
 
     # --- screens --------------------------------------------------------------------------------
 
@@ -212,7 +216,12 @@ class WizardApp(App[int]):
             address = session.state.guest_address or "the guest"
             return await self.ask_host_key(f"{launch.answers.guest.user}@{address}", fingerprint)
 
-        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener, confirm_host_key=confirm)
+        async def confirm_vms(fingerprint: str) -> bool:
+            return await self.ask_vms_certificate(session.state.guest_address or "the guest", fingerprint,
+                                                  launch.answers.vast.cert_path)
+
+        session = launch_session(launch, plan=self.plan, opener=self.run_target_opener, confirm_host_key=confirm,
+                                 confirm_vms_certificate=confirm_vms)
         return DashboardScreen(session, scenario=self.demo.scenario if self.demo else None)
 
     async def ask_host_key(self, guest: str, fingerprint: str) -> bool:
@@ -221,8 +230,29 @@ class WizardApp(App[int]):
         from tui.messages import HostKeyAnswered
         from tui.widgets.hostkey import HostKeyDialog
 
+        trusted = await self._ask(HostKeyDialog(guest, fingerprint))
+        self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
+        if not trusted:
+            self.notify("Host key not trusted: the run stops at the SSH step.", severity="warning", timeout=6)
+        return trusted
+
+    async def ask_vms_certificate(self, address: str, fingerprint: str, cert_path: str) -> bool:
+        """Show the certificate the guest's VMS presents when nothing vouches for it (no certificate
+        at `cert_path` on the guest, no pin in the answers) and wait for the user's answer."""
+        from tui.widgets.fingerprint import FingerprintDialog
+
+        hint = (f"The guest keeps no VMS certificate at [i]{cert_path}[/i] (vast.cert_path). Compare it on "
+                "the guest's console: [i]openssl s_client -connect 127.0.0.1:443 | openssl x509 -noout "
+                "-fingerprint -sha256[/i]. The VMS password is sent only after you trust it; to skip this "
+                "question, pin it in the answers: vast.fingerprint.")
+        trusted = await self._ask(FingerprintDialog("the guest's VMS", f"https://{address}", fingerprint, hint))
+        if not trusted:
+            self.notify("VMS certificate not trusted: the VMS password is not sent.", severity="warning", timeout=6)
+        return trusted
+
+    async def _ask(self, dialog: Screen[bool]) -> bool:
+        """Push a trust dialog and wait for its answer; an aborted run takes the question away."""
         answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        dialog = HostKeyDialog(guest, fingerprint)
 
         def answered(trusted: bool | None) -> None:
             if not answer.done():
@@ -230,15 +260,11 @@ class WizardApp(App[int]):
 
         self.push_screen(dialog, answered)
         try:
-            trusted = await answer
+            return await answer
         except asyncio.CancelledError:
             if dialog.is_current:
                 dialog.dismiss(False)
             raise
-        self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
-        if not trusted:
-            self.notify("Host key not trusted: the run stops at the SSH step.", severity="warning", timeout=6)
-        return trusted
 
     def unfinished_runs(self) -> list[RunDir]:
         return unfinished_runs(self.runs_root)
@@ -259,16 +285,32 @@ def run_wizard(speed: float | None, run_dir: str | None, force: bool) -> int:
     return int(result) if result is not None else app.exit_code
 
 
-def run_demo(scenario: str, speed: float, web: bool, port: int) -> int:
-    """The wizard on the lab with the field report's host; `--web` serves it in a browser."""
+def run_demo(scenario: str, speed: float, web: bool, port: int, kiosk: bool = False) -> int:
+    """The wizard on the lab with the field report's host; `--web` serves it in a browser, where
+    each visitor's session is the kiosk (`tui/kiosk.py`)."""
     if web:
-        return _serve_web(scenario, speed, port)
-    app = WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario))
+        from tui.webdemo import serve
+
+        return serve(scenario, speed, port)
+    app = demo_app(scenario, speed, kiosk=kiosk)
     try:
         result = app.run()
     finally:
         _end_demo_guests(app)
     return int(result) if result is not None else app.exit_code
+
+
+def demo_app(scenario: str, speed: float, *, kiosk: bool = False, probe_opener: ProbeOpener | None = None,
+             run_target_opener: TargetOpener = open_target, **seams: object) -> WizardApp:
+    """The demo's wizard; in kiosk mode (a browser's session) both openers refuse anything but the
+    lab and any secret reference (`tui.kiosk.lab_only`)."""
+    probe_opener = probe_opener or target_opener(speed)
+    if kiosk:
+        from tui.kiosk import lab_only
+
+        probe_opener, run_target_opener = lab_only(probe_opener), lab_only(run_target_opener)
+    return WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario, kiosk=kiosk),
+                     probe_opener=probe_opener, run_target_opener=run_target_opener, **seams)  # type: ignore[arg-type]
 
 
 def _end_demo_guests(app: WizardApp) -> None:
@@ -282,14 +324,3 @@ def _end_demo_guests(app: WizardApp) -> None:
     run = app.launched.run.path
     if end_guests(run / "lab"):
         print(f"demo: the lab's guests were stopped; the run is kept in {run} (vast-loopback replay {run})")
-
-
-def _serve_web(scenario: str, speed: float, port: int) -> int:
-    try:
-        from textual_serve.server import Server
-    except ImportError:
-        raise VlbError("--web needs textual-serve", hint="pip install 'vast-loopback[web]'") from None
-    command = shlex.join([sys.executable, "-m", "tui.cli", "demo", "--scenario", scenario, "--speed", f"{speed:g}"])
-    print(f"serving the demo on http://localhost:{port} (Ctrl+C to stop)")
-    Server(command, host="localhost", port=port, title="vast-loopback demo").serve()
-    return 0

@@ -64,6 +64,12 @@ def _speed(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a TCP port (1-65535)")
+    return int(text)
+
+
 def _fault_rate(text: str) -> float:
     try:
         value = float(text)
@@ -97,8 +103,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the wizard on the built-in lab")
     demo.add_argument("--scenario", choices=["success", "oom", "overcommit"], default="success")
     demo.add_argument("--speed", type=_speed, default=30.0, dest="demo_speed", metavar="N")
-    demo.add_argument("--web", action="store_true", help="serve the demo in a browser (textual-serve)")
-    demo.add_argument("--port", type=int, default=8000, help="port for --web")
+    demo.add_argument("--web", action="store_true",
+                      help="serve the demo in a browser (textual-serve), on the loopback, at a URL with a token")
+    demo.add_argument("--port", type=_port, default=8000, help="port for --web")
+    demo.add_argument("--kiosk", action="store_true", help=argparse.SUPPRESS)  # each --web session runs this
 
     check = sub.add_parser("check", help="validate answers and sizing, change nothing")
     check.add_argument("answers", metavar="ANSWERS")
@@ -209,7 +217,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command == "demo":
         from tui.app import run_demo
 
-        return run_demo(scenario=args.scenario, speed=args.speed or args.demo_speed, web=args.web, port=args.port)
+        return run_demo(scenario=args.scenario, speed=args.speed or args.demo_speed, web=args.web, port=args.port,
+                        kiosk=args.kiosk)
     if command == "check":
         from tui import headless
 

@@ -135,6 +135,9 @@ class HeadlessPrinter:
                 return f"  VAST came back with {e.how}: ONLINE {_fmt_duration(e.online_after_s)} after the reboot"
             case ev.VastRestarted(ok=False):
                 return f"  VAST did not come back with {e.how}: {e.problem}"
+            case ev.VmsCertificateTrusted():
+                how = f"CA {e.ca_file}" if e.ca_file else f"pinned {e.fingerprint}"
+                return f"  VMS at {e.address}: certificate {how} ({e.source})"
             case ev.GuestDisconnected():
                 return f"  guest connection lost: {e.reason}"
             case ev.GuestReconnected():

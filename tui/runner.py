@@ -27,6 +27,7 @@ from backend.target import Target, TargetOptions, default_speed, open_target
 
 TargetOpener = Callable[[Answers, TargetOptions], Awaitable[Target]]
 ConfirmHostKey = Callable[[str], Awaitable[bool]]  # (SSH fingerprint) -> trusted?
+ConfirmCertificate = Callable[[str], Awaitable[bool]]  # (the VMS certificate's SHA-256) -> trusted?
 
 
 @dataclass
@@ -72,24 +73,29 @@ async def run_engine(launch: Launch, subscriber: Subscriber, *,
                      plan: Callable[[], list[Step]] | None = None,
                      opener: TargetOpener = open_target,
                      retry_changes: dict | None = None,
-                     confirm_host_key: ConfirmHostKey | None = None) -> int:
+                     confirm_host_key: ConfirmHostKey | None = None,
+                     confirm_vms_certificate: ConfirmCertificate | None = None) -> int:
     """Run the plan (the run's own plan by default: backend.runner), or with `retry_changes` roll
     back and retry with that remedy. Every event reaches the journal first, then `subscriber`.
-    `confirm_host_key` asks the user about a guest host key that is neither pinned nor known
-    (without it such a key is refused, as headless). Returns the exit code."""
+    `confirm_host_key` asks the user about a guest host key that is neither pinned nor known,
+    `confirm_vms_certificate` about a VMS certificate that nothing vouches for (without them such a
+    key or certificate is refused, as headless). Returns the exit code."""
     if launch.lock is None or not launch.lock.held:
         launch.lock = RunLock.acquire(launch.run.path)  # a retry, after the first pass gave it back
     try:
-        return await _run_journaled(launch, subscriber, plan, opener, retry_changes, confirm_host_key)
+        return await _run_journaled(launch, subscriber, plan, opener, retry_changes, confirm_host_key,
+                                    confirm_vms_certificate)
     finally:
         launch.lock.release()
 
 
 async def _run_journaled(launch: Launch, subscriber: Subscriber, plan: Callable[[], list[Step]] | None,
                          opener: TargetOpener, retry_changes: dict | None,
-                         confirm_host_key: ConfirmHostKey | None) -> int:
+                         confirm_host_key: ConfirmHostKey | None,
+                         confirm_vms_certificate: ConfirmCertificate | None) -> int:
     from backend import runner  # the steps pull in SSH and friends: only when a run starts
     from backend.prepare import CONFIRM_HOST_KEY
+    from backend.vmstrust import CONFIRM_VMS_CERTIFICATE
 
     journal = Journal(launch.run)
     try:
@@ -104,6 +110,8 @@ async def _run_journaled(launch: Launch, subscriber: Subscriber, plan: Callable[
             journal.on_failure = lambda exc: ctx.halt(journal_failure(exc))
             if confirm_host_key is not None:
                 ctx.services[CONFIRM_HOST_KEY] = confirm_host_key
+            if confirm_vms_certificate is not None:
+                ctx.services[CONFIRM_VMS_CERTIFICATE] = confirm_vms_certificate
             if retry_changes:
                 ctx.options.resume = True
                 ctx.facts.update(_facts_so_far(launch))

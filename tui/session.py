@@ -328,6 +328,10 @@ class RunSession:
     def _on_GuestConnected(self, e: ev.GuestConnected) -> None:
         self._note(e.ts, "info", f"SSH to {e.user}@{e.address}, host key {e.host_key}")
 
+    def _on_VmsCertificateTrusted(self, e: ev.VmsCertificateTrusted) -> None:
+        how = f"CA {e.ca_file}" if e.ca_file else f"pinned {e.fingerprint}"
+        self._note(e.ts, "info", f"VMS at {e.address}: certificate {how} ({e.source})")
+
     def _on_GuestDisconnected(self, e: ev.GuestDisconnected) -> None:
         self._note(e.ts, "warning", f"guest connection lost: {e.reason}")
 
@@ -445,21 +449,24 @@ class RunSession:
         return self.end is not None and self.end.failed
 
 
-def launch_session(launch, *, plan=None, opener=None, confirm_host_key=None) -> RunSession:  # noqa: ANN001
+def launch_session(launch, *, plan=None, opener=None, confirm_host_key=None,  # noqa: ANN001
+                   confirm_vms_certificate=None) -> RunSession:  # noqa: ANN001
     """The session of a wizard launch (a tui.runner.Launch): the engine as its source, the journal
     read first on resume. `confirm_host_key` (async, fingerprint -> bool) asks the user about a
-    guest host key that is neither pinned nor known."""
+    guest host key that is neither pinned nor known; `confirm_vms_certificate` likewise about a VMS
+    certificate nothing vouches for."""
     from backend.target import open_target
     from tui.runner import run_engine
 
+    confirmations = {"confirm_host_key": confirm_host_key, "confirm_vms_certificate": confirm_vms_certificate}
+
     async def source(subscriber: Subscriber) -> int:
-        return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target,
-                                confirm_host_key=confirm_host_key)
+        return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target, **confirmations)
 
     def retrier(changes: dict) -> Source:
         async def retry(subscriber: Subscriber) -> int:
             return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target,
-                                    retry_changes=changes, confirm_host_key=confirm_host_key)
+                                    retry_changes=changes, **confirmations)
 
         return retry
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from backend.clock import Clock
 from backend.lab import scenarios
+from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.faults import FaultPlan
 from backend.lab.guest.lab import GuestLab
 from backend.lab.guest.machine import LabGuest
@@ -37,12 +38,14 @@ class VastGuestLab(GuestLab):
 
     def __init__(self, state_dir: Path, clock: Clock, power: PowerHooks | None = None, *,
                  vms_user: str = "admin", vms_password: str = "123456", faults: FaultPlan | None = None,
-                 behaviour: scenarios.VastBehaviour | None = None, **options: Any) -> None:
+                 behaviour: scenarios.VastBehaviour | None = None,
+                 vms_cert_path: str | None = None, **options: Any) -> None:
         options.setdefault("tick_seconds", TICK_WALL_S)
         super().__init__(state_dir, clock, power=power, load_factory=self._load, on_boot=self._on_boot,
                          faults=faults, **options)
         self.vms_user, self.vms_password = vms_user, vms_password
         self.behaviour = behaviour or scenarios.VastBehaviour()
+        self.vms_cert_path = vms_cert_path or VMS_CERT_PATH  # where the guest's VMS keeps its certificate
         self.vms: dict[int, VmsServer] = {}
         self.stalls: dict[int, StallDriver] = {}
         self._vast_lock = threading.Lock()
@@ -57,7 +60,8 @@ class VastGuestLab(GuestLab):
         return VastGuestLoad(self.paths(hw.vmid))
 
     def _on_boot(self, disk: Path, runtime: Path, hw: GuestHardware) -> None:
-        scenarios.on_boot(GuestPaths(disk, runtime), hw, self.clock, behaviour=self.behaviour)
+        scenarios.on_boot(GuestPaths(disk, runtime), hw, self.clock, behaviour=self.behaviour,
+                          vms_cert_path=self.vms_cert_path)
         self._attach(hw)
 
     def _adopt(self, guest: LabGuest) -> None:
@@ -100,11 +104,12 @@ class VastGuestLab(GuestLab):
 
 def vast_guest_factory(*, vms_user: str = "admin", vms_password: str = "123456",
                        faults: FaultPlan | None = None, behaviour: scenarios.VastBehaviour | None = None,
+                       vms_cert_path: str | None = None,
                        **options: Any) -> GuestFactory:
     """A `backend.lab.world.GuestFactory` serving VAST lab guests."""
 
     def factory(state_dir: Path, clock: Clock, power: PowerHooks) -> VastGuestLab:
         return VastGuestLab(state_dir, clock, power, vms_user=vms_user, vms_password=vms_password,
-                            faults=faults, behaviour=behaviour, **options).start()
+                            faults=faults, behaviour=behaviour, vms_cert_path=vms_cert_path, **options).start()
 
     return factory

@@ -348,3 +348,14 @@ EXTRA_VOLUME_MOUNTS_WARNING = "WARNING! - added extra volume mounts to common pa
 # VMS_PASSWORD and refuses `-p` (the one place it must never be); a real vcli that ignores
 # VMS_PASSWORD fails the login, which the tool reports with that explanation (backend/install.py).
 VCLI_PASSWORD = "env:VMS_PASSWORD"
+
+# The VMS's TLS certificate: self-signed, made by the VMS at its first start (the bootstrap prints
+# "please connect at https://<ip>", jv install log, and no CA is involved on a fresh OVA), kept on
+# the guest's disk so it survives the container's restarts. Where VAST 5.4 keeps it is not public:
+# `vast_vms` runs with `--rm` (anything kept only inside it is gone at each restart) and its only
+# persistent mount of its own is /vast/vman (its logs are /vast/vman/vms/log/*, research/vast.md
+# §3; `-v /vast/vman:/vast/vman`, jv docker_ps). The file names below are the lab's guess: the
+# product's `vast.cert_path` defaults to the same path and is configurable, and the lab can keep it
+# elsewhere (`VastGuestLab(vms_cert_path=...)`) to play a guest where the product does not find it.
+VMS_CERT_PATH = "/vast/vman/vms/ssl/vms.crt"
+VMS_CERT_DAYS = 3650  # modelled: a self-signed appliance certificate made for years

@@ -68,7 +68,8 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
                                                           answers.lab.start_vms_after_reboot,
                                                           answers.lab.vtask_messages,
                                                           answers.lab.overcommit_memory),
-                                                      jump_host=network.jump_host))
+                                                      jump_host=network.jump_host,
+                                                      vms_cert_path=answers.lab.vms_cert_path))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:

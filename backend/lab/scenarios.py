@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import json
 import os
+import posixpath
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from backend.clock import Clock
 from backend.lab import facts
+from backend.lab.facts import VMS_CERT_DAYS, VMS_CERT_PATH
 from backend.lab.vast import (
     BUILD,
     SCENARIO_PATH,
@@ -94,6 +96,11 @@ def oom_stalls(oom_at: float) -> list[tuple[float, float]]:
     return [(oom_at - 18, 150.0), (oom_at - 9, 450.0), (oom_at - 2, 900.0)]
 
 
+def vms_tls_paths(cert_path: str = VMS_CERT_PATH) -> dict[str, str]:
+    """Where the guest's VMS keeps its certificate and key (the key beside it, `.key`)."""
+    return {"cert": cert_path, "key": posixpath.splitext(cert_path)[0] + ".key", "days": VMS_CERT_DAYS}
+
+
 @dataclass(frozen=True)
 class VastBehaviour:
     """How this lab's VAST answers where nobody knows the real answer (backend/lab/facts.py, chosen in
@@ -114,7 +121,7 @@ class VastBehaviour:
 
 
 def build(hw: GuestHardware, boot_t: float, *, build_name: str = BUILD,
-          behaviour: VastBehaviour | None = None) -> dict:
+          behaviour: VastBehaviour | None = None, vms_cert_path: str = VMS_CERT_PATH) -> dict:
     """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
     behaviour = behaviour or VastBehaviour()
     restart = facts.PLATFORM_RESTART_POLICY[behaviour.start_vms_after_reboot]
@@ -156,6 +163,7 @@ def build(hw: GuestHardware, boot_t: float, *, build_name: str = BUILD,
         "hardware": hw.to_dict(),
         "mem_total": mem_total,
         "overcommit_demand": overcommit_demand if hw.vcpus > hw.host_cores else None,
+        "vms_tls": vms_tls_paths(vms_cert_path),
         "times": times,  # seconds after cluster create started
         "stalls": [[at, ms] for at, ms in stalls],
         "behaviour": asdict(behaviour),
@@ -188,9 +196,10 @@ def read_guest_scenario(guest: GuestPaths | Path) -> dict | None:
         return None
 
 
-def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, behaviour: VastBehaviour | None = None) -> dict:
+def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, behaviour: VastBehaviour | None = None,
+            vms_cert_path: str = VMS_CERT_PATH) -> dict:
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
     write_guest_clock(guest, clock.to_dict())
-    return write_guest_scenario(guest, hw, clock.now(), behaviour=behaviour)
+    return write_guest_scenario(guest, hw, clock.now(), behaviour=behaviour, vms_cert_path=vms_cert_path)

@@ -1,5 +1,6 @@
-"""The fingerprint dialog: shows the certificate a Proxmox API presented and asks whether to trust
-it. Nothing (no token) is sent to the host before the user answers yes."""
+"""The fingerprint dialog: shows the certificate a TLS server presented (a Proxmox API, or a VMS
+that nothing else vouches for) and asks whether to trust it. Nothing (no token, no password) is
+sent to it before the user answers yes."""
 
 from __future__ import annotations
 
@@ -28,15 +29,17 @@ class FingerprintDialog(TrustDialog):
     FingerprintDialog Button { margin: 0 1; }
     """
 
-    def __init__(self, label: str, url: str, fingerprint: str) -> None:
+    PROXMOX_HINT = ("Compare it with the host's (Datacenter → node → Certificates, or [i]pvenode cert info[/i]). "
+                    "The API token is sent only after you trust it; the fingerprint is then pinned in the answers.")
+
+    def __init__(self, label: str, url: str, fingerprint: str, hint: str = PROXMOX_HINT) -> None:
         super().__init__()
         self.label = label
         self.url = url
         self.fingerprint = fingerprint
+        self.hint = hint
 
     def body(self) -> ComposeResult:
         yield Static(f"[b]Trust this certificate?[/b]\n{self.label}\n{self.url}")
         yield Static(split_fingerprint(self.fingerprint), id="fp")
-        yield Static("Compare it with the host's (Datacenter → node → Certificates, or "
-                     "[i]pvenode cert info[/i]). The API token is sent only after you trust it; "
-                     "the fingerprint is then pinned in the answers.", classes="hint")
+        yield Static(self.hint, classes="hint")

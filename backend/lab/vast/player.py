@@ -23,7 +23,7 @@ checks the password: the player never knows it, and nothing in the guest holds i
 
 Environment (for tests; the guest needs none): LAB_ROOT (prefix of every guest path, default /),
 LAB_DOCKER (the docker program, default docker), LAB_VMS_LOGIN_WAIT (wall seconds vcli waits for
-its VMS, default 600).
+its VMS, default 600), LAB_OPENSSL (default openssl).
 """
 
 import errno
@@ -43,6 +43,7 @@ import uuid
 
 ROOT = os.environ.get("LAB_ROOT", "/")
 DOCKER = os.environ.get("LAB_DOCKER", "docker")
+OPENSSL = os.environ.get("LAB_OPENSSL", "openssl")
 CLOCK = "/run/lab/clock.json"
 SCENARIO = "/run/lab/vast/scenario.json"
 VMS_ADDRESS = "/run/lab/vast/vms.json"
@@ -270,6 +271,8 @@ class Player:
             self.append_file(step["file"], self.fill(step["text"], at), bool(step.get("replace")))
         elif "kmsg" in step:
             self.kmsg(step["kmsg"], at)
+        elif "vms_tls" in step:
+            self.vms_certificate()
 
     def docker(self, args):
         process = subprocess.Popen([DOCKER] + args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -284,6 +287,29 @@ class Player:
             os.makedirs(directory)
         with open(target, "w" if replace else "a") as handle:
             handle.write(text)
+
+    def vms_certificate(self):
+        """The VMS's self-signed certificate and key where the scenario keeps them, made once (the
+        VMS keeps its certificate across restarts): `openssl req -x509`, as an appliance makes one."""
+        tls = self.scenario.get("vms_tls") or {}
+        cert, key = path(tls.get("cert", "")), path(tls.get("key", ""))
+        if not tls or (os.path.isfile(cert) and os.path.isfile(key)):
+            return
+        directory = os.path.dirname(cert)
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+        ip = self.scenario.get("ip") or "127.0.0.1"
+        command = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                   "-days", str(int(tls.get("days", 3650))), "-subj", "/O=VMS (vast-loopback lab)/CN=" + ip,
+                   "-addext", "subjectAltName=IP:" + ip, "-keyout", key, "-out", cert]
+        # everything it needs is on the command line (the lab guest's /etc has no openssl.cnf)
+        env = dict(os.environ, OPENSSL_CONF="/dev/null")
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+        output = process.communicate()[0]
+        if process.returncode != 0:
+            raise Failed("the VMS could not make its certificate: " + output.decode("utf-8", "replace").strip())
+        os.chmod(key, 0o600)
+        os.chmod(cert, 0o644)
 
     def kmsg(self, messages, lab_t):
         """Kernel messages in /dev/kmsg's record format, only into the lab's file (never a real device)."""

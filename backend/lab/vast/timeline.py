@@ -7,6 +7,8 @@ A timeline is a list of steps, each at an offset in lab seconds from the tool's 
     {"at": s, "file": path, "text": t}    append text (template) to a file in the guest
                                           (with "replace": true, the file gets that text alone)
     {"at": s, "kmsg": [[prio, text]...]}  append kernel messages to the guest's /dev/kmsg file
+    {"at": s, "vms_tls": true}            the VMS makes its TLS certificate where the scenario says,
+                                          unless it has one already
     {"at": s, "exit": code}               end the tool with this status
 Templates use `${name}` variables the player fills in at run time: `ts` ("[YYYY-mm-dd HH:MM:SS]" of
 the step's `stamp` offset, default `at`), `vts` (vman's "[... : <run uuid>]"), `vts0` (vman's stamp
@@ -125,6 +127,9 @@ class Timeline:
     def write(self, at: float, path: str, text: str) -> None:
         self._add(at, file=path, text=text, replace=True)
 
+    def vms_certificate(self, at: float) -> None:
+        self._add(at, vms_tls=True)
+
     def kmsg(self, at: float, messages: list[tuple[int, str]]) -> None:
         self._add(at, kmsg=[[prio, text] for prio, text in messages])
 
@@ -159,6 +164,7 @@ def bootstrap() -> list[dict]:
                 "registry:2")
     t.raw(617, "starting VMS \n")
     t.docker(617, "restart", "registry")
+    t.vms_certificate(630)  # its first start makes the VMS's certificate (backend/lab/facts.py)
     t.container(630, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
     t.write(630, facts.VMS_IMAGE_FILE, VMS_IMAGE + "\n")  # what start_vms.sh copies into cnode-1 (facts.py)
     t.raw(690, "starting VMS ---- 30% done\n")
@@ -489,6 +495,7 @@ RESTART_VMS_CONTAINER_AT = 5.0
 def _back_online(t: Timeline, vms_up_s: float, online_s: float) -> None:
     """VMS comes back and, with it, the cluster: ACTIVATING from the moment VMS answers (it never shows
     the ONLINE it had before the reboot), ONLINE again at `online_s` (facts.py RESTART_*)."""
+    t.vms_certificate(RESTART_VMS_CONTAINER_AT)  # kept from the bootstrap (made again only if it is gone)
     t.container(RESTART_VMS_CONTAINER_AT, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
     t.event(RESTART_VMS_CONTAINER_AT, "cluster", state="ACTIVATING", leader_state="DOWN")
     for _, kind, name in NODES:
@@ -506,6 +513,7 @@ def start(cluster_deployed: bool, vms_up_s: float, online_s: float, restart: str
     if cluster_deployed:
         _back_online(t, vms_up_s, online_s)
     else:
+        t.vms_certificate(RESTART_VMS_CONTAINER_AT)  # kept from the bootstrap (made again only if it is gone)
         t.container(RESTART_VMS_CONTAINER_AT, "vast_vms", "--rm", *COMMON.split(), VMS_IMAGE, "vms")
         t.event(vms_up_s, "vms", up=True)
     t.container(vms_up_s + 5, "mcvms", "--net=host", "-v", "/vast/vman:/vast/vman", VMS_IMAGE, "mcvms")

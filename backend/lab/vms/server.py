@@ -15,7 +15,10 @@ a failing vcli is the scenario's business. Lists are JSON arrays, or
 query parameter naming a field filters on it (`vtasks/?name=cluster_deploy&state=RUNNING`).
 
 The VMS keeps no state of its own: every answer is rendered from the guest's world events file
-(backend/lab/vast/state.py), so it survives restarts of the lab process. Like the real one it is not
+(backend/lab/vast/state.py), so it survives restarts of the lab process. Its TLS certificate is
+the guest's too: the one the VMS made in the guest at its first start (the scenario's `vms_tls`
+paths, backend/lab/facts.py), read again each time the listener opens; without one it does not
+listen. Like the real one it is not
 there before bootstrap brings it up: until then (and while the guest is down, and for a lab minute
 after a `restart()`, e.g. the `vms_restart` fault) the port refuses connections. The port itself
 stays reserved (bound, not listening), so a client keeps one address. Every request is appended to
@@ -44,7 +47,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from backend.clock import Clock
 from backend.lab.faults import FaultPlan
 from backend.lab.httpd import TlsHttpServer
-from backend.lab.pve.tls import ensure_certificate
+from backend.lab.pve.tls import fingerprint_of
 from backend.lab.vast import EVENTS_PATH, SCENARIO_PATH, GuestPaths, as_paths
 from backend.lab.vast.state import WorldReader
 from backend.lab.vms.resources import COLLECTIONS, Renderer
@@ -80,10 +83,8 @@ class VmsServer:
         self.reader = WorldReader(self.guest.host(EVENTS_PATH))
         self.requests_log = self.state_dir / "vms-requests.jsonl"
         self.own_dir = self.state_dir / "vms"
-        self.cert, self.key, self.fingerprint = ensure_certificate(self.own_dir / "tls", "vms.lab.local")
-        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self._context.minimum_version = ssl.TLSVersion.TLSv1_2
-        self._context.load_cert_chain(str(self.cert), str(self.key))
+        self.fingerprint = ""  # of the certificate served now (the guest's, see `_tls_context`)
+        self._missing_certificate_logged = False
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._down_until = 0.0  # lab time until which a restart keeps the VMS away
@@ -168,12 +169,31 @@ class VmsServer:
         boot_t = float(self.scenario().get("boot_t", 0.0))
         return world.vms_up and float(world.vms_up_since or 0.0) >= boot_t
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        """The guest's VMS certificate and key as a server context, or None while it has none."""
+        tls = self.scenario().get("vms_tls") or {}
+        cert, key = self.guest.host(tls.get("cert", "/")), self.guest.host(tls.get("key", "/"))
+        if not tls or not cert.is_file() or not key.is_file():
+            if not self._missing_certificate_logged:
+                log.warning("the guest's VMS has no certificate at %s: it does not listen", tls.get("cert"))
+                self._missing_certificate_logged = True
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(str(cert), str(key))
+        self.fingerprint = fingerprint_of(ssl.PEM_cert_to_DER_cert(cert.read_text()))
+        self._missing_certificate_logged = False
+        return context
+
     def _open_listener(self) -> None:
+        context = self._tls_context()
+        if context is None:
+            return
         sock = self._reserved or self._bind()
         self._reserved = None
         sock.listen(64)
         handler = type("VmsHandler", (_Handler,), {"vms": self})
-        httpd = _Httpd(sock, handler, self._context)
+        httpd = _Httpd(sock, handler, context)
         self._httpd = httpd
         self._serve_thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02},
                                               name="lab-vms-https", daemon=True)
