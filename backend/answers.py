@@ -413,7 +413,8 @@ class LabNetworkAnswers(_Section):
 class LabAnswers(_Section):
     """The built-in lab (only with url: lab)."""
 
-    host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
+    host_profile: str = Field("seed", description="the lab's Proxmox host: seed, small, big, or file:/PATH of a "
+                              "host recording (`vast-loopback probe ANSWERS --record FILE`)")
     network: LabNetworkAnswers = Field(default_factory=LabNetworkAnswers)
     overcommit_memory: Literal["support-case", "field-ramp"] = Field(
         "support-case",
@@ -432,6 +433,15 @@ class LabAnswers(_Section):
     vms_cert_path: str | None = Field(None, description="where the lab guest's VMS keeps its certificate "
                                       f"(default {VMS_CERT_PATH}); another path than vast.cert_path plays a guest "
                                       "that keeps it where the run does not look")
+
+    @field_validator("host_profile")
+    @classmethod
+    def _host_profile(cls, value: str) -> str:
+        if value in ("seed", "small", "big"):
+            return value
+        if not value.startswith("file:/") or len(value) > 4096 or ".." in value.split("/"):
+            raise ValueError("must be seed, small, big or file:/ABSOLUTE/PATH of a host recording")
+        return value
 
     @field_validator("vms_cert_path")
     @classmethod

@@ -24,6 +24,8 @@ import shlex
 from collections.abc import Callable
 
 from backend.answers import Answers
+from backend.engine import RunContext
+from backend.errors import BadInput, RunFailed
 from backend.guest import GuestClient
 from backend.proxmox import ProxmoxApiError, ProxmoxClient, VmRef, parse_node_facts, parse_storages
 from backend.recording import (
@@ -263,3 +265,24 @@ def _os_release(text: str) -> dict:
             except ValueError:
                 release[key.strip()] = value.strip().strip('"')
     return release
+
+
+async def record_run_guest(ctx: RunContext, progress: Progress = _quiet) -> GuestRecording:
+    """The guest of a run, reached as the run reaches it: its VM and address from the run's finished
+    steps (`ctx.facts`), SSH pinned to the host key the run accepted, the answers' credentials."""
+    from backend.prepare import guest_client
+    from backend.provision import proxmox_client
+
+    missing = [key for key in ("vmid", "node", "guest_address") if key not in ctx.facts]
+    if missing:
+        raise BadInput(f"{ctx.run.path}: the run has no guest to probe yet ({', '.join(missing)} not known: its "
+                       "first boot has not finished)", hint="probe the host instead: vast-loopback probe ANSWERS")
+    vm = VmRef(node=str(ctx.facts["node"]), vmid=int(ctx.facts["vmid"]), name=ctx.answers.vm.name)
+    client = await proxmox_client(ctx)
+    memory = await vm_memory_mib(client, vm)
+    if (await client.status(vm)).get("status") != "running":
+        raise RunFailed(f"VM {vm.vmid} is not running: its guest cannot be probed",
+                        hint="start it (or resume the run), then probe again")
+    progress(f"connecting to the guest of VM {vm.vmid} over SSH")
+    guest = await guest_client(ctx)
+    return await record_guest(guest, vm_memory=memory, vmid=vm.vmid, progress=progress)
