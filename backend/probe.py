@@ -200,7 +200,7 @@ async def record_guest(guest: GuestClient, *, vm_memory: int = 0, vmid: int = 0,
 
     progress("reading the kernel and its storage drivers")
     release = (await out(sh("uname", "-r"))).strip()
-    loaded = [line.split()[0] for line in (await out(sh("cat", "/proc/modules"))).splitlines() if line.split()]
+    loaded = [line.split()[0] for line in (await out(sh("lsmod"))).splitlines()[1:] if line.split()]
     paths = await out(sh("modinfo", "-n", *loaded)) if loaded else ""
     running = sorted({_module_name(p) for p in paths.split() if _storage_path(p)})
     builtin_file = f"/lib/modules/{release}/modules.builtin"
