@@ -413,15 +413,17 @@ class LabNetworkAnswers(_Section):
 class LabAnswers(_Section):
     """The built-in lab (only with url: lab)."""
 
-    host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
+    host_profile: str = Field("seed", description="the lab's Proxmox host: seed, small, big, or file:/PATH of a "
+                              "host recording (`vast-loopback probe ANSWERS --record FILE`)")
     network: LabNetworkAnswers = Field(default_factory=LabNetworkAnswers)
     overcommit_memory: Literal["support-case", "field-ramp"] = Field(
         "support-case",
         description="the lab's reading of an overcommitted activation's memory, which the sources leave open: "
                     "attempt 2's figures (support-case) or the good run's ramp until the nodes fall out (field-ramp)")
-    ova: Literal["host-only", "generic"] = Field(
+    ova: str = Field(
         "host-only", description="the lab's OVA: 'host-only' (an initramfs dracut built on VMware: PVSCSI, no "
-        "VirtIO drivers) or 'generic' (built with --no-hostonly: VirtIO drivers included)")
+        "VirtIO drivers), 'generic' (built with --no-hostonly: VirtIO drivers included), or file:/PATH of a "
+        "guest recording (`vast-loopback probe --guest`): its initramfs")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
     start_vms_after_reboot: Literal["works", "fails"] = Field(
         "works", description="the lab's answer to start_vms.sh after a reboot (never tried in the field): "
@@ -432,6 +434,24 @@ class LabAnswers(_Section):
     vms_cert_path: str | None = Field(None, description="where the lab guest's VMS keeps its certificate "
                                       f"(default {VMS_CERT_PATH}); another path than vast.cert_path plays a guest "
                                       "that keeps it where the run does not look")
+
+    @field_validator("ova")
+    @classmethod
+    def _ova_variant(cls, value: str) -> str:
+        if value in ("host-only", "generic"):
+            return value
+        if not value.startswith("file:/") or len(value) > 4096 or ".." in value.split("/"):
+            raise ValueError("must be host-only, generic or file:/ABSOLUTE/PATH of a guest recording")
+        return value
+
+    @field_validator("host_profile")
+    @classmethod
+    def _host_profile(cls, value: str) -> str:
+        if value in ("seed", "small", "big"):
+            return value
+        if not value.startswith("file:/") or len(value) > 4096 or ".." in value.split("/"):
+            raise ValueError("must be seed, small, big or file:/ABSOLUTE/PATH of a host recording")
+        return value
 
     @field_validator("vms_cert_path")
     @classmethod

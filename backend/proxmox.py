@@ -638,12 +638,12 @@ class ProxmoxClient:
         storages = await self.get("nodes", node, "storage", op=f"list node {node}'s storages")
         bridges = await self.get("nodes", node, "network", op=f"list node {node}'s bridges and VNets",
                                  type="any_bridge")
-        zones, vnets = await self._sdn() if any((b or {}).get("type") == "vnet" for b in bridges or ()) else ([], [])
+        zones, vnets = await self.sdn() if any((b or {}).get("type") == "vnet" for b in bridges or ()) else ([], [])
         vms = await self.get("nodes", node, "qemu", op=f"list node {node}'s VMs")
         running = sum(1 for vm in vms or () if vm.get("status") == "running")
         return parse_node_facts(node, status or {}, storages or (), bridges or (), running, zones, vnets)
 
-    async def _sdn(self) -> tuple[list[dict], list[dict]]:
+    async def sdn(self) -> tuple[list[dict], list[dict]]:
         """The applied SDN zones and VNets (read once); empty when they cannot be read (no SDN.Audit)."""
         if self._sdn_config is None:
             try:

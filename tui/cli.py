@@ -32,6 +32,8 @@ EPILOG = """\
 commands:
   demo            the wizard on the built-in lab, the field report's host pre-selected
   check ANSWERS   validate answers and sizing against the host, change nothing
+  probe ANSWERS --record FILE      record the host, read-only, for a bug report or the lab
+  probe --guest RUN_DIR --record FILE   record a run's guest over its SSH, read-only
   schema          print the answers file's JSON Schema
   lab             serve the built-in lab in the foreground
   report RUN_DIR  write the deployment analysis report of a run
@@ -113,10 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--json", action="store_true", dest="check_json")
     check.add_argument("--strict", action="store_true", dest="check_strict", help=STRICT_HELP)
 
+    probe = sub.add_parser("probe", help="record the host (or a run's guest) read-only, as JSON")
+    probe.add_argument("answers", metavar="ANSWERS", nargs="?", help="the answers naming the host")
+    probe.add_argument("--guest", metavar="RUN_DIR", help="record the guest of this run instead, over its SSH")
+    probe.add_argument("--record", metavar="FILE", required=True, help="where the recording goes")
+    probe.add_argument("--anonymise", "--anonymize", action="store_true",
+                       help="placeholders for the names of VMs, nodes and the cluster")
+    probe.add_argument("--strict", action="store_true", dest="probe_strict", help=STRICT_HELP)
+
     sub.add_parser("schema", help="print the answers file's JSON Schema")
 
     lab = sub.add_parser("lab", help="serve the built-in lab in the foreground")
-    lab.add_argument("--host-profile", choices=["seed", "small", "big"], default="seed")
+    lab.add_argument("--host-profile", default="seed", metavar="PROFILE",
+                     help="seed, small, big, or the PATH of a host recording (probe --record)")
     lab.add_argument("--speed", type=_speed, default=1.0, dest="lab_speed", metavar="N")
     lab.add_argument("--state-dir", metavar="DIR", help="keep the lab's world here (default: a temp dir)")
     lab.add_argument("--fault-rate", type=_fault_rate, default=0.0, metavar="P",
@@ -224,6 +235,18 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed,
                                   strict=args.check_strict or args.strict)
+    if command == "probe":
+        from tui import probing
+
+        if bool(args.answers) == bool(args.guest):
+            raise BadInput("probe: give ANSWERS (the host) or --guest RUN_DIR (a run's guest), one of them")
+        strict = args.probe_strict or args.strict
+        if args.guest:
+            if args.anonymise:
+                raise BadInput("probe: --anonymise is for a host recording (a guest's holds no names)")
+            return probing.run_guest_probe(args.guest, args.record, strict=strict, speed=args.speed)
+        return probing.run_probe(args.answers, args.record, anonymise=args.anonymise, strict=strict,
+                                 speed=args.speed)
     if command == "schema":
         from backend.answers import schema_json
 

@@ -27,8 +27,9 @@ from backend.answers import Answers
 from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
+from backend.lab.guest.rootfs import ova_initramfs
 from backend.lab.guest.support import GuestUnavailable
-from backend.lab.profiles import PROFILES
+from backend.lab.profiles import load_profile
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.shutdown import end_guests
 from backend.lab.world import LabWorld
@@ -58,7 +59,10 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     guest = answers.guest
     passwords = ({guest.user: guest.password.resolve("guest.password").reveal()} if guest.password else None)
     network = answers.lab.network
-    profile = dataclasses.replace(PROFILES[answers.lab.host_profile], sdn_vnet=network.sdn_vnet)
+    profile = load_profile(answers.lab.host_profile)
+    if answers.lab.ova.startswith("file:"):  # a guest recording: bad input now, not at the VM's first boot
+        ova_initramfs(answers.lab.ova)
+    profile = dataclasses.replace(profile, sdn_vnet=profile.sdn_vnet or network.sdn_vnet)
     world = LabWorld(state_dir, profile, options.speed, token_id=token_id,
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,

@@ -137,16 +137,11 @@ class LabWorld:
                  token_id: str = "root@pam!vlb", token_secret: str | None = None,
                  faults: FaultPlan | None = None, guest_factory: GuestFactory | None = None,
                  port: int = 0) -> None:
-        from backend.lab.profiles import PROFILES
+        from backend.lab.profiles import load_profile
 
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        if isinstance(profile, str):
-            if profile not in PROFILES:
-                raise ValueError(f"unknown host profile '{profile}' (known: {', '.join(PROFILES)})")
-            self.profile = PROFILES[profile]
-        else:
-            self.profile = profile
+        self.profile = load_profile(profile) if isinstance(profile, str) else profile
         self.speed = float(speed)
         self.clock = load_clock(self.state_dir, self.speed)
         self.faults = faults

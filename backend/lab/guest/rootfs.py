@@ -25,6 +25,7 @@ import tarfile
 import uuid
 from pathlib import Path
 
+from backend import recording
 from backend.lab import facts
 from backend.lab.guest import rocky
 from backend.lab.guest.blockdev import LAYOUT, ova_layout
@@ -122,11 +123,23 @@ def initramfs_drivers(text: str | None) -> set[str]:
     return {line[7:] for line in (text or "").splitlines() if line.startswith("driver=")}
 
 
-def seed_disk(disk: Path, hw: GuestHardware, ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
-    """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet); `ova` is
-    the OVA's variant (its initramfs, `backend.lab.facts.OVA_INITRAMFS`)."""
+def ova_initramfs(ova: str) -> tuple[tuple[str, ...], str]:
+    """The drivers in the initramfs of the OVA `ova` names and dracut's arguments: a variant of
+    `backend.lab.facts.OVA_INITRAMFS`, or `file:PATH` of a guest recording (`vast-loopback probe
+    --guest`), whose initramfs the OVA then has."""
+    if ova.startswith("file:"):
+        recorded = recording.load(ova[len("file:"):], kind="guest")
+        assert isinstance(recorded, recording.GuestRecording)
+        return recorded.initramfs_modules, "--kver " + rocky.KERNEL_RELEASE
     if ova not in facts.OVA_INITRAMFS:
         raise ValueError(f"unknown OVA variant {ova!r} (known: {', '.join(facts.OVA_VARIANTS)})")
+    return facts.OVA_INITRAMFS[ova], "--kver " + rocky.KERNEL_RELEASE + (" --no-hostonly" if ova == "generic" else "")
+
+
+def seed_disk(disk: Path, hw: GuestHardware, ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
+    """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet); `ova` is
+    the OVA's variant (its initramfs, `ova_initramfs`)."""
+    drivers, arguments = ova_initramfs(ova)
     disk.mkdir(parents=True)
     for rel in DIRS:
         (disk / rel).mkdir(parents=True, exist_ok=True)
@@ -161,8 +174,7 @@ def seed_disk(disk: Path, hw: GuestHardware, ova: str = facts.OVA_DEFAULT_VARIAN
     _write(disk, "etc/shadow", "".join(f"{line.split(':')[0]}:*:19000:0:99999:7:::\n"
                                          for line in rocky.PASSWD.splitlines()), 0o000)
     _write(disk, "boot/vmlinuz-" + rocky.KERNEL_RELEASE, b"", 0o755)
-    arguments = "--kver " + rocky.KERNEL_RELEASE + (" --no-hostonly" if ova == "generic" else "")
-    _write(disk, rocky.INITRAMFS.lstrip("/"), initramfs_text(facts.OVA_INITRAMFS[ova], arguments), 0o600)
+    _write(disk, rocky.INITRAMFS.lstrip("/"), initramfs_text(drivers, arguments), 0o600)
     _write(disk, LAYOUT, ova_layout().env())
     _write(disk, "vast/bundles/" + BUNDLE, _bundle_placeholder())
     bootstrap = STUBS / "vast" / "vast_bootstrap.sh"

@@ -26,7 +26,7 @@ def node_ip(profile: HostProfile, node: NodeProfile) -> str:
 
 
 def cpuinfo(node: NodeProfile) -> dict:
-    vendor = "AuthenticAMD" if "AMD" in node.cpu_model else "GenuineIntel"
+    vendor = node.vendor or ("AuthenticAMD" if "AMD" in node.cpu_model else "GenuineIntel")
     flags = node.flags
     return {
         "user_hz": 100,
@@ -74,7 +74,7 @@ def node_status(profile: HostProfile, node: NodeProfile, *, uptime: int, vm_byte
         "kversion": f"Linux {node.kernel} {kernel_version(node)}",
         "current-kernel": {"sysname": "Linux", "release": node.kernel, "version": kernel_version(node),
                            "machine": "x86_64"},
-        "boot-info": {"mode": "efi", "secureboot": 0},
+        "boot-info": {"mode": node.boot_mode, "secureboot": 0},
         "cpuinfo": cpuinfo(node),
         "cpu": cpu,
         "wait": 0.0008,
@@ -98,7 +98,7 @@ def storage_entry(profile: HostProfile, storage: StorageProfile, content: tuple[
         "storage": storage.storage,
         "type": storage.type,
         "content": ",".join(sorted(content)),
-        "active": 1,
+        "active": 1 if storage.active else 0,
         "enabled": 1,
         "shared": 1 if storage.shared else 0,
         "total": storage.total,
