@@ -3,7 +3,8 @@
 `seed` is the field report's host: Proxmox VE 9.1 on an AMD Ryzen Threadripper 2920X (1 socket,
 12 cores, 24 threads), 128 GiB of RAM (the OS sees about 125.8 GiB), NVMe storage `local-lvm`,
 and `local` with content `import` holding the OVA. `small` cannot host the cluster; `big` is a
-three-node cluster of dual-socket machines.
+three-node cluster of dual-socket machines, each with its own storages (`local` holding the OVA,
+`local-lvm`) and VMs of other people already running on it (`vms`).
 """
 
 from __future__ import annotations
@@ -34,6 +35,18 @@ class StorageProfile:
 
 
 @dataclass(frozen=True)
+class VmProfile:
+    """A VM already on a node (someone else's): what a recording of the host lists of it."""
+
+    vmid: int
+    name: str
+    cores: int
+    memory_mib: int
+    status: str = "running"  # "running" | "stopped"
+    tags: str = ""
+
+
+@dataclass(frozen=True)
 class NodeProfile:
     node: str
     cpu_model: str
@@ -47,6 +60,7 @@ class NodeProfile:
     bridges: tuple[str, ...] = ("vmbr0",)
     kernel: str = "6.17.2-1-pve"
     ova_storage: str | None = "local"  # where the OVA is present
+    vms: tuple[VmProfile, ...] = ()  # VMs already there when the lab starts
     flags: str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid extd_apicid aperfmperf pni pclmulqdq monitor ssse3 fma cx16 sse4_1 sse4_2 movbe popcnt aes xsave avx f16c rdrand lahf_lm cmp_legacy svm extapic cr8_legacy abm sse4a misalignsse 3dnowprefetch osvw skinit wdt tce topoext perfctr_core perfctr_nb bpext perfctr_llc mwaitx cpb hw_pstate ssbd ibpb vmmcall fsgsbase bmi1 avx2 smep bmi2 rdseed adx smap clflushopt sha_ni xsaveopt xsavec xgetbv1 xsaves clzero irperf xsaveerptr arat npt lbrv svm_lock nrip_save tsc_scale vmcb_clean flushbyasid decodeassists pausefilter pfthreshold avic v_vmsave_vmload vgif overflow_recov succor smca sev"  # noqa: E501
 
     @property
@@ -113,7 +127,7 @@ SMALL = HostProfile(
 )
 
 
-def _big_node(index: int, used_gib: float) -> NodeProfile:
+def _big_node(index: int, used_gib: float, vms: tuple[VmProfile, ...]) -> NodeProfile:
     return NodeProfile(
         node=f"pve{index}",
         cpu_model="Intel(R) Xeon(R) Gold 6346 CPU @ 3.10GHz",
@@ -126,16 +140,30 @@ def _big_node(index: int, used_gib: float) -> NodeProfile:
         flags="fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 "
               "ss ht syscall nx pdpe1gb rdtscp lm constant_tsc vmx avx2 avx512f aes",
         kernel="6.8.12-9-pve",  # the PVE 8.4 kernel
+        vms=vms,
     )
 
+
+# The VMs already on big's nodes. Each node has 32 cores and ~504 GiB; a class member is the field's
+# 12-vCPU / 120 GiB VM. The running VMs take 6, 4 and 8 vCPUs: two members more make 30, 28 and 32
+# (pve3 exactly full: within the cores counts), a third 42, 40, 44 over the 32 cores, so 6 members
+# fit and a 7th is refused for cores. Their memory (36, 16, 96 GiB) leaves every node room for three
+# members, so memory never is the limit; pve1's stopped 64 GiB VM counts for neither.
+BIG_VMS = {
+    1: (VmProfile(201, "dns-01", 2, 4096, tags="infra"), VmProfile(202, "gitlab", 4, 32768, tags="infra"),
+        VmProfile(203, "win-build", 8, 65536, status="stopped")),
+    2: (VmProfile(211, "monitoring", 4, 16384, tags="infra"),),
+    3: (VmProfile(221, "ci-runner-1", 8, 98304, tags="ci"),),
+}
 
 BIG = HostProfile(
     name="big",
     pve_version="8.4.1",
     repoid="2a5fa54a8503f96f",
     cluster_name="lab-cluster",
-    nodes=(_big_node(1, 96), _big_node(2, 12), _big_node(3, 300)),
-    notes="Three nodes, each 2 x 16 cores / 64 threads and 512 GB; PVE 8.4 (memory semantics of 8.4).",
+    nodes=(_big_node(1, 6, BIG_VMS[1]), _big_node(2, 5, BIG_VMS[2]), _big_node(3, 6, BIG_VMS[3])),
+    notes="Three nodes, each 2 x 16 cores / 64 threads and 512 GB, VMs of others running; PVE 8.4 (memory "
+          "semantics of 8.4).",
 )
 
 PROFILES = {profile.name: profile for profile in (SEED, SMALL, BIG)}
