@@ -80,13 +80,13 @@ def check_count(answers: Answers, count: int) -> None:
                        "(a letter first; letters, digits, '-' and '_'; at most 32)", hint="shorten vast.cluster_name")
 
 
-def member_answers(answers: Answers, index: int, node: str, member: Member) -> Answers:
+def member_answers(answers: Answers, index: int, node: str, member: Member, vmid: int) -> Answers:
     """Member `index`'s answers: its names, its node, the plan's size (never 'auto': every member
-    is sized alike), its VMID when the answers fix one (the base + index - 1)."""
+    is sized alike) and its own VMID (members created at once would all be given the same next
+    free one)."""
     vm = answers.vm.model_copy(update={
         "name": member_name(answers.vm.name, index), "vcpus": member.vcpus, "memory_gib": member.memory_gib,
-        "disk_gib": member.disk_gib, "storage": member.storage,
-        "vmid": answers.vm.vmid + index - 1 if answers.vm.vmid is not None else None})
+        "disk_gib": member.disk_gib, "storage": member.storage, "vmid": vmid})
     vast = answers.vast.model_copy(update={"cluster_name": member_name(answers.vast.cluster_name, index)})
     proxmox = answers.proxmox.model_copy(update={"node": node})
     return answers.model_copy(update={"vm": vm, "vast": vast, "proxmox": proxmox})
@@ -120,6 +120,19 @@ async def read_loads(client: ProxmoxClient, answers: Answers) -> tuple[list[Node
             ova_missing=f"OVA: {ova[0].message}" if ova else "",
             blocker=f"sizing: {blockers[0].message}" if blockers else ""))
     return loads, member
+
+
+async def member_vmids(client: ProxmoxClient, answers: Answers, count: int) -> list[int]:
+    """A VMID per member: from the answers' vm.vmid (or the cluster's next free one) up, skipping
+    the VMIDs in use."""
+    used = {int(r.get("vmid", -1)) for r in await client.vms()}
+    vmid = answers.vm.vmid if answers.vm.vmid is not None else await client.next_vmid()
+    ids: list[int] = []
+    while len(ids) < count:
+        if vmid not in used:
+            ids.append(vmid)
+        vmid += 1
+    return ids
 
 
 async def plan(answers: Answers, target: Target, count: int) -> Placement:
@@ -296,6 +309,7 @@ async def up(answers_path: str, count: int, run_dir: str, options: FleetOptions,
             client = await ProxmoxClient.connect(target)
             try:
                 loads, member = await read_loads(client, answers)
+                vmids = await member_vmids(client, answers, count)
             finally:
                 await client.close()
             placement = place(loads, member, count)
@@ -307,7 +321,7 @@ async def up(answers_path: str, count: int, run_dir: str, options: FleetOptions,
                 return 3
             members = []
             for index, node in enumerate(placement.nodes_of, 1):
-                mine = member_answers(answers, index, node, member)
+                mine = member_answers(answers, index, node, member, vmids[index - 1])
                 run = RunDir.create(fleet.path / mine.vm.name, mine.vm.name)
                 answers_mod.save(mine, run.path / ANSWERS)
                 run.update_meta(speed=speed, force=options.force, until=None,

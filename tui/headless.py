@@ -294,6 +294,8 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
         _say_stopped(run, journal_failure(journal.failure))
     if not json_lines:
         print(f"run directory: {run.path}")
+        if code not in (0, 130) and any(isinstance(e, ev.VmCreated) for e in run.events()):
+            print(f"  to remove the VM this run created (its disk and snapshots): vast-loopback destroy {run.path}")
     return code
 
 
