@@ -349,6 +349,12 @@ async def resume(run_dir: str, options: FleetOptions, on_member: MemberHook | No
         if not members:
             raise BadInput(f"{fleet.path}: the fleet has no members (its plan did not fit)",
                            hint="start a new fleet with fewer members")
+        unfinished = [m for m in members
+                      if RunDir.open(m["run_dir"]).read_meta().get("outcome") not in COMPLETE_OUTCOMES]
+        if not unfinished:
+            for entry in members:
+                fleet.note(entry["name"], "already-finished")
+            return 0
         first = answers_mod.load_saved(members[0]["run_dir"] / ANSWERS)
         answers_mod.check_secrets(first, strict=False)
         speed = options.speed or float(meta.get("speed") or default_speed(first.proxmox.url))

@@ -40,6 +40,8 @@ def test_two_members_come_up_in_parallel_and_go_down_leaving_others_vms(tmp_path
     status = json.loads(capsys.readouterr().out)
     assert sorted((m["name"], m["state"]) for m in status["members"]) == [("class-1", "ONLINE"), ("class-2", "ONLINE")]
     assert len({m["node"] for m in status["members"]}) == 2  # spread before stacking
+    assert main(["fleet", "up", "--resume", str(fleet)]) == 0  # nothing left to do: no member runs again
+    assert (fleet / "fleet.jsonl").read_text().count('"already-finished"') == 2
     assert main(["report", str(fleet)]) == 0
     report = (fleet / "report.md").read_text()
     assert "2 of 2 member cluster(s) ONLINE" in report and "(class-1/report.md)" in report
@@ -56,6 +58,8 @@ def test_destroy_removes_the_vm_of_a_stopped_single_run_and_only_it(tmp_path, ca
     run = tmp_path / "run"
     assert main(["--auto", str(answers), "--run-dir", str(run), "--until", "create_vm", "--speed", "600"]) == 0
     assert len(_lab_vms(run / "lab") - OTHERS) == 1
+    assert main(["report", str(run)]) == 0
+    assert "**Left behind on the host:**" in (run / "report.md").read_text()  # the run stopped: its VM is debris
     monkeypatch.setattr("sys.stdin.isatty", lambda: False)
     assert main(["destroy", str(run)]) == 2  # headless without --yes: nothing deleted
     assert "add --yes" in capsys.readouterr().err
@@ -63,5 +67,7 @@ def test_destroy_removes_the_vm_of_a_stopped_single_run_and_only_it(tmp_path, ca
     assert "deleted VM" in capsys.readouterr().out
     assert _lab_vms(run / "lab") == OTHERS
     assert json.loads((run / "run.json").read_text())["cleanup"]["left"] == []
+    assert main(["report", str(run)]) == 0
+    assert "Left behind" not in (run / "report.md").read_text()
     assert main(["destroy", str(run), "--yes"]) == 0
     assert "no VM claimed by these runs" in capsys.readouterr().out
