@@ -71,3 +71,21 @@ def test_destroy_removes_the_vm_of_a_stopped_single_run_and_only_it(tmp_path, ca
     assert "Left behind" not in (run / "report.md").read_text()
     assert main(["destroy", str(run), "--yes"]) == 0
     assert "no VM claimed by these runs" in capsys.readouterr().out
+
+
+def test_a_failed_member_does_not_stop_the_others(tmp_path, capsys):
+    """Every create on pve1 fails (the lab's scheduled 500s): that member fails at create_vm, is
+    diagnosed, and the other comes up all the same; the fleet exits 1."""
+    answers = tmp_path / "a.yaml"
+    answers.write_text(ANSWERS.replace("lab: {host_profile: big}", "lab: {host_profile: big, faults: {schedule: [\n"
+                                       "  {kind: pve_500, method: POST, path: '^/nodes/pve1/qemu$', count: 1000}]}}"))
+    fleet = tmp_path / "class"
+    assert main(["fleet", "up", str(answers), "--count", "2", "--run-dir", str(fleet), "--speed", "120"]) == 1
+    out = capsys.readouterr().out
+    plan = json.loads((fleet / "fleet.json").read_text())
+    on_pve1 = next(m["name"] for m in plan["members"] if m["node"] == "pve1")
+    other = next(m["name"] for m in plan["members"] if m["node"] != "pve1")
+    assert f"{on_pve1:<20} | " in out and "FAILED: create_vm" in out
+    outcomes = {name: json.loads((fleet / name / "run.json").read_text())["outcome"] for name in (on_pve1, other)}
+    assert outcomes == {on_pve1: "failed", other: "online"}
+    assert plan["status"] == "failed"
