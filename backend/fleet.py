@@ -37,7 +37,15 @@ from backend.bus import EventBus
 from backend.engine import RunContext, RunOptions, Step
 from backend.errors import BadInput, RunFailed
 from backend.hostfacts import NodeFacts
-from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir, journal_failure
+from backend.journal import (
+    ANSWERS,
+    COMPLETE_OUTCOMES,
+    Journal,
+    RunDir,
+    default_runs_root,
+    journal_failure,
+    new_run_id,
+)
 from backend.placement import Member, NodeLoad, Placement, place
 from backend.provision import evaluate, ova_findings, proposal
 from backend.proxmox import ProxmoxClient, VmRef
@@ -53,7 +61,9 @@ IMPORT_STEP = "create_vm"
 IMPORTS_PER_NODE = 1
 IMPORTS_PER_STORAGE = 1
 
-MemberHook = Callable[[str, EventBus], None]  # (member name, its bus): the CLI subscribes its printer
+# (member name, its bus) when a member starts: the CLI subscribes its printer, the TUI its session; it
+# may return a callable that gets the member's exit code when the member ends.
+MemberHook = Callable[[str, EventBus], "Callable[[int], None] | None"]
 
 
 def is_fleet(path: str | Path) -> bool:
@@ -272,18 +282,20 @@ async def _member_run(answers: Answers, run: RunDir, target: Target, options: Ru
     journal = Journal(run)
     bus = EventBus(target.clock)
     bus.subscribe(journal)
-    if on_member is not None:
-        on_member(name, bus)
+    ended = on_member(name, bus) if on_member is not None else None
     ctx = RunContext(answers=answers, target=target, bus=bus, run=run, options=options)
     journal.on_failure = lambda exc: ctx.halt(journal_failure(exc))
     steps = [_gated(s, slots) if s.id == IMPORT_STEP else s for s in runner.resume_plan(ctx)]
+    code = 1
     try:
         code = await runner.run(ctx, steps)
     finally:
         journal.close()
-    if journal.failure is not None:
-        run.mark_stopped(journal_failure(journal.failure))
-        code = 1
+        if journal.failure is not None:
+            run.mark_stopped(journal_failure(journal.failure))
+            code = 1
+        if ended is not None:
+            ended(code)
     return code
 
 
@@ -294,13 +306,18 @@ class FleetOptions:
     force: bool = False
 
 
-async def up(answers_path: str, count: int, run_dir: str, options: FleetOptions,
-             on_member: MemberHook | None = None, on_plan: Callable[[dict], None] | None = None) -> int:
-    """Plan, then start every member in parallel; 0 only when all of them are done (ONLINE)."""
-    answers = answers_mod.load(answers_path)
-    answers_mod.check_secrets(answers, strict=False)
+def default_fleet_dir(answers: Answers) -> Path:
+    """Where a fleet goes when no directory is given: next to the runs, named like one."""
+    return default_runs_root() / new_run_id(f"{answers.vm.name}-class")
+
+
+async def up(answers: Answers, count: int, run_dir: str | Path | None, options: FleetOptions,
+             on_member: MemberHook | None = None, on_plan: Callable[[dict], None] | None = None,
+             answers_source: str = "") -> int:
+    """Plan, then start every member in parallel; 0 only when all of them are done (ONLINE).
+    The answers' secrets must have been checked (`answers.check_secrets`) by the caller."""
     check_count(answers, count)
-    fleet = FleetDir.create(run_dir)
+    fleet = FleetDir.create(run_dir or default_fleet_dir(answers))
     lock = RunLock.acquire(fleet.path)
     speed = options.speed or default_speed(answers.proxmox.url)
     try:
@@ -326,11 +343,11 @@ async def up(answers_path: str, count: int, run_dir: str, options: FleetOptions,
                 answers_mod.save(mine, run.path / ANSWERS)
                 run.update_meta(speed=speed, force=options.force, until=None,
                                 retry_on_failure=options.retry_on_failure,
-                                answers_source=str(Path(answers_path).resolve()), fleet=str(fleet.path.resolve()),
+                                answers_source=answers_source, fleet=str(fleet.path.resolve()),
                                 target_state=str(fleet.state_dir.resolve()))
                 members.append({"name": mine.vm.name, "node": node, "run_id": run.run_id})
             fleet.write({"count": count, "speed": speed, "retry_on_failure": options.retry_on_failure,
-                         "force": options.force, "answers_source": str(Path(answers_path).resolve()),
+                         "force": options.force, "answers_source": answers_source,
                          "plan": planned, "members": members, "status": "running"})
             return await _run_members(fleet, target, resume=False, on_member=on_member)
         finally:

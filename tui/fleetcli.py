@@ -45,6 +45,7 @@ def _printers(json_lines: bool, width: int = 20) -> fleet.MemberHook:
             bus.subscribe(emit)
         else:
             bus.subscribe(HeadlessPrinter(stream=_Prefixed(name, width)))  # type: ignore[arg-type]
+        return None
     return hook
 
 
@@ -93,7 +94,8 @@ def run_up(answers_path: str | None, count: int | None, run_dir: str | None, res
     else:
         if not answers_path or not count or not run_dir:
             raise BadInput("fleet up needs ANSWERS, --count N and --run-dir DIR (or --resume DIR)")
-        check_secrets(answers_mod.load(answers_path), strict)
+        answers = answers_mod.load(answers_path)
+        check_secrets(answers, strict)
 
         def show_plan(data: dict) -> None:
             if json_lines:
@@ -101,8 +103,8 @@ def run_up(answers_path: str | None, count: int | None, run_dir: str | None, res
             else:
                 _print_plan(data)
 
-        code = asyncio.run(fleet.up(answers_path, count, run_dir, options, on_member=_printers(json_lines),
-                                    on_plan=show_plan))
+        code = asyncio.run(fleet.up(answers, count, run_dir, options, on_member=_printers(json_lines),
+                                    on_plan=show_plan, answers_source=str(Path(answers_path).resolve())))
         directory = run_dir
     if not json_lines:
         print(f"fleet directory: {directory} ({'all members ONLINE' if code == 0 else f'exit {code}'})")
