@@ -326,6 +326,25 @@ def _meta(run: RunDir) -> dict:
         return {}
 
 
+def left_behind(run: RunDir, events: list[ev.Event], meta: dict) -> list[dict]:
+    """What a run that did not finish left on the host: the VMs it created that no `destroy` deleted
+    (with why), and those a `destroy` could not delete. A finished run's VM is its result, not debris."""
+    cleanup = meta.get("cleanup") if isinstance(meta.get("cleanup"), dict) else {}
+    deleted = {int(v.get("vmid", -1)) for v in cleanup.get("deleted") or () if isinstance(v, dict)}
+    failed = [v for v in cleanup.get("left") or () if isinstance(v, dict)]
+    if meta.get("outcome") in ("done", "online") and not failed:
+        return []
+    left = [{"vmid": v.get("vmid"), "node": v.get("node", ""), "name": v.get("name", ""),
+             "why": str(v.get("why", ""))} for v in failed]
+    named = {item["vmid"] for item in left}
+    for event in events:
+        if isinstance(event, ev.VmCreated) and event.vmid not in deleted and event.vmid not in named:
+            named.add(event.vmid)
+            left.append({"vmid": event.vmid, "node": event.node, "name": event.name,
+                         "why": f"the run did not finish; `vast-loopback destroy {run.path}` deletes it"})
+    return left
+
+
 def milestone_lines(events: list[ev.Event]) -> list[dict]:
     """Milestones of the install log that carry their own timestamp (first or last occurrence)."""
     found: dict[str, dict] = {}
@@ -842,6 +861,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
             "start": run_start, "end": run_end,
             "samples": analysis.sample_count, "first_sample": analysis.first_sample,
             "last_sample": analysis.last_sample,
+            "left_behind": left_behind(run, events, meta),
         },
         "config": _config_rows(run, events, analysis),
         "root_filesystem": root_filesystem(events),

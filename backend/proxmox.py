@@ -903,6 +903,17 @@ class ProxmoxClient:
     async def stop(self, vm: VmRef) -> None:
         await self._power(vm, "stop", "stopped", timeout_s=600)
 
+    async def destroy(self, vm: VmRef) -> None:
+        """Delete a stopped VM with its disks and snapshots (purge: out of backup jobs and HA too)."""
+        async def gone() -> bool | None:
+            return True if not await self.vm_exists(vm) else None
+
+        result = await self.request("DELETE", ("nodes", vm.node, "qemu", vm.vmid),
+                                    {"purge": 1, "destroy-unreferenced-disks": 1},
+                                    op=f"delete VM {vm.vmid}", recover=gone)
+        if result is not True:
+            await self._maybe_wait(result, description=f"delete VM {vm.vmid}", timeout_s=600)
+
     async def reboot(self, vm: VmRef, timeout_s: int = 300) -> None:
         """Shut the guest down and start it again; a lost answer is checked in the node's task list."""
         started = await self._started_task(vm, "qmreboot")

@@ -181,7 +181,13 @@ def _summary(data: dict) -> list[str]:
                        f"over 2 s: **{hb['gaps_over_2s']}**.")
     warnings = [d for d in data["diagnosis"] if d["severity"] != "critical"]
     bullets += [f"Warning: {d['cause']}" for d in warnings]
-    lines += [f"- {b}" for b in bullets] + ["", "---", ""]
+    lines += [f"- {b}" for b in bullets] + [""]
+    left = data["run"].get("left_behind") or []
+    if left:
+        lines += ["**Left behind on the host:**", ""]
+        lines += [f"- VM {md_text(v['vmid'])} '{md_text(v['name'])}' on {md_text(v['node'])}: {md_text(v['why'])}"
+                  for v in left] + [""]
+    lines += ["---", ""]
     return lines
 
 

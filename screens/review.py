@@ -33,6 +33,9 @@ Everything the run will use, and the sizing findings for it.
 included, and secrets only as references (env:NAME / file:PATH), so
 `vast-loopback --auto FILE` replays the same run headless.
 
+On a multi-node cluster, Clusters asks how many loopback clusters to bring up (a class: one per
+member, `<vm.name>-1..N`, placed across the nodes); more than one opens the fleet view.
+
 Start (^n) reads every secret reference (a missing env var or file is said here, before anything
 is created), creates the run directory (its journal, the answers, the lab's state) and starts the
 run; Esc goes back to change something."""
@@ -47,6 +50,10 @@ run; Esc goes back to change something."""
         yield AnswersSummary(id="summary")
         yield Static("", id="forced")
         yield FindingsList(id="review-findings")
+        with Horizontal(classes="form-row", id="fleet-row"):
+            yield Label("Clusters", classes="label")
+            yield Input("1", id="fleet-count", compact=True, type="integer",
+                        tooltip="how many loopback clusters (a class): one per member, across the nodes")
         with Horizontal(classes="form-row", id="save-row"):
             yield Label("Save to", classes="label")
             yield Input(DEFAULT_ANSWERS_FILE, id="save-path", compact=True, disabled=self.wizard_app.kiosk)
@@ -54,6 +61,10 @@ run; Esc goes back to change something."""
     def on_mount(self) -> None:
         super().on_mount()
         state = self.wizard
+        # a multi-node cluster can hold a class: one loopback cluster per member (backend/fleet.py)
+        multi = state.inventory is not None and len([n for n in state.inventory.nodes if n.online]) > 1
+        self.query_one("#fleet-row").display = multi and not self.wizard_app.kiosk
+        self.query_one("#fleet-count", Input).value = str(state.fleet_count)
         self.query_one(AnswersSummary).rows = tuple(summary_rows(state.answers, state.node, state.fingerprint))
         result = state.sizing()
         findings = self.query_one(FindingsList)
@@ -90,6 +101,11 @@ run; Esc goes back to change something."""
         self.post_message(AnswersSaved(str(saved)))
 
     def commit(self) -> None:
+        if self.query_one("#fleet-row").display:
+            raw = self.query_one("#fleet-count", Input).value.strip()
+            if not raw.isdigit() or not 1 <= int(raw) <= 64:
+                raise BadInput(f"clusters: '{raw[:10]}' is not a number of clusters (1-64)")
+            self.wizard.fleet_count = int(raw)
         result = self.wizard.sizing()
         if self.wizard.unresolved_blockers(result):
             raise BadInput("a sizing blocker is left: go back to Sizing to fix or override it")

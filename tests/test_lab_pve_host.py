@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from backend.lab.profiles import GIB, OVA_DISK_SIZE
-from tests.lab_pve_support import OVA_DISK, client, start_world
+from tests.lab_pve_support import OVA_DISK, client, start_world, wait_task
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -98,3 +98,40 @@ def test_unknown_node_is_an_error(seed):
     with pytest.raises(Exception) as info:
         seed.nodes("pve9").status.get()
     assert info.value.status_code == 500
+
+
+def test_big_is_a_three_node_cluster_with_others_vms_running(big):
+    """GET /cluster/resources answers as Proxmox does: a node row per node, a storage row per node
+    and storage (`local` on each), the VMs of every node with their node, vCPUs and memory."""
+    rows = big.cluster.resources.get()
+    nodes = {r["node"]: r for r in rows if r["type"] == "node"}
+    assert sorted(nodes) == ["pve1", "pve2", "pve3"] and {r["maxcpu"] for r in nodes.values()} == {64}
+    assert {r["id"] for r in rows if r["type"] == "storage" and r["storage"] == "local"} == {
+        "storage/pve1/local", "storage/pve2/local", "storage/pve3/local"}
+    vms = {r["vmid"]: r for r in big.cluster.resources.get(type="vm")}
+    assert {(r["node"], r["name"], r["status"], r["maxcpu"]) for r in vms.values()} == {
+        ("pve1", "dns-01", "running", 2), ("pve1", "gitlab", "running", 4), ("pve1", "win-build", "stopped", 8),
+        ("pve2", "monitoring", "running", 4), ("pve3", "ci-runner-1", "running", 8)}
+    assert vms[221]["maxmem"] == 96 * GIB and vms[221]["id"] == "qemu/221" and vms[221]["tags"] == "ci"
+    assert [v["vmid"] for v in big.nodes("pve2").qemu.get()] == [211]
+    # their memory counts on their node: pve3's 96 GiB VM is in its used memory, pve1's stopped one is not
+    used = {n: big.nodes(n).status.get()["memory"]["used"] for n in nodes}
+    assert used["pve3"] - used["pve2"] > 80 * GIB and used["pve1"] < used["pve3"]
+    assert big.cluster.nextid.get() == "100"
+
+
+def test_a_shared_storage_counts_the_disks_of_every_node(tmp_path):
+    import dataclasses
+
+    from backend.lab.profiles import BIG, StorageProfile
+    nas = StorageProfile("nas", "nfs", ("images", "import"), 10 * 1000**4, 0, "/mnt/pve/nas", shared=True)
+    nodes = tuple(dataclasses.replace(n, storages=(*n.storages, nas)) for n in BIG.nodes)
+    world = start_world(tmp_path / "shared", profile=dataclasses.replace(BIG, nodes=nodes))
+    try:
+        api = client(world)
+        wait_task(api, "pve1", api.nodes("pve1").qemu.post(vmid=300, name="a", memory=1024, scsi0="nas:100"))
+        shared = {r["node"]: r for r in api.cluster.resources.get(type="storage") if r["storage"] == "nas"}
+        assert all(r["shared"] == 1 for r in shared.values())
+        assert {r["disk"] for r in shared.values()} == {100 * GIB}  # pve2 and pve3 see pve1's disk too
+    finally:
+        world.stop()

@@ -176,12 +176,28 @@ class WizardApp(App[int]):
 
     def start_new_run(self) -> None:
         state = self.state
+        if state.fleet_count > 1:
+            self.start_fleet()
+            return
         try:
             launch = new_launch(state.answers, state.run_dir, state.speed, state.forced)
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
             return
         self.launch(launch)
+
+    def start_fleet(self) -> None:
+        """A class: N members across the cluster's nodes, in the fleet view (screens/fleet.py)."""
+        from backend.fleet import FleetOptions
+        from screens.fleet import FleetScreen
+        from tui.fleetsession import FleetSession
+
+        state = self.state
+        session = FleetSession(state.answers, state.fleet_count, state.run_dir,
+                               FleetOptions(speed=state.speed, force=state.forced))
+        while len(self.screen_stack) > 2:
+            self.pop_screen()
+        self.switch_screen(FleetScreen(session))
 
     def resume_run(self, path: Path) -> None:
         from backend.answers import check_secrets

@@ -36,7 +36,9 @@ commands:
   probe --guest RUN_DIR --record FILE   record a run's guest over its SSH, read-only
   schema          print the answers file's JSON Schema
   lab             serve the built-in lab in the foreground
-  report RUN_DIR  write the deployment analysis report of a run
+  report RUN_DIR  write the deployment analysis report of a run (a fleet's: the class report)
+  fleet plan|up|status|down   N loopback clusters across a Proxmox VE cluster
+  destroy RUN_DIR stop and delete the VM a run created (its disks and snapshots)
   replay RUN_DIR  watch a recorded run in the live dashboard (--speed N)
   import-traces   turn a hand-made monitoring folder into a run directory
   agent --print   print the monitoring agent exactly as it is shipped to the guest
@@ -80,6 +82,12 @@ def _fault_rate(text: str) -> float:
     if not 0 <= value <= 1:
         raise argparse.ArgumentTypeError("must be between 0 and 1")
     return value
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a member count (1-64)")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -138,6 +146,31 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR")
     report.add_argument("--json", action="store_true", dest="report_json")
     report.add_argument("--output", metavar="FILE", help="where report.md goes (default: RUN_DIR/report.md)")
+
+    fleet = sub.add_parser("fleet", help="N loopback clusters across a Proxmox VE cluster")
+    fleet_sub = fleet.add_subparsers(dest="fleet_command", metavar="plan|up|status|down", parser_class=_Parser)
+    fplan = fleet_sub.add_parser("plan", help="place N members on the cluster's nodes, change nothing")
+    fplan.add_argument("answers", metavar="ANSWERS")
+    fplan.add_argument("--count", type=_count, required=True, metavar="N")
+    fplan.add_argument("--json", action="store_true", dest="fleet_json")
+    fup = fleet_sub.add_parser("up", help="bring N members up in parallel (or --resume DIR)")
+    fup.add_argument("answers", metavar="ANSWERS", nargs="?")
+    fup.add_argument("--count", type=_count, metavar="N")
+    fup.add_argument("--run-dir", metavar="DIR", dest="fleet_run_dir")
+    fup.add_argument("--resume", metavar="DIR", dest="fleet_resume")
+    fup.add_argument("--speed", type=_speed, default=None, dest="fleet_speed", metavar="S")
+    fup.add_argument("--json", action="store_true", dest="fleet_json")
+    fup.add_argument("--retry-on-failure", action="store_true", dest="fleet_retry")
+    fstatus = fleet_sub.add_parser("status", help="a row per member: node, VM, phase, cluster state, address")
+    fstatus.add_argument("fleet_dir", metavar="DIR")
+    fstatus.add_argument("--json", action="store_true", dest="fleet_json")
+    fdown = fleet_sub.add_parser("down", help="stop and delete every member's VM")
+    fdown.add_argument("fleet_dir", metavar="DIR")
+    fdown.add_argument("--yes", action="store_true", help="do not ask")
+
+    destroy = sub.add_parser("destroy", help="stop and delete the VM a run created (disks and snapshots)")
+    destroy.add_argument("run_dir", metavar="RUN_DIR")
+    destroy.add_argument("--yes", action="store_true", help="do not ask")
 
     replay = sub.add_parser("replay", help="watch a recorded run in the live dashboard")
     replay.add_argument("run_dir", metavar="RUN_DIR")
@@ -258,9 +291,23 @@ def _dispatch(args: argparse.Namespace) -> int:
         return serve_foreground(profile=args.host_profile, speed=args.lab_speed, state_dir=args.state_dir,
                                 fault_rate=args.fault_rate, fault_seed=args.fault_seed)
     if command == "report":
+        from backend.fleet import is_fleet
         from backend.report import write_report
 
+        if is_fleet(args.run_dir):
+            from tui.fleetcli import run_report
+
+            if args.output:
+                raise BadInput("report --output: a fleet's class report goes to DIR/report.md")
+            return run_report(args.run_dir, json_out=args.report_json or args.json)
+
         return write_report(args.run_dir, json_out=args.report_json or args.json, output=args.output)
+    if command == "fleet":
+        return _fleet(args)
+    if command == "destroy":
+        from tui.fleetcli import run_destroy
+
+        return run_destroy(args.run_dir, yes=args.yes)
     if command == "replay":
         from tui.replay_app import run_replay
 
@@ -280,6 +327,24 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.write(agent_source())
         return EXIT_OK
     raise BadInput(f"unknown command {command}")
+
+
+def _fleet(args: argparse.Namespace) -> int:
+    from tui import fleetcli
+
+    sub = args.fleet_command
+    json_out = getattr(args, "fleet_json", False) or args.json
+    if sub == "plan":
+        return fleetcli.run_plan(args.answers, args.count, json_out, args.speed, strict=args.strict)
+    if sub == "up":
+        return fleetcli.run_up(args.answers, args.count, args.fleet_run_dir or args.run_dir, args.fleet_resume,
+                               args.fleet_speed or args.speed, json_out, args.fleet_retry or args.retry_on_failure,
+                               strict=args.strict)
+    if sub == "status":
+        return fleetcli.run_status(args.fleet_dir, json_out)
+    if sub == "down":
+        return fleetcli.run_down(args.fleet_dir, yes=args.yes)
+    raise BadInput("fleet: give one of plan, up, status, down")
 
 
 def print_json(data: object) -> None:

@@ -238,9 +238,10 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
             answers_mod.save(answers, run.path / ANSWERS)
             speed = speed or default_speed(answers.proxmox.url)
             run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
-                            answers_source=str(Path(answers_path or "").resolve()))
+                            answers_source=str(Path(answers_path or "").resolve()),
+                            target_state=str((run.path / "lab").resolve()))
         options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
-        code = asyncio.run(_run(answers, run, options, speed, json_lines))
+        code = asyncio.run(_run(answers, run, options, speed, json_lines, state_dir_of(run)))
     finally:
         lock.release()
     if run.skipped:  # read by the resume (finished steps, the diagnosis's replay)
@@ -258,11 +259,18 @@ def _recorded_speed(run: RunDir, meta: dict) -> float:
     return float(value)
 
 
+def state_dir_of(run: RunDir) -> Path:
+    """Where the run's target keeps its state: what run.json records (a fleet member's is the
+    fleet's shared one), else the run's own `lab/` (runs made before it was recorded)."""
+    recorded = run.read_meta().get("target_state")
+    return Path(recorded) if isinstance(recorded, str) and recorded else run.path / "lab"
+
+
 async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, speed: float,
-               json_lines: bool) -> int:
+               json_lines: bool, state_dir: Path) -> int:
     journal = Journal(run)
     printer = HeadlessPrinter(json_lines=json_lines)
-    target = await open_target(answers, TargetOptions(speed=speed, state_dir=run.path / "lab",
+    target = await open_target(answers, TargetOptions(speed=speed, state_dir=state_dir,
                                                       resume=options.resume))
     bus = EventBus(target.clock)
     bus.subscribe(journal)
@@ -286,6 +294,8 @@ async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, s
         _say_stopped(run, journal_failure(journal.failure))
     if not json_lines:
         print(f"run directory: {run.path}")
+        if code not in (0, 130) and any(isinstance(e, ev.VmCreated) for e in run.events()):
+            print(f"  to remove the VM this run created (its disk and snapshots): vast-loopback destroy {run.path}")
     return code
 
 

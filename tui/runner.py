@@ -96,10 +96,13 @@ async def _run_journaled(launch: Launch, subscriber: Subscriber, plan: Callable[
     from backend import runner  # the steps pull in SSH and friends: only when a run starts
     from backend.prepare import CONFIRM_HOST_KEY
     from backend.vmstrust import CONFIRM_VMS_CERTIFICATE
+    from tui.headless import state_dir_of
 
     journal = Journal(launch.run)
+    if not launch.run.read_meta().get("target_state"):  # `destroy RUN_DIR` opens the target there again
+        launch.run.update_meta(target_state=str((launch.run.path / "lab").resolve()))
     try:
-        target = await opener(launch.answers, TargetOptions(speed=launch.speed, state_dir=launch.run.path / "lab",
+        target = await opener(launch.answers, TargetOptions(speed=launch.speed, state_dir=state_dir_of(launch.run),
                                                             resume=launch.options.resume or bool(retry_changes)))
         try:
             bus = EventBus(target.clock)

@@ -45,6 +45,7 @@ class WizardState:
     force: bool = False  # --force on the command line: every blocker is overridden up front
     speed: float | None = None
     run_dir: str | None = None
+    fleet_count: int = 1  # loopback clusters to bring up (more than one: a class across the nodes)
     local: LocalNetworks | None = None  # this machine's own networks, read when the connection was tested
 
     # --- connection and host -----------------------------------------------------------------

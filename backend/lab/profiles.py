@@ -11,7 +11,7 @@ Any other recording is a host too: `lab: {host_profile: file:/PATH}` or `vast-lo
 cores, threads, MHz, flags), memory (total, and what the host itself uses), kernel, PVE version, its
 storages (type, content, size, free space, shared), its bridges, the SDN VNet (when the recording has
 one, the lab's own VNet stands in for it), where the OVA is and the VMs already there (`vms`, as
-recorded). What the lab keeps its own: the addresses (the nodes are .10, .11... of the lab's LAN), the
+recorded: `big`'s nodes run VMs of other people, which count on their node). What the lab keeps its own: the addresses (the nodes are .10, .11... of the lab's LAN), the
 OVA's file and import-metadata (its `lab.ova` variant), and its certificate.
 """
 
@@ -24,6 +24,7 @@ from backend import recording as rec
 from backend.lab import facts
 
 GIB = 1024**3
+MIB = 1024**2
 KIB = 1024
 
 HOSTS_DIR = Path(__file__).with_name("hosts")  # the built-in recordings (package data)
@@ -45,6 +46,7 @@ class StorageProfile:
     active: bool = True
 
 
+
 @dataclass(frozen=True)
 class NodeProfile:
     node: str
@@ -62,6 +64,7 @@ class NodeProfile:
     flags: str = ""
     vendor: str = ""  # cpuinfo.vendor; "" derives it from the model
     boot_mode: str = "efi"
+    vms: tuple[rec.VmRecord, ...] = ()  # VMs already there (someone else's) when the lab starts
 
 
 @dataclass(frozen=True)
@@ -85,9 +88,13 @@ def from_recording(recording: rec.HostRecording) -> HostProfile:
     for node in recording.nodes:
         if not node.online or node.cpu is None or node.memory is None:
             continue
+        vms = tuple(vm for vm in recording.vms if vm.node == node.node)
+        # the recorded memory in use includes the running VMs', which the lab adds back (pve/host.py)
+        running = sum(vm.memory_mib * MIB for vm in vms if vm.status == "running")
         nodes.append(NodeProfile(
             node=node.node, cpu_model=node.cpu.model, sockets=node.cpu.sockets, cores=node.cpu.cores,
-            threads=node.cpu.threads, mhz=node.cpu.mhz, mem_total=node.memory.total, mem_used=node.memory.used,
+            threads=node.cpu.threads, mhz=node.cpu.mhz, mem_total=node.memory.total,
+            mem_used=max(0, node.memory.used - running), vms=vms,
             storages=tuple(StorageProfile(storage=s.storage, type=s.type, content=s.content, total=s.total,
                                           used=max(0, s.total - s.avail), shared=s.shared, active=s.active)
                            for s in node.storages),

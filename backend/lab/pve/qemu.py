@@ -387,9 +387,10 @@ class Qemu:
         "off" although its VM runs is powered on again (it boots afresh, as after a host crash). A
         guest still up although its VM was stopped (the lab died before telling it) is powered off.
         """
-        running = [self.hardware(vm) for vm in self.vms() if vm["status"] == "running"]
+        ours = [vm for vm in self.vms() if not vm.get("foreign")]  # no lab guest runs in another's VM
+        running = [self.hardware(vm) for vm in ours if vm["status"] == "running"]
         guest = self.state.guest
-        for vm in self.vms():  # stopped while the lab died before the guest side was told
+        for vm in ours:  # stopped while the lab died before the guest side was told
             if vm["status"] != "running" and guest.boot_state(vm["vmid"]) in ("booting", "up"):
                 self.state.defer(lambda vmid=vm["vmid"]: guest.power_off(vmid, False))
         resume = getattr(guest, "resume", None)

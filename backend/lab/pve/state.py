@@ -43,6 +43,29 @@ HOOKS_WAIT_S = 120.0  # wall seconds a request waits for the guest hooks of earl
 Effect = Callable[[dict], None]
 
 
+def profile_vms(profile: HostProfile, now: float) -> dict[str, dict]:
+    """The VMs the profile says are already on its nodes: someone else's, so `foreign` (no lab
+    guest boots in them; their memory and vCPUs count on their node like any VM's). A recording
+    holds no VM's configuration beyond its sizing, so they have no disk here: the space their disks
+    take is in the storages' recorded use."""
+    vms: dict[str, dict] = {}
+    for index, node in enumerate(profile.nodes):
+        for number, vm in enumerate(node.vms):
+            config = {"name": vm.name, "cores": str(vm.cores), "sockets": "1", "memory": str(vm.memory_mib),
+                      "ostype": "l26",
+                      "net0": f"virtio=BC:24:11:{index:02X}:{number:02X}:{vm.vmid % 256:02X},bridge=vmbr0"}
+            if vm.tags:
+                config["tags"] = ";".join(vm.tags)
+            running = vm.status == "running"
+            vms[str(vm.vmid)] = {
+                "vmid": vm.vmid, "node": node.node, "config": config, "pending": {}, "pending_delete": [],
+                "snapshots": {}, "status": "running" if running else "stopped",
+                "started": now - 86400 if running else None, "qemu_pid": 4000 + vm.vmid if running else None,
+                "foreign": True,
+            }
+    return vms
+
+
 class PveState:
     """The lab host's state; mutate it only inside `transaction()`."""
 
@@ -72,7 +95,7 @@ class PveState:
             self.data = {
                 "version": STATE_VERSION, "profile": profile.name, "created": now,
                 "boot_time": now - 3 * 86400 - 4 * 3600 - 17 * 60, "next_pid": 180_000,
-                "vms": {}, "tasks": {}, "storage_content": {}, "leases": {}, "ipam": {},
+                "vms": profile_vms(profile, now), "tasks": {}, "storage_content": {}, "leases": {}, "ipam": {},
             }
             self._dirty = True
             self._save()
@@ -227,12 +250,13 @@ class PveState:
         return tuple(override) if override is not None else storage.content
 
     def storage_vm_bytes(self, node: NodeProfile, storage: str) -> int:
-        """Space the VMs' disks take on a storage of a node."""
+        """Space the VMs' disks take on a storage of a node (of every node, for a shared storage)."""
         from backend.lab.pve import vmconf
 
+        shared = self.storage(node, storage).shared
         total = 0
         for vm in self.data["vms"].values():
-            if vm["node"] != node.node:
+            if vm["node"] != node.node and not shared:
                 continue
             for key, value in vm["config"].items():
                 if vmconf.is_drive(key) and value.startswith(f"{storage}:"):
