@@ -123,7 +123,8 @@ def test_big_is_a_three_node_cluster_with_others_vms_running(big):
 def test_a_shared_storage_counts_the_disks_of_every_node(tmp_path):
     import dataclasses
 
-    from backend.lab.profiles import BIG, StorageProfile
+    from backend.lab.profiles import PROFILES, StorageProfile
+    BIG = PROFILES["big"]
     nas = StorageProfile("nas", "nfs", ("images", "import"), 10 * 1000**4, 0, "/mnt/pve/nas", shared=True)
     nodes = tuple(dataclasses.replace(n, storages=(*n.storages, nas)) for n in BIG.nodes)
     world = start_world(tmp_path / "shared", profile=dataclasses.replace(BIG, nodes=nodes))
