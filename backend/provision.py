@@ -31,6 +31,8 @@ The preparation reads the initramfs (`lsinitrd`) and skips dracut when the drive
 
 from __future__ import annotations
 
+import asyncio
+
 from backend import guestaddr, sizing, vmconfig
 from backend.answers import Answers
 from backend.engine import RunContext, Step, require
@@ -395,7 +397,11 @@ async def guest_came_up(ctx: RunContext, client: ProxmoxClient, vm: VmRef, withi
     now; else GuestNotUp. Any address source works (backend/guestaddr.py keeps looking while the
     guest boots; this bounds it)."""
     deadline = ctx.clock.now() + within_s
-    resolved = await guestaddr.resolve(ctx, client, vm, timeout_s=within_s)
+    try:  # resolve() checks its bound between probe rounds; a round's own (wall) time must not overrun it
+        resolved = await asyncio.wait_for(guestaddr.resolve(ctx, client, vm, timeout_s=within_s),
+                                          timeout=max(0.001, ctx.clock.wall_seconds(within_s)))
+    except TimeoutError:
+        resolved = None
     if resolved is None:
         the_plan, _, _ = await guestaddr.plan_for(ctx, client, vm)
         if the_plan.sources == (guestaddr.SOURCE_AGENT,):  # nothing could have seen it: another controller won't help
