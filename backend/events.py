@@ -60,6 +60,7 @@ class UnknownEvent(Event):
 class RunStarted(Event):
     run_id: str
     target: str  # e.g. "lab (seed, speed 120)" or "https://pve:8006"
+    where: str = ""  # the target's description (Target.description), the headless first line
     vm_name: str
     resumed: bool = False
     clock: dict = field(default_factory=dict)  # Clock.to_dict() of the target

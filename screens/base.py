@@ -50,7 +50,7 @@ class WizardScreen(Screen):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield WizardProgress(self.STEP)
+        yield WizardProgress(self.STEP, where=self.wizard.target)
         yield Static(self.TITLE, classes="step-title")
         with VerticalScroll(classes="step-body"):
             yield from self.compose_body()

@@ -198,7 +198,8 @@ test."""
         finally:
             await probe.close()
         self.wizard.answers = answers
-        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save, probe.local_networks)
+        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save, probe.local_networks,
+                              target=probe.description or probe.label)
         self._tested_with = answers.proxmox.model_copy()
         self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
 

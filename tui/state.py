@@ -46,13 +46,16 @@ class WizardState:
     speed: float | None = None
     run_dir: str | None = None
     local: LocalNetworks | None = None  # this machine's own networks, read when the connection was tested
+    target: str = ""  # where the wizard points, once connected (the Target's description): its header
 
     # --- connection and host -----------------------------------------------------------------
 
     def connected(self, inventory: HostInventory, fingerprint: str, pin: str | None,
-                  local: LocalNetworks | None = None) -> None:
-        """A connection was tested and its certificate trusted; a pin to save goes into the answers."""
+                  local: LocalNetworks | None = None, target: str = "") -> None:
+        """A connection was tested and its certificate trusted; a pin to save goes into the answers.
+        `target`: where it points, in words (the Target's description)."""
         self.inventory = inventory
+        self.target = target
         self.fingerprint = fingerprint
         self.local = local
         if pin:

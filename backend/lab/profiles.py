@@ -67,6 +67,7 @@ class HostProfile:
     nodes: tuple[NodeProfile, ...]
     cluster_name: str = ""
     notes: str = ""
+    summary: str = ""  # a few words naming it in the target's description (backend.lab.provider)
     extra: dict = field(default_factory=dict)
     sdn_vnet: bool = False  # the cluster also has the SDN VNet of backend.lab.facts (IPAM + DHCP)
 
@@ -92,6 +93,7 @@ SEED = HostProfile(
         ),
     ),
     notes="The field report's host: Proxmox VE 9.1, Threadripper 2920X (12 cores / 24 threads), 128 GB, NVMe.",
+    summary="the field report's Threadripper",
 )
 
 SMALL = HostProfile(
@@ -110,6 +112,7 @@ SMALL = HostProfile(
         ),
     ),
     notes="8 cores / 16 threads, 64 GB: cannot host the cluster.",
+    summary="8 cores, 64 GB: too small for the cluster",
 )
 
 
@@ -136,6 +139,7 @@ BIG = HostProfile(
     cluster_name="lab-cluster",
     nodes=(_big_node(1, 96), _big_node(2, 12), _big_node(3, 300)),
     notes="Three nodes, each 2 x 16 cores / 64 threads and 512 GB; PVE 8.4 (memory semantics of 8.4).",
+    summary="three nodes of 2 x 16 cores, 512 GB",
 )
 
 PROFILES = {profile.name: profile for profile in (SEED, SMALL, BIG)}
