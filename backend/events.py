@@ -142,6 +142,26 @@ class ProxmoxTaskFinished(Event):
 
 
 @dataclass(kw_only=True)
+class HostChanged(Event):
+    """The run changed the host beyond its own VM (e.g. a storage's content types), to be reverted
+    once it is no longer needed unless `kept` (proxmox.keep_host_changes)."""
+
+    change: str  # what was changed, as an id: "storage-content:local:images"
+    what: str  # in words: "added 'images' to storage local's content (was: iso,vztmpl,backup,import)"
+    why: str = ""
+    kept: bool = False
+
+
+@dataclass(kw_only=True)
+class HostChangeReverted(Event):
+    """A HostChanged was undone (or found undone already: `note` says so)."""
+
+    change: str
+    what: str
+    note: str = ""
+
+
+@dataclass(kw_only=True)
 class VmCreated(Event):
     vmid: int
     node: str

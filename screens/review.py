@@ -27,7 +27,9 @@ class ReviewScreen(WizardScreen):
     CSS_PATH = "review.tcss"
     NEXT_LABEL = "Start ^n"
     HELP = """\
-Everything the run will use, and the sizing findings for it.
+Everything the run will use, the sizing findings for it, and what the run will change on the host
+beyond its VM (the 'images' content type added to the OVA's storage for the import, removed again
+once the disk is imported unless proxmox.keep_host_changes is set).
 
 ^s saves the answers file to the path shown (YAML, mode 0600). It holds every value, defaults
 included, and secrets only as references (env:NAME / file:PATH), so
@@ -60,7 +62,7 @@ run; Esc goes back to change something."""
         findings.show_info = False
         findings.show_evidence = False
         findings.overridden = state.overridden
-        findings.findings = result.findings
+        findings.findings = result.findings + state.host_changes()
         unresolved = state.unresolved_blockers(result)
         overridden = [f.id for f in result.blockers if f.id not in unresolved]
         forced = self.query_one("#forced", Static)

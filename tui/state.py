@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from backend import guestaddr, provision
+from backend import guestaddr, hostchanges, provision, vmconfig
 from backend.answers import Answers, errors_to_message
 from backend.errors import BadInput
 from backend.guestaddr import LocalNetworks
@@ -125,6 +125,16 @@ class WizardState:
             return ()
         result = provision.evaluate(self.node, answers, self.local)
         return tuple(f for f in result.findings if f.id in guestaddr.FINDINGS)
+
+    def host_changes(self) -> tuple[Finding, ...]:
+        """What the run will change on the host beyond its VM (backend.hostchanges), as `check` says it."""
+        if self.node is None:
+            return ()
+        try:
+            storage, _ = vmconfig.split_volid(self.answers.ova)
+        except ValueError:
+            return ()
+        return tuple(hostchanges.findings(self.node, storage, self.answers.proxmox.keep_host_changes))
 
     def unresolved_blockers(self, result: SizingResult) -> list[str]:
         """Blocker ids that stop the wizard: not overridden on purpose (and no --force)."""
