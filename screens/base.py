@@ -33,7 +33,7 @@ class WizardScreen(Screen):
     NEXT_LABEL: ClassVar[str] = "Next ^n"
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+n", "next", "Next", id="next"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -57,7 +57,7 @@ class WizardScreen(Screen):
         with Horizontal(classes="step-nav"):
             yield Button("Back esc", id="back", compact=True)
             yield Static("", id="status")
-            yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
+            yield Button(self.wizard_app.keys_in(self.NEXT_LABEL), id="next", variant="primary", compact=True)
         yield Footer()
 
     def compose_body(self) -> ComposeResult:
@@ -72,7 +72,7 @@ class WizardScreen(Screen):
 
     def say(self, text: str, error: bool = False) -> None:
         self.status_is_error = error
-        self.status = text
+        self.status = self.wizard_app.keys_in(text)
 
     def watch_status(self, text: str) -> None:  # a reactive: unchanged text costs nothing
         for widget in self.query("#status"):

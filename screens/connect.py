@@ -45,7 +45,7 @@ test."""
 
     BINDINGS = [
         *WizardScreen.BINDINGS,
-        Binding("ctrl+t", "test", "Test connection"),
+        Binding("ctrl+t", "test", "Test connection", id="test"),
     ]
 
     scheme: reactive[str] = reactive("lab")
@@ -87,7 +87,7 @@ test."""
                         id="token-secret", compact=True)
         yield Static("The secret is a reference (env:NAME or file:PATH), never the value.",
                      classes="hint https-only")
-        yield Button("Test connection ^t", id="test", compact=True)
+        yield Button(self.wizard_app.keys_in("Test connection ^t"), id="test", compact=True)
         yield Static("", id="result", classes="panel")
 
     def on_mount(self) -> None:

@@ -40,9 +40,9 @@ is created), creates the run directory (its journal, the answers, the lab's stat
 run; Esc goes back to change something."""
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Start"),  # the footer says what ^n does here, as the button does
+        Binding("ctrl+n", "next", "Start", id="next"),  # the footer says what ^n does here, as the button does
         Binding("escape", "back", "Back"),
-        Binding("ctrl+s", "save", "Save answers"),
+        Binding("ctrl+s", "save", "Save answers", id="save"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -73,6 +73,11 @@ run; Esc goes back to change something."""
         if unresolved:
             self.say("a blocker is left: go back to Sizing (esc)", error=True)
         self.query_one("#next").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "save" and self.wizard_app.kiosk:
+            return False  # nothing is written on the server: not offered in the web demo's footer
+        return super().check_action(action, parameters)
 
     def action_save(self) -> None:
         if self.wizard_app.kiosk:  # a visitor of the web demo writes no file on the server

@@ -46,7 +46,7 @@ def input_problem(key: str, label: str, text: str) -> Finding | None:
         except ValidationError as exc:
             what = f"{value} " + str(exc.errors()[0]["msg"]).removeprefix("Value error, ").replace(", or 'auto'", "")
     return Finding(id=f"input.{key}", severity="blocker", message=f"{label} {what}.",
-                   remedy="type a whole number (^r fills in the recommendation)", evidence="")
+                   remedy="type a whole number, or apply the recommendation", evidence="")
 
 
 class SizingScreen(WizardScreen):
@@ -70,8 +70,8 @@ why it blocks (the run will most likely fail as the field report's did)."""
 
     BINDINGS = [
         *WizardScreen.BINDINGS,
-        Binding("ctrl+r", "apply_recommendation", "Recommend"),
-        Binding("ctrl+o", "override", "Override"),
+        Binding("ctrl+r", "apply_recommendation", "Recommend", id="recommend"),
+        Binding("ctrl+o", "override", "Override", id="override"),
     ]
 
     result: reactive[SizingResult | None] = reactive(None, init=False, always_update=True)
@@ -148,7 +148,7 @@ why it blocks (the run will most likely fail as the field report's did)."""
         storage = f" on {rec.storage}" if rec.storage else ""
         recommendation = (f"Recommended: [b]{rec.vcpus}[/b] vCPUs · VM [b]{rec.memory_gib}[/b] GiB "
                           f"(guest ≈{rec.guest_memory_gib:.1f}) · "
-                          f"[b]{rec.disk_gib}[/b] GiB{storage}  (^r applies it)")
+                          f"[b]{rec.disk_gib}[/b] GiB{storage}  ({self.wizard_app.keys_in('^r')} applies it)")
         if not rec.feasible:
             recommendation += f"\n[red]This node cannot host the cluster: {rec.reason}[/]"
         self._show("#recommendation", recommendation)
