@@ -19,6 +19,7 @@ from tui.connection import describe_error
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
 from tui.state import first_line, validated
 from tui.widgets.fingerprint import FingerprintDialog
+from tui.widgets.progress import WizardProgress
 
 LAB_HOSTS = {
     "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",
@@ -204,6 +205,7 @@ test."""
         self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
 
     def on_connection_tested(self, message: ConnectionTested) -> None:
+        self.query_one(WizardProgress).where = self.wizard.target  # the header names the target from now on
         self._show_connected(message.pve_version, message.fingerprint, len(message.inventory.nodes))
         self.tested = True
         self.say("connected: Next (^n) to choose the host")
