@@ -900,6 +900,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
         "guest_record": [{"t": e.ts, "reason": e.reason, "reachable": e.reachable, "text": describe_record(e)}
                          for e in events if isinstance(e, ev.GuestRecordRead)][:LIST_LIMIT],
         "tuning": _tuning(events),
+        "host_changes": _host_changes(events),
         "preflight": next((list(e.items) for e in reversed(events) if isinstance(e, ev.PreflightChecked)), []),
         "diagnosis": diagnosis,
         "alerts": alerts,
@@ -915,6 +916,18 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
     data["missing"] = _missing(data)
     data["skipped"] = {"count": len(run.skipped), "lines": run.skipped.rows(LIST_LIMIT)}
     return data
+
+
+def _host_changes(events: list[ev.Event]) -> list[dict]:
+    """What the run changed on the host beyond its VM, and whether (and when) it was reverted."""
+    changes: dict[str, dict] = {}
+    for e in events:
+        if isinstance(e, ev.HostChanged):
+            changes[e.change] = {"change": e.change, "what": e.what, "why": e.why, "t": e.ts, "kept": e.kept,
+                                 "reverted": None, "revert_note": ""}
+        elif isinstance(e, ev.HostChangeReverted) and e.change in changes:
+            changes[e.change].update(reverted=e.ts, revert_note=e.note or e.what)
+    return list(changes.values())
 
 
 def _missing(data: dict) -> list[str]:

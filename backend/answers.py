@@ -137,6 +137,10 @@ class ProxmoxAnswers(_Section):
     fingerprint: str | None = Field(
         None, description="SHA-256 fingerprint of the host's TLS certificate (AA:BB:...), pinned"
     )
+    keep_host_changes: bool = Field(
+        False, description="keep what the run changes on the host beyond its VM (the 'images' content type it "
+        "adds to the OVA's storage so Proxmox can extract the disk); by default it is reverted after the import"
+    )
 
     @field_validator("url")
     @classmethod

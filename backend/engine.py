@@ -130,6 +130,7 @@ class Engine:
         ctx.emit(RunStarted(
             run_id=ctx.run.run_id,
             target=ctx.target.label,
+            where=ctx.target.describe(),
             vm_name=ctx.answers.vm.name,
             resumed=ctx.options.resume,
             clock=ctx.target.clock.to_dict(),

@@ -60,6 +60,7 @@ class UnknownEvent(Event):
 class RunStarted(Event):
     run_id: str
     target: str  # e.g. "lab (seed, speed 120)" or "https://pve:8006"
+    where: str = ""  # the target's description (Target.description), the headless first line
     vm_name: str
     resumed: bool = False
     clock: dict = field(default_factory=dict)  # Clock.to_dict() of the target
@@ -138,6 +139,26 @@ class ProxmoxTaskFinished(Event):
     ok: bool
     duration_s: float = 0.0
     log_tail: list = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class HostChanged(Event):
+    """The run changed the host beyond its own VM (e.g. a storage's content types), to be reverted
+    once it is no longer needed unless `kept` (proxmox.keep_host_changes)."""
+
+    change: str  # what was changed, as an id: "storage-content:local:images"
+    what: str  # in words: "added 'images' to storage local's content (was: iso,vztmpl,backup,import)"
+    why: str = ""
+    kept: bool = False
+
+
+@dataclass(kw_only=True)
+class HostChangeReverted(Event):
+    """A HostChanged was undone (or found undone already: `note` says so)."""
+
+    change: str
+    what: str
+    note: str = ""
 
 
 @dataclass(kw_only=True)

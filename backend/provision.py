@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import asyncio
 
-from backend import guestaddr, sizing, vmconfig
+from backend import guestaddr, hostchanges, sizing, vmconfig
 from backend.answers import Answers
 from backend.engine import RunContext, Step, require
 from backend.errors import BadInput, RunFailed, SizingBlocked
@@ -152,12 +152,10 @@ async def ova_findings(client: ProxmoxClient, node: NodeFacts, answers: Answers)
         return [Finding("ova-missing", "blocker", f"The OVA {answers.ova} is not on node {node.node}.",
                         hint[0].upper() + hint[1:] + ".", f"Storage '{storage_name}' holds: "
                         + (", ".join(sorted(volids)) or "no import files") + ".")]
-    working, enable = vmconfig.working_storage_for(storage_name, node.storages)
-    if enable:
-        return [Finding("import-working-storage", "info",
-                        f"Storage '{enable}' gets the 'images' content type so Proxmox can extract the OVA's disk.",
-                        "Nothing to do (or add 'images' to it yourself).",
-                        "Proxmox extracts an OVA's disk onto a file-based storage with 'images' content.")]
+    changes = hostchanges.findings(node, storage_name, answers.proxmox.keep_host_changes)
+    if changes:
+        return changes
+    working, _ = vmconfig.working_storage_for(storage_name, node.storages)
     if working:
         return [Finding("import-working-storage", "info",
                         f"Proxmox extracts the OVA's disk on storage '{working}'.", "Nothing to do.",
@@ -276,9 +274,7 @@ async def run_ova(ctx: RunContext) -> dict:
     for warning in metadata.get("warnings") or ():
         ctx.progress(f"Proxmox notes about the OVA: {warning.get('type')}"
                      + (f" ({warning.get('key')}={warning.get('value')})" if warning.get("key") else ""))
-    working, enable = vmconfig.working_storage_for(storage_name, node.storages)
-    if enable and await client.add_storage_content(enable, "images"):
-        ctx.progress(f"added 'images' to storage {enable}'s content so Proxmox can extract the OVA's disk")
+    working, _ = vmconfig.working_storage_for(storage_name, node.storages)  # 'images' is added at the create
     size_gib = disks[0][1] / 1024**3
     ctx.progress(f"OVA {filename}: {len(disks)} disk(s), the system disk is {size_gib:.0f} GiB")
     bus = vmconfig.ova_disk_bus(list((metadata.get("disks") or {}).keys()))
@@ -323,6 +319,7 @@ async def run_create_vm(ctx: RunContext) -> dict:
     if vm is not None:
         ctx.emit(VmFound(vmid=vm.vmid, node=vm.node, name=name))
         await client.wait_unlocked(vm, on_progress=ctx.progress)
+        await hostchanges.revert(ctx, client)  # a crash between the import and its revert
     else:
         strangers = await client.vms_named(name)
         if strangers:
@@ -335,7 +332,17 @@ async def run_create_vm(ctx: RunContext) -> dict:
                                             ctx.facts.get("import_working_storage"), controller=candidates[0])
         ctx.progress(f"creating VM '{name}' on {node}: importing the OVA's disk onto {ctx.facts['storage']}, "
                      f"first boot on {candidates[0]}")
-        vm = await client.create_vm(node, config, on_progress=ctx.progress)
+        # the host changes the import needs, undone once it ended, done or failed (a retry adds them
+        # again); an interrupted run leaves them to its resume: the import may still be running
+        try:
+            await hostchanges.open_storage(ctx, client, await client.node_facts(node), _ova_parts(ctx.answers)[0])
+            vm = await client.create_vm(node, config, on_progress=ctx.progress)
+        except asyncio.CancelledError:
+            raise
+        except BaseException:
+            await hostchanges.revert(ctx, client)
+            raise
+        await hostchanges.revert(ctx, client)
         ctx.emit(VmCreated(vmid=vm.vmid, node=vm.node, name=name, config=config))
     await _resize(ctx, client, vm)
     return {"vmid": vm.vmid, "node": vm.node, "vm_name": name, "boot_candidates": candidates}

@@ -703,19 +703,28 @@ class ProxmoxClient:
     async def add_storage_content(self, storage: str, content: str) -> bool:
         """Add one content type to a storage (PUT replaces the list, so it is read first).
         Returns False when it was already there."""
-        async def present() -> bool | None:
+        return await self._change_storage_content(storage, content, add=True)
+
+    async def remove_storage_content(self, storage: str, content: str) -> bool:
+        """Remove one content type from a storage, keeping the rest of its list as it is now.
+        Returns False when it was not there."""
+        return await self._change_storage_content(storage, content, add=False)
+
+    async def _change_storage_content(self, storage: str, content: str, add: bool) -> bool:
+        async def done() -> bool | None:
             config = await self.storage_config(storage)
-            return True if content in str(config.get("content", "")).split(",") else None
+            return True if (content in str(config.get("content", "")).split(",")) == add else None
 
         config = await self.storage_config(storage)
         current = [c for c in str(config.get("content", "")).split(",") if c]
-        if content in current:
+        if (content in current) == add:
             return False
+        wanted = [*current, content] if add else [c for c in current if c != content]
+        verb = f"add '{content}' to" if add else f"remove '{content}' from"
         # the digest refuses the change if someone edited the storage meanwhile; a lost answer is
-        # checked (the content is there) rather than sent again with a digest that no longer matches
-        await self.request("PUT", ("storage", storage), {"content": ",".join([*current, content]),
-                                                         "digest": config.get("digest")},
-                           op=f"add '{content}' to storage {storage}'s content", recover=present)
+        # checked (the change is there) rather than sent again with a digest that no longer matches
+        await self.request("PUT", ("storage", storage), {"content": ",".join(wanted), "digest": config.get("digest")},
+                           op=f"{verb} storage {storage}'s content", recover=done)
         return True
 
     # --- VMs ---

@@ -492,6 +492,14 @@ def _tuning(data: dict) -> list[str]:
         lines += ["_No tuning checks were recorded in this run_ (imported traces never carry them; the field "
                   "report lists Docker CE, qemu-guest-agent, virtio drivers in the initramfs, THP off, mq-deadline "
                   "and sysctls as applied by hand).", ""]
+    changes = data.get("host_changes") or []
+    if changes:
+        lines += ["### Changes to the host beyond the VM", ""]
+        lines += _table(["Change", "Why", "Made", "Undone"],
+                        [[c["what"], c.get("why", ""), clock(c["t"]),
+                          "kept (proxmox.keep_host_changes)" if c.get("kept") else
+                          f"{clock(c['reverted'])}: {c['revert_note']}" if c.get("reverted") is not None else
+                          "**not yet**: resume the run to revert it"] for c in changes])
     if data["preflight"]:
         lines += ["### Preflight", ""]
         lines += _table(["Check", "Expected", "Observed", "OK", "Severity"],

@@ -36,7 +36,7 @@ class TargetOptions:
 
 @dataclass
 class Target:
-    label: str
+    label: str  # short, for headers: "https://pve:8006", a provider's own
     proxmox_url: str
     token_id: str
     token_secret: Secret
@@ -54,7 +54,14 @@ class Target:
     # backend/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
     probe_prefix: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
+    # What this target is, in words the user recognises: the first line of `check`, `--auto` and the
+    # wizard's header. Each provider fills its own (a real host: its URL and node); `describe()`.
+    description: str = ""
     closer: Callable[[], Awaitable[None]] | None = None
+
+    def describe(self) -> str:
+        """Where this target points, for the first line a user reads (its label if none was given)."""
+        return self.description or self.label
 
     async def close(self) -> None:
         if self.closer is not None:
@@ -97,8 +104,10 @@ async def _open_https(answers: Answers, options: TargetOptions) -> Target:
         )
     assert answers.proxmox.token_id and answers.proxmox.token_secret  # enforced by the model
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret")
+    node = answers.proxmox.node
     return Target(
         label=answers.proxmox.url,
+        description=f"{answers.proxmox.url}, node {node if node != 'auto' else 'auto (the best one)'}",
         proxmox_url=answers.proxmox.url,
         token_id=answers.proxmox.token_id,
         token_secret=secret,

@@ -33,7 +33,7 @@ class WizardScreen(Screen):
     NEXT_LABEL: ClassVar[str] = "Next ^n"
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
+        Binding("ctrl+n", "next", "Next", id="next"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -50,14 +50,14 @@ class WizardScreen(Screen):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield WizardProgress(self.STEP)
+        yield WizardProgress(self.STEP, where=self.wizard.target)
         yield Static(self.TITLE, classes="step-title")
         with VerticalScroll(classes="step-body"):
             yield from self.compose_body()
         with Horizontal(classes="step-nav"):
             yield Button("Back esc", id="back", compact=True)
             yield Static("", id="status")
-            yield Button(self.NEXT_LABEL, id="next", variant="primary", compact=True)
+            yield Button(self.wizard_app.keys_in(self.NEXT_LABEL), id="next", variant="primary", compact=True)
         yield Footer()
 
     def compose_body(self) -> ComposeResult:
@@ -72,7 +72,7 @@ class WizardScreen(Screen):
 
     def say(self, text: str, error: bool = False) -> None:
         self.status_is_error = error
-        self.status = text
+        self.status = self.wizard_app.keys_in(text)
 
     def watch_status(self, text: str) -> None:  # a reactive: unchanged text costs nothing
         for widget in self.query("#status"):

@@ -19,6 +19,7 @@ from tui.connection import describe_error
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
 from tui.state import first_line, validated
 from tui.widgets.fingerprint import FingerprintDialog
+from tui.widgets.progress import WizardProgress
 
 LAB_HOSTS = {
     "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",
@@ -45,7 +46,7 @@ test."""
 
     BINDINGS = [
         *WizardScreen.BINDINGS,
-        Binding("ctrl+t", "test", "Test connection"),
+        Binding("ctrl+t", "test", "Test connection", id="test"),
     ]
 
     scheme: reactive[str] = reactive("lab")
@@ -87,7 +88,7 @@ test."""
                         id="token-secret", compact=True)
         yield Static("The secret is a reference (env:NAME or file:PATH), never the value.",
                      classes="hint https-only")
-        yield Button("Test connection ^t", id="test", compact=True)
+        yield Button(self.wizard_app.keys_in("Test connection ^t"), id="test", compact=True)
         yield Static("", id="result", classes="panel")
 
     def on_mount(self) -> None:
@@ -198,11 +199,13 @@ test."""
         finally:
             await probe.close()
         self.wizard.answers = answers
-        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save, probe.local_networks)
+        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save, probe.local_networks,
+                              target=probe.description or probe.label)
         self._tested_with = answers.proxmox.model_copy()
         self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
 
     def on_connection_tested(self, message: ConnectionTested) -> None:
+        self.query_one(WizardProgress).where = self.wizard.target  # the header names the target from now on
         self._show_connected(message.pve_version, message.fingerprint, len(message.inventory.nodes))
         self.tested = True
         self.say("connected: Next (^n) to choose the host")

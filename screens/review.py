@@ -27,7 +27,9 @@ class ReviewScreen(WizardScreen):
     CSS_PATH = "review.tcss"
     NEXT_LABEL = "Start ^n"
     HELP = """\
-Everything the run will use, and the sizing findings for it.
+Everything the run will use, the sizing findings for it, and what the run will change on the host
+beyond its VM (the 'images' content type added to the OVA's storage for the import, removed again
+once the disk is imported unless proxmox.keep_host_changes is set).
 
 ^s saves the answers file to the path shown (YAML, mode 0600). It holds every value, defaults
 included, and secrets only as references (env:NAME / file:PATH), so
@@ -41,9 +43,9 @@ is created), creates the run directory (its journal, the answers, the lab's stat
 run; Esc goes back to change something."""
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Start"),  # the footer says what ^n does here, as the button does
+        Binding("ctrl+n", "next", "Start", id="next"),  # the footer says what ^n does here, as the button does
         Binding("escape", "back", "Back"),
-        Binding("ctrl+s", "save", "Save answers"),
+        Binding("ctrl+s", "save", "Save answers", id="save"),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -71,7 +73,7 @@ run; Esc goes back to change something."""
         findings.show_info = False
         findings.show_evidence = False
         findings.overridden = state.overridden
-        findings.findings = result.findings
+        findings.findings = result.findings + state.host_changes()
         unresolved = state.unresolved_blockers(result)
         overridden = [f.id for f in result.blockers if f.id not in unresolved]
         forced = self.query_one("#forced", Static)
@@ -82,6 +84,11 @@ run; Esc goes back to change something."""
         if unresolved:
             self.say("a blocker is left: go back to Sizing (esc)", error=True)
         self.query_one("#next").focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "save" and self.wizard_app.kiosk:
+            return False  # nothing is written on the server: not offered in the web demo's footer
+        return super().check_action(action, parameters)
 
     def action_save(self) -> None:
         if self.wizard_app.kiosk:  # a visitor of the web demo writes no file on the server

@@ -22,7 +22,7 @@ TICK_S = 1.0  # a live clock moves between events
 
 
 class SessionScreen(Screen):
-    BINDINGS = [Binding("ctrl+q", "quit_run", "Quit", show=False)]  # as q: asks first while the run goes on
+    BINDINGS = [Binding("ctrl+q", "quit_run", "Quit", show=False, id="quit")]  # as q: asks first while the run goes on
 
     def __init__(self, session: RunSession) -> None:
         super().__init__()

@@ -1,9 +1,12 @@
 """Step 3, Sizing: vCPUs, RAM and disk for the VM. The recommendation and the findings
 (backend.sizing.evaluate) follow every keystroke; ^r applies the recommendation; a blocker
-disables Next until it is fixed or overridden on purpose (^o), with its reason shown."""
+disables Next until it is fixed or overridden on purpose (^o), with its reason shown. A field that
+is empty, not a whole number or out of the answers' range is itself the finding (never "no
+blockers"), and Next stays off until it is fixed."""
 
 from __future__ import annotations
 
+from pydantic import ValidationError
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -12,7 +15,7 @@ from textual.widgets import Input, Label, Static
 
 from backend.answers import VmAnswers
 from backend.guestmemory import guest_gib
-from backend.sizing import SizingResult
+from backend.sizing import Finding, SizingResult
 from screens.base import WizardScreen
 from tui.messages import BlockersOverridden, RecommendationApplied, SizingChanged
 from tui.state import validated
@@ -20,11 +23,30 @@ from tui.widgets.findings import FindingsList
 from tui.widgets.override import OverrideDialog
 
 FIELDS = (("vcpus", "vCPUs"), ("memory", "VM RAM GiB"), ("disk", "Disk GiB"))
+ANSWER_FIELDS = {"vcpus": "vcpus", "memory": "memory_gib", "disk": "disk_gib"}
 
 
 def parse_size(text: str) -> int | None:
     text = text.strip()
     return int(text) if text.isdigit() else None
+
+
+def input_problem(key: str, label: str, text: str) -> Finding | None:
+    """What is wrong with one size field as typed, as a blocker finding (None when it is valid): the
+    answers model's own check, so the wizard refuses what an answers file would."""
+    shown = text.strip()
+    value = parse_size(shown)
+    if value is None:
+        what = "is empty" if not shown else f"'{shown[:20]}' is not a whole number"
+    else:
+        field = ANSWER_FIELDS[key]
+        try:
+            VmAnswers.model_validate({field: value})
+            return None
+        except ValidationError as exc:
+            what = f"{value} " + str(exc.errors()[0]["msg"]).removeprefix("Value error, ").replace(", or 'auto'", "")
+    return Finding(id=f"input.{key}", severity="blocker", message=f"{label} {what}.",
+                   remedy="type a whole number, or apply the recommendation", evidence="")
 
 
 class SizingScreen(WizardScreen):
@@ -48,8 +70,8 @@ why it blocks (the run will most likely fail as the field report's did)."""
 
     BINDINGS = [
         *WizardScreen.BINDINGS,
-        Binding("ctrl+r", "apply_recommendation", "Recommend"),
-        Binding("ctrl+o", "override", "Override"),
+        Binding("ctrl+r", "apply_recommendation", "Recommend", id="recommend"),
+        Binding("ctrl+o", "override", "Override", id="override"),
     ]
 
     result: reactive[SizingResult | None] = reactive(None, init=False, always_update=True)
@@ -57,6 +79,7 @@ why it blocks (the run will most likely fail as the field report's did)."""
     def __init__(self) -> None:
         super().__init__()
         self._shown: dict[str, str] = {}
+        self._problems: tuple[Finding, ...] = ()  # the size fields not valid as typed
 
     def compose_body(self) -> ComposeResult:
         node = self.wizard.node
@@ -91,11 +114,21 @@ why it blocks (the run will most likely fail as the field report's did)."""
         event.stop()
         self.recompute()
 
+    def input_problems(self) -> tuple[Finding, ...]:
+        """The size fields that are not valid as typed, each as a blocker finding."""
+        found = (input_problem(key, label, self.query_one(f"#{key}", Input).value) for key, label in FIELDS)
+        return tuple(problem for problem in found if problem is not None)
+
     def recompute(self) -> None:
         vcpus, memory, disk = self.values()
+        problems = self.input_problems()
         self._show("#guest-memory", f"[dim]VM RAM {memory} GiB: the guest sees ≈{guest_gib(memory):.1f} GiB "
-                                    "(MemTotal)[/]" if memory is not None else "")
-        if vcpus is None or memory is None or disk is None:
+                                    "(MemTotal)[/]" if memory and not any(p.id == "input.memory" for p in problems)
+                   else "")
+        for key, _ in FIELDS:
+            self.query_one(f"#{key}", Input).set_class(any(p.id == f"input.{key}" for p in problems), "-invalid")
+        self._problems = problems
+        if problems or vcpus is None or memory is None or disk is None:
             self.result = None
         else:
             self.result = self.wizard.evaluate(vcpus, memory, disk)
@@ -104,16 +137,18 @@ why it blocks (the run will most likely fail as the field report's did)."""
     def watch_result(self, result: SizingResult | None) -> None:
         findings = self.query_one(FindingsList)
         if result is None:
-            findings.findings = ()
+            findings.overridden = frozenset()
+            findings.findings = self._problems
             self.next_enabled = False
-            self.say("vCPUs, RAM and disk must be whole numbers", error=True)
+            first = self._problems[0].message if self._problems else "vCPUs, RAM and disk must be whole numbers"
+            self.say(first.rstrip(".") + ": fix it to go on", error=True)
             self._show("#override-banner", "")
             return
         rec = result.recommendation
         storage = f" on {rec.storage}" if rec.storage else ""
         recommendation = (f"Recommended: [b]{rec.vcpus}[/b] vCPUs · VM [b]{rec.memory_gib}[/b] GiB "
                           f"(guest ≈{rec.guest_memory_gib:.1f}) · "
-                          f"[b]{rec.disk_gib}[/b] GiB{storage}  (^r applies it)")
+                          f"[b]{rec.disk_gib}[/b] GiB{storage}  ({self.wizard_app.keys_in('^r')} applies it)")
         if not rec.feasible:
             recommendation += f"\n[red]This node cannot host the cluster: {rec.reason}[/]"
         self._show("#recommendation", recommendation)
@@ -152,7 +187,7 @@ why it blocks (the run will most likely fail as the field report's did)."""
     def action_override(self) -> None:
         result = self.result
         if result is None:
-            self.say("enter whole numbers first", error=True)
+            self.say("fix the size fields first", error=True)
             return
         unresolved = self.wizard.unresolved_blockers(result)
         blockers = [f for f in result.blockers if f.id in unresolved]

@@ -50,9 +50,9 @@ def requests_to(state_dir: Path, method: str, path: str) -> list[dict]:
 
 
 async def run_provision(tmp_path: Path, target: Target, answers: Answers, name: str = "run", *,
-                        force: bool = False, resume_dir: Path | None = None):
+                        force: bool = False, resume_dir: Path | None = None, on_event=None):  # noqa: ANN001
     """The provisioning steps through the engine, journaled in `tmp_path/name` (or resumed):
-    (exit code, Recorder, RunContext)."""
+    (exit code, Recorder, RunContext). `on_event` also follows the events as they are emitted."""
     from backend import provision
     from backend.engine import Engine, RunContext, RunOptions
     from backend.journal import Journal, RunDir
@@ -61,6 +61,8 @@ async def run_provision(tmp_path: Path, target: Target, answers: Answers, name: 
     recorder = Recorder(target.clock)
     journal = Journal(run)
     recorder.bus.subscribe(journal)
+    if on_event is not None:
+        recorder.bus.subscribe(on_event)
     ctx = RunContext(answers=answers, target=target, bus=recorder.bus, run=run,
                      options=RunOptions(force=force, resume=resume_dir is not None))
     code = await Engine(ctx, provision.steps()).run()

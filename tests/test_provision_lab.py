@@ -39,9 +39,11 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
         "balloon": "0", "numa": "0", "agent": "1", "net0": "virtio,bridge=vmbr0", "boot": "order=scsi0",
         "tags": "vast-loopback", "description": vmconfig.claim_note(ctx.run.run_id),
     }
-    # 'local' holds the OVA but not images: it gets 'images' once so Proxmox can extract the disk
+    # 'local' holds the OVA but not images: it gets 'images' once so Proxmox can extract the disk, and
+    # loses it again once the import is done (tests/test_host_changes_lab.py)
     puts = requests_to(tmp_path / "lab", "PUT", "/storage/local")
-    assert len(puts) == 1 and "images" in puts[0]["params"]["content"].split(",")
+    assert len(puts) == 2 and "images" in puts[0]["params"]["content"].split(",")
+    assert "images" not in puts[1]["params"]["content"].split(",")
 
     kinds = [e.kind for e in rec.events]
     assert kinds.count("VmCreated") == 1 and "VmFound" not in kinds

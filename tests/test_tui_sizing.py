@@ -3,9 +3,11 @@ disables Next until it is fixed or overridden on purpose (and the override says 
 
 from __future__ import annotations
 
+import pytest
 from textual.widgets import Input
 
 from tests.tui_helpers import SMALL_INVENTORY, Opener, make_app, posted, to_step
+from tests.tui_lab_helpers import screen_name
 from tui.app import Demo, demo_state
 from tui.messages import BlockersOverridden, RecommendationApplied, SizingChanged
 from tui.widgets.findings import FindingsList
@@ -90,13 +92,33 @@ async def test_override_is_a_deliberate_choice_with_the_reason_shown():
         assert app.state.forced and app.state.answers.vm.memory_gib == 96
 
 
-async def test_not_a_number_disables_next_and_says_why():
+@pytest.mark.parametrize("field, typed, said", [
+    ("disk", "", "Disk GiB is empty."),
+    ("memory", "12O", "VM RAM GiB '12O' is not a whole number."),
+    ("vcpus", "0", "vCPUs 0 must be between 1 and 512."),
+])
+async def test_an_invalid_field_is_the_finding_and_next_stays_off_until_fixed(field, typed, said):
+    """Never "no blockers" next to an invalid value: the field is the finding, Next and ^n refuse
+    until it is fixed, and fixing it brings back the sizing's own findings."""
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await to_step(pilot, app, "sizing")
-        app.screen.query_one("#disk", Input).value = ""
+        screen = app.screen
+        box = screen.query_one(f"#{field}", Input)
+        good = box.value
+        box.value = typed
         await pilot.pause()
-        assert not app.screen.next_enabled and "whole numbers" in app.screen.status
+        shown = screen.query_one(FindingsList).render().plain
+        assert said in shown and "no blockers" not in shown
+        assert "BLOCKER" in shown and box.has_class("-invalid")
+        assert not screen.next_enabled and said.rstrip(".") in screen.status
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert screen_name(app) == "SizingScreen"
+        box.value = good
+        await pilot.pause()
+        assert screen.next_enabled and said not in screen.query_one(FindingsList).render().plain
+        assert not box.has_class("-invalid")
 
 
 async def test_a_host_too_small_says_it_cannot_host_it():

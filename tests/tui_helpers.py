@@ -16,6 +16,7 @@ from backend.target import Target, TargetOptions
 from tests.conftest import SEED, SMALL, node
 from tui.app import Demo, WizardApp
 from tui.connection import Probe
+from tui.keys import KEYS
 from tui.state import WizardState
 
 FINGERPRINT = ":".join(f"{i * 7 % 256:02X}" for i in range(32))
@@ -117,9 +118,15 @@ async def wait_for_screen(pilot, app: WizardApp, name: str, tries: int = 50) -> 
     raise AssertionError(f"{name} never showed; on top: {app.screen!r}")
 
 
+def key(app: WizardApp, binding_id: str) -> str:
+    """The key of an action where the app runs: the terminal's, or the browser's in the web demo."""
+    terminal, web = KEYS[binding_id]
+    return web if app.kiosk else terminal
+
+
 async def connect(pilot, app: WizardApp) -> None:
     """From the Connect screen: test the connection, trust the certificate."""
-    await pilot.press("ctrl+t")
+    await pilot.press(key(app, "test"))
     await wait_for_screen(pilot, app, "FingerprintDialog")
     await pilot.press("y")
     await pilot.pause()
@@ -132,7 +139,7 @@ async def to_step(pilot, app: WizardApp, step: str) -> None:
     order = ["connect", "host", "sizing", "storage_network", "guest", "review"]
     await connect(pilot, app)
     for _ in range(order.index(step)):
-        await pilot.press("ctrl+n")
+        await pilot.press(key(app, "next"))
         await pilot.pause()
     assert type(app.screen).__name__.lower().startswith(step.replace("_", "")[:4]), app.screen
 

@@ -23,6 +23,7 @@ from backend.engine import Step
 from backend.errors import VlbError
 from backend.journal import RunDir, unfinished_runs
 from backend.target import open_target
+from tui import keys
 from tui.connection import ProbeOpener, target_opener
 from tui.runner import Launch, TargetOpener, new_launch, resume_launch
 from tui.state import WizardState, first_line
@@ -56,8 +57,9 @@ class Demo:
     kiosk: bool = False  # served to a browser: the lab only, nothing read on the server (tui/kiosk.py)
 
     def hint_for(self, step: str) -> str:
-        """The hint a wizard step shows in the demo ('' where the step speaks for itself)."""
-        return STEP_HINTS.get((step, self.scenario)) or STEP_HINTS.get((step, "*"), "")
+        """The hint a wizard step shows in the demo ('' where the step speaks for itself), naming
+        the keys of where it runs."""
+        return keys.localize(STEP_HINTS.get((step, self.scenario)) or STEP_HINTS.get((step, "*"), ""), self.kiosk)
 
 
 def demo_state(scenario: str, speed: float | None) -> WizardState:
@@ -78,7 +80,7 @@ class WizardApp(App[int]):
     BINDINGS = [
         Binding("f1", "help", "Help"),
         Binding("question_mark", "help", "Help", show=False),
-        Binding("ctrl+q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", id="quit"),
     ]
 
     def __init__(
@@ -112,9 +114,15 @@ class WizardApp(App[int]):
         """The demo served to a browser: the lab only, no secret references, no files saved."""
         return self.demo is not None and self.demo.kiosk
 
+    def keys_in(self, text: str) -> str:
+        """`text` naming the keys of where the app runs (tui/keys.py: F2 for ^n in a browser)."""
+        return keys.localize(text, self.kiosk)
+
     # --- screens --------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        if self.kiosk:  # in a browser: function keys for the control keys it keeps (tui/keys.py)
+            self.set_keymap(keys.web_keymap())
         if self.first_step == "start":
             from screens.start import StartScreen
 
@@ -170,7 +178,8 @@ class WizardApp(App[int]):
         if isinstance(self.screen, HelpScreen):
             return
         general = RUN_KEYS if isinstance(self.screen, SessionScreen) else GENERAL
-        self.push_screen(HelpScreen(getattr(self.screen, "HELP", ""), getattr(self.screen, "TITLE", ""), general))
+        self.push_screen(HelpScreen(self.keys_in(getattr(self.screen, "HELP", "")), getattr(self.screen, "TITLE", ""),
+                                    self.keys_in(general)))
 
     # --- runs -----------------------------------------------------------------------------------
 

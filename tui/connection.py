@@ -32,6 +32,7 @@ class Probe:
     inventory: where the guest's address can be learnt from depends on it)."""
 
     label: str = ""
+    description: str = ""  # where it points, in words (Target.describe()): the wizard's header
     url: str = ""
     fingerprint: str = ""
     pin_to_save: str | None = None
@@ -55,6 +56,7 @@ class TargetProbe(Probe):
                  workdir: tempfile.TemporaryDirectory | None = None) -> None:
         self.target = target
         self.label = target.label
+        self.description = target.describe()
         self.url = target.proxmox_url
         self.fingerprint = fingerprint
         self.pin_to_save = pin_to_save

@@ -76,7 +76,7 @@ class HeadlessPrinter:
         match e:
             case ev.RunStarted():
                 verb = "resumed" if e.resumed else "started"
-                return f"run {e.run_id} {verb} on {e.target} for VM {e.vm_name}"
+                return f"run {e.run_id} {verb} on {e.where or e.target} for VM {e.vm_name}"
             case ev.StepStarted():
                 return f"> {e.title}"
             case ev.StepFinished(ok=True):
@@ -327,10 +327,12 @@ async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> 
             result = await check_host(answers, target)
         finally:
             await target.close()
+    result = {"target": target.describe(), **result}
     if json_out:
         print(json.dumps(result, indent=2, default=str))
     else:
         host = result["host"]
+        print(f"target: {result['target']}")
         print(f"host {host.get('node')}: {host.get('cores')} cores / {host.get('threads')} threads, "
               f"{host.get('mem_total', 0) / 1024**3:.1f} GiB host RAM, PVE {host.get('pve_version')}")
         local = result["host"].get("local_networks") or {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from backend import guestaddr, provision
+from backend import guestaddr, hostchanges, provision, vmconfig
 from backend.answers import Answers, errors_to_message
 from backend.errors import BadInput
 from backend.guestaddr import LocalNetworks
@@ -47,13 +47,16 @@ class WizardState:
     run_dir: str | None = None
     fleet_count: int = 1  # loopback clusters to bring up (more than one: a class across the nodes)
     local: LocalNetworks | None = None  # this machine's own networks, read when the connection was tested
+    target: str = ""  # where the wizard points, once connected (the Target's description): its header
 
     # --- connection and host -----------------------------------------------------------------
 
     def connected(self, inventory: HostInventory, fingerprint: str, pin: str | None,
-                  local: LocalNetworks | None = None) -> None:
-        """A connection was tested and its certificate trusted; a pin to save goes into the answers."""
+                  local: LocalNetworks | None = None, target: str = "") -> None:
+        """A connection was tested and its certificate trusted; a pin to save goes into the answers.
+        `target`: where it points, in words (the Target's description)."""
         self.inventory = inventory
+        self.target = target
         self.fingerprint = fingerprint
         self.local = local
         if pin:
@@ -123,6 +126,16 @@ class WizardState:
             return ()
         result = provision.evaluate(self.node, answers, self.local)
         return tuple(f for f in result.findings if f.id in guestaddr.FINDINGS)
+
+    def host_changes(self) -> tuple[Finding, ...]:
+        """What the run will change on the host beyond its VM (backend.hostchanges), as `check` says it."""
+        if self.node is None:
+            return ()
+        try:
+            storage, _ = vmconfig.split_volid(self.answers.ova)
+        except ValueError:
+            return ()
+        return tuple(hostchanges.findings(self.node, storage, self.answers.proxmox.keep_host_changes))
 
     def unresolved_blockers(self, result: SizingResult) -> list[str]:
         """Blocker ids that stop the wizard: not overridden on purpose (and no --force)."""

@@ -17,6 +17,7 @@ OVA's file and import-metadata (its `lab.ova` variant), and its certificate.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,6 +76,7 @@ class HostProfile:
     nodes: tuple[NodeProfile, ...]
     cluster_name: str = ""
     notes: str = ""
+    summary: str = ""  # a few words naming it in the target's description (backend.lab.provider)
     extra: dict = field(default_factory=dict)
     sdn_vnet: bool = False  # the cluster also has the SDN VNet of backend.lab.facts (IPAM + DHCP)
     vms: tuple[rec.VmRecord, ...] = ()  # the VMs already there, as recorded
@@ -121,7 +123,7 @@ def load_profile(spec: str) -> HostProfile:
                                  "of a recording made by `vast-loopback probe --record`)")
     recording = rec.load(path, kind="host")
     assert isinstance(recording, rec.HostRecording)
-    return from_recording(recording)
+    return dataclasses.replace(from_recording(recording), summary=f"the host recorded in {path}")
 
 
 def _built_in(name: str) -> HostProfile:
@@ -130,4 +132,7 @@ def _built_in(name: str) -> HostProfile:
     return from_recording(recording)
 
 
-PROFILES = {name: _built_in(name) for name in BUILT_IN}
+# A few words naming each built-in host in the target's description (backend.lab.provider).
+SUMMARIES = {"seed": "the field report's Threadripper", "small": "8 cores, 64 GB: too small for the cluster",
+             "big": "three nodes of 2 x 16 cores, 512 GB"}
+PROFILES = {name: dataclasses.replace(_built_in(name), summary=SUMMARIES[name]) for name in BUILT_IN}

@@ -93,6 +93,7 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
 
     target = Target(
         label=lab_label(world.profile.name, world.speed),
+        description=f"built-in lab ({world.profile.name} host: {world.profile.summary})",
         proxmox_url=pve.url,
         token_id=token_id,
         token_secret=secret or Secret(pve.token_secret),

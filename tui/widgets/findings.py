@@ -40,7 +40,7 @@ class FindingsList(Widget):
             text.append(f" {finding.message}")
             if finding.severity != "info":
                 text.append(f"\n    → {finding.remedy}", style="italic")
-                if finding.severity == "blocker" and self.show_evidence:
+                if finding.severity == "blocker" and self.show_evidence and finding.evidence:
                     text.append(f"\n    evidence: {finding.evidence}", style="dim")
         return text
 

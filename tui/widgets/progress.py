@@ -1,5 +1,5 @@
-"""The wizard's step bar: where the user is among Connect, Host, Sizing, Storage & network, Guest,
-Review."""
+"""The wizard's header: where it points (the target, once connected) and the step bar, where the
+user is among Connect, Host, Sizing, Storage & network, Guest, Review."""
 
 from __future__ import annotations
 
@@ -17,30 +17,47 @@ STEPS: tuple[tuple[str, str], ...] = (
 )
 
 
+def step_bar(current: str, compact: bool = False) -> Text:
+    """Finished steps ticked, the current one highlighted, the rest dim; `compact`: only the
+    current step keeps its title (the others their tick or number)."""
+    ids = [step_id for step_id, _ in STEPS]
+    here = ids.index(current) if current in ids else len(ids)
+    text = Text(no_wrap=True, overflow="ellipsis")
+    for index, (_, title) in enumerate(STEPS):
+        if index:
+            text.append(" " if compact else " › ", style="dim")
+        if index < here:
+            text.append("✓" if compact else f"✓ {title}", style="green")
+        elif index == here:
+            text.append(f"{index + 1} {title}", style="bold reverse")
+        else:
+            text.append(f"{index + 1}" if compact else f"{index + 1} {title}", style="dim")
+    return text
+
+
 class WizardProgress(Widget):
-    """One line: finished steps ticked, the current one highlighted, the rest dim."""
+    """One line: the target the wizard points at (`where`, the Target's description) and the step
+    bar, shortened to fit: the step titles first, then the target's description (ellipsis)."""
 
     DEFAULT_CSS = """
     WizardProgress { height: 1; width: 1fr; padding: 0 1; background: $panel; }
     """
 
     current: reactive[str] = reactive("connect")
+    where: reactive[str] = reactive("")
 
-    def __init__(self, current: str, **kwargs: object) -> None:
+    def __init__(self, current: str, where: str = "", **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self.current = current
+        self.where = where
 
     def render(self) -> Text:
-        ids = [step_id for step_id, _ in STEPS]
-        here = ids.index(self.current) if self.current in ids else len(ids)
-        text = Text(no_wrap=True, overflow="ellipsis")
-        for index, (_, title) in enumerate(STEPS):
-            if index:
-                text.append(" › ", style="dim")
-            if index < here:
-                text.append(f"✓ {title}", style="green")
-            elif index == here:
-                text.append(f"{index + 1} {title}", style="bold reverse")
-            else:
-                text.append(f"{index + 1} {title}", style="dim")
-        return text
+        room = self.content_size.width or 78
+        bar = step_bar(self.current)
+        if not self.where:
+            return bar
+        if len(self.where) + 3 + bar.cell_len > room:
+            bar = step_bar(self.current, compact=True)
+        where = Text(self.where, style="bold", no_wrap=True, overflow="ellipsis")
+        where.truncate(max(8, room - 3 - bar.cell_len), overflow="ellipsis")
+        return Text.assemble(where, (" │ ", "dim"), bar, no_wrap=True, overflow="ellipsis")
