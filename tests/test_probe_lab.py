@@ -143,7 +143,8 @@ def test_cli_probe_writes_the_recording(tmp_path, capsys):
     out = tmp_path / "small.json"
     assert main(["probe", str(answers), "--record", str(out)]) == 0
     assert "wrote" in capsys.readouterr().out
-    assert from_recording(recording.load(out)) == dataclasses.replace(PROFILES["small"], name="pve-small", notes="")
+    assert from_recording(recording.load(out)) == dataclasses.replace(PROFILES["small"], name="pve-small", notes="",
+                                                                      summary="")
 
 
 def _bad(tmp_path: Path, name: str, text: str) -> Path:
