@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from backend.answers import Answers
 from backend.clock import Clock
 from backend.errors import BadInput
+from backend.model.answers import Answers
 from backend.secrets import Secret
 
 Route = Callable[[str, int], tuple[str, int]]
@@ -51,7 +51,7 @@ class Target:
     # wall-time costs of starting a guest, which its compressed clock counts many times over).
     boot_overhead_s: float = 0.0
     # Where this machine's own network probes run (its subnets, its neighbour table: see
-    # backend/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
+    # backend/clients/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
     probe_prefix: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
     closer: Callable[[], Awaitable[None]] | None = None

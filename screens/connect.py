@@ -11,14 +11,14 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
-from backend.answers import Answers, LabAnswers, ProxmoxAnswers
 from backend.errors import VlbError
+from backend.model.answers import Answers, LabAnswers, ProxmoxAnswers
 from backend.target import provider_scheme
 from screens.base import WizardScreen
 from tui.connection import describe_error
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
-from tui.state import first_line, validated
-from tui.widgets.fingerprint import FingerprintDialog
+from tui.widgets.wizard.fingerprint import FingerprintDialog
+from tui.wizardstate import first_line, validated
 
 LAB_HOSTS = {
     "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.hostfacts import GIB, NodeFacts, StorageFacts
+from backend.model.hostfacts import GIB, NodeFacts, StorageFacts
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("VLB_SHARED", REPO.parent / "shared"))

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import answers as A
 from backend.errors import BadInput
+from backend.model import answers as A
 from backend.secrets import Secret, SecretRef, redact
 
 REPO = Path(__file__).resolve().parent.parent
@@ -109,8 +109,8 @@ def test_secret_references_resolve_late_with_clear_messages(tmp_path, monkeypatc
 
 
 def test_committed_schema_matches_the_model():
-    committed = json.loads((REPO / "backend" / "answers.schema.json").read_text())
-    assert committed == A.json_schema(), "regenerate with: vast-loopback schema > backend/answers.schema.json"
+    committed = json.loads((REPO / "backend" / "model" / "answers.schema.json").read_text())
+    assert committed == A.json_schema(), "regenerate with: vast-loopback schema > backend/model/answers.schema.json"
 
 
 def test_schema_describes_the_documented_keys():

@@ -6,12 +6,12 @@ import asyncio
 import json
 
 from backend import events as ev
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
-from backend.engine import Engine, RunContext, RunOptions, Step
 from backend.errors import RunFailed
-from backend.journal import Journal, RunDir
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import Engine, RunContext, RunOptions, Step
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
 from backend.target import Target
 

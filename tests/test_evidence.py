@@ -10,16 +10,16 @@ import time
 import pytest
 
 from backend import events as ev
-from backend import evidence
-from backend.answers import Answers
-from backend.bus import EventBus
+from backend.analysis import evidence
+from backend.analysis.diagnose import Watcher, diagnose
 from backend.clock import Clock
-from backend.diagnose import Watcher, diagnose
-from backend.engine import RunContext
 from backend.errors import TargetUnreachable
-from backend.journal import RunDir
-from backend.prepare import GUEST
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import RunDir
 from backend.secrets import Secret
+from backend.steps.prepare import GUEST
 from backend.target import Target
 from tests.conftest import SEED
 

@@ -16,12 +16,12 @@ import sys
 import pytest
 import requests
 
-from backend import answers as answers_mod
 from backend.errors import BadInput
 from backend.events import GuestDisconnected, GuestReconnected
 from backend.lab import faults as faults_mod
 from backend.lab.faults import FaultPlan, ScheduledFault, plan_from_answers
 from backend.lab.guest import lab as guest_lab_mod
+from backend.model import answers as answers_mod
 from tests.conftest import REPO
 from tests.guest_lab_support import client, recording_bus
 from tests.lab_fixtures import boot, hardware, open_lab

@@ -8,9 +8,9 @@ import json
 from pathlib import Path
 
 from backend import events as ev
-from backend.analysis import analyse
-from backend.journal import Journal, RunDir
-from backend.report import write_report
+from backend.analysis.deployment import analyse
+from backend.analysis.report import write_report
+from backend.run.journal import Journal, RunDir
 
 T = 1_800_000_000.0
 

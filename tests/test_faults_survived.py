@@ -35,11 +35,11 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend import installlog
-from backend.bus import EventBus
+from backend.clients import installlog
 from backend.lab import provider
 from backend.lab.faults import FaultPlan
 from backend.lab.guest import lab as guest_lab_mod
+from backend.run.bus import EventBus
 from backend.secrets import redact
 from tests.lab_fixtures import require_lab_guest
 

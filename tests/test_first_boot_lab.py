@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from backend import provision, vmconfig
 from backend.events import BootAttemptFailed, GuestAddressResolved
 from backend.lab.guest.lab import BOOT_WALL_S
+from backend.model import vmconfig
+from backend.steps import provision
 from tests.lab_fixtures import require_lab_guest
 from tests.proxmox_lab_support import lab_answers, open_lab, requests_to, run_provision
 

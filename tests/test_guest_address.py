@@ -1,4 +1,4 @@
-"""The guest's address from sources a real host has (backend/guestaddr.py), against the lab over real
+"""The guest's address from sources a real host has (backend/steps/guestaddr.py), against the lab over real
 sockets and real network namespaces: the neighbour table of a jump host on vmbr0's layer 2, Proxmox's
 IPAM on an SDN VNet, the guest agent once installed; and the refusal, up front, when none can work
 from where vast-loopback runs (`check` and `--auto` exit 3 naming the remedy)."""
@@ -11,12 +11,12 @@ import json
 import asyncssh
 import pytest
 
-from backend import guestaddr, provision
-from backend.engine import Engine, RunContext, RunOptions
-from backend.journal import Journal, RunDir
+from backend.clients.proxmox import ProxmoxClient, VmRef
 from backend.lab import facts
 from backend.lab.guest.support import guest_unavailable_reason
-from backend.proxmox import ProxmoxClient, VmRef
+from backend.run.engine import Engine, RunContext, RunOptions
+from backend.run.journal import Journal, RunDir
+from backend.steps import guestaddr, provision
 from backend.target import TargetOptions, open_target
 from tests.proxmox_lab_support import SPEED, Recorder, lab_answers, requests_to
 

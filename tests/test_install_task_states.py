@@ -11,20 +11,20 @@ import asyncio
 import pytest
 
 from backend import events as ev
-from backend import install
-from backend.answers import Answers
-from backend.bus import EventBus
+from backend.clients.vtask import UNKNOWN_TASK_GRACE_S, task_messages
 from backend.clock import Clock
-from backend.engine import RunContext
 from backend.errors import RunFailed
-from backend.journal import Journal, RunDir
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.vast import EVENTS_PATH
-from backend.lab.vast.state import append_event
+from backend.lab.vast.vaststate import append_event
 from backend.lab.vms.server import VmsServer
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
+from backend.steps import install
 from backend.target import Target
-from backend.vtask import UNKNOWN_TASK_GRACE_S, task_messages
 from tests.vast_lab_helpers import FIELD_START, IP, make_guest
 
 SPEED = 600.0  # the 10-minute grace for UNKNOWN lasts a wall second

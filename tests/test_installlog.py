@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.installlog import LineAssembler, clean_lines, parse_line
+from backend.clients.installlog import LineAssembler, clean_lines, parse_line
 from tests.conftest import shared_path
 
 SPINNER = (

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from backend import provision, vmconfig
-from backend.engine import Engine, RunContext
-from backend.journal import Journal, RunDir
+from backend.clients.proxmox import ProxmoxClient, VmRef
 from backend.lab import facts
-from backend.proxmox import ProxmoxClient, VmRef
+from backend.model import vmconfig
+from backend.run.engine import Engine, RunContext
+from backend.run.journal import Journal, RunDir
+from backend.steps import provision
 from tests.proxmox_lab_support import Recorder, lab_answers, open_lab, requests_log, requests_to
 from tests.proxmox_lab_support import run_provision as _provision
 

@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from backend import install, prepare, restart
-from backend.analysis import analyse
-from backend.bus import EventBus
-from backend.engine import RunContext
+from backend.analysis.deployment import analyse
+from backend.analysis.report import render
+from backend.clients.proxmox import VmRef
 from backend.events import VastRestarted
-from backend.provision import proxmox_client
-from backend.proxmox import VmRef
-from backend.report import render
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.steps import install, prepare, restart
+from backend.steps.provision import proxmox_client
 from backend.target import TargetOptions, open_target
 from tests.lab_fixtures import require_lab_guest
 from tests.resume_harness import ANSWERS, Chain, end_state, read_jsonl, stop_guests
-from tui.runner import resume_launch
+from tui.launch import resume_launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 

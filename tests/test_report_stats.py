@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.charts import column_chart, marker_row, sparkline
-from backend.stats import Stat, TimeBins, histogram, percentile, spans
+from backend.analysis.charts import column_chart, marker_row, sparkline
+from backend.analysis.stats import Stat, TimeBins, histogram, percentile, spans
 
 
 def test_percentile_interpolates_like_numpy():

@@ -5,12 +5,12 @@ host cannot give, so the retry was blocked instead of going on with the field's 
 from __future__ import annotations
 
 from backend import events as ev
-from backend import runner
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
-from backend.engine import RunContext, RunOptions
-from backend.journal import Journal, RunDir
+from backend.model.answers import Answers
+from backend.run import attempts as runner
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext, RunOptions
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
 from backend.target import Target
 from tests.conftest import SEED

@@ -9,16 +9,16 @@ import asyncio
 import pytest
 
 from backend import events as ev
-from backend import guestjobs, installlog
-from backend.answers import Answers
-from backend.bus import EventBus
+from backend.clients import guestjobs, installlog
+from backend.clients.guestssh import DetachedJob
 from backend.clock import Clock
-from backend.engine import RunContext
-from backend.guest import DetachedJob
-from backend.install import follow_job
-from backend.journal import Journal, RunDir
-from backend.prepare import GUEST
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
+from backend.steps.install import follow_job
+from backend.steps.prepare import GUEST
 from backend.target import Target
 
 # What vman.sh writes: a state line repainted by its spinner, each repaint ended by a carriage return.

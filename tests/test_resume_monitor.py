@@ -10,14 +10,14 @@ import shlex
 import time
 
 from backend import events as ev
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
-from backend.engine import RunContext
-from backend.install import MONITOR, VAST_LOGS, run_monitor
-from backend.journal import Journal, RunDir
-from backend.prepare import GUEST
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
+from backend.steps.install import MONITOR, VAST_LOGS, run_monitor
+from backend.steps.prepare import GUEST
 from backend.target import Target
 
 WORKERS = VAST_LOGS[0]

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend.plan import step_ids
+from backend.run.plan import step_ids
 from tests.lab_fixtures import require_lab_guest
 from tests.resume_harness import (
     ANSWERS,
@@ -270,7 +270,7 @@ def test_a_rollback_and_retry_killed_at_its_boundaries_ends_as_an_uninterrupted_
 
 async def test_a_run_stopped_at_pre_install_resumes_to_the_end_through_the_wizard_path(chains, reference):
     import backend.lab  # noqa: F401  - registers the lab target, as the entry point does
-    from tui.runner import resume_launch, run_engine
+    from tui.launch import resume_launch, run_engine
 
     chain = chains.new("wizard")
     stopped = chain.run(extra=["--until", "pre-install"])

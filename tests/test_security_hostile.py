@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 import backend.lab  # noqa: F401  - registers the lab provider, which these tests replace
 from backend import target
-from backend.answers import check_secrets, parse
+from backend.clients.proxmox import check_segment
 from backend.errors import BadInput, TargetUnreachable
-from backend.install import cluster_create_command
-from backend.proxmox import check_segment
+from backend.model.answers import check_secrets, parse
+from backend.steps.install import cluster_create_command
 from tui import cli
 
 FULL = {

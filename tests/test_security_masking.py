@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from backend.answers import parse
-from backend.install import cluster_create_command
-from backend.masking import SECRET_WORD, masked_command, store_command
+from backend.clients.masking import SECRET_WORD, masked_command, store_command
+from backend.model.answers import parse
+from backend.steps.install import cluster_create_command
 
 HOSTILE = "vms'Rt5\"Yh6;canary $x&7 `id` \\n"
 

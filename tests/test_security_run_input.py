@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from backend.clients.vms import VmsClient
 from backend.secrets import Secret
-from backend.vms import VmsClient
 from tests.recorded_runs import write_recorded_run
 from tests.security_support import REPO
 from tui.cli import main

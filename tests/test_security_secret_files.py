@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import answers as answers_mod
 from backend.errors import BadInput
+from backend.model import answers as answers_mod
 from backend.secrets import SecretRef
 from tests.security_support import REPO, find_secrets
 

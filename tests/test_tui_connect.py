@@ -8,7 +8,7 @@ from textual.widgets import Input
 from backend.errors import BadInput
 from tests.tui_helpers import FINGERPRINT, UNREACHABLE, Opener, connect, make_app, posted, wait_for_screen
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 
 async def test_lab_connection_is_tested_trusted_and_opens_next():

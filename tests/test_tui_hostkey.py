@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from backend.answers import Answers
 from backend.events import GuestConnected, StepFinished
-from backend.journal import RunDir
-from backend.plan import build_plan
+from backend.model.answers import Answers
+from backend.run.journal import RunDir
+from backend.run.plan import build_plan
 from tests.tui_helpers import posted
 from tests.tui_lab_helpers import end_guests, lab_without_known_hosts, require_lab, screen_name, until
 from tui.app import WizardApp
+from tui.launch import new_launch
 from tui.messages import HostKeyAnswered
-from tui.runner import new_launch
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 pytestmark = pytest.mark.slow
 

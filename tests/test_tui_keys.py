@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from backend.answers import Answers
-from backend.engine import RunContext, Step
+from backend.model.answers import Answers
+from backend.run.engine import RunContext, Step
 from tests.tui_helpers import make_app
 from tests.tui_lab_helpers import screen_name, until
-from tui.runner import new_launch
-from tui.state import WizardState
+from tui.launch import new_launch
+from tui.wizardstate import WizardState
 
 
 async def test_ctrl_q_asks_while_the_run_goes_on_and_help_shows_the_run_keys(tmp_path):

@@ -1,5 +1,5 @@
 """The wizard against the real built-in lab: the Connect screen's worker starts the lab, shows its
-certificate, and reads the seed host's facts through backend.proxmox over HTTPS; then the sizing
+certificate, and reads the seed host's facts through backend.clients.proxmox over HTTPS; then the sizing
 screen recommends the field report's size. Skipped while the lab's Proxmox API is not there."""
 
 from __future__ import annotations
@@ -9,13 +9,13 @@ import re
 import pytest
 
 import backend.lab  # noqa: F401  - registers the 'lab' provider, as the entry point does
-from backend.answers import Answers
 from backend.errors import RunFailed
+from backend.model.answers import Answers
 from backend.target import TargetOptions, open_target
 from tests.tui_helpers import wait_for_screen
 from tui.app import WizardApp
 from tui.messages import ConnectionTested
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from textual.widgets import OptionList
 
-from backend.answers import Answers
+from backend.model.answers import Answers
 from tests.tui_helpers import make_app, posted, small_plan
+from tui.launch import new_launch
 from tui.messages import RunLaunched
-from tui.runner import new_launch
 
 
 def _unfinished(root, name="lb-one"):
@@ -88,8 +88,8 @@ async def test_question_mark_opens_help_outside_text_fields(tmp_path):
 
 
 async def test_a_failed_run_is_offered_and_resumes_into_its_history(tmp_path):
-    from backend import answers as answers_mod
-    from backend.journal import ANSWERS
+    from backend.model import answers as answers_mod
+    from backend.run.journal import ANSWERS
     from tests.dashboard_helpers import pane_text, settle
     from tests.recorded_runs import write_recorded_run
 

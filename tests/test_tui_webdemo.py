@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from textual.widgets import Input, RadioButton, Static
 
-from backend.answers import Answers
 from backend.errors import BadInput
+from backend.model.answers import Answers
 from backend.secrets import SecretRef
 from tests.tui_helpers import Opener, to_step
 from tui import kiosk

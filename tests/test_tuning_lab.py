@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend import tuning
+from backend.clients.commands import sh
 from backend.events import TuningApplied, TuningChecked
-from backend.shell import sh
+from backend.steps import tuning
 from tests.guest_lab_support import client, reboot, recording_bus
 from tests.lab_fixtures import fresh_guest, guest_lab, running_guest  # noqa: F401
 

@@ -18,14 +18,14 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from backend.answers import Answers
-from backend.engine import Step
 from backend.errors import VlbError
-from backend.journal import RunDir, unfinished_runs
+from backend.model.answers import Answers
+from backend.run.engine import Step
+from backend.run.journal import RunDir, unfinished_runs
 from backend.target import open_target
 from tui.connection import ProbeOpener, target_opener
-from tui.runner import Launch, TargetOpener, new_launch, resume_launch
-from tui.state import WizardState, first_line
+from tui.launch import Launch, TargetOpener, new_launch, resume_launch
+from tui.wizardstate import WizardState, first_line
 
 STEP_ORDER = ("connect", "host", "sizing", "storage_network", "guest", "review")
 
@@ -184,7 +184,7 @@ class WizardApp(App[int]):
         self.launch(launch)
 
     def resume_run(self, path: Path) -> None:
-        from backend.answers import check_secrets
+        from backend.model.answers import check_secrets
 
         try:
             launch = resume_launch(path, self.state.speed)
@@ -228,7 +228,7 @@ class WizardApp(App[int]):
         """Show a guest's unknown SSH host key and wait for the user's answer (the engine waits
         meanwhile); an aborted run takes the question away."""
         from tui.messages import HostKeyAnswered
-        from tui.widgets.hostkey import HostKeyDialog
+        from tui.widgets.dashboard.hostkey import HostKeyDialog
 
         trusted = await self._ask(HostKeyDialog(guest, fingerprint))
         self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
@@ -239,7 +239,7 @@ class WizardApp(App[int]):
     async def ask_vms_certificate(self, address: str, fingerprint: str, cert_path: str) -> bool:
         """Show the certificate the guest's VMS presents when nothing vouches for it (no certificate
         at `cert_path` on the guest, no pin in the answers) and wait for the user's answer."""
-        from tui.widgets.fingerprint import FingerprintDialog
+        from tui.widgets.wizard.fingerprint import FingerprintDialog
 
         hint = (f"The guest keeps no VMS certificate at [i]{cert_path}[/i] (vast.cert_path). Compare it on "
                 "the guest's console: [i]openssl s_client -connect 127.0.0.1:443 | openssl x509 -noout "

@@ -225,7 +225,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return headless.run_check(args.answers, json_out=args.check_json or args.json, speed=args.speed,
                                   strict=args.check_strict or args.strict)
     if command == "schema":
-        from backend.answers import schema_json
+        from backend.model.answers import schema_json
 
         print(schema_json())
         return EXIT_OK
@@ -235,7 +235,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return serve_foreground(profile=args.host_profile, speed=args.lab_speed, state_dir=args.state_dir,
                                 fault_rate=args.fault_rate, fault_seed=args.fault_seed)
     if command == "report":
-        from backend.report import write_report
+        from backend.analysis.report import write_report
 
         return write_report(args.run_dir, json_out=args.report_json or args.json, output=args.output)
     if command == "replay":
@@ -243,7 +243,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_replay(args.run_dir, speed=args.replay_speed, hints=args.hints)
     if command == "import-traces":
-        from backend.importer import import_traces
+        from backend.analysis.importer import import_traces
 
         started = time.monotonic()
         run = import_traces(args.traces, args.import_run_dir)

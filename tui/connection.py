@@ -15,11 +15,11 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from backend.answers import Answers
 from backend.errors import VlbError
-from backend.guestaddr import LocalNetworks, local_networks
-from backend.hostfacts import HostInventory
+from backend.model.answers import Answers
+from backend.model.hostfacts import HostInventory
 from backend.secrets import redact
+from backend.steps.guestaddr import LocalNetworks, local_networks
 from backend.target import Target, TargetOptions, default_speed, fetch_certificate_fingerprint, open_target
 
 
@@ -49,7 +49,7 @@ ProbeOpener = Callable[[Answers], Awaitable[Probe]]
 
 
 class TargetProbe(Probe):
-    """The real thing: a target from the provider registry and backend.proxmox's client."""
+    """The real thing: a target from the provider registry and backend.clients.proxmox's client."""
 
     def __init__(self, target: Target, fingerprint: str, pin_to_save: str | None,
                  workdir: tempfile.TemporaryDirectory | None = None) -> None:
@@ -61,7 +61,7 @@ class TargetProbe(Probe):
         self._workdir = workdir
 
     async def inventory(self) -> HostInventory:
-        from backend.proxmox import ProxmoxClient
+        from backend.clients.proxmox import ProxmoxClient
 
         self.target.fingerprint = self.target.fingerprint or self.fingerprint  # trusted: pin it
         client = await ProxmoxClient.connect(self.target)

@@ -14,17 +14,18 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from backend import answers as answers_mod
 from backend import events as ev
-from backend import evidence, runner
-from backend.bus import EventBus
-from backend.engine import RunContext, RunOptions
+from backend.analysis import evidence
 from backend.errors import BadInput
-from backend.guestmemory import sized
-from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir, journal_failure
-from backend.plan import resolve_until, step_ids
-from backend.runlock import RunLock
-from backend.runstate import RunState
+from backend.model import answers as answers_mod
+from backend.model.guestmemory import sized
+from backend.run import attempts as runner
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext, RunOptions
+from backend.run.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir, journal_failure
+from backend.run.plan import resolve_until, step_ids
+from backend.run.runlock import RunLock
+from backend.run.runstate import RunState
 from backend.secrets import redact, redact_data
 from backend.target import TargetOptions, default_speed, open_target
 
@@ -309,7 +310,7 @@ def run_check(answers_path: str, json_out: bool, speed: float | None, strict: bo
 async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> int:
     import tempfile
 
-    from backend.provision import check_host
+    from backend.steps.provision import check_host
 
     with tempfile.TemporaryDirectory(prefix="vlb-check-") as state:
         target = await open_target(answers, TargetOptions(speed=speed, state_dir=Path(state)))
@@ -325,7 +326,7 @@ async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> 
               f"{host.get('mem_total', 0) / 1024**3:.1f} GiB host RAM, PVE {host.get('pve_version')}")
         local = result["host"].get("local_networks") or {}
         if local:
-            from backend.guestaddr import LocalNetworks
+            from backend.steps.guestaddr import LocalNetworks
 
             print(f"this machine (where vast-loopback runs): {LocalNetworks.from_dict(local).describe()}")
         rec, vm = result["recommendation"], result["vm"]

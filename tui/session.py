@@ -18,16 +18,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend import events as ev
-from backend import evidence
-from backend.bus import Subscriber
+from backend.analysis import evidence
+from backend.analysis.diagnose import Item, Watcher
+from backend.analysis.replay import recorded_events, replay
+from backend.clients.vtask import TASK_FAILED_STATES
 from backend.clock import Clock
-from backend.diagnose import Item, Watcher
 from backend.errors import VlbError
-from backend.hostfacts import GIB
-from backend.replay import recorded_events, replay
-from backend.runstate import RunState
+from backend.model.hostfacts import GIB
+from backend.run.bus import Subscriber
+from backend.run.runstate import RunState
 from backend.secrets import redact
-from backend.vtask import TASK_FAILED_STATES
 from tui.series import Series
 
 Source = Callable[[Subscriber], Awaitable[int]]
@@ -451,12 +451,12 @@ class RunSession:
 
 def launch_session(launch, *, plan=None, opener=None, confirm_host_key=None,  # noqa: ANN001
                    confirm_vms_certificate=None) -> RunSession:  # noqa: ANN001
-    """The session of a wizard launch (a tui.runner.Launch): the engine as its source, the journal
+    """The session of a wizard launch (a tui.launch.Launch): the engine as its source, the journal
     read first on resume. `confirm_host_key` (async, fingerprint -> bool) asks the user about a
     guest host key that is neither pinned nor known; `confirm_vms_certificate` likewise about a VMS
     certificate nothing vouches for."""
     from backend.target import open_target
-    from tui.runner import run_engine
+    from tui.launch import run_engine
 
     confirmations = {"confirm_host_key": confirm_host_key, "confirm_vms_certificate": confirm_vms_certificate}
 

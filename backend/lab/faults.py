@@ -36,7 +36,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.safefiles import open_append
+from backend.run.safefiles import open_append
 
 KINDS = ("pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "ssh_drop", "vms_restart")
 # Kinds that may strike after a change was made (the answer is lost or replaced by an error).

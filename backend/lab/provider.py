@@ -23,7 +23,6 @@ import os
 import tempfile
 from pathlib import Path
 
-from backend.answers import Answers
 from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
@@ -32,6 +31,7 @@ from backend.lab.profiles import PROFILES
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.shutdown import end_guests
 from backend.lab.world import LabWorld
+from backend.model.answers import Answers
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions, register_provider
 

@@ -65,7 +65,7 @@ from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
 from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
-from backend.safefiles import write_private
+from backend.run.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 from backend.lab import facts
 from backend.lab.vast import timeline
-from backend.lab.vast.state import VastWorld
+from backend.lab.vast.vaststate import VastWorld
 
 GIB = 1024**3
 FIELD_BOOTSTRAP_END = 887.0
