@@ -61,8 +61,8 @@ def time_evaluate(node: NodeFacts, n: int) -> list[float]:
 async def time_screen(node: NodeFacts, keys: int) -> dict[str, list[float]]:
     from textual.widgets import Input
 
+    from backend.run.service import Probe
     from tui.app import WizardApp
-    from tui.connection import Probe
     from tui.widgets.wizard.findings import FindingsList
     from tui.wizardstate import WizardState
 

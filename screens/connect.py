@@ -13,9 +13,9 @@ from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select,
 
 from backend.errors import VlbError
 from backend.model.answers import Answers, LabAnswers, ProxmoxAnswers
+from backend.run.service import describe_error
 from backend.target import provider_scheme
 from screens.base import WizardScreen
-from tui.connection import describe_error
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
 from tui.widgets.wizard.fingerprint import FingerprintDialog
 from tui.wizardstate import first_line, validated
@@ -191,14 +191,15 @@ test."""
                 self.post_message(CertificateRejected(url, probe.fingerprint))
                 return
             self.say("certificate trusted; reading the host's facts…")
-            inventory = await probe.inventory()
+            host = await probe.host(answers)
+            inventory = host.inventory
         except Exception as exc:
             self.post_message(ConnectionFailed(url, describe_error(exc, probe.url)))
             return
         finally:
             await probe.close()
         self.wizard.answers = answers
-        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save, probe.local_networks)
+        self.wizard.connected(host, probe.fingerprint, probe.pin_to_save)
         self._tested_with = answers.proxmox.model_copy()
         self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
 

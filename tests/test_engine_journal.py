@@ -41,7 +41,7 @@ def test_steps_run_in_order_and_results_reach_later_steps(tmp_path):
         return {"vmid": 120}
 
     async def boot(ctx):
-        calls.append(f"boot {ctx.facts['vmid']}")
+        calls.append(f"boot {ctx.facts.vmid}")
 
     run = RunDir.create(tmp_path / "run")
     code, seen = _run(run, [Step("create", "Create", "provision", create), Step("boot", "Boot", "provision", boot)])
@@ -64,7 +64,7 @@ def test_resume_skips_finished_steps_and_reruns_the_interrupted_one(tmp_path):
         raise RunFailed("guest unreachable")
 
     async def two_ok(ctx):
-        calls.append(f"two-again {ctx.facts['vmid']}")
+        calls.append(f"two-again {ctx.facts.vmid}")
 
     run = RunDir.create(tmp_path / "run")
     code, _ = _run(run, [Step("one", "One", "g", one), Step("two", "Two", "g", two)])

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from backend.run import service
 from backend.run.runlock import RunInUse, RunLock
 from tests.security_support import REPO, stop_lab_guests
-from tui.launch import resume_launch
 
 LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 WAIT_S = 120.0
@@ -58,7 +58,7 @@ def test_a_second_resume_of_a_run_in_use_is_refused_saying_who_holds_it(tmp_path
         assert "internal error" not in second.stderr
         assert (run_dir / "run.json").read_bytes() == meta_before
         with pytest.raises(RunInUse, match=f"pid {first.pid}"):  # the wizard's resume says the same
-            resume_launch(run_dir)
+            service.resume(run_dir)
         assert (run_dir / "run.json").read_bytes() == meta_before
     finally:
         first.send_signal(signal.SIGINT)

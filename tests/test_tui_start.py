@@ -5,15 +5,15 @@ from __future__ import annotations
 from textual.widgets import OptionList
 
 from backend.model.answers import Answers
+from backend.run import service
 from tests.tui_helpers import make_app, posted, small_plan
-from tui.launch import new_launch
 from tui.messages import RunLaunched
 
 
 def _unfinished(root, name="lb-one"):
     answers = Answers()
     answers.vm.name = name
-    return new_launch(answers, root / f"20260101-000000-{name}", speed=None, force=False).run
+    return service.start(answers, run_dir=root / f"20260101-000000-{name}").run
 
 
 async def test_start_offers_new_lab_and_unfinished_runs(tmp_path):

@@ -11,11 +11,11 @@ from backend.errors import RunFailed, TargetUnreachable
 from backend.model.answers import Answers
 from backend.model.hostfacts import HostInventory
 from backend.run.engine import RunContext, Step
+from backend.run.service import Probe
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions
 from tests.conftest import SEED, SMALL, node
 from tui.app import Demo, WizardApp
-from tui.connection import Probe
 from tui.wizardstate import WizardState
 
 FINGERPRINT = ":".join(f"{i * 7 % 256:02X}" for i in range(32))

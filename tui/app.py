@@ -20,11 +20,12 @@ from textual.screen import Screen
 
 from backend.errors import VlbError
 from backend.model.answers import Answers
-from backend.run.engine import Step
+from backend.run import service
+from backend.run.engine import RunOptions, Step
 from backend.run.journal import RunDir, unfinished_runs
+from backend.run.service import ProbeOpener, Run, TargetOpener
+from backend.run.service import probe_opener as probe_opener_for
 from backend.target import open_target
-from tui.connection import ProbeOpener, target_opener
-from tui.launch import Launch, TargetOpener, new_launch, resume_launch
 from tui.wizardstate import WizardState, first_line
 
 STEP_ORDER = ("connect", "host", "sizing", "storage_network", "guest", "review")
@@ -91,12 +92,12 @@ class WizardApp(App[int]):
         demo: Demo | None = None,
         plan: Callable[[], list[Step]] | None = None,
         run_target_opener: TargetOpener = open_target,
-        run_screen_factory: Callable[[Launch], Screen] | None = None,
+        run_screen_factory: Callable[[Run], Screen] | None = None,
         blink: bool = True,
     ) -> None:
         super().__init__()
         self.state = state or WizardState()
-        self.probe_opener = probe_opener or target_opener(self.state.speed)
+        self.probe_opener = probe_opener or probe_opener_for(self.state.speed)
         self.runs_root = runs_root
         self.first_step = first_step
         self.demo = demo
@@ -105,7 +106,7 @@ class WizardApp(App[int]):
         self.run_screen_factory = run_screen_factory or self._dashboard_screen
         self.blink = blink  # cursor blink off keeps snapshots deterministic
         self.exit_code = 0
-        self.launched: Launch | None = None
+        self.launched: Run | None = None
 
     @property
     def kiosk(self) -> bool:
@@ -177,7 +178,8 @@ class WizardApp(App[int]):
     def start_new_run(self) -> None:
         state = self.state
         try:
-            launch = new_launch(state.answers, state.run_dir, state.speed, state.forced)
+            launch = service.start(state.answers, run_dir=state.run_dir, speed=state.speed,
+                                   options=RunOptions(force=state.forced))
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
             return
@@ -187,7 +189,10 @@ class WizardApp(App[int]):
         from backend.model.answers import check_secrets
 
         try:
-            launch = resume_launch(path, self.state.speed)
+            launch = service.resume(path, speed=self.state.speed)
+            if launch.finished:
+                self.notify(f"run {path} already finished ({launch.finished}); nothing to resume", timeout=8)
+                return
             warnings = check_secrets(launch.answers)  # a reference gone since (env var unset, file moved): said now
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
@@ -196,7 +201,7 @@ class WizardApp(App[int]):
             self.notify(warning, severity="warning", timeout=10)
         self.launch(launch)
 
-    def launch(self, launch: Launch) -> None:
+    def launch(self, launch: Run) -> None:
         from tui.messages import RunLaunched
 
         self.launched = launch
@@ -207,7 +212,7 @@ class WizardApp(App[int]):
             self.pop_screen()
         self.switch_screen(screen)
 
-    def _dashboard_screen(self, launch: Launch) -> Screen:
+    def _dashboard_screen(self, launch: Run) -> Screen:
         """The live dashboard on the launch's session (the engine as its source)."""
         from screens.dashboard import DashboardScreen
         from tui.session import launch_session
@@ -304,7 +309,7 @@ def demo_app(scenario: str, speed: float, *, kiosk: bool = False, probe_opener: 
              run_target_opener: TargetOpener = open_target, **seams: object) -> WizardApp:
     """The demo's wizard; in kiosk mode (a browser's session) both openers refuse anything but the
     lab and any secret reference (`tui.kiosk.lab_only`)."""
-    probe_opener = probe_opener or target_opener(speed)
+    probe_opener = probe_opener or probe_opener_for(speed)
     if kiosk:
         from tui.kiosk import lab_only
 

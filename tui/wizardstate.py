@@ -3,7 +3,8 @@ the sizing blockers overridden on purpose.
 
 Plain Python, no Textual: the screens read and change it, tests and benches use it directly. Every
 change to the answers goes through the pydantic model, so the wizard refuses exactly what an
-answers file would refuse, with the same messages.
+answers file would refuse, with the same messages; every finding comes from the engine's front
+door (`backend.run.service.evaluate`, what `check` and the run use), on what the probe read.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ from pydantic import BaseModel, ValidationError
 from backend.errors import BadInput
 from backend.model.answers import Answers, errors_to_message
 from backend.model.hostfacts import HostInventory, NodeFacts
-from backend.model.sizing import Finding, Proposal, SizingResult, evaluate, pick_node, recommend
-from backend.steps import guestaddr, provision
+from backend.model.sizing import Finding, SizingResult, pick_node, recommend
+from backend.run.service import evaluate
+from backend.steps import guestaddr
 from backend.steps.guestaddr import LocalNetworks
+from backend.steps.hostcheck import HOST_FINDINGS, HostView
 
 
 def validated(model: type[BaseModel], data: dict[str, Any], section: str) -> Any:
@@ -38,23 +41,30 @@ def first_line(error: BaseException) -> str:
 @dataclass
 class WizardState:
     answers: Answers = field(default_factory=Answers)
-    inventory: HostInventory | None = None
+    host: HostView | None = None  # what the connection test read (backend.steps.hostcheck.read_host)
     fingerprint: str = ""  # the certificate fingerprint the user trusted
     node: NodeFacts | None = None
     overridden: frozenset[str] = frozenset()  # blocker ids the user went past on purpose
     force: bool = False  # --force on the command line: every blocker is overridden up front
     speed: float | None = None
     run_dir: str | None = None
-    local: LocalNetworks | None = None  # this machine's own networks, read when the connection was tested
 
     # --- connection and host -----------------------------------------------------------------
 
-    def connected(self, inventory: HostInventory, fingerprint: str, pin: str | None,
-                  local: LocalNetworks | None = None) -> None:
+    @property
+    def inventory(self) -> HostInventory | None:
+        return self.host.inventory if self.host else None
+
+    @property
+    def local(self) -> LocalNetworks | None:
+        """This machine's own networks, read when the connection was tested."""
+        return self.host.local if self.host else None
+
+    def connected(self, host: HostView, fingerprint: str, pin: str | None) -> None:
         """A connection was tested and its certificate trusted; a pin to save goes into the answers."""
-        self.inventory = inventory
+        self.host = host
+        inventory = host.inventory
         self.fingerprint = fingerprint
-        self.local = local
         if pin:
             self.answers.proxmox.fingerprint = pin
         wanted = self.answers.proxmox.node
@@ -101,16 +111,28 @@ class WizardState:
         wanted = self.answers.vm.storage
         return wanted if self.node.storage(wanted) is not None else recommend(self.node).storage
 
+    def _evaluate(self, answers: Answers) -> SizingResult:
+        assert self.host is not None and self.node is not None
+        answers.proxmox.node = self.node.node
+        if self.node.storage(answers.vm.storage) is None:
+            answers.vm.storage = self.disk_storage() or answers.vm.storage
+        return evaluate(answers, self.host)
+
     def evaluate(self, vcpus: int, memory_gib: int, disk_gib: int) -> SizingResult:
-        assert self.node is not None
-        return evaluate(self.node, Proposal(vcpus, memory_gib, disk_gib, storage=self.disk_storage()))
+        """The Sizing step's findings (the front door's `evaluate`, as `check`, without the ones about
+        the host: backend.steps.hostcheck.HOST_FINDINGS) with these sizes typed in."""
+        answers = self.answers.model_copy(deep=True)
+        answers.vm.vcpus, answers.vm.memory_gib, answers.vm.disk_gib = vcpus, memory_gib, disk_gib
+        result = self._evaluate(answers)
+        return SizingResult(result.recommendation, tuple(f for f in result.findings if f.id not in HOST_FINDINGS))
 
     def sizing(self) -> SizingResult:
-        return self.evaluate(*self.sizes())
+        """Every finding for the answers as they are (`check`'s, for the same answers)."""
+        return self._evaluate(self.answers.model_copy(deep=True))
 
     def address_findings(self, bridge: str, address: str) -> tuple[Finding, ...]:
         """What `check` says about learning the guest's address with this bridge and guest.address
-        (backend.steps.provision.evaluate, the same evaluation); nothing while this machine's networks are
+        (backend.run.service.evaluate, the same evaluation); nothing while this machine's networks are
         unknown or the address does not parse."""
         if self.node is None or self.local is None:
             return ()
@@ -120,7 +142,7 @@ class WizardState:
             answers.guest.address = address
         except ValidationError:
             return ()
-        result = provision.evaluate(self.node, answers, self.local)
+        result = self._evaluate(answers)
         return tuple(f for f in result.findings if f.id in guestaddr.FINDINGS)
 
     def unresolved_blockers(self, result: SizingResult) -> list[str]:

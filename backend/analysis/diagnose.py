@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from backend import events as ev
 from backend.clients.vtask import TASK_FAILED_STATES
+from backend.model import vmconfig
 from backend.model.guestmemory import guest_gib, sized, vm_gib_for_guest
 from backend.model.hostfacts import GIB, NodeFacts
 from backend.model.sizing import (
@@ -267,11 +268,7 @@ class Watcher:
         return []
 
     def _vm_config(self, config: dict) -> None:
-        cores, sockets = config.get("cores"), config.get("sockets", 1)
-        if isinstance(config.get("vcpus"), int | float):
-            self.vm_vcpus = int(config["vcpus"])
-        elif isinstance(cores, int | float):
-            self.vm_vcpus = int(cores) * int(sockets if isinstance(sockets, int | float) else 1)
+        self.vm_vcpus = vmconfig.vcpus_of(config) or self.vm_vcpus
         memory = config.get("memory")
         if isinstance(memory, int | float) or (isinstance(memory, str) and memory.isdigit()):
             self.vm_memory_gib = int(memory) / 1024  # Proxmox: MiB

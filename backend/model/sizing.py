@@ -8,6 +8,7 @@ traces of the successful run (../shared/traces/seed-run-2025-12-29/).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
 from backend.model.guestmemory import both, guest_gib, sized, vm_gib_for_guest
@@ -135,6 +136,19 @@ class Recommendation:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+SEVERITIES = ("blocker", "warning", "info")  # the one order of findings' severities, most severe first
+
+
+def severity_rank(severity: str) -> int:
+    """0 for a blocker, 1 for a warning, 2 for info (and anything else)."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else len(SEVERITIES) - 1
+
+
+def by_severity(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """Findings most severe first, in their order within a severity."""
+    return tuple(sorted(findings, key=lambda f: severity_rank(f.severity)))
 
 
 @dataclass(frozen=True)
@@ -482,9 +496,7 @@ def evaluate(node: NodeFacts, proposal: Proposal) -> SizingResult:
                 f"The VM gets cpu 'host', {sockets}, ballooning off, q35, and VirtIO SCSI single with an IO thread.",
                 "Nothing to do.", EVIDENCE["controller"]))
 
-    order = {"blocker": 0, "warning": 1, "info": 2}
-    findings.sort(key=lambda f: order[f.severity])
-    return SizingResult(rec, tuple(findings))
+    return SizingResult(rec, by_severity(findings))
 
 
 def proposal_for(node: NodeFacts, vcpus: int | str, memory_gib: int | str, disk_gib: int | str,

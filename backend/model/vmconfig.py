@@ -28,8 +28,9 @@ smuggle a `,key=value` into one (the answers model already validates them).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 TAG = "vast-loopback"
 # The claim goes into the description, not a tag: a tag per run would have to fit pve-tag
@@ -241,8 +242,7 @@ def first_boot_config(spec: VmSpec, disks: Sequence[str], working_storage: str |
         "ostype": "l26",
         **({"scsihw": chosen.scsihw} if chosen.scsihw else {}),
         "cpu": "host",
-        "sockets": int(spec.sockets),
-        "cores": int(spec.vcpus) // int(spec.sockets),
+        **cpu_layout(spec.vcpus, spec.sockets),
         "memory": int(spec.memory_gib) * MIB_PER_GIB,
         "balloon": 0,
         "numa": _flag(spec.numa),
@@ -393,3 +393,30 @@ def working_storage_for(ova_storage: str, storages: Sequence) -> tuple[str | Non
     if own is not None and own.active and own.type in FILE_BASED_STORAGE_TYPES:
         return None, ova_storage
     return None, None
+
+
+# --- vCPUs and cores: the one place one becomes the other --------------------------------------
+
+def cpu_layout(vcpus: int, sockets: int = 1) -> dict[str, int]:
+    """A VM's vCPUs as Proxmox's `sockets` and `cores` (the one place vCPUs become cores)."""
+    sockets = max(1, int(sockets))
+    return {"sockets": sockets, "cores": max(1, int(vcpus) // sockets)}
+
+
+def _count(value: object) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return int(value)
+    return int(value) if isinstance(value, str) and value.strip().isdigit() else None
+
+
+def vcpus_of(config: Mapping[str, Any]) -> int | None:
+    """A VM config's vCPUs (`vcpus` when set, else sockets x cores); None when it names no cores."""
+    explicit = _count(config.get("vcpus"))
+    if explicit:
+        return explicit
+    cores = _count(config.get("cores"))
+    if cores is None:
+        return None
+    return cores * max(1, _count(config.get("sockets", 1)) or 1)

@@ -28,6 +28,7 @@ from backend.events import (
 )
 from backend.model.answers import Answers
 from backend.run.bus import EventBus
+from backend.run.facts import Facts
 from backend.run.journal import RunDir
 from backend.secrets import redact
 from backend.target import Target
@@ -47,14 +48,14 @@ class RunOptions:
 
 @dataclass
 class RunContext:
-    """What every step can use. `facts` holds the results of finished steps (vmid, node, ...)."""
+    """What every step can use. `facts` holds what finished steps learnt (vmid, node, ...: run/facts.py)."""
 
     answers: Answers
     target: Target
     bus: EventBus
     run: RunDir
     options: RunOptions = field(default_factory=RunOptions)
-    facts: dict[str, Any] = field(default_factory=dict)
+    facts: Facts = field(default_factory=Facts)
     services: dict[str, Any] = field(default_factory=dict)  # closed at the end of each engine pass
     diagnosis: Any = None  # the live diagnosis (backend.steps.recovery.DiagnosisService); outlives passes
     current_step: str = ""
@@ -109,6 +110,8 @@ class Step:
     group: str  # "provision" | "prepare" | "install" | "finish"
     run: StepFn
     recheck: RecheckFn | None = None  # on resume: is the finished step's result still true?
+    needs: tuple[str, ...] = ()  # facts (backend/run/facts.py) an earlier step must have produced
+    produces: tuple[str, ...] = ()  # facts this step's result sets
 
 
 class Engine:
@@ -143,7 +146,7 @@ class Engine:
                     outcome, message = "stopped", f"stopped after {step.id} as asked (--until)"
                     break
             else:
-                outcome = str(ctx.facts.get("outcome", "done"))
+                outcome = ctx.facts.outcome or "done"
         except SizingBlocked as exc:
             outcome, code, message = "blocked", exc.exit_code, redact(str(exc))
         except VlbError as exc:
@@ -177,13 +180,16 @@ class Engine:
         ctx.current_step = step.id
         if step.id in done:
             result = done[step.id]
-            ctx.facts.update(result)
+            ctx.facts.learn(result)
             still_true = True
             if step.recheck is not None:
                 still_true = await step.recheck(ctx)
             if still_true:
                 ctx.emit(StepSkipped(step=step.id, reason="finished in an earlier run", result=result))
                 return
+        missing = ctx.facts.missing(step.needs)
+        if missing:
+            raise RunFailed(f"internal: step {step.id} needs {', '.join(missing)}, which no earlier step produced")
         ctx.emit(StepStarted(step=step.id, title=step.title, group=step.group))
         try:
             result = await step.run(ctx) or {}
@@ -196,12 +202,6 @@ class Engine:
         except Exception as exc:
             ctx.emit(StepFinished(step=step.id, ok=False, error=redact(f"{exc.__class__.__name__}: {exc}")))
             raise
-        ctx.facts.update(result)
+        ctx.facts.learn(result)
         ctx.emit(StepFinished(step=step.id, ok=True, result=result))
 
-
-def require(ctx: RunContext, key: str) -> Any:
-    """A fact an earlier step must have produced."""
-    if key not in ctx.facts:
-        raise RunFailed(f"internal: step {ctx.current_step} needs '{key}', which no earlier step produced")
-    return ctx.facts[key]

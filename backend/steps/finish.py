@@ -16,19 +16,14 @@ from __future__ import annotations
 import asyncio
 
 from backend.analysis.report import save_report
-from backend.clients.proxmox import VmRef
 from backend.events import GuestRebooted, ReportWritten
-from backend.run.engine import RunContext, Step, require
+from backend.run.engine import RunContext, Step
 from backend.steps import install, prepare, restart
-from backend.steps.provision import proxmox_client
+from backend.steps.provision import GUEST_NEEDS, VM_NEEDS, proxmox_client, vm_ref
 
 SNAPSHOT = "vast-online"
 REBOOT_TEST = "Reboot and start_vms.sh"
 REBOOT_WHY = "the reboot test: VAST must come back with start_vms.sh"
-
-
-def _vm(ctx: RunContext) -> VmRef:
-    return VmRef(node=str(require(ctx, "node")), vmid=int(require(ctx, "vmid")), name=ctx.answers.vm.name)
 
 
 def _this_boots_reboot(ctx: RunContext, boot_id: str) -> GuestRebooted | None:
@@ -57,7 +52,7 @@ async def run_reboot_test(ctx: RunContext) -> dict:
 
 async def run_snapshot_online(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    vm = _vm(ctx)
+    vm = vm_ref(ctx)
     if not any(s.get("name") == SNAPSHOT for s in await client.snapshots(vm)):
         await client.snapshot(vm, SNAPSHOT, f"vast-loopback: {ctx.answers.vast.cluster_name} ONLINE, "
                                             "cluster_deploy completed")
@@ -66,7 +61,7 @@ async def run_snapshot_online(ctx: RunContext) -> dict:
 
 async def recheck_snapshot_online(ctx: RunContext) -> bool:
     client = await proxmox_client(ctx)
-    return any(s.get("name") == SNAPSHOT for s in await client.snapshots(_vm(ctx)))
+    return any(s.get("name") == SNAPSHOT for s in await client.snapshots(vm_ref(ctx)))
 
 
 def write_report_file(ctx: RunContext) -> str:
@@ -81,7 +76,8 @@ async def run_write_report(ctx: RunContext) -> dict:
 
 def steps() -> list[Step]:
     return [
-        Step("reboot_test", REBOOT_TEST, "finish", run_reboot_test),
-        Step("snapshot_online", "Snapshot vast-online", "finish", run_snapshot_online, recheck_snapshot_online),
+        Step("reboot_test", REBOOT_TEST, "finish", run_reboot_test, needs=GUEST_NEEDS),
+        Step("snapshot_online", "Snapshot vast-online", "finish", run_snapshot_online, recheck_snapshot_online,
+             needs=VM_NEEDS),
         Step("write_report", "Write the deployment analysis report", "finish", run_write_report),
     ]

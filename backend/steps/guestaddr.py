@@ -255,9 +255,8 @@ async def plan_for(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> tuple[A
     """(plan, MAC, bridge) for this VM as it is configured now (a `dhcp` address)."""
     net0 = (await client.vm_config(vm)).get("net0")
     mac, bridge = vmconfig.mac_of(net0), vmconfig.bridge_of(net0) or ctx.answers.vm.bridge
-    host = ctx.facts.get("host")
-    node = NodeFacts.from_dict(host) if host else await client.node_facts(vm.node)
-    known = ctx.facts.get("local_networks")
+    node = ctx.facts.host or await client.node_facts(vm.node)
+    known = ctx.facts.local_networks
     local = LocalNetworks.from_dict(known) if known else await local_networks(ctx.target)
     the_plan = plan(node, bridge, "dhcp", local) if mac else AddressPlan((SOURCE_AGENT,))
     return the_plan, mac or "", bridge

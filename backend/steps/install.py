@@ -51,9 +51,10 @@ from backend.events import (
     VtaskChanged,
 )
 from backend.monitor.stream import GuestAgentSource, MonitorSession
-from backend.run.engine import RunContext, Step, require
+from backend.run.engine import RunContext, Step
 from backend.secrets import redact
 from backend.steps.prepare import guest_client
+from backend.steps.provision import GUEST_NEEDS
 
 BUNDLES = "/vast/bundles"
 DEPLOY = "/vast/deploy"
@@ -105,7 +106,7 @@ async def _user(ctx: RunContext, command: str, timeout: float = 120.0) -> tuple[
 
 
 def _mgmt_ip(ctx: RunContext) -> str:
-    return str(require(ctx, "guest_address"))
+    return str(ctx.facts.guest_address)  # the install steps need it (GUEST_NEEDS): the engine checked
 
 
 async def vms_client(ctx: RunContext) -> VmsClient:
@@ -432,7 +433,7 @@ async def run_docker(ctx: RunContext) -> dict:
 
 
 async def run_network(ctx: RunContext) -> dict:
-    iface = str(ctx.facts.get("mgmt_iface", "eth0"))
+    iface = ctx.facts.mgmt_iface or "eth0"
     key = f"net.ipv6.conf.{iface}.disable_ipv6"
     status, value = await _user(ctx, sh("sysctl", "-n", key))
     if status != 0:
@@ -712,16 +713,16 @@ async def run_verify(ctx: RunContext) -> dict:
 
 def steps() -> list[Step]:
     return [
-        Step("monitor", "Start the monitoring agent", "install", run_monitor, recheck_monitor),
-        Step("system_checks", "System checks", "install", run_system_checks),
-        Step("docker", "Docker readiness", "install", run_docker),
-        Step("network", "Network configuration", "install", run_network),
-        Step("vast_dirs", "VAST directories, registry and release file", "install", run_vast_dirs),
-        Step("ssh_keys", "SSH key for the VAST tools", "install", run_ssh_keys),
-        Step("cleanup", "Clean up a previous install", "install", run_cleanup),
-        Step("bootstrap", "VAST bootstrap", "install", run_bootstrap),
-        Step("cluster_create", "Create the loopback cluster", "install", run_cluster_create),
-        Step("wait_online", "Wait for ONLINE", "install", run_wait_online),
-        Step("wait_deploy", "Wait for cluster_deploy", "install", run_wait_deploy),
-        Step("verify", "Verify hosts and containers", "install", run_verify),
+        Step("monitor", "Start the monitoring agent", "install", run_monitor, recheck_monitor, needs=GUEST_NEEDS),
+        Step("system_checks", "System checks", "install", run_system_checks, needs=GUEST_NEEDS, produces=("mgmt_ip", "mgmt_iface")),
+        Step("docker", "Docker readiness", "install", run_docker, needs=GUEST_NEEDS),
+        Step("network", "Network configuration", "install", run_network, needs=GUEST_NEEDS),
+        Step("vast_dirs", "VAST directories, registry and release file", "install", run_vast_dirs, needs=GUEST_NEEDS),
+        Step("ssh_keys", "SSH key for the VAST tools", "install", run_ssh_keys, needs=GUEST_NEEDS),
+        Step("cleanup", "Clean up a previous install", "install", run_cleanup, needs=GUEST_NEEDS),
+        Step("bootstrap", "VAST bootstrap", "install", run_bootstrap, needs=GUEST_NEEDS),
+        Step("cluster_create", "Create the loopback cluster", "install", run_cluster_create, needs=GUEST_NEEDS),
+        Step("wait_online", "Wait for ONLINE", "install", run_wait_online, needs=GUEST_NEEDS),
+        Step("wait_deploy", "Wait for cluster_deploy", "install", run_wait_deploy, needs=GUEST_NEEDS),
+        Step("verify", "Verify hosts and containers", "install", run_verify, needs=GUEST_NEEDS, produces=("outcome",)),
     ]

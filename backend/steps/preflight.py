@@ -65,7 +65,7 @@ def host_items(config: dict, host_cores: int, agent_answers: bool) -> list[Item]
     """Checks of the VM's configuration (GET .../config) against the host."""
     sockets = int(config.get("sockets", 1) or 1)
     cores = int(config.get("cores", 1) or 1)
-    vcpus = int(config.get("vcpus") or sockets * cores)
+    vcpus = vmconfig.vcpus_of(config) or 1
     memory_mib = int(str(config.get("memory", 0)).split(",")[0] or 0)
     balloon = config.get("balloon")
     drive = config.get(vmconfig.OS_DISK, "")
@@ -155,7 +155,7 @@ async def run_preflight(*, proxmox: ProxmoxClient, vm: VmRef, guest: GuestClient
     agent = await proxmox.agent_ping(vm)
     items = host_items(config, facts.cores, agent)
     memory_mib = int(str(config.get("memory", 0)).split(",")[0] or 0)
-    vcpus = int(config.get("vcpus") or int(config.get("sockets", 1) or 1) * int(config.get("cores", 1) or 1))
+    vcpus = vmconfig.vcpus_of(config) or 1
     items += await guest_items(guest, env, build, memory_mib, vcpus)
     blockers = judge(items, force)
     dicts = [i.to_dict() for i in items]

@@ -42,10 +42,17 @@ from backend.events import (
     RootFilesystemVerified,
 )
 from backend.model import vmconfig
-from backend.run.engine import RunContext, Step, require
+from backend.run.engine import RunContext, Step
 from backend.steps import rootgrow, tuning
 from backend.steps.preflight import run_preflight
-from backend.steps.provision import boot_wait_s, power_recheck_applies, proxmox_client
+from backend.steps.provision import (
+    GUEST_NEEDS,
+    VM_NEEDS,
+    boot_wait_s,
+    power_recheck_applies,
+    proxmox_client,
+    vm_ref,
+)
 
 GUEST = "guest"
 CONFIRM_HOST_KEY = "confirm_host_key"
@@ -54,10 +61,6 @@ SSH_WAIT_S = 15 * 60  # target seconds for sshd to come up after a boot
 AGENT_POLL_S = 5.0
 SHUTDOWN_TIMEOUT_S = 300
 BOOT_MARKER = "/run/vast-loopback-boot-marker"  # /run is emptied by every boot
-
-
-def _vm(ctx: RunContext) -> VmRef:
-    return VmRef(node=str(require(ctx, "node")), vmid=int(require(ctx, "vmid")), name=ctx.answers.vm.name)
 
 
 def credentials(ctx: RunContext) -> GuestCredentials:
@@ -75,14 +78,16 @@ async def guest_client(ctx: RunContext, *, fresh: bool = False) -> GuestClient:
     if guest is not None:
         await guest.close()
         ctx.services.pop(GUEST, None)
-    address = str(require(ctx, "guest_address"))
+    address = ctx.facts.guest_address
+    if address is None:  # the guest steps need it (GUEST_NEEDS): the engine checked
+        raise RunFailed(f"internal: step {ctx.current_step} needs the guest's address, which no earlier step found")
     port = ctx.answers.guest.port
     creds = credentials(ctx)
     ctx.progress(f"connecting to {creds.user}@{address} over SSH")
     guest = await GuestClient.connect(
         address, port, creds,
         known_hosts=ctx.target.known_hosts,
-        pinned_host_key=ctx.answers.guest.host_key or ctx.facts.get("guest_host_key"),
+        pinned_host_key=ctx.answers.guest.host_key or ctx.facts.guest_host_key,
         confirm_new_host_key=ctx.services.get(CONFIRM_HOST_KEY),
         bus=ctx.bus, clock=ctx.clock,
         label=f"{creds.user}@{address}",
@@ -90,7 +95,7 @@ async def guest_client(ctx: RunContext, *, fresh: bool = False) -> GuestClient:
         wait_s=SSH_WAIT_S + ctx.target.boot_overhead_s,
     )
     ctx.services[GUEST] = guest
-    ctx.facts["guest_host_key"] = guest.host_key
+    ctx.facts.guest_host_key = guest.host_key
     ctx.emit(GuestConnected(address=address, user=creds.user, host_key=guest.host_key))
     return guest
 
@@ -107,7 +112,7 @@ def _catalog(ctx: RunContext) -> list[tuning.TuningStep]:
 
 async def _env(ctx: RunContext) -> tuning.TuningEnv:
     guest = await guest_client(ctx)
-    return tuning.TuningEnv(guest=guest, user=ctx.answers.guest.user, disk=ctx.facts.get("os_disk"))
+    return tuning.TuningEnv(guest=guest, user=ctx.answers.guest.user, disk=ctx.facts.os_disk)
 
 
 async def _tune(ctx: RunContext, steps: list[tuning.TuningStep]) -> dict[str, tuning.Reading]:
@@ -118,7 +123,7 @@ async def _tune(ctx: RunContext, steps: list[tuning.TuningStep]) -> dict[str, tu
         readings[step.id] = await tuning.ensure(step, env, ctx.bus)
     tuning.failing(readings, after_reboot=False)
     if env.disk:
-        ctx.facts["os_disk"] = env.disk
+        ctx.facts.os_disk = env.disk
     return readings
 
 
@@ -134,7 +139,7 @@ async def _wait_for_agent(ctx: RunContext, vm: VmRef, why: str) -> list[str]:
             if addresses:
                 return addresses
         if ctx.clock.now() - started > wait:
-            first = str(ctx.facts.get("boot_controller") or "pvscsi")
+            first = ctx.facts.boot_controller or "pvscsi"
             reason = f"its guest agent does not answer after {wait / 60:.0f} min"
             ctx.emit(BootAttemptFailed(vmid=vm.vmid, controller=vmconfig.controller_of(await client.vm_config(vm)),
                                        waited_s=round(ctx.clock.now() - started, 1), reason=reason))
@@ -149,7 +154,7 @@ async def _wait_for_agent(ctx: RunContext, vm: VmRef, why: str) -> list[str]:
 async def _address_from_agent(ctx: RunContext, addresses: list[str]) -> str:
     """The guest's address after a boot: the answers' if fixed, the previous one if the agent still
     reports it, else the agent's first."""
-    previous = ctx.facts.get("guest_address")
+    previous = ctx.facts.guest_address
     if ctx.answers.guest.address != "dhcp":
         address = ctx.answers.guest.address
     elif previous in addresses:
@@ -157,7 +162,7 @@ async def _address_from_agent(ctx: RunContext, addresses: list[str]) -> str:
     else:
         address = addresses[0]
     ctx.emit(GuestAddressResolved(address=address, source="guest-agent"))
-    ctx.facts["guest_address"] = address
+    ctx.facts.guest_address = address
     return address
 
 
@@ -171,7 +176,7 @@ async def run_guest_connect(ctx: RunContext) -> dict:
 
 async def run_grow_root(ctx: RunContext) -> dict:
     guest = await guest_client(ctx)
-    disk_gib = ctx.facts.get("disk_gib")
+    disk_gib = ctx.facts.disk_gib
     ctx.progress("growing the root partition and filesystem to the disk")
     grown = await rootgrow.grow_root(guest, disk_gib=float(disk_gib) if disk_gib else None, progress=ctx.progress)
     ctx.emit(RootFilesystemVerified(**grown))
@@ -184,7 +189,7 @@ async def run_tune_stage1(ctx: RunContext) -> dict:
     env = await _env(ctx)
     image = await tuning.InitramfsDrivers().check(env)
     had_virtio = image.ok and image.persisted is False  # in the image, and nobody's dracut.conf.d asked for it
-    boot_controller = ctx.facts.get("boot_controller")
+    boot_controller = ctx.facts.boot_controller
     if had_virtio and boot_controller and boot_controller != vmconfig.FINAL_CONTROLLER:
         ctx.progress("the OVA's initramfs holds the VirtIO drivers already (lsinitrd): no dracut run; "
                      "`vm.first_boot_controller: virtio-scsi-single` boots such an OVA straight on VirtIO SCSI")
@@ -195,7 +200,7 @@ async def run_tune_stage1(ctx: RunContext) -> dict:
 
 async def run_shutdown_for_switch(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    vm = _vm(ctx)
+    vm = vm_ref(ctx)
     await _drop_guest(ctx)
     ctx.progress("shutting the guest down for the controller switch")
     await client.shutdown(vm, timeout_s=SHUTDOWN_TIMEOUT_S, force_stop=True)
@@ -204,8 +209,8 @@ async def run_shutdown_for_switch(ctx: RunContext) -> dict:
 
 async def run_switch_controller(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    vm = _vm(ctx)
-    if not ctx.facts.get("virtio_initramfs"):
+    vm = vm_ref(ctx)
+    if not ctx.facts.virtio_initramfs:
         raise RunFailed("refusing to switch to VirtIO SCSI: the virtio drivers were not verified in the initramfs",
                         hint="the guest would not find its disk; rerun so tune_stage1 can add them")
     config = await client.vm_config(vm)
@@ -223,12 +228,12 @@ async def run_switch_controller(ctx: RunContext) -> dict:
 
 async def recheck_switch_controller(ctx: RunContext) -> bool:
     client = await proxmox_client(ctx)
-    return not vmconfig.final_controller_changes(await client.vm_config(_vm(ctx)))
+    return not vmconfig.final_controller_changes(await client.vm_config(vm_ref(ctx)))
 
 
 async def run_second_boot(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    vm = _vm(ctx)
+    vm = vm_ref(ctx)
     await client.start(vm)
     addresses = await _wait_for_agent(ctx, vm, "after the switch to VirtIO SCSI")
     address = await _address_from_agent(ctx, addresses)
@@ -249,7 +254,7 @@ async def recheck_running(ctx: RunContext) -> bool:
     if not power_recheck_applies(ctx):
         return True
     client = await proxmox_client(ctx)
-    return (await client.status(_vm(ctx))).get("status") == "running"
+    return (await client.status(vm_ref(ctx))).get("status") == "running"
 
 
 async def run_tune_stage2(ctx: RunContext) -> dict:
@@ -267,7 +272,7 @@ async def reboot_guest(ctx: RunContext, why: str) -> str:
     """Reboot the guest through the API and reconnect; proven by a new boot id and an emptied /run.
     Emits `GuestRebooted` with the new boot id (`why` says which reboot it was). Returns the boot id."""
     client = await proxmox_client(ctx)
-    vm = _vm(ctx)
+    vm = vm_ref(ctx)
     guest = await guest_client(ctx)
     await guest.run(sh("touch", BOOT_MARKER), sudo=True, check=True)
     boot_id, _ = await _boot_identity(guest)
@@ -300,36 +305,36 @@ async def run_verify_after_reboot(ctx: RunContext) -> dict:
 async def run_preflight_step(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     env = await _env(ctx)
-    items = await run_preflight(proxmox=client, vm=_vm(ctx), guest=env.guest, env=env,
+    items = await run_preflight(proxmox=client, vm=vm_ref(ctx), guest=env.guest, env=env,
                                 build=ctx.answers.vast.build, bus=ctx.bus, force=ctx.options.force)
     return {"preflight_ok": all(i["ok"] or i.get("overridden") or i["severity"] != "blocker" for i in items)}
 
 
 async def run_snapshot_pre_install(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    vm = _vm(ctx)
+    vm = vm_ref(ctx)
     await client.snapshot(vm, SNAPSHOT, "vast-loopback: tuned, verified after a reboot, before the VAST install")
     return {"snapshot_pre_install": SNAPSHOT}
 
 
 async def recheck_snapshot(ctx: RunContext) -> bool:
     client = await proxmox_client(ctx)
-    return any(s.get("name") == SNAPSHOT for s in await client.snapshots(_vm(ctx)))
+    return any(s.get("name") == SNAPSHOT for s in await client.snapshots(vm_ref(ctx)))
 
 
 def steps() -> list[Step]:
     return [
-        Step("guest_connect", "Connect to the guest over SSH", "prepare", run_guest_connect),
-        Step("grow_root", "Grow the root filesystem to the disk", "prepare", run_grow_root),
-        Step("tune_stage1", "Guest agent, vmtoolsd off, VirtIO drivers", "prepare", run_tune_stage1),
-        Step("tune_stage2", "Docker, THP, I/O scheduler, sysctls, limits", "prepare", run_tune_stage2),
-        Step("shutdown_for_switch", "Shut down for the controller switch", "prepare", run_shutdown_for_switch),
+        Step("guest_connect", "Connect to the guest over SSH", "prepare", run_guest_connect, needs=GUEST_NEEDS, produces=("guest_host_key", "guest_user")),
+        Step("grow_root", "Grow the root filesystem to the disk", "prepare", run_grow_root, needs=GUEST_NEEDS),
+        Step("tune_stage1", "Guest agent, vmtoolsd off, VirtIO drivers", "prepare", run_tune_stage1, needs=GUEST_NEEDS, produces=("virtio_initramfs",)),
+        Step("tune_stage2", "Docker, THP, I/O scheduler, sysctls, limits", "prepare", run_tune_stage2, needs=GUEST_NEEDS),
+        Step("shutdown_for_switch", "Shut down for the controller switch", "prepare", run_shutdown_for_switch, needs=VM_NEEDS),
         Step("switch_controller", "Switch to VirtIO SCSI single with an IO thread", "prepare",
-             run_switch_controller, recheck_switch_controller),
+             run_switch_controller, recheck_switch_controller, needs=VM_NEEDS),
         Step("second_boot", "Boot on VirtIO SCSI (the reboot that proves the tuning persists)", "prepare",
-             run_second_boot, recheck_running),
-        Step("verify_after_reboot", "Verify every tuning after the reboot", "prepare", run_verify_after_reboot),
-        Step("preflight", "Preflight checklist", "prepare", run_preflight_step),
+             run_second_boot, recheck_running, needs=VM_NEEDS, produces=("guest_address", "os_disk")),
+        Step("verify_after_reboot", "Verify every tuning after the reboot", "prepare", run_verify_after_reboot, needs=GUEST_NEEDS),
+        Step("preflight", "Preflight checklist", "prepare", run_preflight_step, needs=GUEST_NEEDS),
         Step("snapshot_pre_install", "Snapshot pre-install", "prepare", run_snapshot_pre_install,
-             recheck_snapshot),
+             recheck_snapshot, needs=VM_NEEDS),
     ]

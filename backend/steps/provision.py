@@ -14,8 +14,8 @@ first_boot  start it; the guest is up once its address is known            -> gu
 Every step is idempotent (a resume finds its VM, never creates a second one) and the ones whose
 result can go stale on a resume re-read it (`recheck`). A VM is claimed by the run that created it
 (its run id in the create request's description): another run with the same VM name refuses to
-adopt it, so two runs never drive one VM. `check_host` answers `vast-loopback check`
-with the same rules and changes nothing on the host.
+adopt it, so two runs never drive one VM. The `size` and `ova` steps judge with the same
+evaluation as the wizard and `vast-loopback check` (backend/steps/hostcheck.py).
 
 Why the first boot tries controllers in turn: Proxmox cannot tell which drivers the OVA's initramfs
 holds (import-metadata gives the disk's bus, never the VMware controller type), and a guest booted
@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from backend.clients.guestssh import sshd_answers
 from backend.clients.proxmox import ProxmoxApiError, ProxmoxClient, VmRef
-from backend.errors import BadInput, RunFailed, SizingBlocked
+from backend.errors import RunFailed, SizingBlocked
 from backend.events import (
     BootAttemptFailed,
     GuestAddressResolved,
@@ -45,14 +45,10 @@ from backend.events import (
     VmFound,
 )
 from backend.model import sizing, vmconfig
-from backend.model.answers import Answers
-from backend.model.guestmemory import guest_gib
-from backend.model.hostfacts import HostInventory, NodeFacts
-from backend.model.sizing import Finding, SizingResult
-from backend.run.engine import RunContext, Step, require
-from backend.steps import guestaddr
+from backend.model.hostfacts import HostInventory
+from backend.run.engine import RunContext, Step
+from backend.steps import guestaddr, hostcheck
 from backend.steps.guestaddr import LocalNetworks
-from backend.target import Target
 
 SERVICE = "proxmox"
 # Target seconds a booted guest gets to have an address and answer on SSH (or its agent): an EL8
@@ -67,11 +63,6 @@ def boot_wait_s(ctx: RunContext) -> float:
     """How long a boot gets on this target: BOOT_WAIT_S plus what the target says its boots cost."""
     return BOOT_WAIT_S + max(0.0, float(ctx.target.boot_overhead_s or 0.0))
 
-OVA_UPLOAD_HINT = (
-    "upload it in the Proxmox UI (node > storage '{storage}' > Import > Upload), or let the host fetch it: "
-    "POST /nodes/{node}/storage/{storage}/download-url with content=import and filename={file}; "
-    "the storage needs the 'import' content type (Datacenter > Storage > {storage} > Content)"
-)
 
 
 # --- shared helpers ------------------------------------------------------------------------------
@@ -86,84 +77,6 @@ async def proxmox_client(ctx: RunContext) -> ProxmoxClient:
     return client
 
 
-def choose_node(inventory: HostInventory, wanted: str) -> NodeFacts:
-    """The node named in the answers, or the best one for 'auto'."""
-    names = ", ".join(n.node for n in inventory.nodes) or "none"
-    if wanted != "auto":
-        node = inventory.node(wanted)
-        if node is None:
-            raise BadInput(f"proxmox.node: there is no node '{wanted}' on this host", hint=f"nodes: {names}")
-        if not node.online:
-            raise RunFailed(f"node {wanted} is offline", hint="start it, or set proxmox.node to auto or another node")
-        return node
-    node = sizing.pick_node(inventory)
-    if node is None:
-        raise RunFailed("no Proxmox node is online", hint=f"nodes: {names}")
-    return node
-
-
-def proposal(node: NodeFacts, answers: Answers) -> sizing.Proposal:
-    return sizing.proposal_for(node, answers.vm.vcpus, answers.vm.memory_gib, answers.vm.disk_gib,
-                               answers.vm.storage)
-
-
-def host_findings(node: NodeFacts, answers: Answers, local: LocalNetworks | None = None) -> list[Finding]:
-    """What the host must offer beyond sizing: the bridge the NIC goes on, and (when this machine's
-    networks are known) a way to learn the guest's address from here (backend/steps/guestaddr.py)."""
-    findings = []
-    if answers.vm.bridge not in node.bridges:
-        known = ", ".join(node.bridges) or "none"
-        findings.append(Finding(
-            "bridge-missing", "blocker",
-            f"Bridge '{answers.vm.bridge}' does not exist on node {node.node}.",
-            f"Set vm.bridge to one of: {known}.",
-            "Proxmox refuses a NIC on a bridge the node does not have.",
-        ))
-    findings.extend(guestaddr.plan(node, answers.vm.bridge, answers.guest.address, local).findings)
-    return findings
-
-
-def evaluate(node: NodeFacts, answers: Answers, local: LocalNetworks | None = None) -> SizingResult:
-    """Sizing findings plus the host's own, most severe first; `local` is this machine's networks
-    (None when unknown: nothing is said about the guest's address)."""
-    result = sizing.evaluate(node, proposal(node, answers))
-    order = {"blocker": 0, "warning": 1, "info": 2}
-    findings = sorted([*result.findings, *host_findings(node, answers, local)], key=lambda f: order[f.severity])
-    return SizingResult(result.recommendation, tuple(findings))
-
-
-def _ova_parts(answers: Answers) -> tuple[str, str, str]:
-    storage, volname = vmconfig.split_volid(answers.ova)
-    return storage, volname, volname.rsplit("/", 1)[-1]
-
-
-async def ova_findings(client: ProxmoxClient, node: NodeFacts, answers: Answers) -> list[Finding]:
-    """Whether the OVA is where the answers say, and how Proxmox will extract it."""
-    storage_name, _, filename = _ova_parts(answers)
-    hint = OVA_UPLOAD_HINT.format(storage=storage_name, node=node.node, file=filename)
-    storage = node.storage(storage_name)
-    if storage is None or not storage.holds("import"):
-        what = "does not exist" if storage is None else "does not hold 'import' content"
-        return [Finding("ova-missing", "blocker", f"Storage '{storage_name}' {what} on node {node.node}.",
-                        hint[0].upper() + hint[1:] + ".", "OVA import through the API needs Proxmox VE 8.3+.")]
-    volids = {str(v.get("volid")) for v in await client.storage_content(node.node, storage_name, "import")}
-    if answers.ova not in volids:
-        return [Finding("ova-missing", "blocker", f"The OVA {answers.ova} is not on node {node.node}.",
-                        hint[0].upper() + hint[1:] + ".", f"Storage '{storage_name}' holds: "
-                        + (", ".join(sorted(volids)) or "no import files") + ".")]
-    working, enable = vmconfig.working_storage_for(storage_name, node.storages)
-    if enable:
-        return [Finding("import-working-storage", "info",
-                        f"Storage '{enable}' gets the 'images' content type so Proxmox can extract the OVA's disk.",
-                        "Nothing to do (or add 'images' to it yourself).",
-                        "Proxmox extracts an OVA's disk onto a file-based storage with 'images' content.")]
-    if working:
-        return [Finding("import-working-storage", "info",
-                        f"Proxmox extracts the OVA's disk on storage '{working}'.", "Nothing to do.",
-                        "Proxmox extracts an OVA's disk onto a file-based storage with 'images' content.")]
-    return []
-
-
 # --- connect -------------------------------------------------------------------------------------
 
 
@@ -171,7 +84,7 @@ async def run_connect(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     ctx.progress(f"connected to Proxmox VE {client.pve_version} at {client.host}:{client.port}")
     inventory = await client.inventory()
-    node = choose_node(inventory, ctx.answers.proxmox.node)
+    node = hostcheck.choose_node(inventory, ctx.answers.proxmox.node)
     if ctx.answers.proxmox.node == "auto" and len(inventory.nodes) > 1:
         ctx.progress(f"picked node {node.node} ({node.cores} cores, {node.mem_available_gib:.0f} GiB free) "
                      f"of {len(inventory.nodes)}")
@@ -192,12 +105,15 @@ async def recheck_connect(ctx: RunContext) -> bool:
 
 
 async def run_size(ctx: RunContext) -> dict:
-    node = NodeFacts.from_dict(require(ctx, "host"))
-    known = ctx.facts.get("local_networks")
+    node = ctx.facts.host
+    assert node is not None  # needs=("host",)
+    known = ctx.facts.local_networks
     local = LocalNetworks.from_dict(known) if known else await guestaddr.local_networks(ctx.target)
-    chosen = proposal(node, ctx.answers)
+    host = hostcheck.HostView(HostInventory(ctx.facts.pve_version or "", (node,)), local)
+    answers = ctx.answers.model_copy(update={"proxmox": ctx.answers.proxmox.model_copy(update={"node": node.node})})
+    result = hostcheck.evaluate(answers, host)
+    chosen = hostcheck.proposal(node, ctx.answers)
     layout = sizing.topology(node, chosen.vcpus, chosen.memory_gib)
-    result = evaluate(node, ctx.answers, local)
     forced = bool(result.blockers) and ctx.options.force
     ctx.emit(SizingEvaluated(findings=[f.to_dict() for f in result.findings],
                              recommendation=result.recommendation.to_dict(), forced=forced))
@@ -262,9 +178,10 @@ async def run_ova(ctx: RunContext) -> dict:
     if existing is not None:  # a rerun: the disk was imported already, the OVA is not needed again
         ctx.progress(f"VM {existing.vmid} '{existing.name}' exists already; the OVA is not needed")
         return {"ova_disks": [], "ova_disk_bytes": 0, "ova_disk_bus": "scsi", "import_working_storage": None}
-    node = await client.node_facts(require(ctx, "node"))
-    storage_name, _, filename = _ova_parts(ctx.answers)
-    missing = [f for f in await ova_findings(client, node, ctx.answers) if f.severity == "blocker"]
+    node = await client.node_facts(str(ctx.facts.node))
+    storage_name, _, filename = hostcheck.ova_parts(ctx.answers)
+    imports = await hostcheck.read_imports(client, HostInventory("", (node,)))
+    missing = [f for f in hostcheck.ova_findings(node, ctx.answers, imports) if f.severity == "blocker"]
     if missing:
         raise RunFailed(missing[0].message, hint=missing[0].remedy)
     metadata = await client.ova_metadata(node.node, ctx.answers.ova)
@@ -293,14 +210,15 @@ async def run_ova(ctx: RunContext) -> dict:
 
 
 def vm_spec(ctx: RunContext) -> vmconfig.VmSpec:
+    facts = ctx.facts  # create_vm needs the size step's facts: the engine checked them
     return vmconfig.VmSpec(
         name=ctx.answers.vm.name,
-        vcpus=int(require(ctx, "vcpus")),
-        memory_gib=int(require(ctx, "memory_gib")),
-        storage=str(require(ctx, "storage")),
-        bridge=str(require(ctx, "bridge")),
-        numa=bool(ctx.facts.get("numa", False)),
-        sockets=int(ctx.facts.get("sockets", 1)),
+        vcpus=int(facts.vcpus or 0),
+        memory_gib=int(facts.memory_gib or 0),
+        storage=str(facts.storage),
+        bridge=str(facts.bridge),
+        numa=facts.numa,
+        sockets=facts.sockets,
         vmid=ctx.answers.vm.vmid,
         run_id=ctx.run.run_id,
     )
@@ -309,13 +227,13 @@ def vm_spec(ctx: RunContext) -> vmconfig.VmSpec:
 async def run_create_vm(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
     name = ctx.answers.vm.name
-    candidates = vmconfig.boot_candidates(str(ctx.facts.get("ova_disk_bus") or "scsi"),
+    candidates = vmconfig.boot_candidates(ctx.facts.ova_disk_bus or "scsi",
                                           ctx.answers.vm.first_boot_controller)
     vm = await find_own_vm(ctx, client)
     if vm is None:
         # a create an interrupted run sent may still be importing: its VM shows no name (nor claim)
         # until it ends
-        for pending in await client.creates_in_progress(require(ctx, "node")):
+        for pending in await client.creates_in_progress(str(ctx.facts.node)):
             ctx.progress(f"VM {pending.vmid} is still being created by an earlier run; waiting for it")
             await client.wait_unlocked(pending, on_progress=ctx.progress)
         vm = await find_own_vm(ctx, client)
@@ -329,10 +247,10 @@ async def run_create_vm(ctx: RunContext) -> dict:
             raise RunFailed(f"a VM named {name} already exists ({ids}) and was not created by vast-loopback "
                             f"(it has no '{vmconfig.TAG}' tag)",
                             hint="pick another vm.name, or rename that VM; it is left alone")
-        node = require(ctx, "node")
-        config = vmconfig.first_boot_config(vm_spec(ctx), require(ctx, "ova_disks"),
-                                            ctx.facts.get("import_working_storage"), controller=candidates[0])
-        ctx.progress(f"creating VM '{name}' on {node}: importing the OVA's disk onto {ctx.facts['storage']}, "
+        node = str(ctx.facts.node)
+        config = vmconfig.first_boot_config(vm_spec(ctx), list(ctx.facts.ova_disks or ()),
+                                            ctx.facts.import_working_storage, controller=candidates[0])
+        ctx.progress(f"creating VM '{name}' on {node}: importing the OVA's disk onto {ctx.facts.storage}, "
                      f"first boot on {candidates[0]}")
         vm = await client.create_vm(node, config, on_progress=ctx.progress)
         ctx.emit(VmCreated(vmid=vm.vmid, node=vm.node, name=name, config=config))
@@ -341,7 +259,7 @@ async def run_create_vm(ctx: RunContext) -> dict:
 
 
 async def _resize(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> None:
-    disk_gib = int(require(ctx, "disk_gib"))
+    disk_gib = int(ctx.facts.disk_gib or 0)
     config = await client.vm_config(vm)
     disk = vmconfig.os_disk_key(config) or vmconfig.OS_DISK
     size = vmconfig.resize_to(config, disk_gib, disk)
@@ -354,15 +272,23 @@ async def _resize(ctx: RunContext, client: ProxmoxClient, vm: VmRef) -> None:
     await client.resize(vm, disk, size, on_progress=ctx.progress)
 
 
-def _vm_ref(ctx: RunContext) -> VmRef:
-    return VmRef(node=str(require(ctx, "node")), vmid=int(require(ctx, "vmid")), name=ctx.answers.vm.name)
+VM_NEEDS = ("node", "vmid")  # the facts a step that acts on the VM needs
+GUEST_NEEDS = (*VM_NEEDS, "guest_address")  # and one that works in its guest
+
+
+def vm_ref(ctx: RunContext) -> VmRef:
+    """This run's VM, as create_vm (or a resume's journal) left it in the facts."""
+    node, vmid = ctx.facts.node, ctx.facts.vmid
+    if node is None or vmid is None:  # a step that uses the VM declares needs=VM_NEEDS: the engine checks
+        raise RunFailed(f"internal: step {ctx.current_step} needs the VM, which no earlier step created")
+    return VmRef(node=node, vmid=int(vmid), name=ctx.answers.vm.name)
 
 
 async def recheck_vm(ctx: RunContext) -> bool:
     """On resume: our VM must still exist (with our tag and claim) where the journal says it is."""
     client = await proxmox_client(ctx)
     vm = await find_own_vm(ctx, client)
-    return vm is not None and vm.vmid == int(ctx.facts.get("vmid", -1))
+    return vm is not None and vm.vmid == ctx.facts.vmid
 
 
 # --- first_boot ----------------------------------------------------------------------------------
@@ -429,8 +355,8 @@ async def boot_on(ctx: RunContext, client: ProxmoxClient, vm: VmRef, controller:
 
 async def run_first_boot(ctx: RunContext) -> dict:
     client = await proxmox_client(ctx)
-    vm = _vm_ref(ctx)
-    candidates = list(ctx.facts.get("boot_candidates")
+    vm = vm_ref(ctx)
+    candidates = list(ctx.facts.boot_candidates
                       or vmconfig.boot_candidates("scsi", ctx.answers.vm.first_boot_controller))
     current = vmconfig.controller_of(await client.vm_config(vm))
     failed = failed_controllers(ctx, vm.vmid)
@@ -503,7 +429,7 @@ async def recheck_first_boot(ctx: RunContext) -> bool:
         return True
     client = await proxmox_client(ctx)
     try:
-        status = await client.status(_vm_ref(ctx))
+        status = await client.status(vm_ref(ctx))
     except ProxmoxApiError as exc:
         if exc.status in (404, 500):
             return False
@@ -511,57 +437,17 @@ async def recheck_first_boot(ctx: RunContext) -> bool:
     return status.get("status") == "running"
 
 
-# --- check (`vast-loopback check`) ---------------------------------------------------------------
-
-
-async def check_host(answers: Answers, target: Target) -> dict:
-    """Validate the answers and the sizing against the host; change nothing."""
-    client = await ProxmoxClient.connect(target)
-    try:
-        inventory = await client.inventory()
-        node = choose_node(inventory, answers.proxmox.node)
-        local = await guestaddr.local_networks(target)
-        result = evaluate(node, answers, local)
-        chosen = proposal(node, answers)
-        existing = await client.find_vm(answers.vm.name)
-        if existing is None:
-            extra = await ova_findings(client, node, answers)
-        else:
-            owner = await client.vm_owner(existing)
-            extra = [Finding("vm-exists", "warning",
-                             f"VM {existing.vmid} '{existing.name}' made by vast-loopback "
-                             f"({f'run {owner}' if owner else 'no run named in its notes'}) exists on {existing.node}.",
-                             "Only a resume of the run that created it continues with it; a new run with this "
-                             "name refuses it: pick another vm.name, or delete the VM.",
-                             f"Found by its name and the '{vmconfig.TAG}' tag; the run by its description.")]
-    finally:
-        await client.close()
-    order = {"blocker": 0, "warning": 1, "info": 2}
-    findings = sorted([*result.findings, *extra], key=lambda f: order[f.severity])
-    host = {
-        **node.to_dict(),
-        "pve_version": inventory.pve_version or node.pve_version,
-        "mem_available": node.mem_available,
-        "fingerprint": inventory.fingerprint,
-        "cluster_name": inventory.cluster_name,
-        "nodes": [n.node for n in inventory.nodes],
-        "local_networks": local.to_dict(),
-    }
-    return {
-        "ok": not any(f.severity == "blocker" for f in findings),
-        "findings": [f.to_dict() for f in findings],
-        "recommendation": result.recommendation.to_dict(),
-        "vm": {"vcpus": chosen.vcpus, "memory_gib": chosen.memory_gib, "disk_gib": chosen.disk_gib,
-               "guest_memory_gib": round(guest_gib(chosen.memory_gib), 1), "storage": chosen.storage},
-        "host": host,
-    }
-
-
 def steps() -> list[Step]:
     return [
-        Step("connect", "Connect to Proxmox", "provision", run_connect, recheck_connect),
-        Step("size", "Check the sizing", "provision", run_size),
-        Step("ova", "Find the OVA", "provision", run_ova),
-        Step("create_vm", "Create the VM", "provision", run_create_vm, recheck_vm),
-        Step("first_boot", "First boot", "provision", run_first_boot, recheck_first_boot),
+        Step("connect", "Connect to Proxmox", "provision", run_connect, recheck_connect,
+             produces=("node", "pve_version", "host", "local_networks")),
+        Step("size", "Check the sizing", "provision", run_size, needs=("host",),
+             produces=("vcpus", "memory_gib", "disk_gib", "storage", "numa", "sockets", "bridge")),
+        Step("ova", "Find the OVA", "provision", run_ova, needs=("node",),
+             produces=("ova_disks", "ova_disk_bytes", "ova_disk_bus")),
+        Step("create_vm", "Create the VM", "provision", run_create_vm, recheck_vm,
+             needs=("node", "vcpus", "memory_gib", "disk_gib", "storage", "bridge", "ova_disks"),
+             produces=("vmid", "node", "vm_name", "boot_candidates")),
+        Step("first_boot", "First boot", "provision", run_first_boot, recheck_first_boot, needs=VM_NEEDS,
+             produces=("guest_address", "address_source", "boot_controller")),
     ]

@@ -17,15 +17,13 @@ import dataclasses
 from collections.abc import Iterable
 
 from backend.analysis import diagnose
-from backend.clients.proxmox import VmRef
 from backend.errors import RunFailed, SizingBlocked
 from backend.events import AlertRaised, DiagnosisMade, Event, RemedyApplied
-from backend.model import sizing
-from backend.model.hostfacts import NodeFacts
+from backend.model import sizing, vmconfig
 from backend.run.bus import EventBus
-from backend.run.engine import RunContext, Step, require
+from backend.run.engine import RunContext, Step
 from backend.steps import finish, install, prepare
-from backend.steps.provision import proxmox_client
+from backend.steps.provision import VM_NEEDS, proxmox_client, vm_ref
 
 MAX_ATTEMPTS = 2
 
@@ -75,10 +73,6 @@ class DiagnosisService:
 # --- rollback and retry --------------------------------------------------------------------------
 
 
-def _vm(ctx: RunContext) -> VmRef:
-    return VmRef(node=str(require(ctx, "node")), vmid=int(require(ctx, "vmid")), name=ctx.answers.vm.name)
-
-
 async def _forget_live_state(ctx: RunContext) -> None:
     """The guest goes back to before the install: connections, followers and views start again."""
     for name in (install.LOG_FOLLOWER, install.VMS, install.CLUSTER_VIEW, install.MONITOR, prepare.GUEST):
@@ -92,13 +86,12 @@ async def _forget_live_state(ctx: RunContext) -> None:
 
 def remedied(ctx: RunContext, changes: dict) -> dict:
     """The VM config changes for a remedy, refused when the remedy itself would be a sizing blocker."""
-    facts = ctx.facts.get("host")
-    vcpus = int(changes.get("vcpus", ctx.facts.get("vcpus", 0)))
-    memory = int(changes.get("memory_gib", ctx.facts.get("memory_gib", 0)))
-    node = NodeFacts.from_dict(facts) if isinstance(facts, dict) else None
+    facts = ctx.facts
+    vcpus = int(changes.get("vcpus", facts.vcpus or 0))
+    memory = int(changes.get("memory_gib", facts.memory_gib or 0))
+    node = facts.host
     if node is not None:
-        result = sizing.evaluate(node, sizing.Proposal(vcpus, memory, int(ctx.facts.get("disk_gib", 1000)),
-                                                       ctx.facts.get("storage")))
+        result = sizing.evaluate(node, sizing.Proposal(vcpus, memory, int(facts.disk_gib or 1000), facts.storage))
         blockers = [f for f in result.blockers if f.id.startswith(("vcpus", "memory", "host-memory"))]
         if blockers:
             raise SizingBlocked(f"the remedy ({changes}) is itself blocked: {blockers[0].message}",
@@ -106,7 +99,7 @@ def remedied(ctx: RunContext, changes: dict) -> dict:
     config: dict = {}
     if "vcpus" in changes:  # the sockets and NUMA of the new vCPU count (sizing.topology)
         layout = sizing.topology(node, vcpus, memory) if node is not None else sizing.Topology(1, vcpus, False, 1)
-        config.update({"sockets": layout.sockets, "cores": layout.cores, "numa": int(layout.numa)})
+        config.update({**vmconfig.cpu_layout(vcpus, layout.sockets), "numa": int(layout.numa)})
     if "memory_gib" in changes:
         config.update({"memory": str(memory * 1024), "balloon": 0})
     return config
@@ -115,20 +108,21 @@ def remedied(ctx: RunContext, changes: dict) -> dict:
 def _rollback_step(attempt: int) -> Step:
     async def run(ctx: RunContext) -> dict:
         client = await proxmox_client(ctx)
-        vm = _vm(ctx)
+        vm = vm_ref(ctx)
         await _forget_live_state(ctx)
         if (await client.status(vm)).get("status") != "stopped":
             await client.stop(vm)
         await client.rollback(vm, prepare.SNAPSHOT)  # the client emits SnapshotRolledBack
         return {"attempt": attempt}
 
-    return Step(f"rollback@{attempt}", f"Roll back to {prepare.SNAPSHOT} (attempt {attempt})", "recover", run)
+    return Step(f"rollback@{attempt}", f"Roll back to {prepare.SNAPSHOT} (attempt {attempt})", "recover", run,
+                needs=VM_NEEDS)
 
 
 def _remedy_step(attempt: int, changes: dict) -> Step:
     async def run(ctx: RunContext) -> dict:
         client = await proxmox_client(ctx)
-        vm = _vm(ctx)
+        vm = vm_ref(ctx)
         config = remedied(ctx, changes)
         if not config:
             raise RunFailed(f"the diagnosis names no change to apply ({changes})")
@@ -136,7 +130,8 @@ def _remedy_step(attempt: int, changes: dict) -> Step:
         ctx.emit(RemedyApplied(id=f"attempt-{attempt}", changes=dict(changes), attempt=attempt))
         return {**{k: v for k, v in changes.items() if k in ("vcpus", "memory_gib")}, "attempt": attempt}
 
-    return Step(f"remedy@{attempt}", f"Apply the remedy {changes} (attempt {attempt})", "recover", run)
+    return Step(f"remedy@{attempt}", f"Apply the remedy {changes} (attempt {attempt})", "recover", run,
+                needs=VM_NEEDS)
 
 
 def _suffixed(steps: list[Step], attempt: int) -> list[Step]:

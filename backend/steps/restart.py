@@ -95,7 +95,7 @@ def describe(containers: list[dict]) -> str:
 
 async def _vms_answers(ctx: RunContext) -> bool:
     try:
-        return await install.vms_client(ctx).reachable()
+        return await (await install.vms_client(ctx)).reachable()
     except (VmsUnreachable, RunFailed):
         return False
 

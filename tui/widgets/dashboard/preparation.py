@@ -11,6 +11,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from backend.model.sizing import severity_rank
 from tui.session import RunSession
 from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane
@@ -154,9 +155,8 @@ def preflight_summary(items: list, compact: bool = False) -> Line:
 
 
 def failing_first(items: list) -> list[dict]:
-    order = {"blocker": 0, "warning": 1}
     return sorted((i for i in items if isinstance(i, dict)),
-                  key=lambda i: (bool(i.get("ok")), order.get(str(i.get("severity")), 2)))
+                  key=lambda i: (bool(i.get("ok")), severity_rank(str(i.get("severity")))))
 
 
 def preflight_lines(item: dict, width: int) -> list[Line]:
