@@ -135,3 +135,33 @@ def test_the_rule_import_check_sees_every_form_of_import(package, line):
     """The guard above fails on a lab that imports a rule, however the import is written."""
     assert _rules_in(line, package)
     assert not _rules_in("from backend.clock import Clock\nfrom backend.lab import facts", package)
+
+
+def _calls(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call):
+            func = node.func
+            names.add(func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else "")
+    return names
+
+
+def test_the_clients_only_call_the_front_door():
+    """`tui/` and `screens/` build no Engine and no RunContext: starting, resuming, retrying and
+    replaying a run live once, in backend/run/service.py."""
+    offenders = [f"{path.relative_to(REPO)} calls {name}"
+                 for folder in ("tui", "screens") for path in (REPO / folder).rglob("*.py")
+                 for name in _calls(path) & {"Engine", "RunContext"}]
+    assert not offenders, offenders
+
+
+def test_no_step_reads_an_untyped_fact():
+    """Steps read typed facts (backend/run/facts.py), never `require(ctx, "...")` nor `ctx.facts[...]`."""
+    offenders = []
+    for path in (REPO / "backend").rglob("*.py"):
+        text = path.read_text()
+        if "require(ctx" in text or re.search(r"ctx\.facts(\[|\.get\()", text):
+            offenders.append(str(path.relative_to(REPO)))
+        if "require" in _calls(path) and "def require" not in text:
+            offenders.append(f"{path.relative_to(REPO)} calls require()")
+    assert not offenders, offenders
