@@ -442,6 +442,18 @@ class RetryScheduled(Event):
 
 
 @dataclass(kw_only=True)
+class FaultInjected(Event):
+    """A fault the target made happen on purpose (a simulated target's fault injection), as the
+    target reports it: which part (`source`: pve, ssh, vms), what (`kind`), before or after the
+    request was handled (`when`), and its details (method, path...)."""
+
+    source: str
+    fault: str
+    when: str = "before"
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
 class RecoveredFromFault(Event):
     operation: str
     attempts: int

@@ -109,5 +109,5 @@ run's history from its journal (charts, phases, diagnosis), then follows it live
         if choice == "new":
             app.push_screen(ConnectScreen(scheme="https"))
         else:
-            app.state.answers.lab.host_profile = "seed"
+            app.state.answers.section("lab").host_profile = "seed"
             app.push_screen(ConnectScreen(scheme="lab"))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import backend.lab  # noqa: F401  - registers the built-in target (proxmox.url: lab), as the entry point does
 from backend.model.hostfacts import GIB, NodeFacts, StorageFacts
 
 REPO = Path(__file__).resolve().parent.parent

@@ -20,6 +20,7 @@ SPEED = 600.0
 def lab_answers(profile: str = "seed", **sections: dict) -> Answers:
     data: dict = {"lab": {"host_profile": profile}}
     data.update(sections)
+    data["proxmox"] = {"url": "lab", **data.get("proxmox", {})}
     return Answers.model_validate(data)
 
 

@@ -27,7 +27,7 @@ def _run(run: RunDir, steps, resume=False) -> tuple[int, list[ev.Event]]:
     journal = Journal(run)
     bus.subscribe(journal)
     bus.subscribe(seen.append)
-    ctx = RunContext(answers=Answers(), target=_target(), bus=bus, run=run, options=RunOptions(resume=resume))
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=_target(), bus=bus, run=run, options=RunOptions(resume=resume))
     code = asyncio.run(Engine(ctx, steps).run())
     journal.close()
     return code, seen

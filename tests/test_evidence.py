@@ -66,7 +66,7 @@ def ctx_for(tmp_path, guest: object = None, *, scale: float = 1.0) -> tuple[RunC
     clock = Clock.wall() if scale == 1.0 else Clock.scaled(scale)
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=clock)
-    ctx = RunContext(answers=Answers(), target=target, bus=EventBus(clock), run=RunDir.create(tmp_path / "run"))
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=EventBus(clock), run=RunDir.create(tmp_path / "run"))
     seen: list[ev.Event] = []
     ctx.bus.subscribe(seen.append)
     if guest is not None:

@@ -53,15 +53,15 @@ def test_the_answers_schedule_reaches_the_plan_and_bad_rules_are_refused():
         "lab:\n  faults:\n    seed: 4\n    schedule:\n"
         "      - {kind: pve_reset, method: POST, path: '/qemu$', after: true}\n"
         "      - {kind: ssh_drop, every: 5}\n")
-    plan = plan_from_answers(answers.lab.faults, None)
+    plan = plan_from_answers(answers.section("lab").faults, None)
     assert plan.active and plan.rate == 0 and plan.seed == 4
     assert [(r.kind, r.method, r.after, r.every) for r in plan.schedule] == [
         ("pve_reset", "POST", True, 0), ("ssh_drop", None, False, 5)]
     assert plan.decide("pve", "POST", "/nodes/pve/qemu").after
     with pytest.raises(BadInput, match="not a regular expression"):
-        answers_mod.parse("lab: {faults: {schedule: [{kind: pve_500, path: '(unclosed'}]}}\n")
+        answers_mod.parse("proxmox: {url: lab}\nlab: {faults: {schedule: [{kind: pve_500, path: '(unclosed'}]}}\n")
     with pytest.raises(BadInput):
-        answers_mod.parse("lab: {faults: {schedule: [{kind: disk_full}]}}\n")
+        answers_mod.parse("proxmox: {url: lab}\nlab: {faults: {schedule: [{kind: disk_full}]}}\n")
 
 
 def test_random_decisions_replay_with_the_seed_per_part():

@@ -240,6 +240,8 @@ def test_the_success_scenario_survives_faults_in_every_step_and_says_so(faulty_r
     assert not unannounced, "holes in the samples that no SamplingGapped announced"
     text = (run_dir / "report.md").read_text()
     section = text[text.index("## Faults and Recoveries"):]
-    assert f"The lab injected {len(faults)} faults on purpose" in section
+    assert f"The target injected {len(faults)} faults on purpose" in section
+    reported = by_type["FaultInjected"]  # the target reported each one as it happened, in the journal
+    assert [(e["fault"], e["ts"]) for e in reported] == [(f["kind"], f["t"]) for f in faults]
     assert "every one recovered" in section and "came back every time" in section
     assert "| Time | Operation | Retries | Failed with | Backoff | Outcome |" in section

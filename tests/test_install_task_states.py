@@ -49,7 +49,7 @@ class _World:
         self.bus.subscribe(self.seen.append)
         target = Target(label="lab", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                         clock=self.clock, route=lambda host, port: ("127.0.0.1", self.server.port))
-        self.ctx = RunContext(answers=Answers(), target=target, bus=self.bus, run=self.run)
+        self.ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=self.bus, run=self.run)
         self.ctx.facts.guest_address = IP
         # the install log follower runs on (as while vman.sh works): only the VMS decides here
         self.ctx.services[install.LOG_FOLLOWER] = install._TaskService(asyncio.ensure_future(asyncio.sleep(3600)))

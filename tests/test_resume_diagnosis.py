@@ -33,7 +33,7 @@ AFTER_THE_RESUME = [
 def _ctx(run: RunDir, resume: bool) -> RunContext:
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=Clock.wall())
-    return RunContext(answers=Answers(), target=target, bus=EventBus(), run=run, options=RunOptions(resume=resume))
+    return RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=EventBus(), run=run, options=RunOptions(resume=resume))
 
 
 def test_a_resumed_runs_remedy_is_sized_by_what_it_journaled_before_the_crash(tmp_path):

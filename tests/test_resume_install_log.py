@@ -62,7 +62,7 @@ async def _pass(run: RunDir, guest: _Guest) -> None:
     bus.subscribe(journal)
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=Clock.wall())
-    ctx = RunContext(answers=Answers(), target=target, bus=bus, run=run)
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=bus, run=run)
     ctx.services[GUEST] = guest
     job = DetachedJob("cluster_create", "/home/centos/.vast-loopback/jobs/cluster_create/log",
                       "/home/centos/.vast-loopback/jobs/cluster_create/status")

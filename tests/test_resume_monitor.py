@@ -54,7 +54,7 @@ async def _monitor(run: RunDir, guest: _Guest | None = None) -> tuple[_Guest, li
     seen: list[ev.Event] = []
     bus.subscribe(journal)
     bus.subscribe(seen.append)
-    ctx = RunContext(answers=Answers(), bus=bus, run=run,
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), bus=bus, run=run,
                      target=Target(label="t", proxmox_url="https://x", token_id="a@b!c",
                                    token_secret=Secret("tok-en-1"), clock=Clock.wall()))
     guest = guest or _Guest()

@@ -94,7 +94,7 @@ async def test_the_wizards_run_stops_at_its_next_await_when_the_journal_cannot_w
     from backend.run.engine import RunContext, Step
     from tests.tui_helpers import fixed_target
 
-    launch = service.start(Answers(), run_dir=tmp_path / "run")
+    launch = service.start(Answers.model_validate({"proxmox": {"url": "lab"}}), run_dir=tmp_path / "run")
     ran: list[str] = []
 
     def plan() -> list[Step]:

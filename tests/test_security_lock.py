@@ -120,7 +120,7 @@ async def test_the_wizard_says_who_holds_a_run_and_lists_a_damaged_one_without_c
     from tests.tui_helpers import make_app, small_plan
 
     held = write_recorded_run(tmp_path / "20260102-000000-held", "oom")
-    answers_mod.save(Answers(), held.path / ANSWERS)
+    answers_mod.save(Answers.model_validate({"proxmox": {"url": "lab"}}), held.path / ANSWERS)
     damaged = write_recorded_run(tmp_path / "20260101-000000-damaged", "oom")
     (damaged.path / "run.json").write_text("{torn")
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom backend.run.runlock import RunLock\n"

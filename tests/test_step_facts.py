@@ -29,7 +29,7 @@ def _ctx(run: RunDir, seen: list, resume: bool) -> tuple[RunContext, Journal]:
     bus.subscribe(seen.append)
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=Clock.wall())
-    return RunContext(answers=Answers(), target=target, bus=bus, run=run, options=RunOptions(resume=resume)), journal
+    return RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=bus, run=run, options=RunOptions(resume=resume)), journal
 
 
 def _chain_holds(steps: list[Step]) -> list[str]:

@@ -31,7 +31,7 @@ def up_to_ssh():
 
 
 async def _run_to_the_question(tmp_path: Path, seen: list):
-    answers = Answers()
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}})
     app = WizardApp(WizardState(answers=answers, speed=SPEED), first_step="start", runs_root=tmp_path / "none",
                     plan=up_to_ssh, run_target_opener=lab_without_known_hosts, blink=False)
     return app, answers

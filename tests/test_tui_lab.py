@@ -21,7 +21,7 @@ from tui.wizardstate import WizardState
 @pytest.fixture
 async def lab_available(tmp_path):
     try:
-        target = await open_target(Answers(), TargetOptions(speed=30, state_dir=tmp_path / "probe"))
+        target = await open_target(Answers.model_validate({"proxmox": {"url": "lab"}}), TargetOptions(speed=30, state_dir=tmp_path / "probe"))
     except RunFailed as exc:
         pytest.skip(f"the built-in lab is not available here: {exc}")
     await target.close()

@@ -11,7 +11,7 @@ from tui.messages import RunLaunched
 
 
 def _unfinished(root, name="lb-one"):
-    answers = Answers()
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}})
     answers.vm.name = name
     return service.start(answers, run_dir=root / f"20260101-000000-{name}").run
 
@@ -42,7 +42,7 @@ async def test_lab_choice_preselects_the_field_report_host(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("enter")  # the lab is the default choice
         await pilot.pause()
-        assert app.screen.scheme == "lab" and app.state.answers.lab.host_profile == "seed"
+        assert app.screen.scheme == "lab" and app.state.answers.section("lab").host_profile == "seed"
         await pilot.press("escape")  # back to the start screen
         await pilot.pause()
         assert type(app.screen).__name__ == "StartScreen"
@@ -94,7 +94,7 @@ async def test_a_failed_run_is_offered_and_resumes_into_its_history(tmp_path):
     from tests.recorded_runs import write_recorded_run
 
     run = write_recorded_run(tmp_path / "20251229-181000-vast-lb", "oom")
-    answers_mod.save(Answers(), run.path / ANSWERS)
+    answers_mod.save(Answers.model_validate({"proxmox": {"url": "lab"}}), run.path / ANSWERS)
     app = make_app(first_step="start", runs_root=tmp_path, plan=small_plan())
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -94,7 +94,7 @@ async def test_the_run_reaches_vms_through_the_targets_route_with_the_answers_cr
 
     target = Target(label="lab", proxmox_url="lab://", token_id="t", token_secret=Secret("x"), clock=clock,
                     route=route)
-    ctx = SimpleNamespace(answers=Answers(), target=target, bus=EventBus(clock))
+    ctx = SimpleNamespace(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=EventBus(clock))
     try:
         assert server.wait_listening(True)
         client = VmsClient.for_run(ctx, "192.168.30.109", trust=guest_trust(online.root))

@@ -37,7 +37,7 @@ def _context(tmp_path, guest, vms_address: tuple[str, int], **vast: str) -> RunC
 
     target = Target(label="lab", proxmox_url="lab://", token_id="t", token_secret=Secret("not-used"),
                     clock=guest.lab.clock, route=route)
-    answers = Answers.model_validate({"vast": {"cert_path": CERT_PATH, **vast}})
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}, "vast": {"cert_path": CERT_PATH, **vast}})
     ctx = RunContext(answers=answers, target=target, bus=EventBus(guest.lab.clock),
                      run=RunDir.create(tmp_path / "run"))
     ctx.seen = []

@@ -63,9 +63,7 @@ class Demo:
 
 def demo_state(scenario: str, speed: float | None) -> WizardState:
     """The lab with the field report's host pre-selected, and the scenario's sizing preset."""
-    answers = Answers()
-    answers.proxmox.url = "lab"
-    answers.lab.host_profile = "seed"
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}, "lab": {"host_profile": "seed"}})
     for key, value in SCENARIO_PRESETS.get(scenario, {}).items():
         setattr(answers.vm, key, value)
     return WizardState(answers=answers, speed=speed)

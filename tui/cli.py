@@ -18,6 +18,8 @@ import traceback
 from pathlib import Path
 
 from backend.errors import BadInput, VlbError
+from backend.lab.profiles import PROFILES
+from backend.lab.scenarios import SCENARIOS
 from backend.secrets import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
@@ -101,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the wizard on the built-in lab")
-    demo.add_argument("--scenario", choices=["success", "oom", "overcommit"], default="success")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="success")
     demo.add_argument("--speed", type=_speed, default=30.0, dest="demo_speed", metavar="N")
     demo.add_argument("--web", action="store_true",
                       help="serve the demo in a browser (textual-serve), on the loopback, at a URL with a token")
@@ -116,7 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("schema", help="print the answers file's JSON Schema")
 
     lab = sub.add_parser("lab", help="serve the built-in lab in the foreground")
-    lab.add_argument("--host-profile", choices=["seed", "small", "big"], default="seed")
+    lab.add_argument("--host-profile", choices=list(PROFILES), default="seed")
     lab.add_argument("--speed", type=_speed, default=1.0, dest="lab_speed", metavar="N")
     lab.add_argument("--state-dir", metavar="DIR", help="keep the lab's world here (default: a temp dir)")
     lab.add_argument("--fault-rate", type=_fault_rate, default=0.0, metavar="P",
@@ -132,7 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("run_dir", metavar="RUN_DIR")
     replay.add_argument("--speed", type=_speed, default=30.0, dest="replay_speed", metavar="N",
                         help="N times the recorded run's pace (default 30)")
-    replay.add_argument("--hints", choices=["success", "oom", "overcommit"], default=None,
+    replay.add_argument("--hints", choices=SCENARIOS, default=None,
                         help="show the demo's hints for this scenario")
 
     imp = sub.add_parser("import-traces", help="turn a hand-made monitoring folder into a run directory")

@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+import backend.lab  # noqa: F401  - the wizard's default target, the built-in lab, registered
 from backend.errors import BadInput
 from backend.model.answers import Answers, errors_to_message
 from backend.model.hostfacts import HostInventory, NodeFacts
@@ -22,6 +23,8 @@ from backend.run.service import evaluate
 from backend.steps import guestaddr
 from backend.steps.guestaddr import LocalNetworks
 from backend.steps.hostcheck import HOST_FINDINGS, HostView
+
+DEFAULT_TARGET = "lab"  # the wizard starts on the built-in lab (backend/lab registers it: imported above)
 
 
 def validated(model: type[BaseModel], data: dict[str, Any], section: str) -> Any:
@@ -40,7 +43,7 @@ def first_line(error: BaseException) -> str:
 
 @dataclass
 class WizardState:
-    answers: Answers = field(default_factory=Answers)
+    answers: Answers = field(default_factory=lambda: Answers.model_validate({"proxmox": {"url": DEFAULT_TARGET}}))
     host: HostView | None = None  # what the connection test read (backend.steps.hostcheck.read_host)
     fingerprint: str = ""  # the certificate fingerprint the user trusted
     node: NodeFacts | None = None

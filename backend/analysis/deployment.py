@@ -677,22 +677,18 @@ def _episodes(events: list[ev.Event]) -> list[dict]:
     return episodes
 
 
-def _injected(run: RunDir) -> dict | None:
-    """The faults injected on purpose, when the run directory holds such a record (the built-in
-    lab writes `lab/faults.jsonl`: one {"t", "source", "kind", "when", ...} per fault)."""
-    path = run.path / "lab" / "faults.jsonl"
-    if not path.exists():
+def _injected(events: list[ev.Event]) -> dict | None:
+    """The faults the target injected on purpose, as it reported them (FaultInjected events: a
+    simulated target's fault injection), or None when it reported none."""
+    injected = [e for e in events if isinstance(e, ev.FaultInjected)]
+    if not injected:
         return None
-    count, rows, by_kind = 0, [], {}
-    for number, row, reason in _json_lines(path):
-        if isinstance(row, dict) and isinstance(row.get("kind"), str):
-            count += 1
-            by_kind[row["kind"]] = by_kind.get(row["kind"], 0) + 1
-            if len(rows) < LIST_LIMIT * 4:
-                rows.append(row)
-        else:
-            run.skipped.add("lab/faults.jsonl", number, reason or "not a fault record")
-    return {"count": count, "by_kind": dict(sorted(by_kind.items())), "faults": rows}
+    by_kind: dict[str, int] = {}
+    for event in injected:
+        by_kind[event.fault] = by_kind.get(event.fault, 0) + 1
+    rows = [{"t": e.ts, "source": e.source, "kind": e.fault, "when": e.when, **e.details}
+            for e in injected[:LIST_LIMIT * 4]]
+    return {"count": len(injected), "by_kind": dict(sorted(by_kind.items())), "faults": rows}
 
 
 def _outages(events: list[ev.Event]) -> list[dict]:
@@ -796,7 +792,7 @@ def assemble(analysis: Analysis, run: RunDir, events: list[ev.Event]) -> dict:
                            "evidence": [{"t": event.ts, "source": "recorded", "text": event.evidence,
                                          "value": None}]})
     faults, sampling_gaps = _faults(events, analysis.sample_holes)
-    faults["injected"] = _injected(run)
+    faults["injected"] = _injected(events)
     cpu = analysis.cpu
     steal = cpu["steal"]
     steal_summary = steal.summary(2, (99,))

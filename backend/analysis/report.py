@@ -408,7 +408,7 @@ def _fault_summary(faults: dict, gaps: list[dict]) -> list[str]:
     injected = faults.get("injected")
     if injected and injected["count"]:
         kinds = ", ".join(f"{n} {kind}" for kind, n in injected["by_kind"].items())
-        sentences.append(f"The lab injected {_times(injected['count'], 'fault')} on purpose ({kinds}).")
+        sentences.append(f"The target injected {_times(injected['count'], 'fault')} on purpose ({kinds}).")
     episodes, recovered = summary.get("episodes", 0), summary.get("recovered", 0)
     if episodes:
         outcome = ("every one recovered" if recovered == episodes
@@ -467,7 +467,8 @@ def _faults(data: dict) -> list[str]:
         lines += _table(["From", "To", "Length", "Reason"],
                         [[clock(g["start"]), clock(g["end"]), duration(g["duration_s"]), g["reason"]] for g in gaps])
     if injected:
-        lines += [f"_Injected faults: `lab/faults.jsonl` ({injected}); match them with the rows above by time._", ""]
+        lines += [f"_Injected faults: {injected} (the target's FaultInjected events); match them with the rows "
+                  "above by time._", ""]
     return lines + ["---", ""]
 
 

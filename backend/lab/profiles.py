@@ -9,6 +9,7 @@ three-node cluster of dual-socket machines.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 from backend.lab import facts
 
@@ -139,3 +140,11 @@ BIG = HostProfile(
 )
 
 PROFILES = {profile.name: profile for profile in (SEED, SMALL, BIG)}
+# The profile names, for the answers' `lab.host_profile` and the CLI (listed here only).
+PROFILE_NAMES = Literal[tuple(PROFILES)]  # type: ignore[valid-type]
+# What the Connect screen says of each (backend/target.py ProviderInfo).
+PROFILE_DESCRIPTIONS = {
+    "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",
+    "small": "small: 8 cores / 16 threads, 64 GB (cannot host it)",
+    "big": "big: 3 nodes of 2 × 16 cores, 512 GB",
+}

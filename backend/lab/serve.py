@@ -15,11 +15,11 @@ import tempfile
 import threading
 from pathlib import Path
 
+from backend.lab.answers import FaultAnswers
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
 from backend.lab.guest.support import guest_unavailable_reason
 from backend.lab.world import LabWorld
-from backend.model.answers import FaultAnswers
 
 
 def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str | os.PathLike | None = None,

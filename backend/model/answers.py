@@ -23,12 +23,14 @@ from pydantic import (
     ConfigDict,
     Field,
     PlainSerializer,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
+from pydantic_core import InitErrorDetails
 
 from backend.errors import BadInput
 from backend.model import yamlsafe
@@ -103,7 +105,8 @@ def _https_url(value: str) -> str:
     address in brackets, PORT 1 to 65535; ValueError saying what is wrong otherwise."""
     match = _HTTPS_URL.fullmatch(value)
     if not match:
-        raise ValueError("must be 'lab' or https://HOST[:PORT] (e.g. https://pve.example:8006)")
+        named = "".join(f"'{name}' or " for name in provider_names())
+        raise ValueError(f"must be {named}https://HOST[:PORT] (e.g. https://pve.example:8006)")
     host, port = match.group("host"), match.group("port")
     if host.startswith("["):
         try:
@@ -130,7 +133,8 @@ def sha256_fingerprint(value: str | None) -> str | None:
 class ProxmoxAnswers(_Section):
     """How to reach the Proxmox VE API."""
 
-    url: str = Field("lab", description="'lab' for the built-in lab, or https://HOST:8006")
+    url: str = Field(description="https://HOST:8006, or the name of a registered target provider "
+                     "(the built-in one: see the provider's own section)")
     token_id: str | None = Field(None, description="API token id, USER@REALM!TOKENID (e.g. root@pam!vlb)")
     token_secret: SecretRefField | None = Field(None, description="env:NAME or file:PATH holding the token secret")
     node: str = Field("auto", description="the node to place the VM on, or 'auto' for the best one")
@@ -142,7 +146,7 @@ class ProxmoxAnswers(_Section):
     @classmethod
     def _url(cls, value: str) -> str:
         value = value.strip()
-        if value == "lab":
+        if value in _PROVIDERS:
             return value
         return _https_url(value)
 
@@ -167,7 +171,7 @@ class ProxmoxAnswers(_Section):
 
     @model_validator(mode="after")
     def _credentials(self) -> ProxmoxAnswers:
-        if self.url != "lab" and (self.token_id is None or self.token_secret is None):
+        if self.url not in _PROVIDERS and (self.token_id is None or self.token_secret is None):
             raise ValueError("a real Proxmox host needs token_id and token_secret (env:NAME or file:PATH)")
         return self
 
@@ -361,97 +365,89 @@ class TuningAnswers(_Section):
     limits: bool = Field(True, description="raise file-descriptor and inotify limits for the VAST containers")
 
 
-FaultKind = Literal["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "vms_restart"]
+# --- targets named by a registered provider -------------------------------------------------------
+
+# A target provider (backend/target.py registers its opener) may own a section of the answers, named
+# as the provider is named in `proxmox.url`, validated by the provider's own model.
+_PROVIDERS: dict[str, type[BaseModel] | None] = {}
 
 
-class FaultRuleAnswers(_Section):
-    """One scheduled lab fault: the `nth` opportunity of its part (a Proxmox request, an SSH session,
-    a VMS request) and the `count - 1` after it, or every `every`-th from the `nth` on."""
-
-    kind: FaultKind
-    nth: int = Field(1, ge=1, le=1_000_000, description="the first matching opportunity that strikes (1-based)")
-    count: int = Field(1, ge=1, le=1_000_000, description="how many in a row strike")
-    every: int = Field(0, ge=0, le=1_000_000, description="strike every N-th matching opportunity (0: off)")
-    method: Literal["GET", "POST", "PUT", "DELETE"] | None = Field(None, description="only requests of this method")
-    path: str | None = Field(None, max_length=200, description="only requests whose path matches this regex")
-    after: bool = Field(False, description="strike after the request was handled (its answer is lost)")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                re.compile(value)
-            except re.error as exc:
-                raise ValueError(f"not a regular expression: {exc}") from None
-        return value
+def register_provider(name: str, section: type[BaseModel] | None = None) -> None:
+    """`proxmox.url: NAME` names this provider's target (no https URL, no token needed); `section`
+    is the model of its own answers section `NAME:` (its options), when it has one."""
+    _PROVIDERS[name] = section
 
 
-class FaultAnswers(_Section):
-    """Faults the lab injects (only with url: lab)."""
-
-    rate: float = Field(0.0, ge=0.0, le=1.0, description="probability of a fault per opportunity: each Proxmox "
-                        "request, SSH session opened on the guest and VMS request")
-    seed: int = Field(1, description="random seed, so a faulty run can be replayed")
-    kinds: list[FaultKind] = (
-        Field(default_factory=lambda: ["ssh_drop", "pve_500", "pve_503", "pve_timeout", "pve_reset", "vms_restart"])
-    )
-    schedule: list[FaultRuleAnswers] = Field(default_factory=list, max_length=100,
-                                             description="faults on a schedule, besides the random ones")
+def provider_names() -> list[str]:
+    return sorted(_PROVIDERS)
 
 
-class LabNetworkAnswers(_Section):
-    """The lab host's network, and where vast-loopback runs in it (only with url: lab)."""
-
-    sdn_vnet: bool = Field(False, description="the host also has an SDN VNet in a Simple zone with IPAM and DHCP "
-                           "(listed with the bridges; vm.bridge puts the VM on it)")
-    jump_host: Literal["on-lan", "elsewhere"] = Field(
-        "on-lan", description="where vast-loopback runs: on the LAN of the host's bridge vmbr0 (same layer 2: it "
-        "sees the guests' MACs), or elsewhere (no interface on vmbr0's subnet)")
-
-
-class LabAnswers(_Section):
-    """The built-in lab (only with url: lab)."""
-
-    host_profile: Literal["seed", "small", "big"] = Field("seed", description="the lab's Proxmox host")
-    network: LabNetworkAnswers = Field(default_factory=LabNetworkAnswers)
-    overcommit_memory: Literal["support-case", "field-ramp"] = Field(
-        "support-case",
-        description="the lab's reading of an overcommitted activation's memory, which the sources leave open: "
-                    "attempt 2's figures (support-case) or the good run's ramp until the nodes fall out (field-ramp)")
-    ova: Literal["host-only", "generic"] = Field(
-        "host-only", description="the lab's OVA: 'host-only' (an initramfs dracut built on VMware: PVSCSI, no "
-        "VirtIO drivers) or 'generic' (built with --no-hostonly: VirtIO drivers included)")
-    faults: FaultAnswers = Field(default_factory=FaultAnswers)
-    start_vms_after_reboot: Literal["works", "fails"] = Field(
-        "works", description="the lab's answer to start_vms.sh after a reboot (never tried in the field): "
-        "works (the VAST containers come back with Docker and VMS comes up) or fails (they stay stopped)")
-    vtask_messages: Literal["list", "object"] = Field(
-        "list", description="the shape of a VTask's messages in the lab's VMS: a list of strings (what clients "
-        "read) or an object (what the 5.4 OpenAPI says)")
-    vms_cert_path: str | None = Field(None, description="where the lab guest's VMS keeps its certificate "
-                                      f"(default {VMS_CERT_PATH}); another path than vast.cert_path plays a guest "
-                                      "that keeps it where the run does not look")
-
-    @field_validator("vms_cert_path")
-    @classmethod
-    def _vms_cert_path(cls, value: str | None) -> str | None:
-        if value is not None and (not GUEST_PATH.match(value) or ".." in value.split("/")):
-            raise ValueError("must be an absolute path on the guest")
-        return value
+def _errors(exc: ValidationError, *within: str) -> list[InitErrorDetails]:
+    """A validation's errors, placed under `within` (a provider's section)."""
+    return [InitErrorDetails(type=e["type"], loc=(*within, *e["loc"]), input=e["input"], ctx=e.get("ctx") or {})
+            for e in exc.errors()]
 
 
 class Answers(_Section):
     """Everything a run needs. `vast-loopback schema` prints this model as JSON Schema."""
 
     version: Literal[1] = 1
-    proxmox: ProxmoxAnswers = Field(default_factory=ProxmoxAnswers)
+    proxmox: ProxmoxAnswers
     vm: VmAnswers = Field(default_factory=VmAnswers)
     ova: str = Field("local:import/vast-5.4.0-loopback.ova", description="volid of the OVA on a storage with 'import'")
     guest: GuestAnswers = Field(default_factory=GuestAnswers)
     vast: VastAnswers = Field(default_factory=VastAnswers)
     tuning: TuningAnswers = Field(default_factory=TuningAnswers)
-    lab: LabAnswers = Field(default_factory=LabAnswers)
+    _sections: dict[str, BaseModel] = PrivateAttr(default_factory=dict)  # providers' own sections, by name
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _provider_sections(cls, data: Any, handler: Any) -> Answers:
+        """A registered provider's section is validated by the provider's model; every problem of
+        the file is reported at once, the sections' with their place (`NAME.key`)."""
+        errors: list[InitErrorDetails] = []
+        sections: dict[str, BaseModel] = {}
+        if isinstance(data, dict):
+            data = dict(data)
+            for name, model in _PROVIDERS.items():
+                if model is not None and name in data:
+                    try:
+                        sections[name] = model.model_validate(data.pop(name))
+                    except ValidationError as exc:
+                        errors += _errors(exc, name)
+        try:
+            answers = handler(data)
+        except ValidationError as exc:
+            errors = _errors(exc) + errors
+            answers = None
+        if errors:
+            raise ValidationError.from_exception_data(cls.__name__, errors)
+        if isinstance(answers, Answers):
+            answers._sections.update(sections)
+        return answers
+
+    def section(self, name: str) -> Any:
+        """The provider `name`'s own section (its defaults when the answers hold none; None for a
+        provider without one)."""
+        model = _PROVIDERS.get(name)
+        if model is None:
+            return None
+        if name not in self._sections:
+            self._sections[name] = model()
+        return self._sections[name]
+
+    def with_section(self, name: str, section: BaseModel) -> Answers:
+        """A copy of the answers with the provider `name`'s section replaced."""
+        copy = self.model_copy(deep=True)
+        copy._sections[name] = section
+        return copy
+
+    def sections(self) -> dict[str, BaseModel]:
+        """The providers' sections these answers hold, their own provider's always (defaults explicit)."""
+        own = self.proxmox.url
+        if _PROVIDERS.get(own) is not None:
+            self.section(own)
+        return dict(self._sections)
 
     @field_validator("ova")
     @classmethod
@@ -464,6 +460,14 @@ class Answers(_Section):
 def json_schema() -> dict[str, Any]:
     """The answers file's JSON Schema, generated from the model."""
     schema = Answers.model_json_schema()
+    for name in provider_names():
+        model = _PROVIDERS[name]
+        if model is None:
+            continue
+        part = model.model_json_schema(ref_template="#/$defs/{model}")
+        schema.setdefault("$defs", {}).update(part.pop("$defs", {}))
+        schema["$defs"][model.__name__] = part
+        schema["properties"][name] = {"$ref": f"#/$defs/{model.__name__}"}
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "vast-loopback answers file"
     return schema
@@ -642,6 +646,7 @@ def check_secrets(answers: Answers, *, strict: bool = False) -> list[str]:
 def to_yaml(answers: Answers) -> str:
     """The answers as YAML, every value explicit (defaults included), secrets as references."""
     data = answers.model_dump(mode="json")
+    data.update({name: section.model_dump(mode="json") for name, section in answers.sections().items()})
     header = "# vast-loopback answers file (secrets are references: env:NAME or file:PATH)\n"
     return header + yaml.safe_dump(data, sort_keys=False, default_flow_style=False)
 

@@ -164,6 +164,7 @@ class Engine:
             log.exception("step failed with an unexpected error")
             outcome, code = "failed", 1
             message = redact(f"internal error in step {ctx.current_step}: {exc.__class__.__name__}: {exc}")
+        self._target_reports()
         if outcome == "failed" and self.on_failure is not None:
             try:
                 result = self.on_failure()
@@ -174,6 +175,14 @@ class Engine:
         ctx.emit(RunFinished(outcome=outcome, exit_code=code, message=message))
         await ctx.close()
         return code
+
+    def _target_reports(self) -> None:
+        """What the target itself tells (backend/target.py `Target.reported`), into the run's events."""
+        try:
+            for event in self.ctx.target.report():
+                self.ctx.emit(event)
+        except Exception:  # the target's own account must never stop the run
+            log.exception("reading the target's reports failed")
 
     async def _run_step(self, step: Step, done: dict[str, dict]) -> None:
         ctx = self.ctx
@@ -194,6 +203,7 @@ class Engine:
         try:
             result = await step.run(ctx) or {}
         except VlbError as exc:
+            self._target_reports()
             ctx.emit(StepFinished(step=step.id, ok=False, error=redact(str(exc))))
             raise
         except asyncio.CancelledError:
@@ -203,5 +213,6 @@ class Engine:
             ctx.emit(StepFinished(step=step.id, ok=False, error=redact(f"{exc.__class__.__name__}: {exc}")))
             raise
         ctx.facts.learn(result)
+        self._target_reports()
         ctx.emit(StepFinished(step=step.id, ok=True, result=result))
 

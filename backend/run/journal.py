@@ -7,7 +7,8 @@ Layout (mode 0700; every file 0600):
     events.jsonl       every event except samples, one JSON object per line
     samples.jsonl      SampleTaken events (the monitor's 1 Hz samples)
     install.log        the install log as received (ANSI and spinners stripped)
-    lab/               the lab's world and request logs, when the run is on the lab
+    <provider>/        a target provider's own state (a simulated target's world and request logs),
+                       named after its `proxmox.url` (backend/run/service.py `state_dir`)
     report.md          written by `vast-loopback report`
 
 Each line is written and flushed before the engine goes on, so a SIGKILL loses nothing that was
@@ -181,12 +182,6 @@ class RunDir:
     @property
     def run_id(self) -> str:
         return str(self.read_meta().get("id", self.path.name))
-
-    @property
-    def lab_dir(self) -> Path:
-        path = self.path / "lab"
-        make_private_dir(path)
-        return path
 
     # --- reading ---
 

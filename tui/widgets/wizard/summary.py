@@ -10,11 +10,12 @@ from backend.model.answers import Answers
 from backend.model.guestmemory import sized
 from backend.model.hostfacts import NodeFacts
 from backend.model.sizing import topology
+from backend.target import describe_target
 
 
 def summary_rows(answers: Answers, node: NodeFacts | None, fingerprint: str = "") -> list[tuple[str, str]]:
     p, vm, guest = answers.proxmox, answers.vm, answers.guest
-    target = p.url if p.url != "lab" else f"built-in lab ({answers.lab.host_profile} host)"
+    target = describe_target(answers)
     node_text = p.node if node is None else (node.node if p.node != "auto" else f"auto → {node.node}")
     rows = [
         ("Proxmox", target),
