@@ -189,13 +189,13 @@ PIN = ":".join(["AB"] * 32)
 ])
 def test_vms_trust_answers_are_checked_at_load(vast, message):
     with pytest.raises(BadInput) as refused:
-        answers_mod.parse(f"proxmox: {url: lab}\nvast: {vast}\n")
+        answers_mod.parse(f"proxmox: {{url: lab}}\nvast: {vast}\n")
     assert message in str(refused.value) and refused.value.exit_code == 2
 
 
 def test_a_ca_file_that_is_not_there_is_bad_input_before_the_run(tmp_path):
-    answers = answers_mod.parse(f"proxmox: {url: lab}\nvast: {{ca_file: {tmp_path / 'missing.pem'}}}\n")
+    answers = answers_mod.parse(f"proxmox: {{url: lab}}\nvast: {{ca_file: {tmp_path / 'missing.pem'}}}\n")
     with pytest.raises(BadInput, match="vast.ca_file: .*missing.pem is not a file here"):
         answers_mod.check_secrets(answers)
-    pinned = answers_mod.parse(f"proxmox: {url: lab}\nvast: {{fingerprint: '{PIN.lower()}'}}\n")
+    pinned = answers_mod.parse(f"proxmox: {{url: lab}}\nvast: {{fingerprint: '{PIN.lower()}'}}\n")
     assert pinned.vast.fingerprint == PIN and pinned.vast.cert_path == answers_mod.VMS_CERT_PATH
