@@ -77,6 +77,9 @@ def _round(value: float | None, digits: int) -> float | None:
 
 @dataclass
 class Bin:
+    """What fell into one time bin or chart column: count, sum, min, max (the one counter type: the
+    report's statistics and the dashboard's series, tui/series.py)."""
+
     n: int = 0
     total: float = 0.0
     min: float = math.inf
@@ -99,6 +102,14 @@ class Bin:
     @property
     def mean(self) -> float:
         return self.total / self.n if self.n else math.nan
+
+    def pick(self, how: str) -> float:
+        """The bin's "max", "min" or (anything else) mean: what a chart column shows."""
+        if how == "max":
+            return self.max
+        if how == "min":
+            return self.min
+        return self.mean
 
 
 class TimeBins:

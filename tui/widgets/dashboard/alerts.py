@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from textual.widgets import Static
 
+from backend.analysis.charts import Line
 from tui.session import LogEntry, RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane, clock, span
 from tui.widgets.dashboard.timeline import short_line
 

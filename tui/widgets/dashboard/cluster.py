@@ -3,9 +3,9 @@ the state lasted, and the VMS tasks (cluster_deploy) with their state."""
 
 from __future__ import annotations
 
+from backend.analysis.charts import Line
 from backend.clients.vtask import TASK_FAILED_STATES
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane, clock, span
 
 STATE_STYLES = {"ONLINE": "bold green", "ACTIVATING": "bold yellow", "INIT": "bold cyan"}

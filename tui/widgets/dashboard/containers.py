@@ -3,8 +3,8 @@ of the limit, biggest first, with the sum of all of them."""
 
 from __future__ import annotations
 
+from backend.analysis.charts import Line
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import textwrap
 
+from backend.analysis.charts import Line
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane, clock
 
 EVIDENCE_SHOWN = 5

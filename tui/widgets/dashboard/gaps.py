@@ -4,8 +4,8 @@ own counts where the event stream was down)."""
 
 from __future__ import annotations
 
+from backend.analysis.charts import Line
 from tui.session import GAP_EDGES, RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane, clock
 
 BUCKET_LABELS = {"50": "50ms", "100": "100ms", "250": "250ms", "500": "500ms", "1000": "1s", "2000": "2s",

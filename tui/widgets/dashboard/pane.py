@@ -21,8 +21,8 @@ from textual.reactive import reactive
 from textual.strip import Strip
 from textual.widget import Widget
 
+from backend.analysis.charts import Line, fit
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line, fit
 
 
 def clock(t: float | None) -> str:

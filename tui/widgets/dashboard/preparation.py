@@ -11,9 +11,9 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
+from backend.analysis.charts import Line
 from backend.model.sizing import severity_rank
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane
 
 OK, BAD, WARN = ("✓ ", "green"), ("✖ ", "bold red"), ("! ", "bold yellow")

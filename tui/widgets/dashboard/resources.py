@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import math
 
+from backend.analysis.charts import Line, axis_row, column_rows, spark_row
 from backend.analysis.diagnose import MEM_CRITICAL_GIB, MEM_LOW_GIB, STEAL_SUSTAINED_PCT
 from tui.series import Window
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line, column_rows, sparkline, time_axis
 from tui.widgets.dashboard.pane import Pane, clock
 
 LABEL = 5  # right-hand axis labels: " 117G"
@@ -100,7 +100,7 @@ class MemoryPane(Pane):
         oom: Line = (("┈" * columns, "red"), (" OOM", "bold red"))
         out = [head, oom, *labelled(chart, f"{total:.0f}G")]
         if axis:
-            out.append(time_axis(window.start, window.step, columns, clock))
+            out.append(axis_row(window.start, window.step, columns, clock))
         return out
 
 
@@ -129,9 +129,9 @@ class CpuPane(Pane):
         if sparks:
             for key, style in (("user", "cyan"), ("sys", "magenta")):
                 values = window.read(session.series[key], "mean")
-                out.append(sparkline(values, columns, 0.0, 100.0, style) + ((" " + SHORT[key].rjust(LABEL - 1), "dim"),))
+                out.append(spark_row(values, columns, 0.0, 100.0, style) + ((" " + SHORT[key].rjust(LABEL - 1), "dim"),))
         if axis:
-            out.append(time_axis(window.start, window.step, columns, clock))
+            out.append(axis_row(window.start, window.step, columns, clock))
         return out
 
 
@@ -161,7 +161,7 @@ class LoadPane(Pane):
         if sparks:
             for key in ("load5", "load15"):
                 values = window.read(session.series[key], "mean")
-                out.append(sparkline(values, columns, 0.0, top, "blue") + ((" " + SHORT[key].rjust(LABEL - 1), "dim"),))
+                out.append(spark_row(values, columns, 0.0, top, "blue") + ((" " + SHORT[key].rjust(LABEL - 1), "dim"),))
         if axis:
-            out.append(time_axis(window.start, window.step, columns, clock))
+            out.append(axis_row(window.start, window.step, columns, clock))
         return out

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 import textwrap
 
+from backend.analysis.charts import Line
 from backend.run.runstate import StepView
 from tui.session import RunSession
-from tui.widgets.dashboard.chartview import Line
 from tui.widgets.dashboard.pane import Pane, span
 
 ICONS = {
