@@ -168,7 +168,7 @@ async def test_the_run_is_not_left_by_back_and_aborts_only_when_confirmed(tmp_pa
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 130
-    assert RunDir.open(tmp_path / "run").is_finished()
+    assert RunDir.open(tmp_path / "run").read_meta().get("status") == "finished"
 
 
 async def test_back_walks_all_the_way_to_connect():

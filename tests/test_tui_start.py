@@ -62,7 +62,7 @@ async def test_resume_continues_an_unfinished_run(tmp_path):
         assert posted(seen, RunLaunched)[0].resumed
         await pilot.press("q")
         await pilot.pause()
-    assert app.return_code == 0 and run.is_finished()
+    assert app.return_code == 0 and run.read_meta().get("status") == "finished"
 
 
 async def test_help_shows_the_current_step_and_closes():

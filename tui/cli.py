@@ -8,7 +8,6 @@ Textual is imported only by the commands that show a UI, so headless runs never 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -259,10 +258,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         sys.stdout.write(agent_source())
         return EXIT_OK
     raise BadInput(f"unknown command {command}")
-
-
-def print_json(data: object) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from backend.events import Event
 from backend.model.hostfacts import HostInventory
 from backend.model.sizing import SizingResult
 
@@ -102,13 +101,6 @@ class AnswersSaved(Message):
 class RunLaunched(Message):
     run_dir: str
     resumed: bool
-
-
-@dataclass
-class EngineEventEmitted(Message):
-    """One engine event on its way to the run screen's widgets."""
-
-    event: Event
 
 
 @dataclass

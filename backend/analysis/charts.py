@@ -3,7 +3,7 @@ a Markdown code block) and the dashboard's panes' (styled lines).
 
 `column_chart` draws one column per time bin with eighth-block characters, a y axis, a time axis
 in UTC and a row of markers (phase starts, cluster states, failures) under it. A column without
-data stays blank: gaps are shown, never filled. `sparkline` is the one-line version.
+data stays blank: gaps are shown, never filled.
 
 For the dashboard a chart is a list of lines; a line is a tuple of (text, style) segments, so a
 pane can compare what it would draw with what it drew and repaint only on a change
@@ -33,21 +33,6 @@ def clock(t: float | None, seconds: bool = True) -> str:
     if t is None:
         return "-"
     return time.strftime("%H:%M:%S" if seconds else "%H:%M", time.gmtime(t))
-
-
-def sparkline(values: Sequence[float | None], low: float | None = None, high: float | None = None) -> str:
-    present = [v for v in values if v is not None and not math.isnan(v)]
-    if not present:
-        return " " * len(values)
-    lo = min(present) if low is None else low
-    hi = max(present) if high is None else high
-    out = []
-    for value in values:
-        if value is None or math.isnan(value):
-            out.append(" ")
-        else:
-            out.append(SPARKS[spark_index(value, lo, hi)])
-    return "".join(out)
 
 
 def _label(value: float, digits: int) -> str:

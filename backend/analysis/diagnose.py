@@ -66,10 +66,6 @@ REFERENCE_STEP_S = {
 }
 REFERENCE_KEYWORDS = (("bootstrap", 887.0), ("deploy", 1064.0), ("create", 1074.0), ("online", 650.0))
 REFERENCE_STATE_S = {"ACTIVATING": 641.0, "INIT": 9.0}
-FIELD_REFERENCE = (
-    "the field run: bootstrap 14 min 47 s, ACTIVATING -> ONLINE 10 min 41 s, cluster_deploy 1064 s"
-)
-
 KERNEL_SIGNATURES = (
     ("oom", re.compile(r"invoked oom-killer|Out of memory|oom-kill:|Memory cgroup out of memory|Killed process \d+")),
     ("panic", re.compile(r"PANIC\[|Kernel panic|vmsg_keepalive_fiber")),
@@ -79,8 +75,6 @@ KERNEL_SIGNATURES = (
 )
 SIGKILL_EXIT = 137  # 128 + SIGKILL: Docker's exit code for a container whose main process was killed
 OVERCOMMIT_LINE = re.compile(r"PANIC\[P653|vmsg_keepalive_fiber|test_if_stuck")
-STAMP_IN_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)")
-
 
 def classify_line(text: str) -> str:
     """The signature a kernel or VAST log line matches ("oom", "panic", ...), or ""."""

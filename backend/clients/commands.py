@@ -34,5 +34,3 @@ def write_file(path: str, text: str, mode: str | None = None) -> str:
     return command
 
 
-def redirect_out(command: str, path: str, append: bool = False) -> str:
-    return f"{command} {'>>' if append else '>'} {shlex.quote(path)}"

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*(\x07|\x1b\\)|\x1b[()][0-9A-Za-z]")
-SPINNER_TAIL = re.compile(r"\s*(\.\.\.)?\s*[/\-\\|]\s*$")
 _ELLIPSIS_SPINNER = re.compile(r"\s+\.\.\.\s+[/\-\\|]?\s*$")
 STAMP = re.compile(r"^\[(?P<ts>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:[:.][^\]]*)?\]\s*")
 
@@ -93,21 +92,3 @@ def parse_line(line: str) -> LogFact | None:
     return None
 
 
-class LineAssembler:
-    """Turns byte chunks (read by offset) into complete clean lines; a partial last line waits."""
-
-    def __init__(self) -> None:
-        self._pending = ""
-
-    def feed(self, chunk: str) -> list[str]:
-        text = self._pending + chunk
-        head, sep, tail = text.rpartition("\n")
-        if not sep:
-            self._pending = text
-            return []
-        self._pending = tail
-        return clean_lines(head)
-
-    def flush(self) -> list[str]:
-        rest, self._pending = self._pending, ""
-        return clean_lines(rest)

@@ -224,10 +224,6 @@ def parse_networks(rows: Sequence[dict], zones: Sequence[dict] = (), vnets: Sequ
     return tuple(sorted(found, key=lambda b: b.name))
 
 
-def parse_bridges(rows: Sequence[dict]) -> tuple[str, ...]:
-    return tuple(b.name for b in parse_networks(rows))
-
-
 def parse_node_facts(node: str, status: dict, storages: Sequence[dict] = (), bridges: Sequence[dict] = (),
                      running_vms: int = 0, zones: Sequence[dict] = (), vnets: Sequence[dict] = ()) -> NodeFacts:
     """GET /nodes/{node}/status (+ storages, bridges and VNets with their SDN zones) -> NodeFacts.
@@ -748,9 +744,6 @@ class ProxmoxClient:
     async def vm_owner(self, vm: VmRef) -> str | None:
         """The run that created the VM, as its description names it (None: no claim)."""
         return vmconfig.claimed_by((await self.vm_config(vm)).get("description"))
-
-    async def vm_exists(self, vm: VmRef) -> bool:
-        return any(int(r.get("vmid", -1)) == vm.vmid for r in await self.vms())
 
     async def create_vm(self, node: str, config: dict, *, on_progress: Progress | None = None,
                         timeout_s: float | None = 6 * 3600) -> VmRef:

@@ -204,9 +204,6 @@ class RunDir:
                 done[event.step] = event.result
         return done
 
-    def is_finished(self) -> bool:
-        return any(isinstance(e, RunFinished) for e in self.events())
-
     def started(self) -> RunStarted | None:
         return next((e for e in self.events() if isinstance(e, RunStarted)), None)
 

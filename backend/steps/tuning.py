@@ -656,13 +656,6 @@ async def ensure(step: TuningStep, env: TuningEnv, bus: EventBus | None) -> Read
     return await step.verify(env, bus)
 
 
-async def ensure_all(steps: list[TuningStep], env: TuningEnv, bus: EventBus | None) -> dict[str, Reading]:
-    """Ensure every step; fail with every step that is still not right, in one message."""
-    readings = {step.id: await ensure(step, env, bus) for step in steps}
-    failing(readings, after_reboot=False)
-    return readings
-
-
 async def verify_all(steps: list[TuningStep], env: TuningEnv, bus: EventBus | None, *,
                      after_reboot: bool) -> dict[str, Reading]:
     readings = {step.id: await step.verify(env, bus, after_reboot=after_reboot) for step in steps}

@@ -203,10 +203,6 @@ class PveState:
             raise failed(f"no such task '{upid}'")
         return task
 
-    def running_task(self, vmid: int) -> dict | None:
-        return next((t for t in self.data["tasks"].values()
-                     if t["status"] == "running" and t["id"] == str(vmid)), None)
-
     # --- nodes and storages --------------------------------------------------------------------
 
     def node(self, name: str) -> NodeProfile:
