@@ -127,7 +127,8 @@ class WizardState:
         answers = self.answers.model_copy(deep=True)
         answers.vm.vcpus, answers.vm.memory_gib, answers.vm.disk_gib = vcpus, memory_gib, disk_gib
         result = self._evaluate(answers)
-        return SizingResult(result.recommendation, tuple(f for f in result.findings if f.id not in HOST_FINDINGS))
+        return SizingResult(result.recommendation, tuple(f for f in result.findings if f.id not in HOST_FINDINGS),
+                            result.proposal)
 
     def sizing(self) -> SizingResult:
         """Every finding for the answers as they are (`check`'s, for the same answers)."""

@@ -155,6 +155,7 @@ def by_severity(findings: Iterable[Finding]) -> tuple[Finding, ...]:
 class SizingResult:
     recommendation: Recommendation
     findings: tuple[Finding, ...] = field(default_factory=tuple)
+    proposal: Proposal | None = None  # what was evaluated ('auto' resolved), built once
 
     @property
     def blockers(self) -> tuple[Finding, ...]:
@@ -496,7 +497,7 @@ def evaluate(node: NodeFacts, proposal: Proposal) -> SizingResult:
                 f"The VM gets cpu 'host', {sockets}, ballooning off, q35, and VirtIO SCSI single with an IO thread.",
                 "Nothing to do.", EVIDENCE["controller"]))
 
-    return SizingResult(rec, by_severity(findings))
+    return SizingResult(rec, by_severity(findings), proposal)
 
 
 def proposal_for(node: NodeFacts, vcpus: int | str, memory_gib: int | str, disk_gib: int | str,

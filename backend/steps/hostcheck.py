@@ -148,7 +148,7 @@ def evaluate(answers: Answers, host: HostView) -> SizingResult:
         findings.append(vm_exists_finding(host.existing))
     elif host.imports is not None:
         findings += ova_findings(node, answers, host.imports)
-    return SizingResult(result.recommendation, by_severity(findings))
+    return SizingResult(result.recommendation, by_severity(findings), result.proposal)
 
 
 async def read_imports(client: ProxmoxClient, inventory: HostInventory) -> dict[str, tuple[str, ...]]:
@@ -181,7 +181,8 @@ def check_report(answers: Answers, host: HostView) -> dict:
     inventory = host.inventory
     node = choose_node(inventory, answers.proxmox.node)
     result = evaluate(answers, host)
-    chosen = proposal(node, answers)
+    chosen = result.proposal
+    assert chosen is not None
     return {
         "ok": not result.blockers,
         "findings": [f.to_dict() for f in result.findings],

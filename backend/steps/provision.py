@@ -112,7 +112,8 @@ async def run_size(ctx: RunContext) -> dict:
     host = hostcheck.HostView(HostInventory(ctx.facts.pve_version or "", (node,)), local)
     answers = ctx.answers.model_copy(update={"proxmox": ctx.answers.proxmox.model_copy(update={"node": node.node})})
     result = hostcheck.evaluate(answers, host)
-    chosen = hostcheck.proposal(node, ctx.answers)
+    chosen = result.proposal  # the proposal evaluated: built once
+    assert chosen is not None
     layout = sizing.topology(node, chosen.vcpus, chosen.memory_gib)
     forced = bool(result.blockers) and ctx.options.force
     ctx.emit(SizingEvaluated(findings=[f.to_dict() for f in result.findings],
