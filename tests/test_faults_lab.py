@@ -19,6 +19,7 @@ import requests
 from backend.errors import BadInput
 from backend.events import GuestDisconnected, GuestReconnected
 from backend.lab import faults as faults_mod
+from backend.lab.answers import FaultAnswers
 from backend.lab.faults import FaultPlan, ScheduledFault, plan_from_answers
 from backend.lab.guest import lab as guest_lab_mod
 from backend.model import answers as answers_mod
@@ -66,7 +67,7 @@ def test_the_answers_schedule_reaches_the_plan_and_bad_rules_are_refused():
 
 def test_random_decisions_replay_with_the_seed_per_part():
     def decisions(seed: int) -> list[str | None]:
-        plan = plan_from_answers(answers_mod.FaultAnswers(rate=0.2, seed=seed), None)
+        plan = plan_from_answers(FaultAnswers(rate=0.2, seed=seed), None)
         out = []
         for i in range(200):
             source = ("pve", "ssh", "vms")[i % 3]
