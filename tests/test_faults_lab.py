@@ -19,9 +19,9 @@ import requests
 from backend.errors import BadInput
 from backend.events import GuestDisconnected, GuestReconnected
 from backend.lab import faults as faults_mod
-from backend.lab.answers import FaultAnswers
 from backend.lab.faults import FaultPlan, ScheduledFault, plan_from_answers
 from backend.lab.guest import lab as guest_lab_mod
+from backend.lab.options import FaultAnswers
 from backend.model import answers as answers_mod
 from tests.conftest import REPO
 from tests.guest_lab_support import client, recording_bus

@@ -149,7 +149,7 @@ def faulty_run(tmp_path, monkeypatch):
             self.subscribe(armer)
 
     monkeypatch.setattr(provider, "plan_from_answers", plan_from_answers)
-    monkeypatch.setattr("tui.headless.EventBus", ArmedBus)
+    monkeypatch.setattr("backend.run.service.EventBus", ArmedBus)  # the front door wires the bus
     # An SSH drop cuts within half a lab second of its session: inside the step that opened it.
     monkeypatch.setattr(guest_lab_mod, "DROP_WITHIN_LAB_S", 0.5)
     answers = tmp_path / "answers.yaml"

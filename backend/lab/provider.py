@@ -24,10 +24,10 @@ import tempfile
 from pathlib import Path
 
 from backend.errors import RunFailed
-from backend.lab.answers import LabAnswers
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import FAULTS_FILE, FaultReports, plan_from_answers
 from backend.lab.guest.support import GuestUnavailable
+from backend.lab.options import LabAnswers
 from backend.lab.profiles import PROFILE_DESCRIPTIONS, PROFILES
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.shutdown import end_guests
