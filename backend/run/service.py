@@ -266,10 +266,10 @@ def resume(path: str | Path, *, speed: float | None = None, until: str | None = 
     lock = RunLock.acquire(run.path)
     try:
         meta = run.read_meta(required=True)
-        if meta.get("outcome") in COMPLETE_OUTCOMES:
-            lock.release()
-            return Run(run, Answers.model_construct(), RunOptions(resume=True), finished=str(meta["outcome"]))
         answers = answers_mod.load_saved(run.path / ANSWERS)
+        if meta.get("outcome") in COMPLETE_OUTCOMES:  # nothing to run: its answers, and how it ended
+            lock.release()
+            return Run(run, answers, RunOptions(resume=True), finished=str(meta["outcome"]))
         options = RunOptions(force=force or bool(meta.get("force", False)), until=until,
                              retry_on_failure=retry_on_failure or bool(meta.get("retry_on_failure", False)),
                              resume=True)
