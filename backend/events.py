@@ -219,7 +219,7 @@ class BootAttemptFailed(Event):
 @dataclass(kw_only=True)
 class GuestAddressResolved(Event):
     address: str
-    source: str  # "answers" | "sdn-ipam" | "neighbour-table" | "guest-agent" (backend/guestaddr.py)
+    source: str  # "answers" | "sdn-ipam" | "neighbour-table" | "guest-agent" (backend/steps/guestaddr.py)
     detail: str = ""  # how it was found (the MAC, the probe's subnets and time)
 
 
@@ -303,7 +303,7 @@ class InstallLogAppended(Event):
 @dataclass(kw_only=True)
 class VmsCertificateTrusted(Event):
     """The VMS's TLS certificate is trusted before any credential is sent to it: pinned (`fingerprint`)
-    or checked against a CA (`ca_file`); `source` says why (backend/vmstrust.py)."""
+    or checked against a CA (`ca_file`); `source` says why (backend/clients/vmstrust.py)."""
 
     address: str
     fingerprint: str = ""
@@ -375,7 +375,7 @@ class StallDetected(Event):
 
 @dataclass(kw_only=True)
 class KernelMessageSeen(Event):
-    source: str  # "kmsg" | a log path | "install:<job>" | "record:kmsg" / "record:<log path>" (backend.evidence)
+    source: str  # "kmsg" | a log path | "install:<job>" | "record:kmsg" / "record:<log path>" (backend.analysis.evidence)
     text: str
     level: str = ""
     match: str = ""  # what made it matter: "oom", "panic", "hung_task", ...
@@ -387,7 +387,7 @@ class KernelMessageSeen(Event):
 
 @dataclass(kw_only=True)
 class GuestRecordRead(Event):
-    """The guest's own record was read directly (`backend.evidence`), at a failure or when a resumed
+    """The guest's own record was read directly (`backend.analysis.evidence`), at a failure or when a resumed
     run had a gap: what the kernel, Docker and VAST's logs kept since this boot, whether or not the
     monitor was there to see it happen. The lines that matter and that no one had reported yet come
     as KernelMessageSeen events (source "record:kmsg", "record:<log path>"); this event counts them
@@ -463,6 +463,18 @@ class RetryScheduled(Event):
 
 
 @dataclass(kw_only=True)
+class FaultInjected(Event):
+    """A fault the target made happen on purpose (a simulated target's fault injection), as the
+    target reports it: which part (`source`: pve, ssh, vms), what (`kind`), before or after the
+    request was handled (`when`), and its details (method, path...)."""
+
+    source: str
+    fault: str
+    when: str = "before"
+    details: dict = field(default_factory=dict)
+
+
+@dataclass(kw_only=True)
 class RecoveredFromFault(Event):
     operation: str
     attempts: int
@@ -479,7 +491,7 @@ class ReportWritten(Event):
 
 @dataclass(kw_only=True)
 class TracesImported(Event):
-    """A folder of hand-made monitoring traces was turned into this run (backend/importer.py)."""
+    """A folder of hand-made monitoring traces was turned into this run (backend/analysis/importer.py)."""
 
     source: str  # the folder imported
     files: list = field(default_factory=list)  # [{"name","kind","records","skipped","first","last","note"}]

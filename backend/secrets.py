@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.errors import BadInput
+from backend.model.yamlsafe import shown
 from backend.redaction import MIN_LENGTH, redact, redact_data, register_secret
-from backend.yamlsafe import shown
 
 __all__ = ["Secret", "SecretRef", "redact", "redact_data", "register_secret"]
 

@@ -1,8 +1,9 @@
 """Where a run happens: the Proxmox endpoint, how the guest is reached, and whose clock is used.
 
 A `Target` is opened by a provider chosen from the answers' `proxmox.url` scheme: `https` for a
-real host (this module), `lab` for the built-in lab (registered by `backend.lab` when the entry
-point imports it). The engine only sees the `Target`; it never asks which provider made it.
+real host (this module), or a provider registered by name (the built-in one is registered by its
+package when the entry point imports it, with its own answers section: backend/model/answers.py
+`register_provider`). The engine only sees the `Target`; it never asks which provider made it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
-from backend.answers import Answers
 from backend.clock import Clock
 from backend.errors import BadInput
+from backend.events import Event
+from backend.model.answers import Answers
 from backend.secrets import Secret
 
 Route = Callable[[str, int], tuple[str, int]]
@@ -30,7 +32,7 @@ def _direct(host: str, port: int) -> tuple[str, int]:
 @dataclass
 class TargetOptions:
     speed: float = 1.0
-    state_dir: Path | None = None  # where a provider may keep its own state (the lab's world)
+    state_dir: Path | None = None  # where a provider may keep its own state (a simulated target's world)
     resume: bool = False
 
 
@@ -51,13 +53,19 @@ class Target:
     # wall-time costs of starting a guest, which its compressed clock counts many times over).
     boot_overhead_s: float = 0.0
     # Where this machine's own network probes run (its subnets, its neighbour table: see
-    # backend/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
+    # backend/clients/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
     probe_prefix: tuple[str, ...] = ()
     details: dict = field(default_factory=dict)  # shown by `check --json` and the Connect screen
     # What this target is, in words the user recognises: the first line of `check`, `--auto` and the
     # wizard's header. Each provider fills its own (a real host: its URL and node); `describe()`.
     description: str = ""
     closer: Callable[[], Awaitable[None]] | None = None
+    # What the target itself has to tell since it was last asked (a simulated target's injected
+    # faults, as FaultInjected events): the engine emits them after each step and before the end.
+    reported: Callable[[], list[Event]] | None = None
+
+    def report(self) -> list[Event]:
+        return list(self.reported()) if self.reported is not None else []
 
     def describe(self) -> str:
         """Where this target points, for the first line a user reads (its label if none was given)."""
@@ -72,12 +80,42 @@ class Target:
 Provider = Callable[[Answers, TargetOptions], Awaitable[Target]]
 _PROVIDERS: dict[str, Provider] = {}
 _DEFAULT_SPEEDS: dict[str, float] = {}
+_INFO: dict[str, ProviderInfo] = {}
 
 
-def register_provider(scheme: str, provider: Provider, default_speed: float = 1.0) -> None:
-    """`default_speed`: the time compression a target of this kind runs at when none is asked for."""
+@dataclass(frozen=True)
+class ProviderInfo:
+    """How a screen shows a provider's targets: its title, and the one choice of its answers section
+    the Connect screen offers (`choice` names the field, `choices` maps each value to a description)."""
+
+    title: str
+    choice: str = ""
+    choices: dict[str, str] = field(default_factory=dict)
+
+
+def register_provider(scheme: str, provider: Provider, default_speed: float = 1.0,
+                      info: ProviderInfo | None = None) -> None:
+    """`default_speed`: the time compression a target of this kind runs at when none is asked for;
+    `info`: how screens show it."""
     _PROVIDERS[scheme] = provider
     _DEFAULT_SPEEDS[scheme] = default_speed
+    if info is not None:
+        _INFO[scheme] = info
+
+
+def provider_info(scheme: str) -> ProviderInfo | None:
+    return _INFO.get(scheme)
+
+
+def describe_target(answers: Answers) -> str:
+    """The answers' target in a few words: its URL, or its provider's title and choice."""
+    url = answers.proxmox.url
+    info = _INFO.get(provider_scheme(url))
+    if info is None:
+        return url
+    section = answers.section(provider_scheme(url))
+    chosen = getattr(section, info.choice, "") if section is not None and info.choice else ""
+    return f"{info.title} ({chosen} host)" if chosen else info.title
 
 
 def default_speed(url: str) -> float:
@@ -100,8 +138,8 @@ async def open_target(answers: Answers, options: TargetOptions) -> Target:
 async def _open_https(answers: Answers, options: TargetOptions) -> Target:
     if options.speed != 1:
         raise BadInput(
-            f"--speed compresses the lab's time; it is refused against a real host ({answers.proxmox.url})"
-        )
+            f"--speed compresses a simulated target's time; a real host ({answers.proxmox.url}) runs on the "
+            "wall clock", hint="leave --speed out for a real host")
     assert answers.proxmox.token_id and answers.proxmox.token_secret  # enforced by the model
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret")
     node = answers.proxmox.node

@@ -1,4 +1,4 @@
-"""How long the neighbour-table source of the guest's address takes (backend/guestaddr.py), on the
+"""How long the neighbour-table source of the guest's address takes (backend/steps/guestaddr.py), on the
 lab's real network namespaces (backend/lab/segment.py): the jump host on the LAN's /24 and N guest
 NICs answering ARP.
 
@@ -26,11 +26,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend import guestaddr  # noqa: E402
 from backend.clock import Clock  # noqa: E402
 from backend.lab import facts  # noqa: E402
 from backend.lab.segment import LabSegment  # noqa: E402
 from backend.secrets import Secret  # noqa: E402
+from backend.steps import guestaddr  # noqa: E402
 from backend.target import Target  # noqa: E402
 
 

@@ -41,7 +41,7 @@ if str(REPO) not in sys.path:
 from textual.app import App  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
-from backend.replay import recorded_events, replay  # noqa: E402
+from backend.analysis.replay import recorded_events, replay  # noqa: E402
 from screens.dashboard import DashboardScreen  # noqa: E402
 from tests.recorded_runs import timeline, write_recorded_run  # noqa: E402
 from tui.session import RunSession  # noqa: E402

@@ -1,7 +1,7 @@
 """Findings recompute per keystroke on the Sizing screen.
 
 Measured side by side on the seed host (1 node), the small host and a big node:
-  - evaluate():         backend.sizing.evaluate alone (the pure rules);
+  - evaluate():         backend.model.sizing.evaluate alone (the pure rules);
   - screen handler:     SizingScreen.recompute, what one keystroke costs the screen (read the three
                         inputs, evaluate, update the findings/recommendation/Next, post SizingChanged);
   - findings render:    FindingsList.render, the text the findings pane repaints.
@@ -24,8 +24,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from backend.hostfacts import GIB, HostInventory, NodeFacts, StorageFacts  # noqa: E402
-from backend.sizing import Proposal, evaluate  # noqa: E402
+from backend.model.hostfacts import GIB, HostInventory, NodeFacts, StorageFacts  # noqa: E402
+from backend.model.sizing import Proposal, evaluate  # noqa: E402
 
 GOAL_MS = 5.0
 FINGERPRINT = ":".join(["5A"] * 32)
@@ -61,10 +61,10 @@ def time_evaluate(node: NodeFacts, n: int) -> list[float]:
 async def time_screen(node: NodeFacts, keys: int) -> dict[str, list[float]]:
     from textual.widgets import Input
 
+    from backend.run.service import Probe
     from tui.app import WizardApp
-    from tui.connection import Probe
-    from tui.state import WizardState
-    from tui.widgets.findings import FindingsList
+    from tui.widgets.wizard.findings import FindingsList
+    from tui.wizardstate import WizardState
 
     class FixedProbe(Probe):
         label, url, fingerprint = "bench", "https://192.0.2.1:8006", FINGERPRINT

@@ -24,9 +24,9 @@ REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from backend.analysis import analyse  # noqa: E402
-from backend.importer import import_traces  # noqa: E402
-from backend.report import render  # noqa: E402
+from backend.analysis.deployment import analyse  # noqa: E402
+from backend.analysis.importer import import_traces  # noqa: E402
+from backend.analysis.report import render  # noqa: E402
 from bench.synthetic_run import write_synthetic_run  # noqa: E402
 
 FIELD = Path(os.environ.get("VLB_SHARED", REPO.parent / "shared")) / "traces" / "seed-run-2025-12-29"

@@ -21,8 +21,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from backend import events as ev  # noqa: E402
-from backend.hostfacts import GIB  # noqa: E402
-from backend.journal import SAMPLES, Journal, RunDir  # noqa: E402
+from backend.model.hostfacts import GIB  # noqa: E402
+from backend.run.journal import SAMPLES, Journal, RunDir  # noqa: E402
 
 T0 = 1767571200.0  # 2026-01-05 00:00:00 UTC
 TOTAL_GIB = 117.5

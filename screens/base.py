@@ -17,8 +17,8 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
 
 from backend.errors import VlbError
-from tui.state import WizardState, first_line
-from tui.widgets.progress import WizardProgress
+from tui.widgets.wizard.progress import WizardProgress
+from tui.wizardstate import WizardState, first_line
 
 if TYPE_CHECKING:
     from tui.app import WizardApp

@@ -4,6 +4,7 @@ for the user to trust, and only then sends the token and reads the PVE version a
 
 from __future__ import annotations
 
+from pydantic import BaseModel
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -11,21 +12,23 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
-from backend.answers import Answers, LabAnswers, ProxmoxAnswers
 from backend.errors import VlbError
-from backend.target import provider_scheme
+from backend.model.answers import Answers, ProxmoxAnswers
+from backend.run.service import describe_error
+from backend.target import provider_info, provider_scheme
 from screens.base import WizardScreen
-from tui.connection import describe_error
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
-from tui.state import first_line, validated
-from tui.widgets.fingerprint import FingerprintDialog
-from tui.widgets.progress import WizardProgress
+from tui.widgets.wizard.fingerprint import FingerprintDialog
+from tui.widgets.wizard.progress import WizardProgress
+from tui.wizardstate import first_line, validated
 
-LAB_HOSTS = {
-    "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",
-    "small": "small: 8 cores / 16 threads, 64 GB (cannot host it)",
-    "big": "big: 3 nodes of 2 × 16 cores, 512 GB",
-}
+LAB = "lab"  # the built-in target's provider (backend/lab): its hosts and their descriptions are its own
+
+
+def lab_choice() -> tuple[str, dict[str, str]]:
+    """The field of the lab's answers section the form chooses, and each value's description."""
+    info = provider_info(LAB)
+    return (info.choice, info.choices) if info is not None else ("", {})
 
 
 class ConnectScreen(WizardScreen):
@@ -73,7 +76,8 @@ test."""
                                   disabled=self.wizard_app.kiosk)
         with Horizontal(classes="form-row lab-only"):
             yield Label("Lab host", classes="label")
-            yield Select([(text, name) for name, text in LAB_HOSTS.items()], value=answers.lab.host_profile,
+            field, choices = lab_choice()
+            yield Select([(text, name) for name, text in choices.items()], value=getattr(answers.section(LAB), field),
                          allow_blank=False, id="profile", compact=True)
         with Horizontal(classes="form-row https-only"):
             yield Label("URL", classes="label")
@@ -128,12 +132,12 @@ test."""
             proxmox, lab = self._form_answers()
         except VlbError:
             proxmox, lab = None, None
-        same_lab = lab is None or lab.host_profile == self.wizard.answers.lab.host_profile
+        same_lab = lab is None or lab == self.wizard.answers.section(LAB)
         if proxmox != self._tested_with or not same_lab:
             self.tested = False
             self.say("the target changed: test the connection again (^t)")
 
-    def _form_answers(self) -> tuple[ProxmoxAnswers, LabAnswers]:
+    def _form_answers(self) -> tuple[ProxmoxAnswers, BaseModel]:
         """The Proxmox and lab sections as the form stands; BadInput names what is wrong."""
         current = self.wizard.answers
         url = self.scheme if self.scheme != "https" else self.query_one("#url", Input).value.strip()
@@ -150,7 +154,8 @@ test."""
                 data["fingerprint"] = current.proxmox.fingerprint  # keep a pin for the same host
         proxmox = validated(ProxmoxAnswers, data, "proxmox")
         profile = self.query_one("#profile", Select).value
-        lab = validated(LabAnswers, {**current.lab.model_dump(), "host_profile": profile}, "lab")
+        section = current.section(LAB)
+        lab = validated(type(section), {**section.model_dump(), lab_choice()[0]: profile}, LAB)
         return proxmox, lab
 
     # --- testing ------------------------------------------------------------------------------
@@ -168,7 +173,7 @@ test."""
         except VlbError as exc:
             self.say(first_line(exc), error=True)
             return
-        answers = self.wizard.answers.model_copy(update={"proxmox": proxmox, "lab": lab})
+        answers = self.wizard.answers.model_copy(update={"proxmox": proxmox}).with_section(LAB, lab)
         self.tested = False
         self.query_one("#result", Static).update("")
         self.say(f"connecting to {self._where(proxmox)}…")
@@ -192,15 +197,15 @@ test."""
                 self.post_message(CertificateRejected(url, probe.fingerprint))
                 return
             self.say("certificate trusted; reading the host's facts…")
-            inventory = await probe.inventory()
+            host = await probe.host(answers)
+            inventory = host.inventory
         except Exception as exc:
             self.post_message(ConnectionFailed(url, describe_error(exc, probe.url)))
             return
         finally:
             await probe.close()
         self.wizard.answers = answers
-        self.wizard.connected(inventory, probe.fingerprint, probe.pin_to_save, probe.local_networks,
-                              target=probe.description or probe.label)
+        self.wizard.connected(host, probe.fingerprint, probe.pin_to_save, target=probe.description or probe.label)
         self._tested_with = answers.proxmox.model_copy()
         self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
 

@@ -23,13 +23,13 @@ from textual.widgets import Footer
 from screens.sessionbase import SessionScreen
 from tui.hints import demo_hint
 from tui.session import RunSession
-from tui.widgets.alerts import AlertLine, AlertsPane, HintLine, RunHeader
-from tui.widgets.cluster import ClusterPane
-from tui.widgets.containers import ContainersPane
-from tui.widgets.gaps import GapsPane
-from tui.widgets.preparation import PreparationPane
-from tui.widgets.resources import CpuPane, LoadPane, MemoryPane
-from tui.widgets.timeline import TimelinePane
+from tui.widgets.dashboard.alerts import AlertLine, AlertsPane, HintLine, RunHeader
+from tui.widgets.dashboard.cluster import ClusterPane
+from tui.widgets.dashboard.containers import ContainersPane
+from tui.widgets.dashboard.gaps import GapsPane
+from tui.widgets.dashboard.preparation import PreparationPane
+from tui.widgets.dashboard.resources import CpuPane, LoadPane, MemoryPane
+from tui.widgets.dashboard.timeline import TimelinePane
 
 WIDE = Size(120, 34)  # from this size on, every pane is on the dashboard
 

@@ -11,14 +11,14 @@ from textual.containers import VerticalScroll
 from textual.widgets import Footer
 
 from screens.sessionbase import SessionScreen
-from tui.widgets.alerts import AlertsPane, RunHeader
-from tui.widgets.cluster import ClusterPane
-from tui.widgets.containers import ContainersPane
-from tui.widgets.diagnosis import DiagnosisPane
-from tui.widgets.gaps import GapsPane
-from tui.widgets.preparation import PreflightPane, TuningPane
-from tui.widgets.resources import CpuPane, LoadPane, MemoryPane
-from tui.widgets.timeline import TimelinePane
+from tui.widgets.dashboard.alerts import AlertsPane, RunHeader
+from tui.widgets.dashboard.cluster import ClusterPane
+from tui.widgets.dashboard.containers import ContainersPane
+from tui.widgets.dashboard.diagnosis import DiagnosisPane
+from tui.widgets.dashboard.gaps import GapsPane
+from tui.widgets.dashboard.preparation import PreflightPane, TuningPane
+from tui.widgets.dashboard.resources import CpuPane, LoadPane, MemoryPane
+from tui.widgets.dashboard.timeline import TimelinePane
 
 
 class DetailsScreen(SessionScreen):

@@ -12,11 +12,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Checkbox, Input, Label, Static
 
-from backend.answers import GuestAnswers, TuningAnswers, VastAnswers
+from backend.model.answers import GuestAnswers, TuningAnswers, VastAnswers
 from screens.base import WizardScreen
 from tui import kiosk
 from tui.messages import GuestChosen
-from tui.state import validated
+from tui.wizardstate import validated
 
 REFERENCE_FIELDS = ("password", "key", "vms-password")
 

@@ -1,5 +1,5 @@
 """Step 2, Host: the nodes with their physical cores, threads, RAM and VM storage; pick one
-(Enter) or let the wizard pick the best one (a), as backend.sizing.pick_node ranks them."""
+(Enter) or let the wizard pick the best one (a), as backend.model.sizing.pick_node ranks them."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from textual.binding import Binding
 from textual.reactive import reactive
 from textual.widgets import DataTable, Static
 
-from backend.guestmemory import sized
-from backend.hostfacts import NodeFacts
-from backend.sizing import recommend
+from backend.model.guestmemory import sized
+from backend.model.hostfacts import NodeFacts
+from backend.model.sizing import recommend
 from screens.base import WizardScreen
 from tui.messages import HostChosen
-from tui.widgets.hosttable import HostTable
+from tui.widgets.wizard.hosttable import HostTable
 
 
 def node_details(node: NodeFacts) -> Text:

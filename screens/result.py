@@ -6,7 +6,7 @@ report are.
 Keys: r rolls back to the pre-install snapshot and retries with the remedy (only after a failure
 whose diagnosis carries a remedy the engine can apply), o opens the report (writing it first when
 needed), Esc goes back to the dashboard, q quits with the run's exit code. A live run's report is
-written when this screen opens (backend.report, the same as `vast-loopback report RUN_DIR`).
+written when this screen opens (backend.analysis.report, the same as `vast-loopback report RUN_DIR`).
 """
 
 from __future__ import annotations
@@ -21,17 +21,17 @@ from textual.screen import Screen
 from textual.widgets import Footer, Markdown, Static
 from textual.worker import Worker, WorkerState
 
+from backend.analysis.report import REPORT
 from backend.errors import VlbError
-from backend.report import REPORT
-from backend.safefiles import read_small
+from backend.run.safefiles import read_small
 from screens.sessionbase import SessionScreen
 from tui.hints import demo_hint
 from tui.messages import ReportOpened
 from tui.session import RunSession
-from tui.widgets.alerts import HintLine, RunHeader
-from tui.widgets.diagnosis import DiagnosisPane
-from tui.widgets.pane import span
-from tui.widgets.preparation import FailedChecksPane
+from tui.widgets.dashboard.alerts import HintLine, RunHeader
+from tui.widgets.dashboard.diagnosis import DiagnosisPane
+from tui.widgets.dashboard.pane import span
+from tui.widgets.dashboard.preparation import FailedChecksPane
 
 REPORT_MAX_BYTES = 16 * 1024 * 1024  # what the report screen shows at most (a report is ~50 KB)
 
@@ -85,7 +85,7 @@ def key_times(session: RunSession, analysis: dict | None) -> Text:
 
 def restore_note(session: RunSession) -> Text:
     """What restoring `vast-online` needs: it is taken without RAM state, so a restore is a boot and
-    VAST must be started again, the path the reboot test walks (backend/restart.py)."""
+    VAST must be started again, the path the reboot test walks (backend/steps/restart.py)."""
     state = session.state
     text = Text()
     if "vast-online" not in state.snapshots:
@@ -106,8 +106,8 @@ def restore_note(session: RunSession) -> Text:
 
 def write_report(run_path: Path, write: bool) -> tuple[dict, Path | None]:
     """The report's analysis of the run; with `write`, report.md too (as `vast-loopback report`)."""
-    from backend.analysis import analyse
-    from backend.report import save_report
+    from backend.analysis.deployment import analyse
+    from backend.analysis.report import save_report
 
     if not write:
         return analyse(run_path), None

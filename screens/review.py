@@ -10,13 +10,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Static
 
-from backend import answers as answers_mod
 from backend.errors import BadInput
+from backend.model import answers as answers_mod
 from screens.base import WizardScreen
 from tui import kiosk
 from tui.messages import AnswersSaved
-from tui.widgets.findings import FindingsList
-from tui.widgets.summary import AnswersSummary, summary_rows
+from tui.widgets.wizard.findings import FindingsList
+from tui.widgets.wizard.summary import AnswersSummary, summary_rows
 
 DEFAULT_ANSWERS_FILE = "vast-loopback-answers.yaml"
 

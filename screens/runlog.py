@@ -11,8 +11,8 @@ from textual.widgets import Footer, RichLog
 
 from screens.sessionbase import SessionScreen
 from tui.session import LOG_ENTRIES
-from tui.widgets.alerts import LEVEL_STYLES, RunHeader
-from tui.widgets.pane import clock
+from tui.widgets.dashboard.alerts import LEVEL_STYLES, RunHeader
+from tui.widgets.dashboard.pane import clock
 
 LEVEL_MARKS = {"critical": "✖ ", "warning": "! ", "info": "· ", "log": "  "}
 

@@ -14,8 +14,8 @@ from textual.timer import Timer
 
 from tui.messages import AbortConfirmed, RollbackRequested, RunEnded
 from tui.session import RunSession
-from tui.widgets.confirm import ConfirmDialog
-from tui.widgets.pane import Pane
+from tui.widgets.dashboard.confirm import ConfirmDialog
+from tui.widgets.dashboard.pane import Pane
 
 REFRESH_S = 0.25  # at most four repaints a second
 TICK_S = 1.0  # a live clock moves between events

@@ -1,5 +1,5 @@
 """Step 3, Sizing: vCPUs, RAM and disk for the VM. The recommendation and the findings
-(backend.sizing.evaluate) follow every keystroke; ^r applies the recommendation; a blocker
+(backend.model.sizing.evaluate) follow every keystroke; ^r applies the recommendation; a blocker
 disables Next until it is fixed or overridden on purpose (^o), with its reason shown. A field that
 is empty, not a whole number or out of the answers' range is itself the finding (never "no
 blockers"), and Next stays off until it is fixed."""
@@ -13,14 +13,14 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Static
 
-from backend.answers import VmAnswers
-from backend.guestmemory import guest_gib
-from backend.sizing import Finding, SizingResult
+from backend.model.answers import VmAnswers
+from backend.model.guestmemory import guest_gib
+from backend.model.sizing import Finding, SizingResult
 from screens.base import WizardScreen
 from tui.messages import BlockersOverridden, RecommendationApplied, SizingChanged
-from tui.state import validated
-from tui.widgets.findings import FindingsList
-from tui.widgets.override import OverrideDialog
+from tui.widgets.wizard.findings import FindingsList
+from tui.widgets.wizard.override import OverrideDialog
+from tui.wizardstate import validated
 
 FIELDS = (("vcpus", "vCPUs"), ("memory", "VM RAM GiB"), ("disk", "Disk GiB"))
 ANSWER_FIELDS = {"vcpus": "vcpus", "memory": "memory_gib", "disk": "disk_gib"}

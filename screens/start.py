@@ -1,5 +1,5 @@
 """The first screen: start a new run on a Proxmox VE host, try the built-in lab, or resume one of the
-runs that did not reach their end (backend.journal.unfinished_runs: interrupted, failed, aborted or
+runs that did not reach their end (backend.run.journal.unfinished_runs: interrupted, failed, aborted or
 stopped), each described with how it ended and where. A resumed run opens the dashboard with its
 history read from the journal first."""
 
@@ -16,7 +16,7 @@ from textual.widgets.option_list import Option
 
 from backend.errors import BadInput
 from backend.events import RunStarted, StepFinished, StepStarted
-from backend.journal import RunDir
+from backend.run.journal import RunDir
 
 if TYPE_CHECKING:
     from tui.app import WizardApp
@@ -109,5 +109,5 @@ run's history from its journal (charts, phases, diagnosis), then follows it live
         if choice == "new":
             app.push_screen(ConnectScreen(scheme="https"))
         else:
-            app.state.answers.lab.host_profile = "seed"
+            app.state.answers.section("lab").host_profile = "seed"
             app.push_screen(ConnectScreen(scheme="lab"))

@@ -1,9 +1,9 @@
 """Step 4, Storage & network: the VM's name, the storage for its disk (with free space), the bridge,
 the OVA's volid, and how the guest is reached (dhcp or a fixed IP).
 
-`dhcp` needs a source of the guest's address that works from here (backend/guestaddr.py: an SDN
+`dhcp` needs a source of the guest's address that works from here (backend/steps/guestaddr.py: an SDN
 VNet with IPAM and DHCP, or this machine on the bridge's layer 2); when none does, the step says so
-with `check`'s own finding (backend.provision.evaluate) and asks for the guest's address."""
+with `check`'s own finding (backend.steps.provision.evaluate) and asks for the guest's address."""
 
 from __future__ import annotations
 
@@ -11,12 +11,12 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Input, Label, Select, Static
 
-from backend.answers import Answers, GuestAnswers, VmAnswers
-from backend.hostfacts import NodeFacts
+from backend.model.answers import Answers, GuestAnswers, VmAnswers
+from backend.model.hostfacts import NodeFacts
 from screens.base import WizardScreen
 from tui.messages import StorageNetworkChosen
-from tui.state import validated
-from tui.widgets.findings import FindingsList
+from tui.widgets.wizard.findings import FindingsList
+from tui.wizardstate import validated
 
 STORAGE_FINDINGS = ("storage-missing", "storage-no-images", "storage-too-small")
 

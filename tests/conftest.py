@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.hostfacts import GIB, NodeFacts, StorageFacts
+import backend.lab  # noqa: F401  - registers the built-in target (proxmox.url: lab), as the entry point does
+from backend.model.hostfacts import GIB, NodeFacts, StorageFacts
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("VLB_SHARED", REPO.parent / "shared"))

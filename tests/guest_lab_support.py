@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-from backend.bus import EventBus
-from backend.guest import GuestClient, GuestCredentials
+from backend.clients.guestssh import GuestClient, GuestCredentials
+from backend.run.bus import EventBus
 from backend.secrets import Secret
 from tests.lab_fixtures import RunningGuest, boot, hardware
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import backend.lab  # noqa: F401 - registers the 'lab' target provider, as the entry points do
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.events import Event
 from backend.lab.faults import FaultPlan
 from backend.lab.world import LabWorld
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions, open_target
 
@@ -20,6 +20,7 @@ SPEED = 600.0
 def lab_answers(profile: str = "seed", **sections: dict) -> Answers:
     data: dict = {"lab": {"host_profile": profile}}
     data.update(sections)
+    data["proxmox"] = {"url": "lab", **data.get("proxmox", {})}
     return Answers.model_validate(data)
 
 
@@ -53,9 +54,9 @@ async def run_provision(tmp_path: Path, target: Target, answers: Answers, name: 
                         force: bool = False, resume_dir: Path | None = None, on_event=None):  # noqa: ANN001
     """The provisioning steps through the engine, journaled in `tmp_path/name` (or resumed):
     (exit code, Recorder, RunContext). `on_event` also follows the events as they are emitted."""
-    from backend import provision
-    from backend.engine import Engine, RunContext, RunOptions
-    from backend.journal import Journal, RunDir
+    from backend.run.engine import Engine, RunContext, RunOptions
+    from backend.run.journal import Journal, RunDir
+    from backend.steps import provision
 
     run = RunDir.open(resume_dir) if resume_dir else RunDir.create(tmp_path / name, answers.vm.name)
     recorder = Recorder(target.clock)

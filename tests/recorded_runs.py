@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend import events as ev
-from backend.hostfacts import GIB
-from backend.journal import Journal, RunDir
+from backend.model.hostfacts import GIB
+from backend.run.journal import Journal, RunDir
 from tests.conftest import SEED
 
 T0 = 1767031800.0  # 2025-12-29 18:10:00 UTC, the field run's day

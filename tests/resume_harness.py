@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.vmconfig import claimed_by
+from backend.model.vmconfig import claimed_by
 
 REPO = Path(__file__).resolve().parent.parent
 ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
@@ -317,7 +317,7 @@ def journaled_log(run_dir: Path, source: str) -> list[str]:
 def job_log(run_dir: Path, source: str, secrets: tuple[str, ...] = (LAB_VMS_PASSWORD,)) -> list[str]:
     """The same job's log as the guest wrote it, cleaned as a person would read it, with the secrets
     a run knows redacted as the journal redacts them."""
-    from backend.installlog import clean_lines
+    from backend.clients.installlog import clean_lines
 
     logs = sorted((Path(run_dir) / "lab" / "guests").glob(f"*/disk/home/*/.vast-loopback/jobs/{source}/log"))
     lines = [line for path in logs for line in clean_lines(path.read_bytes().decode("utf-8", "replace"))]

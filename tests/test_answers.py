@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import answers as A
 from backend.errors import BadInput
+from backend.model import answers as A
 from backend.secrets import Secret, SecretRef, redact
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,7 +83,7 @@ def test_bad_input_is_one_clear_message(text, expected):
 def test_size_limit_and_binary_are_refused():
     assert "limited" in _error("a: '" + "x" * 300_000 + "'\n")
     with pytest.raises(BadInput):
-        A.parse(b"\xff\xfe\x00garbage", "bin.yaml")
+        A.parse(b"proxmox: {url: lab}\n\xff\xfe\x00garbage", "bin.yaml")
 
 
 def test_missing_file_and_directory(tmp_path):
@@ -109,8 +109,8 @@ def test_secret_references_resolve_late_with_clear_messages(tmp_path, monkeypatc
 
 
 def test_committed_schema_matches_the_model():
-    committed = json.loads((REPO / "backend" / "answers.schema.json").read_text())
-    assert committed == A.json_schema(), "regenerate with: vast-loopback schema > backend/answers.schema.json"
+    committed = json.loads((REPO / "backend" / "model" / "answers.schema.json").read_text())
+    assert committed == A.json_schema(), "regenerate with: vast-loopback schema > backend/model/answers.schema.json"
 
 
 def test_schema_describes_the_documented_keys():
@@ -129,3 +129,23 @@ def test_redaction_keeps_json_numbers_intact_and_public_defaults_visible():
                                  "nested": [{"v": "***"}]}
     Secret("centos", public=True)
     assert redact("/home/centos") == "/home/centos"
+
+
+def test_an_answers_file_must_name_its_target():
+    """No default target: an empty file, or one without proxmox.url, is bad input naming the field
+    (the built-in lab is `url: lab`, a provider registered by name)."""
+    for text in ("{}\n", "vm: {vcpus: 12}\n", "proxmox: {node: auto}\n"):
+        message = _error(text)
+        assert "proxmox" in message and "required but missing" in message, message
+    assert A.parse("proxmox: {url: lab}\n").proxmox.url == "lab"
+    assert "'lab' or https://" in _error("proxmox: {url: 'ftp://x'}\n")
+
+
+def test_a_providers_section_is_validated_by_its_own_model_and_saved_explicitly(tmp_path):
+    assert "lab.faults.rate" in _error("proxmox: {url: lab}\nlab: {faults: {rate: 3}}\n")
+    assert "lab.host_profil" in _error("proxmox: {url: lab}\nlab: {host_profil: seed}\n")
+    answers = A.parse("proxmox: {url: lab}\nlab: {host_profile: big}\n")
+    assert answers.section("lab").host_profile == "big"
+    saved = A.save(answers, tmp_path / "a.yaml").read_text()
+    assert "host_profile: big" in saved and A.load(tmp_path / "a.yaml") == answers
+    assert "lab" in A.json_schema()["properties"]

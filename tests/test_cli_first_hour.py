@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.answers import Answers
+from backend.model.answers import Answers
 from backend.target import TargetOptions, open_target
 from tests.security_support import REPO, require_lab_guest
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.importer import import_traces
-from backend.replay import recorded_events
+from backend.analysis.importer import import_traces
+from backend.analysis.replay import recorded_events
 from tests.conftest import shared_path
 from tests.dashboard_helpers import DashboardApp, pane_text, session_at, settle
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 from backend import events as ev
-from backend.hostfacts import GIB
-from backend.replay import merge_by_time, recorded_events, replay
+from backend.analysis.replay import merge_by_time, recorded_events, replay
+from backend.model.hostfacts import GIB
 from tests.dashboard_helpers import session_at, with_retry
 from tests.recorded_runs import T0, write_recorded_run
 from tests.recorded_runs import recorded_events as generated

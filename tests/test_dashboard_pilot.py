@@ -110,7 +110,7 @@ async def test_a_resumed_run_reads_its_journal_before_the_engine_goes_on(tmp_pat
     earlier = [e for e in generated("success") if e.ts <= T0 + MID_ACTIVATION]
     (run.path / "events.jsonl").write_text("")  # the journal of a run that stopped mid-activation
     (run.path / "samples.jsonl").write_text("")
-    from backend.journal import Journal
+    from backend.run.journal import Journal
 
     journal = Journal(run)
     for event in earlier:

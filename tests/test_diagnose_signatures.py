@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from backend import events as ev
-from backend.diagnose import Watcher, classify_line, diagnose
+from backend.analysis.diagnose import Watcher, classify_line, diagnose
 from tests.conftest import SEED
 
 GIB = 1024**3
@@ -170,7 +170,7 @@ def test_kernel_line_signatures(line, match):
 
 def test_a_collapse_on_an_overcommitted_vm_names_overcommit_from_the_config():
     from backend import events as ev
-    from backend.diagnose import Watcher
+    from backend.analysis.diagnose import Watcher
 
     watcher = Watcher()
     facts = {"node": "pve", "online": True, "cpu_model": "x", "sockets": 1, "cores": 12, "threads": 24,
@@ -186,7 +186,7 @@ def test_a_collapse_on_an_overcommitted_vm_names_overcommit_from_the_config():
 
 def test_a_lagging_source_is_not_a_collapse():
     from backend import events as ev
-    from backend.diagnose import Watcher
+    from backend.analysis.diagnose import Watcher
 
     watcher = Watcher()
     watcher.feed(ev.ClusterStateChanged(ts=19.0, state="ACTIVATING", source="api"))
@@ -231,7 +231,7 @@ def test_an_oom_remedy_is_sized_in_the_guests_units_and_capped_by_the_host(memor
     ]
     oom = by_id(diagnose(events))["oom"]
     assert oom["changes"] == changes
-    from backend.sizing import Proposal, evaluate
+    from backend.model.sizing import Proposal, evaluate
 
     assert evaluate(SEED, Proposal(12, changes["memory_gib"], 1000, "local-lvm")).ok  # a size that passes
 

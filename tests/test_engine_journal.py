@@ -6,12 +6,12 @@ import asyncio
 import json
 
 from backend import events as ev
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
-from backend.engine import Engine, RunContext, RunOptions, Step
 from backend.errors import RunFailed
-from backend.journal import Journal, RunDir
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import Engine, RunContext, RunOptions, Step
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
 from backend.target import Target
 
@@ -27,7 +27,7 @@ def _run(run: RunDir, steps, resume=False) -> tuple[int, list[ev.Event]]:
     journal = Journal(run)
     bus.subscribe(journal)
     bus.subscribe(seen.append)
-    ctx = RunContext(answers=Answers(), target=_target(), bus=bus, run=run, options=RunOptions(resume=resume))
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=_target(), bus=bus, run=run, options=RunOptions(resume=resume))
     code = asyncio.run(Engine(ctx, steps).run())
     journal.close()
     return code, seen
@@ -41,7 +41,7 @@ def test_steps_run_in_order_and_results_reach_later_steps(tmp_path):
         return {"vmid": 120}
 
     async def boot(ctx):
-        calls.append(f"boot {ctx.facts['vmid']}")
+        calls.append(f"boot {ctx.facts.vmid}")
 
     run = RunDir.create(tmp_path / "run")
     code, seen = _run(run, [Step("create", "Create", "provision", create), Step("boot", "Boot", "provision", boot)])
@@ -64,7 +64,7 @@ def test_resume_skips_finished_steps_and_reruns_the_interrupted_one(tmp_path):
         raise RunFailed("guest unreachable")
 
     async def two_ok(ctx):
-        calls.append(f"two-again {ctx.facts['vmid']}")
+        calls.append(f"two-again {ctx.facts.vmid}")
 
     run = RunDir.create(tmp_path / "run")
     code, _ = _run(run, [Step("one", "One", "g", one), Step("two", "Two", "g", two)])

@@ -10,16 +10,16 @@ import time
 import pytest
 
 from backend import events as ev
-from backend import evidence
-from backend.answers import Answers
-from backend.bus import EventBus
+from backend.analysis import evidence
+from backend.analysis.diagnose import Watcher, diagnose
 from backend.clock import Clock
-from backend.diagnose import Watcher, diagnose
-from backend.engine import RunContext
 from backend.errors import TargetUnreachable
-from backend.journal import RunDir
-from backend.prepare import GUEST
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import RunDir
 from backend.secrets import Secret
+from backend.steps.prepare import GUEST
 from backend.target import Target
 from tests.conftest import SEED
 
@@ -66,7 +66,7 @@ def ctx_for(tmp_path, guest: object = None, *, scale: float = 1.0) -> tuple[RunC
     clock = Clock.wall() if scale == 1.0 else Clock.scaled(scale)
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=clock)
-    ctx = RunContext(answers=Answers(), target=target, bus=EventBus(clock), run=RunDir.create(tmp_path / "run"))
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=EventBus(clock), run=RunDir.create(tmp_path / "run"))
     seen: list[ev.Event] = []
     ctx.bus.subscribe(seen.append)
     if guest is not None:

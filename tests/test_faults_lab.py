@@ -16,12 +16,13 @@ import sys
 import pytest
 import requests
 
-from backend import answers as answers_mod
 from backend.errors import BadInput
 from backend.events import GuestDisconnected, GuestReconnected
 from backend.lab import faults as faults_mod
 from backend.lab.faults import FaultPlan, ScheduledFault, plan_from_answers
 from backend.lab.guest import lab as guest_lab_mod
+from backend.lab.options import FaultAnswers
+from backend.model import answers as answers_mod
 from tests.conftest import REPO
 from tests.guest_lab_support import client, recording_bus
 from tests.lab_fixtures import boot, hardware, open_lab
@@ -53,20 +54,20 @@ def test_the_answers_schedule_reaches_the_plan_and_bad_rules_are_refused():
         "lab:\n  faults:\n    seed: 4\n    schedule:\n"
         "      - {kind: pve_reset, method: POST, path: '/qemu$', after: true}\n"
         "      - {kind: ssh_drop, every: 5}\n")
-    plan = plan_from_answers(answers.lab.faults, None)
+    plan = plan_from_answers(answers.section("lab").faults, None)
     assert plan.active and plan.rate == 0 and plan.seed == 4
     assert [(r.kind, r.method, r.after, r.every) for r in plan.schedule] == [
         ("pve_reset", "POST", True, 0), ("ssh_drop", None, False, 5)]
     assert plan.decide("pve", "POST", "/nodes/pve/qemu").after
     with pytest.raises(BadInput, match="not a regular expression"):
-        answers_mod.parse("lab: {faults: {schedule: [{kind: pve_500, path: '(unclosed'}]}}\n")
+        answers_mod.parse("proxmox: {url: lab}\nlab: {faults: {schedule: [{kind: pve_500, path: '(unclosed'}]}}\n")
     with pytest.raises(BadInput):
-        answers_mod.parse("lab: {faults: {schedule: [{kind: disk_full}]}}\n")
+        answers_mod.parse("proxmox: {url: lab}\nlab: {faults: {schedule: [{kind: disk_full}]}}\n")
 
 
 def test_random_decisions_replay_with_the_seed_per_part():
     def decisions(seed: int) -> list[str | None]:
-        plan = plan_from_answers(answers_mod.FaultAnswers(rate=0.2, seed=seed), None)
+        plan = plan_from_answers(FaultAnswers(rate=0.2, seed=seed), None)
         out = []
         for i in range(200):
             source = ("pve", "ssh", "vms")[i % 3]

@@ -10,14 +10,14 @@ import json
 
 import pytest
 
-from backend import vmconfig
-from backend.bus import EventBus
+from backend.clients.proxmox import ProxmoxClient
 from backend.clock import Clock
 from backend.events import GuestReconnected
 from backend.lab.faults import FaultPlan, ScheduledFault
 from backend.lab.guest import lab as guest_lab_mod
+from backend.model import vmconfig
 from backend.monitor.stream import MonitorSession, SubprocessSource
-from backend.proxmox import ProxmoxClient
+from backend.run.bus import EventBus
 from tests.guest_lab_support import client, recording_bus
 from tests.lab_fixtures import boot, hardware, open_lab
 from tests.proxmox_lab_support import Recorder, start_world, world_target

@@ -1,16 +1,15 @@
 """The report's faults and recoveries: retries folded into one row per operation with how it ended,
-one row per guest connection outage, the lab's injected faults when the run directory holds them,
+one row per guest connection outage, the faults the target reported injecting (FaultInjected events),
 and samples of a compressed lab (one every few target seconds) are not mistaken for holes."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from backend import events as ev
-from backend.analysis import analyse
-from backend.journal import Journal, RunDir
-from backend.report import write_report
+from backend.analysis.deployment import analyse
+from backend.analysis.report import write_report
+from backend.run.journal import Journal, RunDir
 
 T = 1_800_000_000.0
 
@@ -69,18 +68,15 @@ def test_samples_of_a_compressed_lab_are_not_holes_but_a_dropped_stream_is_one_g
 
 
 def test_the_markdown_section_reads_as_sentences_then_one_row_per_episode(tmp_path: Path):
-    run = write_run(tmp_path / "run", FAULTY)
-    lab = run.path / "lab"
-    lab.mkdir()
-    (lab / "faults.jsonl").write_text("".join(json.dumps(row) + "\n" for row in [
-        {"t": T + 9, "source": "vms", "kind": "vms_restart", "when": "before"},
-        {"t": T + 30, "source": "ssh", "kind": "ssh_drop", "when": "before", "vmid": 100},
-        {"t": T + 39, "source": "pve", "kind": "pve_timeout", "when": "before", "method": "GET"}]))
+    injected = [ev.FaultInjected(ts=T + 9, source="vms", fault="vms_restart"),
+                ev.FaultInjected(ts=T + 30, source="ssh", fault="ssh_drop", details={"vmid": 100}),
+                ev.FaultInjected(ts=T + 39, source="pve", fault="pve_timeout", details={"method": "GET"})]
+    run = write_run(tmp_path / "run", FAULTY + injected)
     write_report(str(run.path))
     text = (run.path / "report.md").read_text()
     section = text[text.index("## Faults and Recoveries"):]
     section = section[:section.index("\n---")]
-    assert ("The lab injected 3 faults on purpose (1 pve_timeout, 1 ssh_drop, 1 vms_restart). 3 operations "
+    assert ("The target injected 3 faults on purpose (1 pve_timeout, 1 ssh_drop, 1 vms_restart). 3 operations "
             "hit a fault and were retried (5 retries); 2 recovered, 1 did not (see below). The SSH connection "
             "to the guest dropped 1 time and came back every time (longest outage 1.5 s). The monitor was not "
             "sampling for 30 s in 1 stretch: shown as gaps, never interpolated.") in section

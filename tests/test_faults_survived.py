@@ -35,11 +35,11 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend import installlog
-from backend.bus import EventBus
+from backend.clients import installlog
 from backend.lab import provider
 from backend.lab.faults import FaultPlan
 from backend.lab.guest import lab as guest_lab_mod
+from backend.run.bus import EventBus
 from backend.secrets import redact
 from tests.lab_fixtures import require_lab_guest
 
@@ -149,7 +149,7 @@ def faulty_run(tmp_path, monkeypatch):
             self.subscribe(armer)
 
     monkeypatch.setattr(provider, "plan_from_answers", plan_from_answers)
-    monkeypatch.setattr("tui.headless.EventBus", ArmedBus)
+    monkeypatch.setattr("backend.run.service.EventBus", ArmedBus)  # the front door wires the bus
     # An SSH drop cuts within half a lab second of its session: inside the step that opened it.
     monkeypatch.setattr(guest_lab_mod, "DROP_WITHIN_LAB_S", 0.5)
     answers = tmp_path / "answers.yaml"
@@ -240,6 +240,8 @@ def test_the_success_scenario_survives_faults_in_every_step_and_says_so(faulty_r
     assert not unannounced, "holes in the samples that no SamplingGapped announced"
     text = (run_dir / "report.md").read_text()
     section = text[text.index("## Faults and Recoveries"):]
-    assert f"The lab injected {len(faults)} faults on purpose" in section
+    assert f"The target injected {len(faults)} faults on purpose" in section
+    reported = by_type["FaultInjected"]  # the target reported each one as it happened, in the journal
+    assert [(e["fault"], e["ts"]) for e in reported] == [(f["kind"], f["t"]) for f in faults]
     assert "every one recovered" in section and "came back every time" in section
     assert "| Time | Operation | Retries | Failed with | Backoff | Outcome |" in section

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from backend import provision, vmconfig
 from backend.events import BootAttemptFailed, GuestAddressResolved
 from backend.lab.guest.lab import BOOT_WALL_S
+from backend.model import vmconfig
+from backend.steps import provision
 from tests.lab_fixtures import require_lab_guest
 from tests.proxmox_lab_support import lab_answers, open_lab, requests_to, run_provision
 
@@ -51,7 +52,7 @@ def created_scsihw(tmp_path) -> str:
 async def test_the_default_ova_boots_at_once_on_pvscsi(tmp_path, lab):
     code, rec, ctx = await run_provision(tmp_path, await lab(), lab_answers("seed"))
     assert code == 0
-    assert created_scsihw(tmp_path) == "pvscsi" and ctx.facts["boot_controller"] == "pvscsi"
+    assert created_scsihw(tmp_path) == "pvscsi" and ctx.facts.boot_controller == "pvscsi"
     assert not rec.of("BootAttemptFailed")
     assert [e.action for e in rec.of("VmPowerChanged")] == ["start"]
 
@@ -67,7 +68,7 @@ async def test_an_lsi_first_boot_is_detected_within_the_bound_and_pvscsi_is_trie
     assert (failed.controller, failed.next_controller) == ("lsi", "pvscsi")
     assert BOUND - 60 <= failed.waited_s <= BOUND + 60, failed  # the bound, not the old 15 min wait
     assert "no SSH" in failed.reason or "no address" in failed.reason
-    assert ctx.facts["boot_controller"] == "pvscsi"
+    assert ctx.facts.boot_controller == "pvscsi"
     assert [e.action for e in rec.of("VmPowerChanged")] == ["start", "stop", "start"]
     switched = [r["params"] for r in requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu/100/config")]
     assert switched == [{"scsihw": "pvscsi"}]
@@ -94,7 +95,7 @@ async def test_virtio_first_on_a_host_only_ova_falls_back_to_pvscsi(tmp_path, la
     assert code == 0
     assert [(e.controller, e.next_controller) for e in rec.of("BootAttemptFailed")] == [
         ("virtio-scsi-single", "pvscsi")]
-    assert ctx.facts["boot_controller"] == "pvscsi"
+    assert ctx.facts.boot_controller == "pvscsi"
 
 
 async def test_the_generic_ova_boots_straight_on_virtio_scsi_single(tmp_path, lab):
@@ -103,7 +104,7 @@ async def test_the_generic_ova_boots_straight_on_virtio_scsi_single(tmp_path, la
     code, rec, ctx = await run_provision(tmp_path, await lab("generic"), answers)
     assert code == 0
     assert not rec.of("BootAttemptFailed")
-    assert ctx.facts["boot_controller"] == "virtio-scsi-single"
+    assert ctx.facts.boot_controller == "virtio-scsi-single"
     params = requests_to(tmp_path / "lab", "POST", "/nodes/pve/qemu")[0]["params"]
     assert params["scsihw"] == "virtio-scsi-single" and params["scsi0"].endswith(",iothread=1")
     assert [type(e) for e in rec.events if isinstance(e, GuestAddressResolved)] == [GuestAddressResolved]

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from backend.hostfacts import GIB, NodeFacts, StorageFacts
-from backend.placement import Member, NodeLoad, place
+from backend.model.hostfacts import GIB, NodeFacts, StorageFacts
+from backend.model.placement import Member, NodeLoad, place
 from tui.cli import main
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

@@ -1,4 +1,4 @@
-"""The guest's address from sources a real host has (backend/guestaddr.py), against the lab over real
+"""The guest's address from sources a real host has (backend/steps/guestaddr.py), against the lab over real
 sockets and real network namespaces: the neighbour table of a jump host on vmbr0's layer 2, Proxmox's
 IPAM on an SDN VNet, the guest agent once installed; and the refusal, up front, when none can work
 from where vast-loopback runs (`check` and `--auto` exit 3 naming the remedy)."""
@@ -11,12 +11,12 @@ import json
 import asyncssh
 import pytest
 
-from backend import guestaddr, provision
-from backend.engine import Engine, RunContext, RunOptions
-from backend.journal import Journal, RunDir
+from backend.clients.proxmox import ProxmoxClient, VmRef
 from backend.lab import facts
 from backend.lab.guest.support import guest_unavailable_reason
-from backend.proxmox import ProxmoxClient, VmRef
+from backend.run.engine import Engine, RunContext, RunOptions
+from backend.run.journal import Journal, RunDir
+from backend.steps import guestaddr, hostcheck, provision
 from backend.target import TargetOptions, open_target
 from tests.proxmox_lab_support import SPEED, Recorder, lab_answers, requests_to
 
@@ -79,8 +79,8 @@ def test_auto_is_refused_with_exit_3_before_anything_is_created(tmp_path, capsys
 async def test_check_says_where_the_address_comes_from_when_it_can(tmp_path):
     target = await _target(tmp_path, lab_answers(lab=WITH_VNET))
     try:
-        on_lan = await provision.check_host(lab_answers(lab=WITH_VNET), target)
-        on_vnet = await provision.check_host(lab_answers(lab=WITH_VNET, vm={"bridge": facts.SDN_VNET}), target)
+        on_lan = await hostcheck.check_host(lab_answers(lab=WITH_VNET), target)
+        on_vnet = await hostcheck.check_host(lab_answers(lab=WITH_VNET, vm={"bridge": facts.SDN_VNET}), target)
     finally:
         await target.close()
     assert on_lan["ok"] and on_vnet["ok"]
@@ -100,7 +100,7 @@ async def test_the_neighbour_path_finds_the_guests_real_address_by_its_mac(tmp_p
         code, rec, ctx = await _provision(tmp_path, target, answers)
         client = await ProxmoxClient.connect(target)
         try:
-            net0 = (await client.vm_config(VmRef("pve", ctx.facts["vmid"]))).get("net0")
+            net0 = (await client.vm_config(VmRef("pve", ctx.facts.vmid))).get("net0")
             ipam = await client.ipam_entries()
         finally:
             await client.close()
@@ -133,7 +133,7 @@ async def test_the_ipam_path_gives_the_address_on_a_vnet_even_from_elsewhere(tmp
     assert code == 0, rec.of("RunFinished")[0].message
     resolved = rec.of("GuestAddressResolved")[0]
     assert (resolved.source, resolved.address) == (guestaddr.SOURCE_IPAM, facts.SDN_DHCP_RANGE[0])
-    assert [(e["ip"], e["vmid"]) for e in ipam if "mac" in e] == [(resolved.address, str(ctx.facts["vmid"]))]
+    assert [(e["ip"], e["vmid"]) for e in ipam if "mac" in e] == [(resolved.address, str(ctx.facts.vmid))]
 
 
 async def test_nothing_to_see_fails_in_bounded_time_then_the_agent_gives_the_address_once_installed(tmp_path):
@@ -151,7 +151,7 @@ async def test_nothing_to_see_fails_in_bounded_time_then_the_agent_gives_the_add
         assert not rec.of("BootAttemptFailed")  # nothing could have seen it: no other controller is tried
         assert not [r for r in requests_to(tmp_path / "lab", "GET", "/cluster/sdn/ipams/pve/status")]
 
-        vm = VmRef("pve", ctx.facts["vmid"], answers.vm.name)
+        vm = VmRef("pve", ctx.facts.vmid, answers.vm.name)
         address = f"{facts.LAN_PREFIX}.{facts.LAN_DHCP_FIRST}"  # the LAN's lease, as the guest's console shows
         host, port = target.route(address, 22)
         async with asyncssh.connect(host, port, username="centos", password="centos",

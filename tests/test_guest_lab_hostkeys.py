@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncssh
 import pytest
 
+from backend.clients.guestssh import GuestClient, GuestCredentials
 from backend.errors import RunFailed
-from backend.guest import GuestClient, GuestCredentials
 from backend.secrets import Secret
 from tests.lab_fixtures import guest_lab, running_guest  # noqa: F401
 

@@ -10,11 +10,12 @@ import subprocess
 
 import pytest
 
-from backend import guestjobs, tuning
+from backend.clients import guestjobs
+from backend.clients.commands import sh
+from backend.clients.guestssh import GuestClient, GuestCredentials
 from backend.clock import Clock
-from backend.guest import GuestClient, GuestCredentials
 from backend.secrets import Secret
-from backend.shell import sh
+from backend.steps import tuning
 from tests.sshd_fixture import start_sshd, write_executable
 
 HOSTILE = [

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from backend import evidence, guestjobs, install, preflight, tuning
-from backend.shell import sh
+from backend.analysis import evidence
+from backend.clients import guestjobs
+from backend.clients.commands import sh
+from backend.steps import install, preflight, tuning
 
 SHELLCHECK = Path(__file__).resolve().parent.parent / ".venv" / "bin" / "shellcheck"
 HOSTILE = "a;b 'c' \"d\" $(e) `f`\ng"

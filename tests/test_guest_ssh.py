@@ -10,11 +10,11 @@ import socket
 import asyncssh
 import pytest
 
-from backend.bus import EventBus
+from backend.clients.guestssh import JOB_LOST, GuestClient, GuestConnectionLost, GuestCredentials
 from backend.clock import Clock
 from backend.errors import RunFailed, TargetUnreachable
 from backend.events import GuestDisconnected, GuestReconnected
-from backend.guest import JOB_LOST, GuestClient, GuestConnectionLost, GuestCredentials
+from backend.run.bus import EventBus
 from backend.secrets import Secret
 from tests.sshd_fixture import start_sshd
 

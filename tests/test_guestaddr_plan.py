@@ -1,17 +1,18 @@
-"""Which source of the guest's address can work from here (backend/guestaddr.py `plan`), how the node's
-bridges and VNets are read (backend/proxmox.py `parse_networks`), and the probe program's own parsing
-(backend/jumpnet.py): pure functions, and one in-process probe that sends nothing."""
+"""Which source of the guest's address can work from here (backend/steps/guestaddr.py `plan`), how the node's
+bridges and VNets are read (backend/clients/proxmox.py `parse_networks`), and the probe program's own parsing
+(backend/clients/jumpnet.py): pure functions, and one in-process probe that sends nothing."""
 
 from __future__ import annotations
 
 import pytest
 
-from backend import guestaddr, jumpnet
+from backend.clients import jumpnet
+from backend.clients.proxmox import parse_networks
 from backend.clock import Clock
-from backend.guestaddr import LocalNetworks, plan
-from backend.hostfacts import BridgeFacts, NodeFacts
-from backend.proxmox import parse_networks
+from backend.model.hostfacts import BridgeFacts, NodeFacts
 from backend.secrets import Secret
+from backend.steps import guestaddr
+from backend.steps.guestaddr import LocalNetworks, plan
 from backend.target import Target
 
 ON_LAN = LocalNetworks(({"iface": "eth0", "address": "192.168.30.5", "cidr": "192.168.30.0/24"},))

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from backend.guestmemory import both, guest_gib, guest_memtotal_kib, vm_gib_for_guest, vm_mib_for
+from backend.model.guestmemory import both, guest_gib, guest_memtotal_kib, vm_gib_for_guest, vm_mib_for
 from tests.conftest import shared_path
 
 FIELD_VM_MIB = 122880  # memory: 122880 (dmesg: "System RAM: 122879MB")

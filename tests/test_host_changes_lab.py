@@ -11,14 +11,14 @@ import asyncio
 
 import pytest
 
-from backend import hostchanges
+from backend.analysis.report import save_report
+from backend.clients.proxmox import ProxmoxClient
 from backend.events import HostChanged
-from backend.journal import RunDir
-from backend.proxmox import ProxmoxClient
-from backend.report import save_report
+from backend.run.journal import RunDir
+from backend.steps import hostchanges
 from tests.proxmox_lab_support import lab_answers, open_lab, requests_to, run_provision
 from tests.tui_helpers import make_app, to_step
-from tui.widgets.findings import FindingsList
+from tui.widgets.wizard.findings import FindingsList
 
 pytestmark = pytest.mark.slow
 

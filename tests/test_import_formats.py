@@ -6,8 +6,8 @@ import calendar
 
 import pytest
 
-from backend import traces
-from backend.traces import FileStats, parse_size
+from backend.analysis import traces
+from backend.analysis.traces import FileStats, parse_size
 
 GIB = 1024**3
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend.analysis import analyse
+from backend.analysis.deployment import analyse
+from backend.analysis.importer import import_traces
 from backend.errors import BadInput
-from backend.importer import import_traces
-from backend.journal import RunDir
+from backend.run.journal import RunDir
 from tests.conftest import shared_path
 from tui.cli import main
 

@@ -11,23 +11,23 @@ import asyncio
 import pytest
 
 from backend import events as ev
-from backend import install
-from backend.answers import Answers
-from backend.bus import EventBus
+from backend.clients.vms import VmsClient
+from backend.clients.vmstrust import VmsTrust
+from backend.clients.vtask import UNKNOWN_TASK_GRACE_S, task_messages
 from backend.clock import Clock
-from backend.engine import RunContext
 from backend.errors import RunFailed
-from backend.journal import Journal, RunDir
 from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.vast import EVENTS_PATH
-from backend.lab.vast.state import append_event
+from backend.lab.vast.vaststate import append_event
 from backend.lab.vms.server import VmsServer
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
+from backend.steps import install
 from backend.target import Target
-from backend.vms import VmsClient
-from backend.vmstrust import VmsTrust
-from backend.vtask import UNKNOWN_TASK_GRACE_S, task_messages
 from tests.vast_lab_helpers import FIELD_START, IP, make_guest
 
 SPEED = 600.0  # the 10-minute grace for UNKNOWN lasts a wall second
@@ -52,8 +52,8 @@ class _World:
         self.bus.subscribe(self.seen.append)
         target = Target(label="lab", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                         clock=self.clock, route=lambda host, port: ("127.0.0.1", self.server.port))
-        self.ctx = RunContext(answers=Answers(), target=target, bus=self.bus, run=self.run)
-        self.ctx.facts["guest_address"] = IP
+        self.ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=self.bus, run=self.run)
+        self.ctx.facts.guest_address = IP
         # the VMS's certificate is vouched for by its own file, as a CA (the run pins it from the guest
         # over SSH, which this world has not): the client is the engine's own, with that trust
         trust = VmsTrust(source="the lab VMS's own certificate", ca_file=str(self.guest.root / VMS_CERT_PATH.lstrip("/")),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.installlog import LineAssembler, clean_lines, parse_line
+from backend.clients.installlog import clean_lines, parse_line
 from tests.conftest import shared_path
 
 SPINNER = (
@@ -41,13 +41,6 @@ def test_panic_and_oom_lines():
     assert parse_line('PANIC[P653:E9:S255:F28d time="2025-12-29 10:57:34.832443472"]').value == "P653"
     assert parse_line("[ 812.3] Out of memory: Killed process 4242 (vast_platform)").kind == "oom"
     assert parse_line("kernel: python invoked oom-killer: gfp_mask=0x6200ca").kind == "oom"
-
-
-def test_partial_lines_wait_for_their_end():
-    assembler = LineAssembler()
-    assert assembler.feed("[2025-12-29 18:48:30] Cluster x sta") == []
-    assert assembler.feed("te: INIT ... /\n[next") == ["[2025-12-29 18:48:30] Cluster x state: INIT"]
-    assert assembler.flush() == ["[next"]
 
 
 def test_the_field_install_log_reads_as_the_field_run():

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend import evidence
+from backend.analysis import evidence
+from backend.clients.commands import sh
 from backend.lab import facts
-from backend.shell import sh
 from tests.lab_fixtures import connect, fresh_guest, reboot_over_ssh  # noqa: F401
 
 pytestmark = [pytest.mark.lab]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.shell import sh
+from backend.clients.commands import sh
 from tests.lab_fixtures import connect, guest_lab, running_guest  # noqa: F401
 
 STUBS = Path(__file__).resolve().parent.parent / "backend" / "lab" / "guest" / "stubs"

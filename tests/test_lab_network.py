@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from proxmoxer import ResourceException
 
-from backend import jumpnet
+from backend.clients import jumpnet
 from backend.lab import facts
 from backend.lab.profiles import PROFILES
 from tests.lab_fixtures import boot, hardware, open_lab
@@ -97,7 +97,7 @@ def test_ipam_status_refuses_any_ipam_but_pve(plain_world):
 
 
 def _find(lab, mac: str, within: list[str] | None = None, wait_s: float = 1.5) -> dict:
-    """backend/jumpnet.py's probe, run in the lab's jump host network as the product runs it (once
+    """backend/clients/jumpnet.py's probe, run in the lab's jump host network as the product runs it (once
     the lab carried out the network changes of the guests' boots)."""
     lab.segment.wait_idle()
     request = {"op": "find", "mac": mac, "within": within, "wait_s": wait_s}

@@ -19,8 +19,8 @@ from proxmoxer import ResourceException
 
 from backend.clock import Clock
 from backend.lab.profiles import PROFILES
+from backend.lab.pve.pvestate import PveState
 from backend.lab.pve.standin import StandInGuests
-from backend.lab.pve.state import PveState
 from tests.lab_pve_support import allow_images_on_local, client, create_args, start_world, wait_task
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 import backend.lab  # noqa: F401  - registers the 'lab' provider, as the entry points do
-from backend.answers import parse
+from backend.model.answers import parse
 from backend.target import TargetOptions, fetch_certificate_fingerprint, open_target
 from tests.conftest import REPO
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from backend.lab.vast.state import VastWorld, fold, read_events
-from backend.sizing import Proposal, evaluate
+from backend.lab.vast.vaststate import VastWorld, fold, read_events
+from backend.model.sizing import Proposal, evaluate
 from tests.conftest import SEED
 from tests.lab_fixtures import require_lab_guest
 

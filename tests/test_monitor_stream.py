@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend.bus import EventBus
 from backend.clock import Clock
 from backend.monitor import AGENT_PATH, agent_source
 from backend.monitor.stream import GuestAgentSource, MonitorSession, SubprocessSource
+from backend.run.bus import EventBus
 from tests.monitor_support import AGENT_PYTHON, fake_root
 
 T0 = 1_767_031_933.0  # guest wall time of the scripted lines (2025-12-29 18:12:13 UTC)
@@ -183,7 +183,7 @@ async def test_the_real_agent_killed_on_the_guest_is_started_again(tmp_path):
 
 
 class LocalGuest:
-    """Stands in for backend.guest.GuestClient (same upload/stream/home signatures), running the
+    """Stands in for backend.clients.guestssh.GuestClient (same upload/stream/home signatures), running the
     commands with the local shell: it checks the command line the session sends to the guest."""
 
     def __init__(self, home: Path) -> None:

@@ -3,7 +3,7 @@ the field report's working configuration passes, its failed ones are caught item
 
 from __future__ import annotations
 
-from backend.preflight import host_items, release_tarball
+from backend.steps.preflight import host_items, release_tarball
 
 WORKING = {  # attempt 3: 12 vCPUs, 120 GiB, VirtIO SCSI single + IO thread, cpu host, no ballooning
     "sockets": 1, "cores": 12, "memory": "122880", "balloon": 0, "cpu": "host",
@@ -49,7 +49,7 @@ def test_release_tarball_named_as_the_bootstrap_prints_it():
 
 
 def test_force_overrides_sizing_blockers_only():
-    from backend.preflight import judge
+    from backend.steps.preflight import judge
 
     items = host_items(FAILED, host_cores=12, agent_answers=True)
     assert {i.id for i in judge(items, force=False)} == {

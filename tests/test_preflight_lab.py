@@ -4,9 +4,9 @@ the guest sees them, the VAST bundle, and the tunings read back (warnings until 
 
 from __future__ import annotations
 
-from backend import tuning
-from backend.preflight import guest_items, judge
-from backend.shell import sh
+from backend.clients.commands import sh
+from backend.steps import tuning
+from backend.steps.preflight import guest_items, judge
 from tests.guest_lab_support import client
 from tests.lab_fixtures import fresh_guest  # noqa: F401
 

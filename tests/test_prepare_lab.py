@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from backend import tuning
 from backend.events import (
     PreflightChecked,
     RootFilesystemVerified,
@@ -20,8 +19,9 @@ from backend.events import (
     TuningChecked,
     VmPowerChanged,
 )
-from backend.journal import RunDir
-from backend.prepare import steps as prepare_steps
+from backend.run.journal import RunDir
+from backend.steps import tuning
+from backend.steps.prepare import steps as prepare_steps
 from tests.lab_fixtures import require_lab_guest
 
 pytestmark = pytest.mark.slow

@@ -11,9 +11,10 @@ import json
 
 import pytest
 
-from backend import probe, recording
 from backend.lab import facts
 from backend.lab.guest import rocky
+from backend.model import recording
+from backend.run import probe
 from tests.guest_lab_support import client
 from tests.lab_fixtures import boot, fresh_guest, hardware, open_lab  # noqa: F401
 from tui.cli import main

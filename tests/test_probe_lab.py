@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from backend import probe, provision, recording
 from backend.lab.profiles import BUILT_IN, HOSTS_DIR, PROFILES, from_recording, load_profile
+from backend.model import recording
+from backend.run import probe
+from backend.steps import provision
 from tests.proxmox_lab_support import lab_answers, open_lab, requests_log
 from tui.cli import main
 
@@ -27,7 +29,7 @@ def _secret_answers(profile: str = "big"):
 
 
 async def _record(tmp_path: Path, answers, **options) -> recording.HostRecording:
-    target = await open_lab(tmp_path / "lab", answers.lab.host_profile)
+    target = await open_lab(tmp_path / "lab", answers.section("lab").host_profile)
     try:
         return await probe.record_host(answers, target, **options)
     finally:

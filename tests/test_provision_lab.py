@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from backend import provision, vmconfig
-from backend.engine import Engine, RunContext
-from backend.journal import Journal, RunDir
+from backend.clients.proxmox import ProxmoxClient, VmRef
 from backend.lab import facts
-from backend.proxmox import ProxmoxClient, VmRef
+from backend.model import vmconfig
+from backend.run.engine import Engine, RunContext
+from backend.run.journal import Journal, RunDir
+from backend.steps import hostcheck, provision
 from tests.proxmox_lab_support import Recorder, lab_answers, open_lab, requests_log, requests_to
 from tests.proxmox_lab_support import run_provision as _provision
 
@@ -55,7 +56,7 @@ async def test_the_first_run_creates_one_vm_exactly_for_the_ovas_first_boot(tmp_
     # vmbr0 is a plain bridge: the address is the LAN DHCP's, found by the VM's MAC in the jump host's
     # neighbour table (the lab's jump host shares vmbr0's layer 2)
     assert address.source == "neighbour-table" and address.address == f"{facts.LAN_PREFIX}.{facts.LAN_DHCP_FIRST}"
-    assert ctx.facts["guest_address"] == address.address and ctx.facts["vmid"] == 100
+    assert ctx.facts.guest_address == address.address and ctx.facts.vmid == 100
     assert any(e.kind == "StepProgressed" and e.step == "create_vm" and e.fraction == 1.0 for e in rec.events)
 
     client = await ProxmoxClient.connect(seed)
@@ -176,7 +177,7 @@ async def test_big_cluster_places_the_vm_on_the_best_node_with_numa(tmp_path):
     finally:
         await target.close()
     assert code == 0
-    assert ctx.facts["node"] == "pve2"  # most free memory among equal nodes
+    assert ctx.facts.node == "pve2"  # most free memory among equal nodes
     create = requests_to(tmp_path / "lab", "POST", "/nodes/pve2/qemu")[0]["params"]
     # 24 vCPUs span both of the host's 2 x 16-core sockets: 2 sockets, one NUMA node each, as on the host
     assert (create["sockets"], create["cores"], create["numa"]) == ("2", "12", "1")
@@ -194,7 +195,7 @@ async def test_big_cluster_places_the_vm_on_the_best_node_with_numa(tmp_path):
 async def test_check_host_on_each_profile_changes_nothing(tmp_path, profile, ok, node, blockers, rec):
     target = await open_lab(tmp_path / "lab", profile)
     try:
-        result = await provision.check_host(lab_answers(profile), target)
+        result = await hostcheck.check_host(lab_answers(profile), target)
     finally:
         await target.close()
     assert result["ok"] is ok
@@ -208,7 +209,7 @@ async def test_check_host_on_each_profile_changes_nothing(tmp_path, profile, ok,
 
 async def test_check_host_reports_a_missing_ova_and_bridge(tmp_path, seed):
     answers = lab_answers("seed", ova="local:import/other.ova", vm={"bridge": "vmbr9"})
-    result = await provision.check_host(answers, seed)
+    result = await hostcheck.check_host(answers, seed)
     blockers = {f["id"]: f for f in result["findings"] if f["severity"] == "blocker"}
     assert set(blockers) == {"ova-missing", "bridge-missing"}
     assert "Upload" in blockers["ova-missing"]["remedy"] and "vmbr0" in blockers["bridge-missing"]["remedy"]
@@ -292,11 +293,11 @@ async def test_a_create_still_importing_from_an_interrupted_run_is_awaited_not_r
     assert any("still being created" in e.message for e in rec.of("StepProgressed"))
     if who == "resume":  # the run that created it adopts it once the import ended
         assert code == 0, rec.of("RunFinished")[0].message
-        assert [e.vmid for e in rec.of("VmFound")] == [100] and ctx.facts["vmid"] == 100
+        assert [e.vmid for e in rec.of("VmFound")] == [100] and ctx.facts.vmid == 100
     else:  # another run waits for the create to end, reads the claim and refuses the VM
         assert code == 1
         assert f"belongs to run {interrupted.run_id}" in rec.of("RunFinished")[0].message
-        assert not rec.of("VmFound") and "vmid" not in ctx.facts
+        assert not rec.of("VmFound") and ctx.facts.vmid is None
 
 
 async def test_a_resume_does_not_need_the_ova_once_its_vm_exists(tmp_path, seed):
@@ -310,7 +311,7 @@ async def test_a_resume_does_not_need_the_ova_once_its_vm_exists(tmp_path, seed)
     code, rec, _ = await _provision(tmp_path, seed, moved, resume_dir=run.path)
     assert code == 0, rec.of("RunFinished")[0].message
     assert any("the OVA is not needed" in e.message for e in rec.of("StepProgressed"))
-    result = await provision.check_host(moved, seed)
+    result = await hostcheck.check_host(moved, seed)
     assert result["ok"] and "vm-exists" in [f["id"] for f in result["findings"]]
 
 

@@ -9,11 +9,11 @@ import socket
 
 import pytest
 
-from backend import vmconfig
+from backend.clients.proxmox import ProxmoxApiError, ProxmoxClient
 from backend.errors import RunFailed, TargetUnreachable
 from backend.lab.faults import FaultPlan, ScheduledFault
 from backend.lab.profiles import PROFILES
-from backend.proxmox import ProxmoxApiError, ProxmoxClient
+from backend.model import vmconfig
 from backend.secrets import Secret
 from tests.proxmox_lab_support import Recorder, open_lab, requests_log, requests_to, start_world, world_target
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend import proxmox
-from backend.hostfacts import GIB
+from backend.clients import proxmox
+from backend.model.hostfacts import GIB
 
 KIB = 1024
 

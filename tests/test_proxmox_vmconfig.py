@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend import vmconfig
-from backend.hostfacts import GIB, StorageFacts
-from backend.vmconfig import VmSpec
+from backend.model import vmconfig
+from backend.model.hostfacts import GIB, StorageFacts
+from backend.model.vmconfig import VmSpec
 
 SEED_SPEC = VmSpec(name="vast-loopback", vcpus=12, memory_gib=120, storage="local-lvm", bridge="vmbr0")
 OVA_DISK = "local:import/vast-5.4.0-loopback.ova/vast-5.4.0-loopback-disk1.vmdk"

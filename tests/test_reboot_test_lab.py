@@ -14,18 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from backend import install, prepare, restart
-from backend.analysis import analyse
-from backend.bus import EventBus
-from backend.engine import RunContext
+from backend.analysis.deployment import analyse
+from backend.analysis.report import render
+from backend.clients.proxmox import VmRef
 from backend.events import VastRestarted
-from backend.provision import proxmox_client
-from backend.proxmox import VmRef
-from backend.report import render
+from backend.run import service
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.steps import install, prepare, restart
+from backend.steps.provision import proxmox_client
 from backend.target import TargetOptions, open_target
 from tests.lab_fixtures import require_lab_guest
 from tests.resume_harness import ANSWERS, Chain, end_state, read_jsonl, stop_guests
-from tui.runner import resume_launch
 
 pytestmark = [pytest.mark.slow, pytest.mark.lab]
 
@@ -124,18 +124,18 @@ def test_the_reboot_test_can_be_turned_off(runs, tmp_path_factory):
 
 async def _lab_context(run_dir: Path) -> RunContext:
     """The run's lab opened again (its world on disk), and a context with the run's facts."""
-    launch = resume_launch(run_dir, speed=SPEED)
+    launch = service.resume(run_dir, speed=SPEED)
     target = await open_target(launch.answers, TargetOptions(speed=SPEED, state_dir=run_dir / "lab", resume=True))
     ctx = RunContext(answers=launch.answers, target=target, bus=EventBus(target.clock), run=launch.run)
     for result in launch.run.finished_steps().values():
-        ctx.facts.update(result)
+        ctx.facts.learn(result)
     return ctx
 
 
 async def _boot(ctx: RunContext, snapshot: str | None) -> str:
     """Stop the VM, roll it back to `snapshot` (if given) through the API, start it, reconnect."""
     client = await proxmox_client(ctx)
-    vm = VmRef(node=str(ctx.facts["node"]), vmid=int(ctx.facts["vmid"]), name=ctx.answers.vm.name)
+    vm = VmRef(node=str(ctx.facts.node), vmid=int(ctx.facts.vmid), name=ctx.answers.vm.name)
     if (await client.status(vm)).get("status") != "stopped":
         await client.stop(vm)
     if snapshot:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.analysis import analyse
-from backend.importer import import_traces
-from backend.report import write_report
+from backend.analysis.deployment import analyse
+from backend.analysis.importer import import_traces
+from backend.analysis.report import write_report
 from tests.conftest import shared_path
 
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend.analysis import analyse
+from backend.analysis.deployment import analyse
+from backend.analysis.report import write_report
 from backend.errors import BadInput
-from backend.journal import Journal, RunDir
-from backend.report import write_report
+from backend.run.journal import Journal, RunDir
 from bench.synthetic_run import write_synthetic_run
 from tui.cli import main
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from backend.charts import column_chart, marker_row, sparkline
-from backend.stats import Stat, TimeBins, histogram, percentile, spans
+from backend.analysis.charts import column_chart, marker_row, spark_row
+from backend.analysis.stats import Stat, TimeBins, histogram, percentile, spans
 
 
 def test_percentile_interpolates_like_numpy():
@@ -60,5 +60,5 @@ def test_column_chart_draws_bars_gaps_axis_and_markers():
 def test_threshold_line_and_sparkline():
     lines = column_chart([1.0, 1.0], 0.0, 20.0, height=4, y_max=8.0, threshold=6.0)
     assert lines[0] == "8.0 ┤··"  # the row where 6.0 falls, dotted where no bar reaches
-    assert sparkline([0, 4, 8, None]) == "▁▅█ "
+    assert "".join(text for text, _ in spark_row([0, 4, 8, None], 5, 0.0, 8.0)) == "▁▅█· "  # a gap, then the future
     assert marker_row(0, 10, 5, [(0, "B"), (0.1, "C")]) == "BC"  # a taken column moves right

@@ -8,13 +8,13 @@ import dataclasses
 import shutil
 
 from backend import events as ev
-from backend.analysis import analyse
+from backend.analysis.deployment import analyse
 from tests.dashboard_helpers import DashboardApp, pane_text, session_at, settle, with_retry
 from tests.recorded_runs import recorded_events, write_recorded_run
 from tests.tui_helpers import make_app, posted, small_plan, to_step
 from tui.messages import ReportOpened, RollbackRequested
-from tui.state import WizardState
-from tui.widgets.pane import span
+from tui.widgets.dashboard.pane import span
+from tui.wizardstate import WizardState
 
 
 async def _result(pilot) -> None:

@@ -5,12 +5,12 @@ host cannot give, so the retry was blocked instead of going on with the field's 
 from __future__ import annotations
 
 from backend import events as ev
-from backend import runner
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
-from backend.engine import RunContext, RunOptions
-from backend.journal import Journal, RunDir
+from backend.model.answers import Answers
+from backend.run import attempts as runner
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext, RunOptions
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
 from backend.target import Target
 from tests.conftest import SEED
@@ -33,7 +33,7 @@ AFTER_THE_RESUME = [
 def _ctx(run: RunDir, resume: bool) -> RunContext:
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=Clock.wall())
-    return RunContext(answers=Answers(), target=target, bus=EventBus(), run=run, options=RunOptions(resume=resume))
+    return RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=EventBus(), run=run, options=RunOptions(resume=resume))
 
 
 def test_a_resumed_runs_remedy_is_sized_by_what_it_journaled_before_the_crash(tmp_path):

@@ -9,16 +9,16 @@ import asyncio
 import pytest
 
 from backend import events as ev
-from backend import guestjobs, installlog
-from backend.answers import Answers
-from backend.bus import EventBus
+from backend.clients import guestjobs, installlog
+from backend.clients.guestssh import DetachedJob
 from backend.clock import Clock
-from backend.engine import RunContext
-from backend.guest import DetachedJob
-from backend.install import follow_job
-from backend.journal import Journal, RunDir
-from backend.prepare import GUEST
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
+from backend.steps.install import follow_job
+from backend.steps.prepare import GUEST
 from backend.target import Target
 
 # What vman.sh writes: a state line repainted by its spinner, each repaint ended by a carriage return.
@@ -62,7 +62,7 @@ async def _pass(run: RunDir, guest: _Guest) -> None:
     bus.subscribe(journal)
     target = Target(label="t", proxmox_url="https://x", token_id="a@b!c", token_secret=Secret("tok-en-1"),
                     clock=Clock.wall())
-    ctx = RunContext(answers=Answers(), target=target, bus=bus, run=run)
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=bus, run=run)
     ctx.services[GUEST] = guest
     job = DetachedJob("cluster_create", "/home/centos/.vast-loopback/jobs/cluster_create/log",
                       "/home/centos/.vast-loopback/jobs/cluster_create/status")

@@ -10,14 +10,14 @@ import shlex
 import time
 
 from backend import events as ev
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
-from backend.engine import RunContext
-from backend.install import MONITOR, VAST_LOGS, run_monitor
-from backend.journal import Journal, RunDir
-from backend.prepare import GUEST
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
+from backend.steps.install import MONITOR, VAST_LOGS, run_monitor
+from backend.steps.prepare import GUEST
 from backend.target import Target
 
 WORKERS = VAST_LOGS[0]
@@ -54,7 +54,7 @@ async def _monitor(run: RunDir, guest: _Guest | None = None) -> tuple[_Guest, li
     seen: list[ev.Event] = []
     bus.subscribe(journal)
     bus.subscribe(seen.append)
-    ctx = RunContext(answers=Answers(), bus=bus, run=run,
+    ctx = RunContext(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), bus=bus, run=run,
                      target=Target(label="t", proxmox_url="https://x", token_id="a@b!c",
                                    token_secret=Secret("tok-en-1"), clock=Clock.wall()))
     guest = guest or _Guest()

@@ -10,8 +10,8 @@ from types import SimpleNamespace
 import pytest
 
 from backend import events as ev
-from backend.journal import Journal, RunDir
-from backend.provision import power_recheck_applies
+from backend.run.journal import Journal, RunDir
+from backend.steps.provision import power_recheck_applies
 
 PROVISION = ["connect", "size", "ova", "create_vm", "first_boot"]
 

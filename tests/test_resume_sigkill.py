@@ -9,8 +9,8 @@ next point, ...), so the whole chain costs about one run plus the restarts.
 
 Also: kills at random points (fixed seed; resumed at other speeds, which re-bases the lab clock), a
 failed run resumed once its cause is fixed, a rollback-and-retry killed at its steps' boundaries,
-and a run stopped with `--until pre-install` resumed through the wizard's path (`resume_launch` +
-`run_engine`, no screen).
+and a run stopped with `--until pre-install` resumed through the wizard's path (`service.resume` +
+`service.drive`, no screen).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend.plan import step_ids
+from backend.run.plan import step_ids
 from tests.lab_fixtures import require_lab_guest
 from tests.resume_harness import (
     ANSWERS,
@@ -270,17 +270,17 @@ def test_a_rollback_and_retry_killed_at_its_boundaries_ends_as_an_uninterrupted_
 
 async def test_a_run_stopped_at_pre_install_resumes_to_the_end_through_the_wizard_path(chains, reference):
     import backend.lab  # noqa: F401  - registers the lab target, as the entry point does
-    from tui.runner import resume_launch, run_engine
+    from backend.run import service
 
     chain = chains.new("wizard")
     stopped = chain.run(extra=["--until", "pre-install"])
     assert stopped.exit_code == 0, stopped.output()[-3000:]
     assert end_state(chain.run_dir).outcome == "stopped"
 
-    launch = resume_launch(chain.run_dir)
+    launch = service.resume(chain.run_dir)
     assert launch.options.resume and launch.options.until is None
     seen: list[ev.Event] = []
-    code = await run_engine(launch, seen.append)
+    code = await service.drive(launch, seen.append)
     assert code == 0, [e for e in seen if isinstance(e, ev.RunFinished)]
     skipped = {e.step for e in seen if isinstance(e, ev.StepSkipped)}
     assert {step for step in step_ids()[: step_ids().index("snapshot_pre_install") + 1]} <= skipped

@@ -1,4 +1,4 @@
-"""Growing the guest's root to its disk (backend/rootgrow.py) over real SSH on the lab guest, whose
+"""Growing the guest's root to its disk (backend/steps/rootgrow.py) over real SSH on the lab guest, whose
 disk is the field's layout imported from the 600 GiB OVA onto a 1000 GiB disk: the root device is
 found (never assumed), growpart is installed when the OVA lacks it and used as it is when present,
 the filesystem is grown and verified with df, and a second run changes nothing. Also the VirtIO
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backend import rootgrow, tuning
 from backend.lab import facts
+from backend.steps import rootgrow, tuning
 from tests.guest_lab_support import client
 from tests.lab_fixtures import RESIZED_DISK_GIB as DISK_GIB
 from tests.lab_fixtures import boot, hardware, open_lab, resized_guest  # noqa: F401

@@ -14,7 +14,7 @@ import pytest
 from backend.lab import scenarios
 from backend.lab.vast.curves import GIB, VastLoad, interp
 from backend.lab.vast.curves import USED as USED_POINTS
-from backend.lab.vast.state import fold
+from backend.lab.vast.vaststate import fold
 from tests.conftest import shared_path
 from tests.vast_lab_helpers import hardware
 

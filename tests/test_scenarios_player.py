@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.installlog import clean_lines, parse_line
+from backend.clients.installlog import clean_lines, parse_line
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.vast import HERE
 from tests.vast_lab_helpers import BUILD, CREATE_ARGS, IP, VMS_PASSWORD, hardware, make_guest, serve_vms

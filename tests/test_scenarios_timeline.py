@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from backend.installlog import clean_lines, line_timestamp, parse_line
+from backend.clients.installlog import clean_lines, line_timestamp, parse_line
 from tests.conftest import shared_path
 from tests.vast_lab_helpers import FIELD_START, make_guest
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from backend import events as ev
-from backend.journal import Journal, RunDir
+from backend.run.journal import Journal, RunDir
 from tests.recorded_runs import write_recorded_run
 from tests.security_support import REPO, stop_lab_guests
 from tests.test_import_traces import write_folder

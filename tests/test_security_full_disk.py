@@ -3,7 +3,7 @@ at its next await, says why, and run.json says "stopped" (rewritten in place: no
 once there is space again, `--resume` takes it to ONLINE. A real full file system: a small tmpfs in
 a mount namespace (tests/full_disk_probe.py), filled by a file of zeros while the run prepares the
 guest; the lab's world is on a file system of its own, as a real host's would be. The wizard's path
-(tui/runner.py) is shown the same on a journal whose descriptor writes to /dev/full (a real ENOSPC
+(backend/run/service.py) is shown the same on a journal whose descriptor writes to /dev/full (a real ENOSPC
 from a real write)."""
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ def _make_events_file_full(events: Path) -> int:
 
 
 def plan_without_fill() -> list:
-    from backend.engine import Step
+    from backend.run.engine import Step
 
     async def done(ctx) -> dict:  # noqa: ANN001
         return {}
@@ -89,12 +89,12 @@ def plan_without_fill() -> list:
 
 async def test_the_wizards_run_stops_at_its_next_await_when_the_journal_cannot_write(tmp_path: Path):
     from backend import events as ev
-    from backend.answers import Answers
-    from backend.engine import RunContext, Step
+    from backend.model.answers import Answers
+    from backend.run import service
+    from backend.run.engine import RunContext, Step
     from tests.tui_helpers import fixed_target
-    from tui.runner import new_launch, resume_launch, run_engine
 
-    launch = new_launch(Answers(), tmp_path / "run", speed=None, force=False)
+    launch = service.start(Answers.model_validate({"proxmox": {"url": "lab"}}), run_dir=tmp_path / "run")
     ran: list[str] = []
 
     def plan() -> list[Step]:
@@ -113,7 +113,7 @@ async def test_the_wizards_run_stops_at_its_next_await_when_the_journal_cannot_w
         return [Step("fill", "Fill the disk", "provision", fill), Step("after", "After", "provision", after)]
 
     seen: list[ev.Event] = []
-    code = await asyncio.wait_for(run_engine(launch, seen.append, plan=plan, opener=fixed_target), 60)
+    code = await asyncio.wait_for(service.drive(launch, seen.append, plan=plan, opener=fixed_target), 60)
     assert code == 1 and ran == ["fill"]
     end = seen[-1]
     assert isinstance(end, ev.RunFinished) and end.outcome == "stopped" and "No space left on device" in end.message
@@ -121,6 +121,6 @@ async def test_the_wizards_run_stops_at_its_next_await_when_the_journal_cannot_w
     assert meta["status"] == "stopped" and "events.jsonl" in meta["message"]
     assert launch.lock is not None and not launch.lock.held
 
-    resumed = resume_launch(launch.run.path)  # with space again (the descriptor is gone with its journal)
-    code = await asyncio.wait_for(run_engine(resumed, seen.append, plan=plan_without_fill, opener=fixed_target), 60)
+    resumed = service.resume(launch.run.path)  # with space again (the descriptor is gone with its journal)
+    code = await asyncio.wait_for(service.drive(resumed, seen.append, plan=plan_without_fill, opener=fixed_target), 60)
     assert code == 0 and resumed.run.read_meta()["outcome"] == "done"

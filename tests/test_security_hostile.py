@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 
 import backend.lab  # noqa: F401  - registers the lab provider, which these tests replace
 from backend import target
-from backend.answers import check_secrets, parse
+from backend.clients.proxmox import check_segment
 from backend.errors import BadInput, TargetUnreachable
-from backend.install import cluster_create_command
-from backend.proxmox import check_segment
+from backend.model.answers import check_secrets, parse
+from backend.steps.install import cluster_create_command
 from tui import cli
 
 FULL = {
@@ -219,7 +219,9 @@ PATH_FIELDS = [("proxmox", "node"), ("vm", "storage"), ("vm", "bridge"), ("vm", 
 
 
 def _answers_with(field: tuple[str, str], value: str):
-    return parse(yaml.safe_dump({field[0]: {field[1]: value}}))
+    data = {"proxmox": {"url": "lab"}}
+    data.setdefault(field[0], {})[field[1]] = value
+    return parse(yaml.safe_dump(data))
 
 
 @settings(max_examples=300, deadline=None)
@@ -251,7 +253,7 @@ def test_values_that_reach_a_proxmox_path_are_safe_segments(field, value):
 def test_a_missing_secret_is_bad_input_before_a_run_directory_exists(no_target, tmp_path, monkeypatch):
     monkeypatch.delenv("VLB_NOT_SET", raising=False)
     answers = tmp_path / "answers.yaml"
-    answers.write_text("guest: {password: 'env:VLB_NOT_SET'}\n")
+    answers.write_text("proxmox: {url: lab}\nguest: {password: 'env:VLB_NOT_SET'}\n")
     run = tmp_path / "run"
     code, out, err = _main(["--auto", str(answers), "--run-dir", str(run)])
     assert code == 2 and out == "" and not run.exists()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.runlock import RunInUse, RunLock
+from backend.run import service
+from backend.run.runlock import RunInUse, RunLock
 from tests.security_support import REPO, stop_lab_guests
-from tui.runner import resume_launch
 
 LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
 WAIT_S = 120.0
@@ -58,7 +58,7 @@ def test_a_second_resume_of_a_run_in_use_is_refused_saying_who_holds_it(tmp_path
         assert "internal error" not in second.stderr
         assert (run_dir / "run.json").read_bytes() == meta_before
         with pytest.raises(RunInUse, match=f"pid {first.pid}"):  # the wizard's resume says the same
-            resume_launch(run_dir)
+            service.resume(run_dir)
         assert (run_dir / "run.json").read_bytes() == meta_before
     finally:
         first.send_signal(signal.SIGINT)
@@ -77,7 +77,7 @@ def test_a_second_resume_of_a_run_in_use_is_refused_saying_who_holds_it(tmp_path
 
 
 def test_a_lock_left_by_a_killed_process_does_not_block_a_resume(tmp_path: Path):
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom backend.runlock import RunLock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom backend.run.runlock import RunLock\n"
                                "lock = RunLock.acquire(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(600)\n",
                                str(tmp_path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
@@ -113,17 +113,17 @@ def test_the_lock_file_is_never_reached_through_a_symlink(tmp_path: Path):
 async def test_the_wizard_says_who_holds_a_run_and_lists_a_damaged_one_without_crashing(tmp_path: Path):
     from textual.widgets import OptionList
 
-    from backend import answers as answers_mod
-    from backend.answers import Answers
-    from backend.journal import ANSWERS
+    from backend.model import answers as answers_mod
+    from backend.model.answers import Answers
+    from backend.run.journal import ANSWERS
     from tests.recorded_runs import write_recorded_run
     from tests.tui_helpers import make_app, small_plan
 
     held = write_recorded_run(tmp_path / "20260102-000000-held", "oom")
-    answers_mod.save(Answers(), held.path / ANSWERS)
+    answers_mod.save(Answers.model_validate({"proxmox": {"url": "lab"}}), held.path / ANSWERS)
     damaged = write_recorded_run(tmp_path / "20260101-000000-damaged", "oom")
     (damaged.path / "run.json").write_text("{torn")
-    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom backend.runlock import RunLock\n"
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time\nfrom backend.run.runlock import RunLock\n"
                                "lock = RunLock.acquire(sys.argv[1])\nprint('held', flush=True)\ntime.sleep(600)\n",
                                str(held.path)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     seen: list = []

@@ -12,9 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from backend.answers import parse
-from backend.install import cluster_create_command
-from backend.masking import SECRET_WORD, masked_command, store_command
+from backend.clients.masking import SECRET_WORD, masked_command, store_command
+from backend.model.answers import parse
+from backend.steps.install import cluster_create_command
 
 HOSTILE = "vms'Rt5\"Yh6;canary $x&7 `id` \\n"
 
@@ -56,7 +56,7 @@ def test_without_the_secret_file_the_command_does_not_run(tmp_path):
 
 def test_cluster_create_names_the_password_by_reference_and_quotes_every_answers_value(monkeypatch):
     monkeypatch.setenv("VLB_TEST_VMS", HOSTILE)
-    answers = parse("vast: {build: release-5-4-0-2043819, cluster_name: lb_Vast-54, admin_user: ad.min-1,"
+    answers = parse("proxmox: {url: lab}\nvast: {build: release-5-4-0-2043819, cluster_name: lb_Vast-54, admin_user: ad.min-1,"
                     " admin_password: 'env:VLB_TEST_VMS'}")
     line = cluster_create_command(SimpleNamespace(answers=answers), "/home/centos/.vast-loopback/jobs/x")
     assert HOSTILE not in line and "canary" not in line
@@ -71,13 +71,13 @@ def test_cluster_create_names_the_password_by_reference_and_quotes_every_answers
 
 
 def test_with_the_documented_default_password_the_command_is_the_field_ones_without_p():
-    line = cluster_create_command(SimpleNamespace(answers=parse("{}")), "/x")
+    line = cluster_create_command(SimpleNamespace(answers=parse("{proxmox: {url: lab}}")), "/x")
     assert "VMS_PASSWORD=123456 ./vman.sh" in line and "vcli -u admin -c cluster create" in line
     assert " -p " not in line and "VLB_MASK" not in line
 
 
 def test_vman_gets_extra_volume_mounts_exported_as_the_field_script_did():
-    line = cluster_create_command(SimpleNamespace(answers=parse("{}")), "/x")
+    line = cluster_create_command(SimpleNamespace(answers=parse("{proxmox: {url: lab}}")), "/x")
     words = shlex.split(line)
     vman = words.index("./vman.sh")
     assert "EXTRA_VOLUME_MOUNTS=-v /file_server:/file_server" in words[:vman]

@@ -23,7 +23,8 @@ from tui import cli as cli_module
 
 WRONG_TLS = ":".join(["AB", "CD", "EF", "01"] * 8)
 WRONG_SSH = "SHA256:" + "A" * 43
-VM = "vm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
+SIZES = "vm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
+VM = "proxmox: {url: lab}\n" + SIZES
 
 
 def run_main(args: list[str], monkeypatch, tmp_path) -> tuple[int, str, str]:
@@ -47,7 +48,7 @@ def _tls_refusal(text: str) -> None:
 
 def test_check_refuses_a_certificate_that_does_not_match_the_pin(tmp_path, monkeypatch):
     answers = tmp_path / "answers.yaml"
-    answers.write_text(f'proxmox: {{url: lab, fingerprint: "{WRONG_TLS}"}}\n' + VM)
+    answers.write_text(f'proxmox: {{url: lab, fingerprint: "{WRONG_TLS}"}}\n' + SIZES)
     code, out, err = run_main(["check", str(answers)], monkeypatch, tmp_path)
     assert code == 1 and out == ""
     assert err.startswith("vast-loopback: the TLS certificate of 127.0.0.1:")
@@ -56,7 +57,7 @@ def test_check_refuses_a_certificate_that_does_not_match_the_pin(tmp_path, monke
 
 def test_a_run_refuses_a_certificate_that_does_not_match_the_pin_before_any_change(tmp_path, monkeypatch):
     answers = tmp_path / "answers.yaml"
-    answers.write_text(f'proxmox: {{url: lab, fingerprint: "{WRONG_TLS.lower()}"}}\n' + VM)
+    answers.write_text(f'proxmox: {{url: lab, fingerprint: "{WRONG_TLS.lower()}"}}\n' + SIZES)
     run = tmp_path / "run"
     code, out, err = run_main(["--auto", str(answers), "--run-dir", str(run), "--speed", "120"], monkeypatch,
                               tmp_path)

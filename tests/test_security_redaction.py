@@ -199,7 +199,7 @@ def test_an_unexpected_error_a_step_logs_is_one_redacted_line_on_stderr(capsys, 
     try:
         raise ValueError(f"Invalid header value {('PVEAPIToken=root@pam!vlb=' + secret).encode()!r}")
     except ValueError:
-        logging.getLogger("backend.engine").exception("step failed with an unexpected error")
+        logging.getLogger("backend.run.engine").exception("step failed with an unexpected error")
     err = capsys.readouterr().err
     assert err.startswith("vast-loopback: error: step failed with an unexpected error: ValueError: Invalid header")
     assert err.count("\n") == 1 and "Traceback" not in err

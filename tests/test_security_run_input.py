@@ -16,9 +16,9 @@ from pathlib import Path
 import certifi
 import pytest
 
+from backend.clients.vms import VmsClient
+from backend.clients.vmstrust import VmsTrust
 from backend.secrets import Secret
-from backend.vms import VmsClient
-from backend.vmstrust import VmsTrust
 from tests.recorded_runs import write_recorded_run
 from tests.security_support import REPO
 from tui.cli import main

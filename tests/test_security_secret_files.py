@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from backend import answers as answers_mod
 from backend.errors import BadInput
+from backend.model import answers as answers_mod
 from backend.secrets import SecretRef
 from tests.security_support import REPO, find_secrets
 
@@ -113,7 +113,7 @@ def test_a_control_character_or_a_short_secret_is_refused(tmp_path, monkeypatch)
 def test_an_ssh_key_file_keeps_its_lines(tmp_path):
     key = secret_file(tmp_path / "id", "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n"
                                        "-----END OPENSSH PRIVATE KEY-----\n")
-    answers = answers_mod.parse(f"guest: {{key: 'file:{key}'}}\n")
+    answers = answers_mod.parse(f"proxmox: {{url: lab}}\nguest: {{key: 'file:{key}'}}\n")
     assert answers_mod.check_secrets(answers) == []
     assert answers.guest.key.resolve("guest.key", lines=True).reveal().count("\n") == 2
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from backend.sizing import Proposal, Topology, evaluate, recommend, topology
+from backend.model.sizing import Proposal, Topology, evaluate, recommend, topology
 from tests.conftest import BIG, SEED, SMALL, node
 
 FOUR_SOCKETS = node(32, 64, 503.8, sockets=4, storage_gib=7000)  # 8 cores a socket
@@ -154,7 +154,7 @@ def test_the_field_run_passes_on_its_own_host_and_a_smaller_guest_than_its_peak_
 
 
 def test_the_host_reserve_is_derived_from_proxmox_and_qemu_overheads():
-    from backend.sizing import host_reserve_gib
+    from backend.model.sizing import host_reserve_gib
 
     reserve = host_reserve_gib(SEED, 120, 12, "local-lvm", 1000)
     assert 2.5 < reserve < 5.8  # PVE's 2 GB + QEMU's ~0.56 GiB; LVM-thin keeps no cache in RAM

@@ -1,5 +1,5 @@
 """The wizard's Storage & network step says up front when `dhcp` cannot work from where vast-loopback
-runs (check's own finding, backend.provision.evaluate) and asks for the guest's address."""
+runs (check's own finding, backend.steps.provision.evaluate) and asks for the guest's address."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import dataclasses
 
 from textual.widgets import Input
 
-from backend.guestaddr import LocalNetworks
-from backend.hostfacts import BridgeFacts, HostInventory
+from backend.model.hostfacts import BridgeFacts, HostInventory
+from backend.steps.guestaddr import LocalNetworks
 from tests.conftest import SEED
 from tests.tui_helpers import FINGERPRINT, Opener, make_app, to_step
-from tui.widgets.findings import FindingsList
+from tui.widgets.wizard.findings import FindingsList
 
 NODE = dataclasses.replace(SEED, networks=(BridgeFacts("vmbr0", "bridge", cidr="192.168.30.10/24"),))
 ON_LAN = LocalNetworks(({"iface": "eth0", "address": "192.168.30.5", "cidr": "192.168.30.0/24"},))

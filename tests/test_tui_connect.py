@@ -8,7 +8,7 @@ from textual.widgets import Input
 from backend.errors import BadInput
 from tests.tui_helpers import FINGERPRINT, UNREACHABLE, Opener, connect, make_app, posted, wait_for_screen
 from tui.messages import CertificateRejected, ConnectionFailed, ConnectionTested
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 
 async def test_lab_connection_is_tested_trusted_and_opens_next():
@@ -132,8 +132,8 @@ async def test_opener_bad_input_shows_its_message():
 
 def test_describe_error_is_one_line_and_never_shows_a_secret():
     from backend.errors import TargetUnreachable
+    from backend.run.service import describe_error
     from backend.secrets import Secret
-    from tui.connection import describe_error
 
     secret = Secret("tok-9c1e-known-secret")
     error = TargetUnreachable(f"401 for token {secret.reveal()}", hint="check the token")

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from backend.events import KernelMessageSeen
-from backend.journal import RunDir
+from backend.run.journal import RunDir
 from tests.tui_lab_helpers import end_guests, guests_alive, require_lab, screen_name, until
 from tui.app import Demo, WizardApp, _end_demo_guests, demo_state
 

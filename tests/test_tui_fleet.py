@@ -7,9 +7,9 @@ from textual.app import App
 from textual.widgets import DataTable, Input
 
 from backend import events as ev
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.clock import Clock
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
 from screens.fleet import FleetScreen, MemberDashboard
 from tests.tui_helpers import BIG_INVENTORY, Opener, make_app, to_step
 from tui.fleetsession import FleetSession

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from textual.widgets import Checkbox, Input
 
-from backend import answers as answers_mod
+from backend.model import answers as answers_mod
 from tests.tui_helpers import make_app, posted, to_step
 from tui.messages import AnswersSaved, GuestChosen
 
@@ -125,7 +125,7 @@ async def test_saved_guest_answers_load_back_equal_and_check_passes_on_the_lab(t
 
 async def test_start_refuses_a_reference_that_cannot_be_read_before_a_run_directory_exists(tmp_path, monkeypatch):
     monkeypatch.delenv("VLB_NOT_SET_ANYWHERE", raising=False)
-    from tui.state import WizardState
+    from tui.wizardstate import WizardState
 
     app = make_app(WizardState(run_dir=str(tmp_path / "run")))
     async with app.run_test(size=(80, 24)) as pilot:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.tui_helpers import BIG_INVENTORY, Opener, connect, make_app, posted
 from tui.messages import HostChosen
-from tui.widgets.hosttable import HostTable
+from tui.widgets.wizard.hosttable import HostTable
 
 
 async def _to_host(pilot, app):

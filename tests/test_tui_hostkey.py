@@ -8,16 +8,16 @@ from pathlib import Path
 
 import pytest
 
-from backend.answers import Answers
 from backend.events import GuestConnected, StepFinished
-from backend.journal import RunDir
-from backend.plan import build_plan
+from backend.model.answers import Answers
+from backend.run import service
+from backend.run.journal import RunDir
+from backend.run.plan import build_plan
 from tests.tui_helpers import posted
 from tests.tui_lab_helpers import end_guests, lab_without_known_hosts, require_lab, screen_name, until
 from tui.app import WizardApp
 from tui.messages import HostKeyAnswered
-from tui.runner import new_launch
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 pytestmark = pytest.mark.slow
 
@@ -31,7 +31,7 @@ def up_to_ssh():
 
 
 async def _run_to_the_question(tmp_path: Path, seen: list):
-    answers = Answers()
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}})
     app = WizardApp(WizardState(answers=answers, speed=SPEED), first_step="start", runs_root=tmp_path / "none",
                     plan=up_to_ssh, run_target_opener=lab_without_known_hosts, blink=False)
     return app, answers
@@ -44,7 +44,7 @@ async def test_an_unknown_guest_key_is_shown_and_trusting_it_pins_it(tmp_path):
     run_dir = tmp_path / "run"
     try:
         async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
-            app.launch(new_launch(answers, run_dir, SPEED, force=False))
+            app.launch(service.start(answers, run_dir=run_dir, speed=SPEED))
             await until(pilot, lambda: screen_name(app) == "HostKeyDialog", 90, "the host-key question")
             shown = str(app.screen.query_one("#hostkey").render())
             assert shown.startswith("SHA256:") and "centos@192.168.30.109" in str(
@@ -70,7 +70,7 @@ async def test_rejecting_the_guest_key_fails_the_ssh_step_clearly(tmp_path):
     run_dir = tmp_path / "run"
     try:
         async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
-            app.launch(new_launch(answers, run_dir, SPEED, force=False))
+            app.launch(service.start(answers, run_dir=run_dir, speed=SPEED))
             await until(pilot, lambda: screen_name(app) == "HostKeyDialog", 90, "the host-key question")
             shown = str(app.screen.query_one("#hostkey").render())
             await pilot.press("n")

@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 
-from backend.answers import Answers
-from backend.engine import RunContext, Step
+from backend.model.answers import Answers
+from backend.run import service
+from backend.run.engine import RunContext, Step
 from tests.tui_helpers import make_app
 from tests.tui_lab_helpers import screen_name, until
-from tui.runner import new_launch
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 
 async def test_ctrl_q_asks_while_the_run_goes_on_and_help_shows_the_run_keys(tmp_path):
@@ -25,7 +25,7 @@ async def test_ctrl_q_asks_while_the_run_goes_on_and_help_shows_the_run_keys(tmp
     app = make_app(WizardState(), first_step="start", runs_root=tmp_path / "none",
                    plan=lambda: [Step("wait", "Wait for the test", "provision", wait)])
     async with app.run_test(size=(80, 24)) as pilot:
-        app.launch(new_launch(Answers(), tmp_path / "run", None, force=False))
+        app.launch(service.start(Answers.model_validate({"proxmox": {"url": "lab"}}), run_dir=tmp_path / "run"))
         await until(pilot, lambda: screen_name(app) == "DashboardScreen" and app.screen.session.running, 10,
                     "the running dashboard")
         await pilot.press("ctrl+q")

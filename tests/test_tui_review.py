@@ -7,13 +7,13 @@ import json
 
 from textual.widgets import Input, Select
 
-from backend import answers as answers_mod
-from backend.journal import ANSWERS, RunDir
+from backend.model import answers as answers_mod
+from backend.run.journal import ANSWERS, RunDir
 from tests.tui_helpers import Opener, make_app, posted, small_plan, to_step
 from tui.messages import AbortConfirmed, AnswersSaved, RunEnded, RunLaunched, StorageNetworkChosen
-from tui.state import WizardState
-from tui.widgets.findings import FindingsList
-from tui.widgets.summary import AnswersSummary
+from tui.widgets.wizard.findings import FindingsList
+from tui.widgets.wizard.summary import AnswersSummary
+from tui.wizardstate import WizardState
 
 SECRET_VALUE = "3f9a61c2-tok-secret-value"
 
@@ -137,7 +137,7 @@ async def test_a_failed_run_exits_1_with_the_reason_on_screen(tmp_path):
 async def test_the_run_is_not_left_by_back_and_aborts_only_when_confirmed(tmp_path):
     import asyncio
 
-    from backend.engine import Step
+    from backend.run.engine import Step
 
     started = asyncio.Event()
 
@@ -168,7 +168,7 @@ async def test_the_run_is_not_left_by_back_and_aborts_only_when_confirmed(tmp_pa
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 130
-    assert RunDir.open(tmp_path / "run").is_finished()
+    assert RunDir.open(tmp_path / "run").read_meta().get("status") == "finished"
 
 
 async def test_back_walks_all_the_way_to_connect():

@@ -10,7 +10,7 @@ from tests.tui_helpers import SMALL_INVENTORY, Opener, make_app, posted, to_step
 from tests.tui_lab_helpers import screen_name
 from tui.app import Demo, demo_state
 from tui.messages import BlockersOverridden, RecommendationApplied, SizingChanged
-from tui.widgets.findings import FindingsList
+from tui.widgets.wizard.findings import FindingsList
 
 
 def blocker_ids(app) -> list[str]:
@@ -161,7 +161,7 @@ async def test_the_reports_figures_typed_as_the_vms_get_the_vm_size_that_gives_t
 
 
 async def test_force_from_the_command_line_lets_blockers_pass():
-    from tui.state import WizardState
+    from tui.wizardstate import WizardState
 
     state = WizardState(force=True)
     state.answers.vm.vcpus = 24

@@ -9,7 +9,7 @@ from pathlib import Path
 from textual.widgets import Input
 
 from tests.tui_helpers import BIG_INVENTORY, Opener, connect, make_app, small_plan, to_step, wait_for_screen
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 RUN_DIR = Path("/tmp/vlb-snapshot-run")  # shown on the run screen, so it must not vary
 
@@ -90,7 +90,7 @@ def test_guest_screen(snap_compare):
 def test_host_key_dialog(snap_compare):
     from textual.app import App
 
-    from tui.widgets.hostkey import HostKeyDialog
+    from tui.widgets.dashboard.hostkey import HostKeyDialog
 
     class DialogApp(App):
         def on_mount(self) -> None:

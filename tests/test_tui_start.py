@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from textual.widgets import OptionList
 
-from backend.answers import Answers
+from backend.model.answers import Answers
+from backend.run import service
 from tests.tui_helpers import make_app, posted, small_plan
 from tui.messages import RunLaunched
-from tui.runner import new_launch
 
 
 def _unfinished(root, name="lb-one"):
-    answers = Answers()
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}})
     answers.vm.name = name
-    return new_launch(answers, root / f"20260101-000000-{name}", speed=None, force=False).run
+    return service.start(answers, run_dir=root / f"20260101-000000-{name}").run
 
 
 async def test_start_offers_new_lab_and_unfinished_runs(tmp_path):
@@ -42,7 +42,7 @@ async def test_lab_choice_preselects_the_field_report_host(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("enter")  # the lab is the default choice
         await pilot.pause()
-        assert app.screen.scheme == "lab" and app.state.answers.lab.host_profile == "seed"
+        assert app.screen.scheme == "lab" and app.state.answers.section("lab").host_profile == "seed"
         await pilot.press("escape")  # back to the start screen
         await pilot.pause()
         assert type(app.screen).__name__ == "StartScreen"
@@ -62,7 +62,7 @@ async def test_resume_continues_an_unfinished_run(tmp_path):
         assert posted(seen, RunLaunched)[0].resumed
         await pilot.press("q")
         await pilot.pause()
-    assert app.return_code == 0 and run.is_finished()
+    assert app.return_code == 0 and run.read_meta().get("status") == "finished"
 
 
 async def test_help_shows_the_current_step_and_closes():
@@ -88,13 +88,13 @@ async def test_question_mark_opens_help_outside_text_fields(tmp_path):
 
 
 async def test_a_failed_run_is_offered_and_resumes_into_its_history(tmp_path):
-    from backend import answers as answers_mod
-    from backend.journal import ANSWERS
+    from backend.model import answers as answers_mod
+    from backend.run.journal import ANSWERS
     from tests.dashboard_helpers import pane_text, settle
     from tests.recorded_runs import write_recorded_run
 
     run = write_recorded_run(tmp_path / "20251229-181000-vast-lb", "oom")
-    answers_mod.save(Answers(), run.path / ANSWERS)
+    answers_mod.save(Answers.model_validate({"proxmox": {"url": "lab"}}), run.path / ANSWERS)
     app = make_app(first_step="start", runs_root=tmp_path, plan=small_plan())
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()

@@ -21,8 +21,8 @@ import pytest
 from aiohttp import web
 from textual.widgets import Input, RadioButton, Static
 
-from backend.answers import Answers
 from backend.errors import BadInput
+from backend.model.answers import Answers
 from backend.secrets import SecretRef
 from tests.tui_helpers import Opener, to_step
 from tui import kiosk
@@ -158,18 +158,18 @@ async def test_demo_web_prints_its_token_url_and_answers_nowhere_else():
 
 
 def test_the_kiosk_refuses_a_real_host_and_any_secret_reference():
-    kiosk.check_answers(Answers())  # the lab with the OVA's defaults
+    kiosk.check_answers(Answers.model_validate({"proxmox": {"url": "lab"}}))  # the lab with the OVA's defaults
     real = Answers.model_validate({"proxmox": {"url": "https://pve.example:8006", "token_id": "root@pam!vlb",
                                                "token_secret": "env:PVE_TOKEN"}})
     with pytest.raises(BadInput, match="built-in lab only"):
         kiosk.check_answers(real)
     with pytest.raises(BadInput, match="the guest is the lab's own"):
-        kiosk.check_answers(Answers.model_validate({"guest": {"address": "192.168.1.10"}}))
+        kiosk.check_answers(Answers.model_validate({"proxmox": {"url": "lab"}, "guest": {"address": "192.168.1.10"}}))
     with pytest.raises(BadInput, match=r"not read here \(vast.ca_file\)"):
-        kiosk.check_answers(Answers.model_validate({"vast": {"ca_file": "/etc/ssl/certs/ca-bundle.crt"}}))
+        kiosk.check_answers(Answers.model_validate({"proxmox": {"url": "lab"}, "vast": {"ca_file": "/etc/ssl/certs/ca-bundle.crt"}}))
     for section, field in (("guest", "password"), ("guest", "key"), ("vast", "admin_password"),
                            ("proxmox", "token_secret")):
-        answers = Answers()
+        answers = Answers.model_validate({"proxmox": {"url": "lab"}})
         setattr(getattr(answers, section), field, SecretRef.parse("file:/etc/shadow"))
         with pytest.raises(BadInput, match=rf"secret references and files are not read here \({section}.{field}\)"):
             kiosk.check_answers(answers)
@@ -188,11 +188,11 @@ async def test_the_kiosk_openers_refuse_before_anything_is_opened():
         await app.probe_opener(real)
     with pytest.raises(BadInput):
         await app.run_target_opener(real, None)
-    referenced = Answers.model_validate({"vast": {"admin_password": "env:HOME"}})
+    referenced = Answers.model_validate({"proxmox": {"url": "lab"}, "vast": {"admin_password": "env:HOME"}})
     with pytest.raises(BadInput):
         await app.run_target_opener(referenced, None)
     assert opener.asked == [] and opened == []
-    await app.probe_opener(Answers())  # the lab itself goes through
+    await app.probe_opener(Answers.model_validate({"proxmox": {"url": "lab"}}))  # the lab itself goes through
     assert len(opener.asked) == 1
 
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from backend import tuning
+from backend.clients.commands import sh
 from backend.events import TuningApplied, TuningChecked
-from backend.shell import sh
+from backend.steps import tuning
 from tests.guest_lab_support import client, reboot, recording_bus
 from tests.lab_fixtures import fresh_guest, guest_lab, running_guest  # noqa: F401
 
@@ -85,18 +85,23 @@ async def test_a_runtime_only_setting_is_reported_not_persisted_and_lost_at_rebo
         await guest.close()
 
 
+async def _ensure_all(steps, env):  # noqa: ANN001 - every step ensured, as the prepare steps do
+    readings = {step.id: await tuning.ensure(step, env, None) for step in steps}
+    tuning.failing(readings, after_reboot=False)
+
+
 async def test_every_tuning_survives_the_switch_to_virtio_and_a_reboot(fresh_guest):
     steps = tuning.catalog()
     guest = await client(fresh_guest)
     env = tuning.TuningEnv(guest=guest, user="centos")
-    await tuning.ensure_all(tuning.stage(steps, 1), env, None)
+    await _ensure_all(tuning.stage(steps, 1), env)
     await guest.close()
 
     switched = reboot(fresh_guest, scsihw="virtio-scsi-single", disk_iothread=True)
     guest = await client(switched)
     env = tuning.TuningEnv(guest=guest, user="centos")
     assert (await STEPS["io_scheduler"].check(env)).observed == "none"  # VirtIO SCSI's default
-    await tuning.ensure_all(tuning.stage(steps, 2), env, None)
+    await _ensure_all(tuning.stage(steps, 2), env)
     await guest.close()
 
     rebooted = reboot(switched)

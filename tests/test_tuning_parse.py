@@ -4,7 +4,7 @@ write."""
 
 from __future__ import annotations
 
-from backend import tuning
+from backend.steps import tuning
 
 
 def test_sysfs_choice_files_in_bracket_and_plain_form():

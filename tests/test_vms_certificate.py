@@ -21,15 +21,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from backend import answers as answers_mod
+from backend.clients.vms import VmsClient
+from backend.clients.vmstrust import VmsTrust, first_certificate
 from backend.clock import Clock
 from backend.errors import BadInput, RunFailed
 from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.vms.server import VmsServer
+from backend.model import answers as answers_mod
 from backend.secrets import Secret
 from backend.target import certificate_fingerprint
-from backend.vms import VmsClient
-from backend.vmstrust import VmsTrust, first_certificate
 from tests.vast_lab_helpers import make_guest
 
 SPEED = 600.0
@@ -164,7 +164,7 @@ def test_there_is_no_vms_connection_that_checks_nothing(tmp_path):
         VmsClient(("127.0.0.1", 1), "admin", Secret(PASSWORD))  # a trust is not optional  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="pinned certificate or a CA"):
         VmsTrust(source="nothing")
-    # vastpy through backend.vms's urllib3, outside a client (no trust in this thread): no PoolManager
+    # vastpy through backend.clients.vms's urllib3, outside a client (no trust in this thread): no PoolManager
     with pytest.raises(RuntimeError, match="checks no certificate"):
         vastpy.VASTClient(user="admin", password=PASSWORD, address="127.0.0.1:1").clusters.get()
     cert, _, _ = issue(tmp_path, "pinned", sans=[x509.DNSName("pinned")])
@@ -189,13 +189,13 @@ PIN = ":".join(["AB"] * 32)
 ])
 def test_vms_trust_answers_are_checked_at_load(vast, message):
     with pytest.raises(BadInput) as refused:
-        answers_mod.parse(f"vast: {vast}\n")
+        answers_mod.parse(f"proxmox: {{url: lab}}\nvast: {vast}\n")
     assert message in str(refused.value) and refused.value.exit_code == 2
 
 
 def test_a_ca_file_that_is_not_there_is_bad_input_before_the_run(tmp_path):
-    answers = answers_mod.parse(f"vast: {{ca_file: {tmp_path / 'missing.pem'}}}\n")
+    answers = answers_mod.parse(f"proxmox: {{url: lab}}\nvast: {{ca_file: {tmp_path / 'missing.pem'}}}\n")
     with pytest.raises(BadInput, match="vast.ca_file: .*missing.pem is not a file here"):
         answers_mod.check_secrets(answers)
-    pinned = answers_mod.parse(f"vast: {{fingerprint: '{PIN.lower()}'}}\n")
+    pinned = answers_mod.parse(f"proxmox: {{url: lab}}\nvast: {{fingerprint: '{PIN.lower()}'}}\n")
     assert pinned.vast.fingerprint == PIN and pinned.vast.cert_path == answers_mod.VMS_CERT_PATH

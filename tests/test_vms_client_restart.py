@@ -1,4 +1,4 @@
-"""The engine's VMS client (backend/vms.py) against the lab's VMS over HTTPS: plain dicts, states
+"""The engine's VMS client (backend/clients/vms.py) against the lab's VMS over HTTPS: plain dicts, states
 never checked against a list, timeouts, and riding through a VMS restart with events."""
 
 from __future__ import annotations
@@ -9,18 +9,18 @@ import time
 
 import pytest
 
-from backend.bus import EventBus
+from backend.clients.vms import VmsClient, VmsUnreachable
+from backend.clients.vmstrust import VmsTrust, first_certificate
 from backend.clock import Clock
 from backend.errors import RunFailed
 from backend.events import RecoveredFromFault, RetryScheduled
 from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.pve.tls import ensure_certificate
 from backend.lab.vast import EVENTS_PATH
-from backend.lab.vast.state import append_event
+from backend.lab.vast.vaststate import append_event
 from backend.lab.vms.server import VmsServer
+from backend.run.bus import EventBus
 from backend.secrets import Secret
-from backend.vms import VmsClient, VmsUnreachable
-from backend.vmstrust import VmsTrust, first_certificate
 from tests.vast_lab_helpers import make_guest
 
 SPEED = 600.0  # a lab minute is 0.1 s
@@ -81,7 +81,7 @@ async def test_reads_cluster_task_and_nodes_as_plain_dicts(tmp_path, online):
 async def test_the_run_reaches_vms_through_the_targets_route_with_the_answers_credentials(tmp_path, online):
     from types import SimpleNamespace
 
-    from backend.answers import Answers
+    from backend.model.answers import Answers
     from backend.target import Target
 
     clock = Clock.scaled(SPEED)
@@ -94,7 +94,7 @@ async def test_the_run_reaches_vms_through_the_targets_route_with_the_answers_cr
 
     target = Target(label="lab", proxmox_url="lab://", token_id="t", token_secret=Secret("x"), clock=clock,
                     route=route)
-    ctx = SimpleNamespace(answers=Answers(), target=target, bus=EventBus(clock))
+    ctx = SimpleNamespace(answers=Answers.model_validate({"proxmox": {"url": "lab"}}), target=target, bus=EventBus(clock))
     try:
         assert server.wait_listening(True)
         client = VmsClient.for_run(ctx, "192.168.30.109", trust=guest_trust(online.root))

@@ -1,4 +1,4 @@
-"""How a run comes to trust the VMS's certificate (backend/vmstrust.py), against a lab guest over real
+"""How a run comes to trust the VMS's certificate (backend/clients/vmstrust.py), against a lab guest over real
 SSH: the certificate the guest keeps is read over the trusted connection and pinned; a guest that
 keeps none there leaves the question to the user (trust on first use in the wizard), whose "no"
 sends nothing; and the wizard's question itself (a Pilot test)."""
@@ -12,17 +12,17 @@ import ssl
 import pytest
 from cryptography import x509
 
-from backend.answers import Answers
-from backend.bus import EventBus
-from backend.engine import RunContext
+from backend.clients.commands import sh
+from backend.clients.guestssh import GuestClient, GuestCredentials
+from backend.clients.vmstrust import CONFIRM_VMS_CERTIFICATE, establish
 from backend.errors import RunFailed
 from backend.events import SnapshotRolledBack
-from backend.guest import GuestClient, GuestCredentials
-from backend.journal import Journal, RunDir
+from backend.model.answers import Answers
+from backend.run.bus import EventBus
+from backend.run.engine import RunContext
+from backend.run.journal import Journal, RunDir
 from backend.secrets import Secret
-from backend.shell import sh
 from backend.target import Target, certificate_fingerprint
-from backend.vmstrust import CONFIRM_VMS_CERTIFICATE, establish
 from tests.lab_fixtures import guest_lab, running_guest  # noqa: F401
 from tests.test_vms_certificate import Impostor, issue
 from tests.tui_helpers import make_app
@@ -37,7 +37,7 @@ def _context(tmp_path, guest, vms_address: tuple[str, int], **vast: str) -> RunC
 
     target = Target(label="lab", proxmox_url="lab://", token_id="t", token_secret=Secret("not-used"),
                     clock=guest.lab.clock, route=route)
-    answers = Answers.model_validate({"vast": {"cert_path": CERT_PATH, **vast}})
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}, "vast": {"cert_path": CERT_PATH, **vast}})
     ctx = RunContext(answers=answers, target=target, bus=EventBus(guest.lab.clock),
                      run=RunDir.create(tmp_path / "run"))
     ctx.seen = []

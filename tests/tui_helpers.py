@@ -6,18 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.answers import Answers
 from backend.clock import Clock
-from backend.engine import RunContext, Step
 from backend.errors import RunFailed, TargetUnreachable
-from backend.hostfacts import HostInventory
+from backend.model.answers import Answers
+from backend.model.hostfacts import HostInventory
+from backend.run.engine import RunContext, Step
+from backend.run.service import Probe
 from backend.secrets import Secret
 from backend.target import Target, TargetOptions
 from tests.conftest import SEED, SMALL, node
 from tui.app import Demo, WizardApp
-from tui.connection import Probe
 from tui.keys import KEYS
-from tui.state import WizardState
+from tui.wizardstate import WizardState
 
 FINGERPRINT = ":".join(f"{i * 7 % 256:02X}" for i in range(32))
 

@@ -14,9 +14,9 @@ import pytest
 from textual.css.query import NoMatches
 
 import backend.lab  # noqa: F401  - registers the 'lab' target provider, as the entry point does
-from backend.answers import Answers
 from backend.lab import shutdown
 from backend.lab.guest.namespace import Holder
+from backend.model.answers import Answers
 from backend.target import Target, TargetOptions, open_target
 from tests.lab_fixtures import require_lab_guest
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from backend.clock import Clock
 from backend.lab import scenarios
 from backend.lab.vast import EVENTS_PATH, install_guest_files, write_guest_vms_address
-from backend.lab.vast.state import VastWorld, fold, read_events
+from backend.lab.vast.vaststate import VastWorld, fold, read_events
 from backend.lab.vms.server import VmsServer
 from backend.lab.world import GuestHardware
 

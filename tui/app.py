@@ -18,15 +18,16 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from backend.answers import Answers
-from backend.engine import Step
 from backend.errors import VlbError
-from backend.journal import RunDir, unfinished_runs
+from backend.model.answers import Answers
+from backend.run import service
+from backend.run.engine import RunOptions, Step
+from backend.run.journal import RunDir, unfinished_runs
+from backend.run.service import ProbeOpener, Run, TargetOpener
+from backend.run.service import probe_opener as probe_opener_for
 from backend.target import open_target
 from tui import keys
-from tui.connection import ProbeOpener, target_opener
-from tui.runner import Launch, TargetOpener, new_launch, resume_launch
-from tui.state import WizardState, first_line
+from tui.wizardstate import WizardState, first_line
 
 STEP_ORDER = ("connect", "host", "sizing", "storage_network", "guest", "review")
 
@@ -64,9 +65,7 @@ class Demo:
 
 def demo_state(scenario: str, speed: float | None) -> WizardState:
     """The lab with the field report's host pre-selected, and the scenario's sizing preset."""
-    answers = Answers()
-    answers.proxmox.url = "lab"
-    answers.lab.host_profile = "seed"
+    answers = Answers.model_validate({"proxmox": {"url": "lab"}, "lab": {"host_profile": "seed"}})
     for key, value in SCENARIO_PRESETS.get(scenario, {}).items():
         setattr(answers.vm, key, value)
     return WizardState(answers=answers, speed=speed)
@@ -93,12 +92,12 @@ class WizardApp(App[int]):
         demo: Demo | None = None,
         plan: Callable[[], list[Step]] | None = None,
         run_target_opener: TargetOpener = open_target,
-        run_screen_factory: Callable[[Launch], Screen] | None = None,
+        run_screen_factory: Callable[[Run], Screen] | None = None,
         blink: bool = True,
     ) -> None:
         super().__init__()
         self.state = state or WizardState()
-        self.probe_opener = probe_opener or target_opener(self.state.speed)
+        self.probe_opener = probe_opener or probe_opener_for(self.state.speed)
         self.runs_root = runs_root
         self.first_step = first_step
         self.demo = demo
@@ -107,7 +106,7 @@ class WizardApp(App[int]):
         self.run_screen_factory = run_screen_factory or self._dashboard_screen
         self.blink = blink  # cursor blink off keeps snapshots deterministic
         self.exit_code = 0
-        self.launched: Launch | None = None
+        self.launched: Run | None = None
 
     @property
     def kiosk(self) -> bool:
@@ -189,7 +188,8 @@ class WizardApp(App[int]):
             self.start_fleet()
             return
         try:
-            launch = new_launch(state.answers, state.run_dir, state.speed, state.forced)
+            launch = service.start(state.answers, run_dir=state.run_dir, speed=state.speed,
+                                   options=RunOptions(force=state.forced))
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
             return
@@ -197,7 +197,7 @@ class WizardApp(App[int]):
 
     def start_fleet(self) -> None:
         """A class: N members across the cluster's nodes, in the fleet view (screens/fleet.py)."""
-        from backend.fleet import FleetOptions
+        from backend.run.fleet import FleetOptions
         from screens.fleet import FleetScreen
         from tui.fleetsession import FleetSession
 
@@ -209,10 +209,13 @@ class WizardApp(App[int]):
         self.switch_screen(FleetScreen(session))
 
     def resume_run(self, path: Path) -> None:
-        from backend.answers import check_secrets
+        from backend.model.answers import check_secrets
 
         try:
-            launch = resume_launch(path, self.state.speed)
+            launch = service.resume(path, speed=self.state.speed)
+            if launch.finished:
+                self.notify(f"run {path} already finished ({launch.finished}); nothing to resume", timeout=8)
+                return
             warnings = check_secrets(launch.answers)  # a reference gone since (env var unset, file moved): said now
         except VlbError as exc:
             self.notify(first_line(exc), severity="error", timeout=8)
@@ -221,7 +224,7 @@ class WizardApp(App[int]):
             self.notify(warning, severity="warning", timeout=10)
         self.launch(launch)
 
-    def launch(self, launch: Launch) -> None:
+    def launch(self, launch: Run) -> None:
         from tui.messages import RunLaunched
 
         self.launched = launch
@@ -232,7 +235,7 @@ class WizardApp(App[int]):
             self.pop_screen()
         self.switch_screen(screen)
 
-    def _dashboard_screen(self, launch: Launch) -> Screen:
+    def _dashboard_screen(self, launch: Run) -> Screen:
         """The live dashboard on the launch's session (the engine as its source)."""
         from screens.dashboard import DashboardScreen
         from tui.session import launch_session
@@ -253,7 +256,7 @@ class WizardApp(App[int]):
         """Show a guest's unknown SSH host key and wait for the user's answer (the engine waits
         meanwhile); an aborted run takes the question away."""
         from tui.messages import HostKeyAnswered
-        from tui.widgets.hostkey import HostKeyDialog
+        from tui.widgets.dashboard.hostkey import HostKeyDialog
 
         trusted = await self._ask(HostKeyDialog(guest, fingerprint))
         self.post_message(HostKeyAnswered(guest, fingerprint, trusted))
@@ -264,7 +267,7 @@ class WizardApp(App[int]):
     async def ask_vms_certificate(self, address: str, fingerprint: str, cert_path: str) -> bool:
         """Show the certificate the guest's VMS presents when nothing vouches for it (no certificate
         at `cert_path` on the guest, no pin in the answers) and wait for the user's answer."""
-        from tui.widgets.fingerprint import FingerprintDialog
+        from tui.widgets.wizard.fingerprint import FingerprintDialog
 
         hint = (f"The guest keeps no VMS certificate at [i]{cert_path}[/i] (vast.cert_path). Compare it on "
                 "the guest's console: [i]openssl s_client -connect 127.0.0.1:443 | openssl x509 -noout "
@@ -329,7 +332,7 @@ def demo_app(scenario: str, speed: float, *, kiosk: bool = False, probe_opener: 
              run_target_opener: TargetOpener = open_target, **seams: object) -> WizardApp:
     """The demo's wizard; in kiosk mode (a browser's session) both openers refuse anything but the
     lab and any secret reference (`tui.kiosk.lab_only`)."""
-    probe_opener = probe_opener or target_opener(speed)
+    probe_opener = probe_opener or probe_opener_for(speed)
     if kiosk:
         from tui.kiosk import lab_only
 

@@ -8,7 +8,6 @@ Textual is imported only by the commands that show a UI, so headless runs never 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
@@ -18,6 +17,7 @@ import traceback
 from pathlib import Path
 
 from backend.errors import BadInput, VlbError
+from backend.lab.scenarios import SCENARIOS
 from backend.secrets import redact
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BLOCKED = 0, 1, 2, 3
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the wizard on the built-in lab")
-    demo.add_argument("--scenario", choices=["success", "oom", "overcommit"], default="success")
+    demo.add_argument("--scenario", choices=SCENARIOS, default="success")
     demo.add_argument("--speed", type=_speed, default=30.0, dest="demo_speed", metavar="N")
     demo.add_argument("--web", action="store_true",
                       help="serve the demo in a browser (textual-serve), on the loopback, at a URL with a token")
@@ -176,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument("run_dir", metavar="RUN_DIR")
     replay.add_argument("--speed", type=_speed, default=30.0, dest="replay_speed", metavar="N",
                         help="N times the recorded run's pace (default 30)")
-    replay.add_argument("--hints", choices=["success", "oom", "overcommit"], default=None,
+    replay.add_argument("--hints", choices=SCENARIOS, default=None,
                         help="show the demo's hints for this scenario")
 
     imp = sub.add_parser("import-traces", help="turn a hand-made monitoring folder into a run directory")
@@ -281,7 +281,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return probing.run_probe(args.answers, args.record, anonymise=args.anonymise, strict=strict,
                                  speed=args.speed)
     if command == "schema":
-        from backend.answers import schema_json
+        from backend.model.answers import schema_json
 
         print(schema_json())
         return EXIT_OK
@@ -291,8 +291,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return serve_foreground(profile=args.host_profile, speed=args.lab_speed, state_dir=args.state_dir,
                                 fault_rate=args.fault_rate, fault_seed=args.fault_seed)
     if command == "report":
-        from backend.fleet import is_fleet
-        from backend.report import write_report
+        from backend.analysis.report import write_report
+        from backend.run.fleet import is_fleet
 
         if is_fleet(args.run_dir):
             from tui.fleetcli import run_report
@@ -313,7 +313,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_replay(args.run_dir, speed=args.replay_speed, hints=args.hints)
     if command == "import-traces":
-        from backend.importer import import_traces
+        from backend.analysis.importer import import_traces
 
         started = time.monotonic()
         run = import_traces(args.traces, args.import_run_dir)
@@ -345,10 +345,6 @@ def _fleet(args: argparse.Namespace) -> int:
     if sub == "down":
         return fleetcli.run_down(args.fleet_dir, yes=args.yes)
     raise BadInput("fleet: give one of plan, up, status, down")
-
-
-def print_json(data: object) -> None:
-    print(json.dumps(data, indent=2, default=str))
 
 
 if __name__ == "__main__":

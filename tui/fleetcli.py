@@ -12,10 +12,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backend import answers as answers_mod
-from backend import fleet
-from backend.bus import EventBus
 from backend.errors import BadInput
+from backend.model import answers as answers_mod
+from backend.run import fleet
+from backend.run.bus import EventBus
 from backend.secrets import redact_data
 from backend.target import TargetOptions, default_speed, open_target
 from tui.headless import HeadlessPrinter, check_secrets
@@ -159,7 +159,7 @@ def run_down(run_dir: str, yes: bool) -> int:
 def run_destroy(run_dir: str, yes: bool) -> int:
     if fleet.is_fleet(run_dir):
         raise BadInput(f"{run_dir} is a fleet directory", hint=f"use: vast-loopback fleet down {run_dir}")
-    from backend.journal import RunDir
+    from backend.run.journal import RunDir
 
     RunDir.open(run_dir)
     if not _confirm(f"Stop and delete the VM the run {run_dir} created (disk and snapshots)?", yes):

@@ -1,6 +1,6 @@
 """A fleet as the TUI follows it: one RunSession per member, fed by that member's own events.
 
-`FleetSession.run()` runs `backend.fleet.up` (or `resume`); each member's session folds exactly
+`FleetSession.run()` runs `backend.run.fleet.up` (or `resume`); each member's session folds exactly
 what a single run's dashboard folds, so Enter on a member opens the ordinary dashboard on it.
 Plain Python, no Textual.
 """
@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend import events as ev
-from backend import fleet
-from backend.answers import Answers
-from backend.bus import EventBus
 from backend.errors import VlbError
+from backend.model.answers import Answers
+from backend.run import fleet
+from backend.run.bus import EventBus
 from backend.secrets import redact
 from tui.session import RunEnd, RunSession
 

@@ -14,19 +14,17 @@ import sys
 from pathlib import Path
 from typing import TextIO
 
-from backend import answers as answers_mod
 from backend import events as ev
-from backend import evidence, runner
-from backend.bus import EventBus
-from backend.engine import RunContext, RunOptions
+from backend.analysis import evidence
 from backend.errors import BadInput
-from backend.guestmemory import sized
-from backend.journal import ANSWERS, COMPLETE_OUTCOMES, Journal, RunDir, journal_failure
-from backend.plan import resolve_until, step_ids
-from backend.runlock import RunLock
-from backend.runstate import RunState
+from backend.model import answers as answers_mod
+from backend.model.guestmemory import sized
+from backend.run import service
+from backend.run.engine import RunOptions
+from backend.run.plan import resolve_until, step_ids
+from backend.run.runstate import RunState
 from backend.secrets import redact, redact_data
-from backend.target import TargetOptions, default_speed, open_target
+from backend.steps.guestaddr import LocalNetworks
 
 SAMPLE_EVERY_S = 60.0  # text mode: one resource line per target minute
 
@@ -214,97 +212,54 @@ def run_headless(*, answers_path: str | None, resume_dir: str | None, run_dir: s
         raise BadInput(f"--until {until}: no such step", hint="use pre-install, online or one of: "
                        + ", ".join(step_ids()))
     if resume_dir:
-        run = RunDir.open(resume_dir)
-        lock = RunLock.acquire(run.path)  # before run.json is read: the holder may be rewriting it
+        run = service.resume(resume_dir, speed=speed, until=until, force=force, retry_on_failure=retry_on_failure)
+        if run.finished:
+            print(f"run {run.run.path} already finished ({run.finished}); nothing to resume")
+            return 0
+        try:
+            check_secrets(run.answers, strict)
+        except BaseException:
+            run.release()
+            raise
     else:
         assert answers_path is not None
         answers = answers_mod.load(answers_path)
         check_secrets(answers, strict)  # bad input before a run directory exists
-        run = RunDir.create(run_dir, answers.vm.name)
-        lock = RunLock.acquire(run.path)
+        run = service.start(answers, run_dir=run_dir, speed=speed,
+                            options=RunOptions(force=force, until=until, retry_on_failure=retry_on_failure),
+                            source=str(Path(answers_path).resolve()))
     try:
-        if resume_dir:
-            meta = run.read_meta(required=True)
-            if meta.get("outcome") in COMPLETE_OUTCOMES:
-                print(f"run {run.path} already finished ({meta['outcome']}); nothing to resume")
-                return 0
-            answers = answers_mod.load_saved(run.path / ANSWERS)
-            check_secrets(answers, strict)
-            speed = speed or _recorded_speed(run, meta)
-            force = force or bool(meta.get("force", False))
-            retry_on_failure = retry_on_failure or bool(meta.get("retry_on_failure", False))
-            run.update_meta(status="running", outcome=None, message=None, until=until)
-        else:
-            answers_mod.save(answers, run.path / ANSWERS)
-            speed = speed or default_speed(answers.proxmox.url)
-            run.update_meta(speed=speed, force=force, until=until, retry_on_failure=retry_on_failure,
-                            answers_source=str(Path(answers_path or "").resolve()),
-                            target_state=str((run.path / "lab").resolve()))
-        options = RunOptions(force=force, until=until, retry_on_failure=retry_on_failure, resume=bool(resume_dir))
-        code = asyncio.run(_run(answers, run, options, speed, json_lines, state_dir_of(run)))
+        code = asyncio.run(_run(run, json_lines))
     finally:
-        lock.release()
-    if run.skipped:  # read by the resume (finished steps, the diagnosis's replay)
-        print(f"vast-loopback: skipped {len(run.skipped):,} line(s) of the run's journal that are not what "
-              "vast-loopback writes:\n  " + "\n  ".join(run.skipped.said()), file=sys.stderr)
+        run.release()
+    if run.run.skipped:  # read by the resume (finished steps, the diagnosis's replay)
+        print(f"vast-loopback: skipped {len(run.run.skipped):,} line(s) of the run's journal that are not what "
+              "vast-loopback writes:\n  " + "\n  ".join(run.run.skipped.said()), file=sys.stderr)
     return code
 
 
-def _recorded_speed(run: RunDir, meta: dict) -> float:
-    """The --speed a run was started with, from its run.json (bad input when damaged)."""
-    value = meta.get("speed", 1.0)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 1 <= value <= 10_000:
-        raise BadInput(f"{run.meta_path}: speed {str(value)[:40]!r} is not a number between 1 and 10000",
-                       hint="give --speed N to resume it, or fix run.json")
-    return float(value)
-
-
-def state_dir_of(run: RunDir) -> Path:
-    """Where the run's target keeps its state: what run.json records (a fleet member's is the
-    fleet's shared one), else the run's own `lab/` (runs made before it was recorded)."""
-    recorded = run.read_meta().get("target_state")
-    return Path(recorded) if isinstance(recorded, str) and recorded else run.path / "lab"
-
-
-async def _run(answers: answers_mod.Answers, run: RunDir, options: RunOptions, speed: float,
-               json_lines: bool, state_dir: Path) -> int:
-    journal = Journal(run)
+async def _run(run: service.Run, json_lines: bool) -> int:
     printer = HeadlessPrinter(json_lines=json_lines)
-    target = await open_target(answers, TargetOptions(speed=speed, state_dir=state_dir,
-                                                      resume=options.resume))
-    bus = EventBus(target.clock)
-    bus.subscribe(journal)
-    bus.subscribe(printer)
-    ctx = RunContext(answers=answers, target=target, bus=bus, run=run, options=options)
-    journal.on_failure = lambda exc: ctx.halt(journal_failure(exc))
-    engine_task = asyncio.ensure_future(runner.run(ctx))
+    task = asyncio.ensure_future(service.drive(run, printer))
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, engine_task.cancel)
+            loop.add_signal_handler(sig, task.cancel)
     try:
-        code = await engine_task
+        code = await task
     except asyncio.CancelledError:
         code = 130
-    finally:
-        await target.close()
-        journal.close()
-    if journal.failure is not None:
+    if run.stopped:
         code = 1
-        _say_stopped(run, journal_failure(journal.failure))
+        print(f"vast-loopback: the run stopped: {run.stopped}.\n  hint: free some space (or fix the disk), then "
+              f"resume it with --resume {run.run.path}"
+              + ("" if run.stopped_marked else f"\n  ({run.run.meta_path} could not be updated either)"),
+              file=sys.stderr)
     if not json_lines:
-        print(f"run directory: {run.path}")
-        if code not in (0, 130) and any(isinstance(e, ev.VmCreated) for e in run.events()):
-            print(f"  to remove the VM this run created (its disk and snapshots): vast-loopback destroy {run.path}")
+        print(f"run directory: {run.run.path}")
+        if code not in (0, 130) and any(isinstance(e, ev.VmCreated) for e in run.run.events()):
+            print(f"  to remove the VM this run created (its disk and snapshots): vast-loopback destroy {run.run.path}")
     return code
-
-
-def _say_stopped(run: RunDir, reason: str) -> None:
-    """A run its journal stopped: run.json marked (in place on a full disk), the user told why."""
-    marked = run.mark_stopped(reason)
-    print(f"vast-loopback: the run stopped: {reason}.\n  hint: free some space (or fix the disk), then resume "
-          f"it with --resume {run.path}" + ("" if marked else f"\n  ({run.meta_path} could not be updated either)"),
-          file=sys.stderr)
 
 
 # --- check ---------------------------------------------------------------------------------------
@@ -313,21 +268,7 @@ def _say_stopped(run: RunDir, reason: str) -> None:
 def run_check(answers_path: str, json_out: bool, speed: float | None, strict: bool = False) -> int:
     answers = answers_mod.load(answers_path)
     check_secrets(answers, strict)
-    return asyncio.run(_check(answers, json_out, speed or default_speed(answers.proxmox.url)))
-
-
-async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> int:
-    import tempfile
-
-    from backend.provision import check_host
-
-    with tempfile.TemporaryDirectory(prefix="vlb-check-") as state:
-        target = await open_target(answers, TargetOptions(speed=speed, state_dir=Path(state)))
-        try:
-            result = await check_host(answers, target)
-        finally:
-            await target.close()
-    result = {"target": target.describe(), **result}
+    result = asyncio.run(service.check(answers, speed))
     if json_out:
         print(json.dumps(result, indent=2, default=str))
     else:
@@ -337,8 +278,6 @@ async def _check(answers: answers_mod.Answers, json_out: bool, speed: float) -> 
               f"{host.get('mem_total', 0) / 1024**3:.1f} GiB host RAM, PVE {host.get('pve_version')}")
         local = result["host"].get("local_networks") or {}
         if local:
-            from backend.guestaddr import LocalNetworks
-
             print(f"this machine (where vast-loopback runs): {LocalNetworks.from_dict(local).describe()}")
         rec, vm = result["recommendation"], result["vm"]
         print(f"recommendation: {rec['vcpus']} vCPUs, VM RAM {sized(rec['memory_gib'])}, {rec['disk_gib']} GiB disk"

@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from backend.answers import Answers
 from backend.errors import BadInput
+from backend.model.answers import Answers
 from backend.secrets import SecretRef
 
 REFUSED = "the web demo runs on the built-in lab only"

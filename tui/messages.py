@@ -10,9 +10,8 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from backend.events import Event
-from backend.hostfacts import HostInventory
-from backend.sizing import SizingResult
+from backend.model.hostfacts import HostInventory
+from backend.model.sizing import SizingResult
 
 
 @dataclass
@@ -105,13 +104,6 @@ class RunLaunched(Message):
 
 
 @dataclass
-class EngineEventEmitted(Message):
-    """One engine event on its way to the run screen's widgets."""
-
-    event: Event
-
-
-@dataclass
 class RunEnded(Message):
     exit_code: int
     outcome: str
@@ -133,7 +125,7 @@ class AbortConfirmed(Message):
 class RollbackRequested(Message):
     """After a diagnosed failure, the user asked to roll back to the pre-install snapshot, apply the
     diagnosis' remedy (`changes`, e.g. {"vcpus": 12}) to the VM's config and retry the install. The
-    app (backend/recovery.py on the engine's side) carries it out."""
+    app (backend/steps/recovery.py on the engine's side) carries it out."""
 
     run_dir: str
     diagnosis: str

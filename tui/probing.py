@@ -11,13 +11,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from backend import answers as answers_mod
-from backend import probe, recording
-from backend.bus import EventBus
-from backend.engine import RunContext, RunOptions
 from backend.errors import BadInput
-from backend.journal import ANSWERS, RunDir
-from backend.runlock import RunLock
+from backend.model import answers as answers_mod
+from backend.model import recording
+from backend.run import probe, service
 from backend.target import TargetOptions, default_speed, open_target
 
 
@@ -62,34 +59,10 @@ async def _probe(answers: answers_mod.Answers, speed: float, anonymise: bool) ->
 
 def run_guest_probe(run_dir: str, record: str, *, strict: bool, speed: float | None) -> int:
     """The run's guest; the run must not be driven by another process meanwhile (its lock)."""
-    from tui.headless import _recorded_speed, check_secrets
-
     out = _output(record)
-    run = RunDir.open(run_dir)
-    lock = RunLock.acquire(run.path)
-    try:
-        meta = run.read_meta(required=True)
-        answers = answers_mod.load_saved(run.path / ANSWERS)
-        check_secrets(answers, strict)
-        facts: dict = {}
-        for result in run.finished_steps().values():
-            facts.update(result or {})
-        guest = asyncio.run(_guest(answers, run, facts, speed or _recorded_speed(run, meta)))
-    finally:
-        lock.release()
+    guest = asyncio.run(service.record_guest(run_dir, speed=speed, strict=strict, progress=_say))
     recording.write(out, guest)
     print(f"recorded the guest of VM {guest.vmid}: kernel {guest.kernel_release}, "
           f"{len(guest.initramfs_modules)} storage driver(s) in its initramfs, MemTotal "
           f"{guest.mem_total_kib} kB of a {guest.vm_memory_mib} MiB VM\nwrote {out}")
     return 0
-
-
-async def _guest(answers: answers_mod.Answers, run: RunDir, facts: dict, speed: float) -> recording.GuestRecording:
-    target = await open_target(answers, TargetOptions(speed=speed, state_dir=run.lab_dir, resume=True))
-    ctx = RunContext(answers=answers, target=target, bus=EventBus(target.clock), run=run,
-                     options=RunOptions(resume=True), facts=facts)
-    try:
-        return await probe.record_run_guest(ctx, progress=_say)
-    finally:
-        await ctx.close()
-        await target.close()

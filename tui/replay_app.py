@@ -1,7 +1,7 @@
 """`vast-loopback replay RUN_DIR [--speed N]`: watch a recorded run in the live dashboard.
 
 Record and replay are one feature: the run directory's journal is fed, at `speed` times the
-target clock, into the same session and the same dashboard a live run uses (backend/replay.py,
+target clock, into the same session and the same dashboard a live run uses (backend/analysis/replay.py,
 tui/session.py). When the recording ends the result screen shows its outcome and diagnosis; q
 quits with the recorded run's exit code.
 """

@@ -11,41 +11,12 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from backend.analysis.stats import Bin
+
 WIDTHS = (1, 5, 30, 300)  # seconds per stored bin
 KEEP = {1: 3600, 5: 4320, 30: None, 300: None}  # bins kept per width (None: all; 24 h at 30 s is 2880)
 STEPS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 30, 45, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800,
          2700, 3600, 5400, 7200)  # seconds per column
-
-
-@dataclass
-class Cell:
-    """What fell into one bin or column: count, sum, min, max."""
-
-    n: int = 0
-    total: float = 0.0
-    low: float = float("inf")
-    high: float = float("-inf")
-
-    def add(self, value: float) -> None:
-        self.n += 1
-        self.total += value
-        if value < self.low:
-            self.low = value
-        if value > self.high:
-            self.high = value
-
-    def merge(self, other: Cell) -> None:
-        self.n += other.n
-        self.total += other.total
-        self.low = min(self.low, other.low)
-        self.high = max(self.high, other.high)
-
-    def pick(self, how: str) -> float:
-        if how == "max":
-            return self.high
-        if how == "min":
-            return self.low
-        return self.total / self.n
 
 
 def column_step(span_s: float, columns: int) -> int:
@@ -72,7 +43,7 @@ class Series:
     in order, so it is computed once and cached; a late sample clears the cache."""
 
     def __init__(self) -> None:
-        self._bins: dict[int, OrderedDict[int, Cell]] = {w: OrderedDict() for w in WIDTHS}
+        self._bins: dict[int, OrderedDict[int, Bin]] = {w: OrderedDict() for w in WIDTHS}
         self._done: dict[tuple[float, int, str], list[float | None]] = {}
         self.first: float | None = None
         self.last: float | None = None
@@ -89,7 +60,7 @@ class Series:
             key = int(t // width)
             cell = bins.get(key)
             if cell is None:
-                cell = bins[key] = Cell()
+                cell = bins[key] = Bin()
                 limit = KEEP[width]
                 if limit is not None and len(bins) > limit:
                     bins.popitem(last=False)
@@ -113,13 +84,13 @@ class Series:
         for column in range(len(out), count):
             if until is not None and start + column * step > until:
                 break
-            merged: Cell | None = None
+            merged: Bin | None = None
             for key in range(first_key + column * per, first_key + (column + 1) * per):
                 cell = bins.get(key)
                 if cell is None:
                     continue
                 if merged is None:
-                    merged = Cell()
+                    merged = Bin()
                 merged.merge(cell)
             out.append(None if merged is None else merged.pick(how))
             if self.last is not None and start + (column + 1) * step <= self.last and column == len(done):

@@ -18,16 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from backend import events as ev
-from backend import evidence
-from backend.bus import Subscriber
+from backend.analysis import evidence
+from backend.analysis.diagnose import Item, Watcher
+from backend.clients.vtask import TASK_FAILED_STATES
 from backend.clock import Clock
-from backend.diagnose import Item, Watcher
 from backend.errors import VlbError
-from backend.hostfacts import GIB
-from backend.replay import recorded_events, replay
-from backend.runstate import RunState
+from backend.model import vmconfig
+from backend.model.hostfacts import GIB
+from backend.run.bus import Subscriber
+from backend.run.runstate import RunState
+from backend.run.service import recording, replay
 from backend.secrets import redact
-from backend.vtask import TASK_FAILED_STATES
 from tui.series import Series
 
 Source = Callable[[Subscriber], Awaitable[int]]
@@ -100,6 +101,9 @@ class RunSession:
     live: bool = True  # a live run's clock keeps going between events; a replay's does not
     speed: float = 1.0
     state: RunState = field(default_factory=RunState)
+    # A recording fed straight in is diagnosed here; a live run is not: the engine's own diagnosis
+    # (backend/steps/recovery.py DiagnosisService) emits AlertRaised and DiagnosisMade, which fold below.
+    diagnose: bool = True
     watcher: Watcher = field(default_factory=Watcher)
     series: dict[str, Series] = field(default_factory=lambda: {name: Series() for name in METRICS})
     latest: dict = field(default_factory=dict)  # the latest value of each key of the samples
@@ -182,7 +186,7 @@ class RunSession:
 
     async def read_history(self, path: Path) -> None:
         """Fold what the journal already holds (a resumed run's past), yielding to the UI now and then."""
-        past = await asyncio.to_thread(recorded_events, path)
+        past = await asyncio.to_thread(recording, path)
         for index, event in enumerate(past):
             self.apply(event, notify=False)
             if index % HISTORY_CHUNK == HISTORY_CHUNK - 1:
@@ -206,9 +210,10 @@ class RunSession:
             return
         self.running = False
         self.end = end
-        self._take(self.watcher.finish())
-        for item in self.watcher.diagnoses():  # finish() may complete earlier items' remedies
-            self.diagnoses[item.id] = item.to_dict()
+        if self.diagnose:
+            self._take(self.watcher.finish())
+            for item in self.watcher.diagnoses():  # finish() may complete earlier items' remedies
+                self.diagnoses[item.id] = item.to_dict()
         self.revision += 1
         self._notify("ended")
 
@@ -230,7 +235,8 @@ class RunSession:
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
-        self._take(self.watcher.feed(event))
+        if self.diagnose:
+            self._take(self.watcher.feed(event))
         if notify:
             self._changed()
 
@@ -432,10 +438,7 @@ class RunSession:
 
     @property
     def vcpus(self) -> int | None:
-        cores, sockets = self.vm_config.get("cores"), self.vm_config.get("sockets", 1)
-        if isinstance(cores, int | float):
-            return int(cores) * int(sockets if isinstance(sockets, int | float) else 1)
-        return self.ncpu
+        return vmconfig.vcpus_of(self.vm_config) or self.ncpu
 
     @property
     def remedies(self) -> list[dict]:
@@ -451,33 +454,33 @@ class RunSession:
 
 def launch_session(launch, *, plan=None, opener=None, confirm_host_key=None,  # noqa: ANN001
                    confirm_vms_certificate=None) -> RunSession:  # noqa: ANN001
-    """The session of a wizard launch (a tui.runner.Launch): the engine as its source, the journal
+    """The session of a wizard's run (a backend.run.service.Run): the engine as its source, the journal
     read first on resume. `confirm_host_key` (async, fingerprint -> bool) asks the user about a
     guest host key that is neither pinned nor known; `confirm_vms_certificate` likewise about a VMS
     certificate nothing vouches for."""
+    from backend.run import service
     from backend.target import open_target
-    from tui.runner import run_engine
 
     confirmations = {"confirm_host_key": confirm_host_key, "confirm_vms_certificate": confirm_vms_certificate}
 
     async def source(subscriber: Subscriber) -> int:
-        return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target, **confirmations)
+        return await service.drive(launch, subscriber, plan=plan, opener=opener or open_target, **confirmations)
 
     def retrier(changes: dict) -> Source:
         async def retry(subscriber: Subscriber) -> int:
-            return await run_engine(launch, subscriber, plan=plan, opener=opener or open_target,
-                                    retry_changes=changes, **confirmations)
+            return await service.retry(launch, changes, subscriber, plan=plan, opener=opener or open_target,
+                                       **confirmations)
 
         return retry
 
     return RunSession(title=f"VM {launch.answers.vm.name}", run_path=launch.run.path, source=source,
                       planned=lambda: launch.planned, history=launch.options.resume, live=True,
-                      speed=launch.speed, retrier=retrier)
+                      speed=launch.speed, retrier=retrier, diagnose=False)
 
 
 def replay_session(run_dir: str | Path, speed: float = 30.0, events: list[ev.Event] | None = None) -> RunSession:
     """The session of a recorded run replayed at `speed` (math.inf: as fast as it folds)."""
-    recorded = events if events is not None else recorded_events(run_dir)
+    recorded = events if events is not None else recording(run_dir)
     steps: list[tuple[str, str, str]] = []
     seen: set[str] = set()
     for event in recorded:  # the recording knows the plan: pending steps show before they start

@@ -346,7 +346,7 @@ EXTRA_VOLUME_MOUNTS_WARNING = "WARNING! - added extra volume mounts to common pa
 # vastpy-cli, reads VMS_USER / VMS_PASSWORD from the environment (research vast.md §1), and a
 # process's environment is readable by its owner only. So the lab's vcli takes the password from
 # VMS_PASSWORD and refuses `-p` (the one place it must never be); a real vcli that ignores
-# VMS_PASSWORD fails the login, which the tool reports with that explanation (backend/install.py).
+# VMS_PASSWORD fails the login, which the tool reports with that explanation (backend/steps/install.py).
 VCLI_PASSWORD = "env:VMS_PASSWORD"
 
 # The VMS's TLS certificate: self-signed, made by the VMS at its first start (the bootstrap prints

@@ -36,7 +36,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend.safefiles import open_append
+from backend.events import FaultInjected
+from backend.run.safefiles import open_append
 
 KINDS = ("pve_500", "pve_503", "pve_timeout", "pve_reset", "pve_ticket", "ssh_drop", "vms_restart")
 # Kinds that may strike after a change was made (the answer is lost or replaced by an error).
@@ -149,6 +150,41 @@ class FaultPlan:
         with self._lock, open_append(self.record_path) as handle:
             handle.write(json.dumps(entry) + "\n")
             handle.flush()
+
+
+FAULTS_FILE = "faults.jsonl"  # in the lab's state directory: one line per injected fault
+
+
+class FaultReports:
+    """The lab's injected faults as FaultInjected events for the engine (backend/target.py
+    `Target.reported`): each call returns the faults recorded since the last one. A resumed run's
+    lab starts after what the file held already (the run before it reported those)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = path.stat().st_size if path.exists() else 0
+
+    def __call__(self) -> list[FaultInjected]:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            return []
+        complete = data[: data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        events = []
+        for line in complete.decode("utf-8", "replace").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(row, dict) or not isinstance(row.get("kind"), str):
+                continue
+            details = {k: v for k, v in row.items() if k not in ("t", "source", "kind", "when")}
+            events.append(FaultInjected(ts=float(row.get("t") or 0.0), source=str(row.get("source", "")),
+                                        fault=row["kind"], when=str(row.get("when", "before")), details=details))
+        return events
 
 
 def plan_from_answers(faults: object, record: Path | None, clock_now=None) -> FaultPlan:

@@ -21,8 +21,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from backend import recording as rec
 from backend.lab import facts
+from backend.model import recording as rec
 
 GIB = 1024**3
 MIB = 1024**2
@@ -136,3 +136,9 @@ def _built_in(name: str) -> HostProfile:
 SUMMARIES = {"seed": "the field report's Threadripper", "small": "8 cores, 64 GB: too small for the cluster",
              "big": "three nodes of 2 x 16 cores, 512 GB"}
 PROFILES = {name: dataclasses.replace(_built_in(name), summary=SUMMARIES[name]) for name in BUILT_IN}
+# What the Connect screen says of each (backend/target.py ProviderInfo).
+PROFILE_DESCRIPTIONS = {
+    "seed": "seed: the field report's host (12 cores / 24 threads, 128 GB)",
+    "small": "small: 8 cores / 16 threads, 64 GB (cannot host it)",
+    "big": "big: 3 nodes of 2 × 16 cores, 512 GB",
+}

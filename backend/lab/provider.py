@@ -23,20 +23,28 @@ import os
 import tempfile
 from pathlib import Path
 
-from backend.answers import Answers
 from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
-from backend.lab.faults import plan_from_answers
+from backend.lab.faults import FAULTS_FILE, FaultReports, plan_from_answers
 from backend.lab.guest.rootfs import ova_initramfs
 from backend.lab.guest.support import GuestUnavailable
-from backend.lab.profiles import load_profile
+from backend.lab.options import LabAnswers
+from backend.lab.profiles import PROFILE_DESCRIPTIONS, load_profile
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.shutdown import end_guests
 from backend.lab.world import LabWorld
+from backend.model.answers import Answers
+from backend.model.answers import register_provider as register_answers
 from backend.secrets import Secret
-from backend.target import Target, TargetOptions, register_provider
+from backend.target import ProviderInfo, Target, TargetOptions, register_provider
 
 DEFAULT_TOKEN_ID = "root@pam!vlb"
+NAME = "lab"  # `proxmox.url: lab`, and the answers' `lab:` section
+
+
+def lab_section(answers: Answers) -> LabAnswers:
+    """The answers' `lab:` section (its defaults when they hold none)."""
+    return answers.section(NAME)
 
 
 def lab_label(profile: str, speed: float) -> str:
@@ -51,29 +59,30 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     os.chmod(state_dir, 0o700)
     token_id = answers.proxmox.token_id or DEFAULT_TOKEN_ID
     secret = answers.proxmox.token_secret.resolve("proxmox.token_secret") if answers.proxmox.token_secret else None
-    faults_answers = answers.lab.faults
-    faults = (plan_from_answers(faults_answers, state_dir / "faults.jsonl")
+    lab = lab_section(answers)
+    faults_answers = lab.faults
+    faults = (plan_from_answers(faults_answers, state_dir / FAULTS_FILE)
               if faults_answers.rate > 0 or faults_answers.schedule else None)
     vast = answers.vast
     vms_password = vast.admin_password.resolve("vast.admin_password").reveal() if vast.admin_password else "123456"
     guest = answers.guest
     passwords = ({guest.user: guest.password.resolve("guest.password").reveal()} if guest.password else None)
-    network = answers.lab.network
-    profile = load_profile(answers.lab.host_profile)
-    if answers.lab.ova.startswith("file:"):  # a guest recording: bad input now, not at the VM's first boot
-        ova_initramfs(answers.lab.ova)
+    network = lab.network
+    profile = load_profile(lab.host_profile)
+    if lab.ova.startswith("file:"):  # a guest recording: bad input now, not at the VM's first boot
+        ova_initramfs(lab.ova)
     profile = dataclasses.replace(profile, sdn_vnet=profile.sdn_vnet or network.sdn_vnet)
     world = LabWorld(state_dir, profile, options.speed, token_id=token_id,
                      token_secret=secret.reveal() if secret else None, faults=faults,
                      guest_factory=vast_guest_factory(vms_user=vast.admin_user, vms_password=vms_password,
                                                       faults=faults, passwords=passwords,
-                                                      ova=answers.lab.ova,
+                                                      ova=lab.ova,
                                                       behaviour=VastBehaviour(
-                                                          answers.lab.start_vms_after_reboot,
-                                                          answers.lab.vtask_messages,
-                                                          answers.lab.overcommit_memory),
+                                                          lab.start_vms_after_reboot,
+                                                          lab.vtask_messages,
+                                                          lab.overcommit_memory),
                                                       jump_host=network.jump_host,
-                                                      vms_cert_path=answers.lab.vms_cert_path))
+                                                      vms_cert_path=lab.vms_cert_path))
     try:
         await asyncio.to_thread(world.start)
     except GuestUnavailable as exc:
@@ -102,6 +111,7 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
         details={"lab": {"profile": world.profile.name, "speed": world.speed, "state_dir": str(state_dir),
                          "schema": pve.endpoints()["schema"]}},
         closer=closer,
+        reported=FaultReports(state_dir / FAULTS_FILE) if faults is not None else None,
     )
     # SEAM (guest side, backend/lab/guest): known_hosts, route, guest_password, probe_prefix for the Target.
     fields = getattr(world.guest, "target_fields", None)
@@ -114,4 +124,6 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
 # A lab run without --speed is compressed 30-fold, as the demo: the field run's 55 minutes in about two.
 DEFAULT_SPEED = 30.0
 
-register_provider("lab", open_lab, default_speed=DEFAULT_SPEED)
+register_provider(NAME, open_lab, default_speed=DEFAULT_SPEED,
+                  info=ProviderInfo("built-in lab", "host_profile", PROFILE_DESCRIPTIONS))
+register_answers(NAME, LabAnswers)

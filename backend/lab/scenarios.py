@@ -43,6 +43,7 @@ from backend.lab.vast.curves import GIB, demand_at, demand_crossing, guest_mem_t
 from backend.lab.world import GuestHardware
 
 SUCCESS, OOM, OVERCOMMIT = "success", "oom", "overcommit"
+SCENARIOS = (SUCCESS, OOM, OVERCOMMIT)  # the demo's scenarios, by name (listed here only)
 DEFAULT_OVERCOMMIT_DEMAND = facts.OVERCOMMIT_DEMANDS[0]
 
 

@@ -15,10 +15,10 @@ import tempfile
 import threading
 from pathlib import Path
 
-from backend.answers import FaultAnswers
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import plan_from_answers
 from backend.lab.guest.support import guest_unavailable_reason
+from backend.lab.options import FaultAnswers
 from backend.lab.world import LabWorld
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from backend.clock import Clock
-from backend.safefiles import write_private
+from backend.run.safefiles import write_private
 
 if TYPE_CHECKING:
     from backend.lab.faults import FaultPlan

@@ -27,10 +27,10 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from backend import events as ev
-from backend.bus import EventBus
+from backend.clients.commands import sh
 from backend.clock import Clock
 from backend.monitor import agent_source
-from backend.shell import sh
+from backend.run.bus import EventBus
 
 log = logging.getLogger(__name__)
 

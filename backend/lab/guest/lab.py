@@ -65,7 +65,7 @@ from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
 from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
-from backend.safefiles import write_private
+from backend.run.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
@@ -556,13 +556,6 @@ class GuestLab:
     def _write_known_hosts(self) -> None:
         with self._lock:  # written from the API's threads and the lab's loop: one writer at a time
             write_private(self.ssh_dir / "known_hosts", self.known_hosts_text())
-
-    def set_password(self, user: str, password: str) -> None:
-        self.passwords[user] = password
-
-    def authorize_key(self, public_key: str) -> None:
-        """Accept this public key for every user of every guest (besides their authorized_keys)."""
-        self.extra_keys.append(asyncssh.import_public_key(public_key))
 
     def set_load(self, vmid: int, load: GuestLoad) -> None:
         self._guest(vmid).load = load

@@ -37,7 +37,7 @@ from backend.lab.guest.runtime import Runtime, build_runtime, mount_plan, open_r
 from backend.lab.guest.sshd import GuestSSHServer, Login
 from backend.lab.guest.support import as_guest_kwargs, own_tree
 from backend.lab.world import GuestHardware
-from backend.safefiles import write_private
+from backend.run.safefiles import write_private
 
 BOOT_SCRIPT = ["/usr/.lab/stubs/bin/lab-boot"]
 TIOCSPTLCK, TIOCGPTPEER = 0x40045431, 0x5441

@@ -25,12 +25,12 @@ import tarfile
 import uuid
 from pathlib import Path
 
-from backend import recording
 from backend.lab import facts
 from backend.lab.guest import rocky
 from backend.lab.guest.blockdev import LAYOUT, ova_layout
 from backend.lab.guest.support import own_tree
 from backend.lab.world import GuestHardware
+from backend.model import recording
 
 STUBS = Path(__file__).resolve().parent / "stubs"
 HOST_PREFIXES = {"/usr/bin/": "/usr/.host/bin/", "/usr/sbin/": "/usr/.host/sbin/",

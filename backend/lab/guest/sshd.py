@@ -32,7 +32,7 @@ from typing import Protocol
 
 import asyncssh
 
-from backend.safefiles import write_private
+from backend.run.safefiles import write_private
 
 ACCEPT_ENV = ("LANG", "LANGUAGE", "XMODIFIERS")
 SIGNALS = {name[3:]: getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGKILL", "SIGTERM",

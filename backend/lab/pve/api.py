@@ -17,8 +17,8 @@ from backend.lab import facts
 from backend.lab.profiles import OVA_DISK_SIZE, OVA_NAME
 from backend.lab.pve import host, vmconf
 from backend.lab.pve.errors import ApiError, failed, param_error
+from backend.lab.pve.pvestate import PveState
 from backend.lab.pve.qemu import Qemu, ova_disk_name
-from backend.lab.pve.state import PveState
 from backend.lab.pve.tasks import list_view, log_view, status_view
 
 Handler = Callable[["PveApi", dict[str, str], str], object]

@@ -255,14 +255,3 @@ def parse_property_string(fmt: dict, data: str, path: str) -> dict[str, str]:
     return result
 
 
-def print_property_string(values: dict[str, str], fmt: dict | None = None, default_key: str | None = None) -> str:
-    """The inverse: the default key's value first, then key=value in sorted order (as PVE prints)."""
-    if fmt is not None and default_key is None:
-        default_key = next((k for k, s in fmt.items() if s.get("default_key")), None)
-    parts = []
-    if default_key and values.get(default_key) is not None:
-        parts.append(str(values[default_key]))
-    for key in sorted(values):
-        if key != default_key and values[key] is not None:
-            parts.append(f"{key}={values[key]}")
-    return ",".join(parts)

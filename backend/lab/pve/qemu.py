@@ -25,7 +25,7 @@ from backend.lab.profiles import GIB, OVA_DISK_SIZE, OVA_NAME, OVA_SIZE, NodePro
 from backend.lab.pve import vmconf
 from backend.lab.pve.errors import failed, param_error
 from backend.lab.pve.host import bridge_names
-from backend.lab.pve.state import PveState
+from backend.lab.pve.pvestate import PveState
 from backend.lab.pve.tasks import transfer_lines
 from backend.lab.world import GuestHardware
 

@@ -37,11 +37,11 @@ from backend.lab.pve import api as apimod
 from backend.lab.pve.api import PveApi
 from backend.lab.pve.auth import Auth, Identity, new_secret
 from backend.lab.pve.errors import ApiError, param_error
+from backend.lab.pve.pvestate import PveState
 from backend.lab.pve.schema import ApiSchema, schema_path, validate
-from backend.lab.pve.state import PveState
 from backend.lab.pve.tls import ensure_certificate
 from backend.lab.world import GuestHooks
-from backend.safefiles import open_append, write_private
+from backend.run.safefiles import open_append, write_private
 from backend.secrets import redact, register_secret
 
 log = logging.getLogger("vlb.lab.pve")

@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from backend.safefiles import write_private
+from backend.run.safefiles import write_private
 
 
 def fingerprint_of(der: bytes) -> str:

@@ -30,12 +30,11 @@ from dataclasses import dataclass, field
 
 from backend.lab import facts
 from backend.lab.vast import timeline
-from backend.lab.vast.state import VastWorld
+from backend.lab.vast.vaststate import VastWorld
 
 GIB = 1024**3
 FIELD_BOOTSTRAP_END = 887.0
 FIELD_CREATE_START = 887.0
-FIELD_ACTIVATING = 986.0
 FIELD_CREATE_END = 1961.0
 FIELD_MEM_TOTAL = facts.FIELD_MEM_TOTAL_KIB * 1024  # MemTotal of the field's guest (117.5 GiB)
 IDLE_F = -60.0  # a guest before any install: the idle baseline
@@ -349,7 +348,3 @@ class VastLoad:
         return shrunk
 
 
-def stall_schedule(scenario: dict) -> list[tuple[float, float]]:
-    """(seconds after cluster create started, stall length in lab ms) for the lab to apply by pausing
-    every guest process (SIGSTOP/SIGCONT). The field's good run saw no scheduling gap over 76 ms."""
-    return [(float(at), float(ms)) for at, ms in scenario.get("stalls", [])]

@@ -23,7 +23,7 @@ from typing import Any
 from backend.clock import Clock
 from backend.lab.vast import EVENTS_PATH, SCENARIO_PATH, GuestPaths, as_paths
 from backend.lab.vast.curves import LoadSample, VastLoad
-from backend.lab.vast.state import VastWorld, WorldReader
+from backend.lab.vast.vaststate import VastWorld, WorldReader
 
 log = logging.getLogger("vlb.lab.vast")
 

@@ -1,5 +1,5 @@
 """The VMS's objects (clusters, vtasks, hosts, cnodes, dnodes, licenses, versions, vms) as the 5.4
-REST API returns them, rendered from the guest's VAST world (backend/lab/vast/state.py).
+REST API returns them, rendered from the guest's VAST world (backend/lab/vast/vaststate.py).
 
 Field names, types and enums follow `vms-openapi-5.4.json`; values follow what the field saw
 (build release-5-4-0-2043819, four containers on 11.0.0.1 ports 4100-4400, a trial license).
@@ -11,8 +11,8 @@ from __future__ import annotations
 import time
 import uuid
 
-from backend.lab.vast.state import VastWorld
 from backend.lab.vast.timeline import INTERNAL_IP, NODES
+from backend.lab.vast.vaststate import VastWorld
 
 SW_VERSION = "5.4.0.20.2043819"
 OS_VERSION = "Rocky Linux 8.10"

@@ -15,7 +15,7 @@ a failing vcli is the scenario's business. Lists are JSON arrays, or
 query parameter naming a field filters on it (`vtasks/?name=cluster_deploy&state=RUNNING`).
 
 The VMS keeps no state of its own: every answer is rendered from the guest's world events file
-(backend/lab/vast/state.py), so it survives restarts of the lab process. Its TLS certificate is
+(backend/lab/vast/vaststate.py), so it survives restarts of the lab process. Its TLS certificate is
 the guest's too: the one the VMS made in the guest at its first start (the scenario's `vms_tls`
 paths, backend/lab/facts.py), read again each time the listener opens; without one it does not
 listen. Like the real one it is not
@@ -49,9 +49,9 @@ from backend.lab.faults import FaultPlan
 from backend.lab.httpd import TlsHttpServer
 from backend.lab.pve.tls import fingerprint_of
 from backend.lab.vast import EVENTS_PATH, SCENARIO_PATH, GuestPaths, as_paths
-from backend.lab.vast.state import WorldReader
+from backend.lab.vast.vaststate import WorldReader
 from backend.lab.vms.resources import COLLECTIONS, Renderer
-from backend.safefiles import open_append
+from backend.run.safefiles import open_append
 from backend.secrets import register_secret
 
 log = logging.getLogger("vlb.lab.vms")
