@@ -14,7 +14,7 @@ import pytest
 from backend.lab.profiles import BUILT_IN, HOSTS_DIR, PROFILES, from_recording, load_profile
 from backend.model import recording
 from backend.run import probe
-from backend.steps import provision
+from backend.steps import hostcheck
 from tests.proxmox_lab_support import lab_answers, open_lab, requests_log
 from tui.cli import main
 
@@ -95,7 +95,7 @@ async def test_recording_big_and_loading_it_gives_the_same_check_host_facts(tmp_
         answers = lab_answers(profile, proxmox={"url": "lab", "node": node})
         target = await open_lab_with(tmp_path / profile.replace("/", "_"), answers)
         try:
-            results[profile] = await provision.check_host(answers, target)
+            results[profile] = await hostcheck.check_host(answers, target)
         finally:
             await target.close()
     original, replayed = results["big"]["host"], results[f"file:{path}"]["host"]

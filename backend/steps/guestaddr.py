@@ -11,7 +11,7 @@ Sources, in order (each its own small function below):
 4. the guest agent, once it is installed (the OVA has none at its first boot).
 
 `plan()` says up front which of them can work from here, as findings that `check`, the wizard's
-Storage & network step and the run's `size` step all take from `backend.steps.provision.evaluate`: when
+Storage & network step and the run's `size` step all take from `backend.steps.hostcheck.evaluate`: when
 none can, `guest.address: dhcp` is a blocker whose remedy is to give the address. `resolve()` tries
 the sources in order, round after round, until one answers or the (bounded) time is up.
 
