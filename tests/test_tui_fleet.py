@@ -51,7 +51,7 @@ class _FleetApp(App):
 
 
 async def test_one_row_per_member_and_enter_opens_its_dashboard():
-    fleet = FleetSession(Answers.model_validate({"vm": {"name": "class"}}), 2)
+    fleet = FleetSession(Answers.model_validate({"proxmox": {"url": "lab"}, "vm": {"name": "class"}}), 2)
     app = _FleetApp(fleet)
     async with app.run_test(size=(120, 40)) as pilot:
         fleet.planned({"members": [{"name": "class-1", "node": "pve2", "memory_gib": 120},

@@ -273,7 +273,7 @@ async def record_run_guest(ctx: RunContext, progress: Progress = _quiet) -> Gues
     from backend.steps.prepare import guest_client
     from backend.steps.provision import proxmox_client
 
-    missing = [key for key in ("vmid", "node", "guest_address") if key not in ctx.facts]
+    missing = [key for key in ("vmid", "node", "guest_address") if getattr(ctx.facts, key) in (None, "")]
     if missing:
         raise BadInput(f"{ctx.run.path}: the run has no guest to probe yet ({', '.join(missing)} not known: its "
                        "first boot has not finished)", hint="probe the host instead: vast-loopback probe ANSWERS")
