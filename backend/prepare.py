@@ -42,7 +42,7 @@ from backend.events import (
 )
 from backend.guest import GuestClient, GuestCredentials
 from backend.preflight import run_preflight
-from backend.provision import boot_wait_s, power_recheck_applies, proxmox_client
+from backend.provision import BOOT_WAIT_S, power_recheck_applies, proxmox_client
 from backend.proxmox import VmRef
 from backend.shell import sh
 
@@ -86,7 +86,7 @@ async def guest_client(ctx: RunContext, *, fresh: bool = False) -> GuestClient:
         bus=ctx.bus, clock=ctx.clock,
         label=f"{creds.user}@{address}",
         route=ctx.target.route,
-        wait_s=SSH_WAIT_S + ctx.target.boot_overhead_s,
+        wait_s=SSH_WAIT_S,
     )
     ctx.services[GUEST] = guest
     ctx.facts["guest_host_key"] = guest.host_key
@@ -125,7 +125,7 @@ async def _wait_for_agent(ctx: RunContext, vm: VmRef, why: str) -> list[str]:
     """Wait for the guest agent to answer; returns the addresses it reports."""
     client = await proxmox_client(ctx)
     started = ctx.clock.now()
-    wait = boot_wait_s(ctx)
+    wait = BOOT_WAIT_S
     ctx.progress(f"waiting for the guest agent ({why})")
     while True:
         if await client.agent_ping(vm):

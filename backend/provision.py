@@ -57,14 +57,8 @@ SERVICE = "proxmox"
 # Target seconds a booted guest gets to have an address and answer on SSH (or its agent): an EL8
 # guest that finds its disk is up in a minute or two; one that does not waits for its root device
 # (dracut's rd.retry, 180 s by default) and drops into the emergency shell. The margin is for a
-# busy host (the first boot follows a 600 GiB import) and for the lab, whose wall-time overheads
-# count many times over in its compressed time.
+# busy host (the first boot follows a 600 GiB import).
 BOOT_WAIT_S = 10 * 60
-
-
-def boot_wait_s(ctx: RunContext) -> float:
-    """How long a boot gets on this target: BOOT_WAIT_S plus what the target says its boots cost."""
-    return BOOT_WAIT_S + max(0.0, float(ctx.target.boot_overhead_s or 0.0))
 
 OVA_UPLOAD_HINT = (
     "upload it in the Proxmox UI (node > storage '{storage}' > Import > Upload), or let the host fetch it: "
@@ -436,7 +430,7 @@ async def run_first_boot(ctx: RunContext) -> dict:
     if current not in vmconfig.CONTROLLERS or current in failed:  # e.g. LSI: the EL8 kernel has no driver
         current = next((c for c in candidates if c not in failed), candidates[0])
         await boot_on(ctx, client, vm, current)
-    wait = boot_wait_s(ctx)
+    wait = BOOT_WAIT_S
     while True:
         await client.start(vm)
         started = ctx.clock.now()

@@ -65,14 +65,11 @@ from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
 from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
+from backend.lab.worldclock import hold, release
 from backend.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
-# Wall seconds a boot may take in the lab besides its boot delay (the namespace, the runtime files, the
-# guest's boot script: about 1.5 to 2.5 s alone, more on a loaded machine); the lab's clock counts
-# them speed-fold, so the Target tells the product (`boot_overhead_s`).
-BOOT_WALL_S = 8.0
 DROP_WITHIN_LAB_S = 3.0  # an `ssh_drop` cuts the connections at a random moment this soon after its session opened
 SESSION_SWEEP_S = 1.0  # wall seconds after a stall during which stopped sessions are continued (see pause)
 
@@ -120,6 +117,7 @@ class GuestLab:
         self._host_key: asyncssh.SSHKey | None = None
         self._pausing: dict[int, int] = {}  # vmid -> stalls under way (touched in the lab's loop only)
         self._sweep_until: dict[int, float] = {}  # vmid -> monotonic time until which sessions are swept
+        self._boot_holds: dict[int, tuple[int, int]] = {}  # vmid -> (generation, token of its clock hold)
         self.segment = LabSegment(on_lan=jump_host == "on-lan")
 
     # -- life of the lab process --------------------------------------------------------------------
@@ -180,6 +178,8 @@ class GuestLab:
     async def _close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        for vmid in list(self._boot_holds):
+            self._release_boot(vmid)
         for guest in list(self._guests.values()):
             if guest.ssh is not None:
                 await guest.ssh.stop()
@@ -235,6 +235,7 @@ class GuestLab:
                 guest.state, guest.boot_lab = "booting", self.clock.now()
                 guest.save()
             if guest.state == "booting":
+                self._hold_boot(guest)
                 if guest.holder is not None and guest.holder.alive():  # a boot cut off half-way
                     await asyncio.to_thread(guest.stop_namespace, False)
                 asyncio.get_running_loop().create_task(self._boot(guest, guest.generation))
@@ -266,6 +267,7 @@ class GuestLab:
             guest.generation += 1
             guest.save()
             generation = guest.generation
+            self._hold_boot(guest)
         self._write_known_hosts()
         self._submit(self._boot(guest, generation))
 
@@ -277,6 +279,7 @@ class GuestLab:
             guest.state = "off"
             guest.generation += 1
             guest.save()
+            self._release_boot(vmid)
         self._call(self._stop(guest, graceful))
 
     def resume(self, running: list[GuestHardware]) -> None:
@@ -287,14 +290,13 @@ class GuestLab:
                 self.power_on(hw)
 
     def target_fields(self) -> dict:
-        """What the lab's Target gets from the guest side: known_hosts, route, default password, and
-        how much longer than the guest's own boot a boot takes in lab time."""
+        """What the lab's Target gets from the guest side: known_hosts, route, default password and
+        where this machine's network probes run."""
         from backend.secrets import Secret
 
         password = self.passwords.get("centos")
         return {"known_hosts": self.known_hosts_path(), "route": self.route,
                 "guest_password": Secret(password, public=password == "centos") if password else None,
-                "boot_overhead_s": BOOT_WALL_S * self.clock.scale,
                 "probe_prefix": self.segment.probe_prefix()}
 
     def boot_state(self, vmid: int) -> str:
@@ -358,9 +360,33 @@ class GuestLab:
         self._write_known_hosts()
 
     # -- boot and stop (on the lab's loop) ------------------------------------------------------------
+    def _hold_boot(self, guest: LabGuest) -> None:
+        """A guest boots in `boot_seconds` of lab time, whatever the lab's own work to start it costs
+        on this machine's wall: lab time does not pass the end of its boot delay until that work
+        is done (the boot's outcome is known). Called under self._lock."""
+        self._release_boot(guest.vmid)
+        token = hold(self.clock, guest.boot_lab + self.boot_seconds, f"the boot of guest {guest.vmid}")
+        if token is not None:
+            self._boot_holds[guest.vmid] = (guest.generation, token)
+
+    def _release_boot(self, vmid: int, generation: int | None = None) -> None:
+        """End the clock hold of this guest's boot (of that generation only, when given)."""
+        with self._lock:
+            entry = self._boot_holds.get(vmid)
+            if entry is None or (generation is not None and entry[0] != generation):
+                return
+            del self._boot_holds[vmid]
+        release(self.clock, entry[1])
+
     async def _boot(self, guest: LabGuest, generation: int) -> None:
+        try:
+            await self._boot_work(guest, generation)
+        finally:
+            self._release_boot(guest.vmid, generation)
+
+    async def _boot_work(self, guest: LabGuest, generation: int) -> None:
         self.segment.plug(guest.vmid, guest.hw.mac, guest.hw.bridge)  # QEMU's tap is on the bridge from its start
-        await self.clock.sleep(guest.boot_lab + self.boot_seconds - self.clock.now())
+        await self.clock.sleep_until(guest.boot_lab + self.boot_seconds)
         async with self._glock(guest.vmid):
             if guest.generation != generation or guest.state != "booting":
                 return
@@ -418,12 +444,18 @@ class GuestLab:
                 guest.save()
 
     async def _reboot(self, guest: LabGuest) -> None:
-        with self._lock:
-            guest.state = "off"
-            guest.generation += 1
-            guest.save()
-        await self._stop(guest, graceful=True)
-        self.power_on(guest.hw)
+        # The reboot's own work (ending the guest's processes) is part of its boot: held like it.
+        token = hold(self.clock, self.clock.now(), f"the reboot of guest {guest.vmid}")
+        try:
+            with self._lock:
+                guest.state = "off"
+                guest.generation += 1
+                guest.save()
+                self._release_boot(guest.vmid)
+            await self._stop(guest, graceful=True)
+            self.power_on(guest.hw)
+        finally:
+            release(self.clock, token)
 
     # -- faults -------------------------------------------------------------------------------------
     def _session_opened(self, guest: LabGuest, what: str) -> None:

@@ -1,0 +1,140 @@
+"""The lab's clock holds still while the lab does real work the real world does in a known time
+(backend/lab/worldclock.py): holds cap it, compose, release without a jump, lapse on their own;
+every reader (the product's clock object, a guest's tool reading the file) sees the same time; and
+a new process on the same state directory continues it."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from backend.clock import Clock
+from backend.lab import worldclock
+from backend.lab.vast import write_guest_clock
+from backend.lab.world import load_clock
+from backend.lab.worldclock import WorldClock
+
+PLAYER = Path(__file__).resolve().parents[1] / "backend/lab/vast/player.py"
+
+
+def until(condition, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met"
+        time.sleep(0.005)
+
+
+def test_a_hold_stops_lab_time_at_its_limit_and_its_release_continues_from_there():
+    clock = WorldClock(1000.0, time.time(), 0.0)
+    token = clock.hold(clock.now() + 50.0, "a boot")
+    until(lambda: clock.held())  # 50 lab s = 50 ms: then the clock stands
+    held_at = clock.now()
+    assert held_at == pytest.approx(clock.snapshot()["holds"][0][0])
+    time.sleep(0.2)  # 200 lab s of wall time the real work takes: not lab time
+    assert clock.now() == held_at
+    clock.release(token)
+    assert held_at <= clock.now() < held_at + 100.0  # no jump: it runs on from where it stood
+    assert clock.snapshot()["holds"] == []
+
+
+def test_holds_compose_the_lowest_limit_rules_and_each_release_keeps_time_monotonic():
+    clock = WorldClock(1000.0, time.time(), 0.0)
+    start = clock.now()
+    late = clock.hold(start + 200.0, "guest 101")
+    early = clock.hold(start + 20.0, "guest 100")
+    until(lambda: clock.held())
+    assert clock.now() == pytest.approx(start + 20.0)
+    clock.release(late)  # the other still holds
+    time.sleep(0.05)
+    assert clock.now() == pytest.approx(start + 20.0)
+    seen = clock.now()
+    clock.release(early)
+    assert clock.now() >= seen
+    assert not clock.held()
+
+
+def test_a_hold_never_moves_time_back_and_a_forgotten_one_lapses(monkeypatch):
+    clock = WorldClock(1000.0, time.time(), 0.0)
+    now = clock.now()
+    token = clock.hold(now - 500.0, "already past")
+    assert clock.now() >= now
+    clock.release(token)
+    monkeypatch.setattr(worldclock, "HOLD_CAP_WALL_S", 0.1)
+    clock.hold(clock.now(), "a lab bug")
+    stuck = clock.now()
+    time.sleep(0.15)
+    assert clock.now() > stuck + 10  # no deadlock: the lab's clock runs on
+
+
+def test_sleep_waits_on_the_clock_not_the_wall():
+    clock = WorldClock(1000.0, time.time(), 0.0)
+
+    async def scenario() -> float:
+        start = clock.now()
+        token = clock.hold(start + 10.0, "work")
+        sleeper = asyncio.create_task(clock.sleep(60.0))  # 60 ms of wall at 1000x...
+        await asyncio.sleep(0.2)  # ...but the world is still at its work
+        assert not sleeper.done()
+        clock.release(token)
+        await asyncio.wait_for(sleeper, 5)
+        return clock.now() - start
+
+    assert asyncio.run(scenario()) >= 60.0
+
+
+def test_samples_stamped_in_wall_time_map_to_the_lab_time_the_clock_showed_then():
+    clock = WorldClock(1000.0, time.time(), 0.0)
+    before = time.time()
+    at_before = clock.now()
+    token = clock.hold(clock.now(), "work")
+    time.sleep(0.1)
+    clock.release(token)
+    after = time.time()
+    at_after = clock.now()
+    assert clock.to_target(before) == pytest.approx(at_before, abs=5)
+    assert clock.to_target(after) == pytest.approx(at_after, abs=5)
+    assert at_after - at_before < 50  # the 100 lab s the work took are not lab time
+
+
+def test_the_guests_tools_read_the_same_time_from_their_clock_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("LAB_ROOT", str(tmp_path))
+    spec = importlib.util.spec_from_file_location("lab_player", PLAYER)
+    player = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(player)
+    clock = WorldClock(1000.0, time.time(), 1_767_033_133.0)
+    clock.subscribe(lambda state: write_guest_clock(tmp_path, state))
+    token = clock.hold(clock.now() + 5.0, "a boot")
+    until(lambda: clock.held())
+    guest_clock = player.LabClock()
+    assert guest_clock.now() == clock.now()
+    time.sleep(0.05)
+    assert guest_clock.now() == clock.now()  # both stand
+    clock.release(token)
+    assert guest_clock.now() == pytest.approx(clock.now(), abs=20)  # both run on from there
+
+
+def test_a_new_process_continues_the_clock_as_its_readers_saw_it(tmp_path):
+    state = tmp_path / "lab"
+    first = load_clock(state, 600.0)
+    first.hold(first.now() + 1.0, "a boot cut off by a SIGKILL")
+    until(lambda: first.held())
+    seen = first.now()
+    time.sleep(0.05)
+    saved = json.loads((state / "clock.json").read_text())
+    assert saved["holds"]  # the file follows the clock
+    second = load_clock(state, 600.0)  # the process died: its hold with it
+    assert seen <= second.now() < seen + 600.0 * 1.0
+    assert not second.held() and json.loads((state / "clock.json").read_text())["holds"] == []
+    faster = load_clock(state, 1200.0)
+    assert faster.scale == 1200.0 and faster.now() >= second.now()
+
+
+def test_a_plain_clock_has_nothing_to_hold():
+    clock = Clock.scaled(10.0)
+    assert worldclock.hold(clock, clock.now() + 1) is None
+    worldclock.release(clock, None)
