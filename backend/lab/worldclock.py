@@ -189,6 +189,14 @@ class WorldClock(Clock):
                 log.debug("lab clock listener: %s", exc)
 
 
+def as_world_clock(clock: Clock) -> WorldClock:
+    """`clock` itself if the lab can hold it, else a `WorldClock` running exactly like it (then every
+    reader must read the returned one, e.g. the lab's `clock` attribute)."""
+    if isinstance(clock, WorldClock):
+        return clock
+    return WorldClock(clock.scale, clock.origin_wall, clock.origin_target)
+
+
 def hold(clock: Clock, limit: float, why: str = "") -> int | None:
     """Hold `clock` at `limit` if it is a `WorldClock` (any other clock has nothing to hold)."""
     return clock.hold(limit, why) if isinstance(clock, WorldClock) else None

@@ -65,7 +65,7 @@ from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
 from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
-from backend.lab.worldclock import hold, release
+from backend.lab.worldclock import as_world_clock, hold, release
 from backend.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.guest")
@@ -97,7 +97,7 @@ class GuestLab:
         self.state_dir = Path(state_dir).resolve()  # the guests' mounts need absolute paths
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
-        self.clock = clock
+        self.clock = as_world_clock(clock)  # the lab holds it while it boots a guest
         self.power = power
         self.boot_seconds = boot_seconds
         self.tick_seconds = tick_seconds
