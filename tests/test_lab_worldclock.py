@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -15,9 +16,13 @@ import pytest
 
 from backend.clock import Clock
 from backend.lab import worldclock
+from backend.lab.guest import lab as guest_lab_mod
+from backend.lab.guest.lab import GuestLab
+from backend.lab.probegate import ProbeGate
 from backend.lab.vast import write_guest_clock
 from backend.lab.world import load_clock
 from backend.lab.worldclock import WorldClock
+from tests.lab_fixtures import boot, hardware, open_lab, require_lab_guest
 
 PLAYER = Path(__file__).resolve().parents[1] / "backend/lab/vast/player.py"
 
@@ -138,3 +143,62 @@ def test_a_plain_clock_has_nothing_to_hold():
     clock = Clock.scaled(10.0)
     assert worldclock.hold(clock, clock.now() + 1) is None
     worldclock.release(clock, None)
+
+
+def test_a_pace_hold_lets_lab_time_run_at_real_time_only():
+    clock = WorldClock(600.0, time.time(), 0.0)
+    start = clock.now()
+    token = clock.hold(start, "a probe", pace=1.0)
+    time.sleep(0.3)
+    assert 0.25 <= clock.now() - start <= 5.0  # about 0.3 lab s, not 180
+    clock.release(token)
+
+
+def test_a_probe_through_the_gate_costs_its_real_time_and_its_end_releases_the_clock():
+    clock = WorldClock(600.0, time.time(), 0.0)
+    gate = ProbeGate(clock).start()
+    try:
+        before = clock.now()
+        done = subprocess.run([*gate.prefix([]), "sh", "-c", "sleep 0.5; echo probed"], capture_output=True,
+                              text=True, timeout=60)
+        assert done.stdout == "probed\n"
+        # 0.5 s of probing is about 0.5 lab s (plus the gate's own start, which is not held)
+        until(lambda: not clock.snapshot()["holds"])
+        assert clock.now() - before < 0.5 * 600
+        killed = subprocess.Popen([*gate.prefix([]), "sleep", "30"])
+        until(lambda: bool(clock.snapshot()["holds"]))
+        killed.kill()
+        killed.wait()
+        until(lambda: not clock.snapshot()["holds"])  # a killed probe releases it too
+    finally:
+        gate.close()
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("holding", [True, False])
+def test_a_guests_boot_takes_its_boot_delay_of_lab_time_however_slow_the_labs_work(tmp_path, monkeypatch, holding):
+    """A loaded machine: the lab's work to start the guest lasts 0.5 wall s (300 lab s at x600).
+    With the clock held the guest is up at its boot delay; without (the bad lab), 5 lab minutes late."""
+    require_lab_guest()
+    real = GuestLab._start_namespace
+    spans = []
+
+    def slow_start(self, guest):
+        before = self.clock.now()
+        time.sleep(0.5)
+        real(self, guest)
+        spans.append(self.clock.now() - before)
+
+    monkeypatch.setattr(GuestLab, "_start_namespace", slow_start)
+    if not holding:
+        monkeypatch.setattr(guest_lab_mod, "hold", lambda *a, **k: None)
+    lab = open_lab(tmp_path / "lab", speed=600.0)
+    try:
+        boot(lab, hardware(100))
+        if holding:
+            assert spans[0] == pytest.approx(0.0, abs=1e-6)  # the clock stood still meanwhile...
+            assert lab.clock.snapshot()["holds"] == []  # ...and runs on once the guest is up
+        else:
+            assert spans[0] >= 0.5 * 600.0  # the bad lab: the work cost 5 lab minutes
+    finally:
+        lab.shutdown()

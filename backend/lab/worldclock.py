@@ -44,6 +44,11 @@ class _Hold:
     limit: float  # lab time does not pass this...
     until_wall: float  # ...until released, or until this wall time at the latest
     why: str
+    pace: float = 0.0  # the limit moves this many lab seconds per wall second (1: real time)...
+    since_wall: float = 0.0  # ...from this wall time
+
+    def as_list(self) -> list[float]:
+        return [self.limit, self.until_wall, self.pace, self.since_wall]
 
 
 @dataclass(frozen=True)
@@ -59,11 +64,13 @@ class _Piece:
 def evaluate(scale: float, origin_wall: float, origin_target: float, holds: list | tuple, wall: float) -> float:
     """Lab time at `wall`: the scaled wall time, capped by every hold still in force at `wall`.
 
-    `holds` are (limit, until_wall) pairs or `_Hold`s; the guests' tools apply the same rule to
-    `snapshot()` (backend/lab/vast/player.py)."""
+    `holds` are `_Hold`s or their `as_list()` ([limit, until_wall] or [limit, until_wall, pace,
+    since_wall]); the guests' tools apply the same rule to `snapshot()` (backend/lab/vast/player.py)."""
     value = origin_target + scale * (wall - origin_wall)
     for hold in holds:
-        limit, until_wall = (hold.limit, hold.until_wall) if isinstance(hold, _Hold) else hold
+        limit, until_wall, pace, since_wall = (list(hold.as_list() if isinstance(hold, _Hold) else hold)
+                                               + [0.0, 0.0])[:4]
+        limit += pace * max(0.0, wall - since_wall)
         if wall < until_wall and limit < value:
             value = limit
     return value
@@ -118,7 +125,7 @@ class WorldClock(Clock):
     def snapshot(self) -> dict:
         """The clock with its holds in force, for the files other processes read it from."""
         with self._lock:
-            return {**self.to_dict(), "holds": [[h.limit, h.until_wall] for h in self._holds.values()]}
+            return {**self.to_dict(), "holds": [h.as_list() for h in self._holds.values()]}
 
     def publish(self, writer: Callable[[dict], None]) -> None:
         """`writer(snapshot())` under the clock's lock: no change of the clock slips in between."""
@@ -139,14 +146,17 @@ class WorldClock(Clock):
         return unsubscribe
 
     # -- holding ----------------------------------------------------------------------------------
-    def hold(self, limit: float, why: str = "") -> int:
-        """Lab time does not pass `limit` (never earlier than now) until `release(token)`."""
+    def hold(self, limit: float, why: str = "", *, pace: float = 0.0) -> int:
+        """Lab time does not pass `limit` (never earlier than now) until `release(token)`; with a
+        `pace`, the limit moves on at that many lab seconds per wall second (1: the lab's time runs
+        at the real world's while it waits on something real, e.g. its network's own timing)."""
         with self._lock:
             wall = time.time()
             current = self.now()
             self._remember(wall)
             self._serial += 1
-            self._holds[self._serial] = _Hold(max(float(limit), current), wall + HOLD_CAP_WALL_S, why)
+            self._holds[self._serial] = _Hold(max(float(limit), current), wall + HOLD_CAP_WALL_S, why,
+                                              float(pace), wall)
             self._changed()
             return self._serial
 
@@ -197,9 +207,9 @@ def as_world_clock(clock: Clock) -> WorldClock:
     return WorldClock(clock.scale, clock.origin_wall, clock.origin_target)
 
 
-def hold(clock: Clock, limit: float, why: str = "") -> int | None:
+def hold(clock: Clock, limit: float, why: str = "", *, pace: float = 0.0) -> int | None:
     """Hold `clock` at `limit` if it is a `WorldClock` (any other clock has nothing to hold)."""
-    return clock.hold(limit, why) if isinstance(clock, WorldClock) else None
+    return clock.hold(limit, why, pace=pace) if isinstance(clock, WorldClock) else None
 
 
 def release(clock: Clock, token: int | None) -> None:

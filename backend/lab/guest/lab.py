@@ -29,7 +29,8 @@ network namespaces; a running VM's NIC is on it with the VM's MAC from the boot'
 answers ARP with its DHCP address exactly while the guest is up, never while it boots, is
 unbootable or off (facts.NO_ADDRESS_IN_EMERGENCY_SHELL). `jump_host` says where the jump host is: "on-lan" (it
 shares vmbr0's layer 2) or "elsewhere" (another subnet). `target_fields()` hands the product the
-segment's `probe_prefix`, so its network probes run in the jump host's network.
+segment's `probe_prefix` behind the lab's probe gate (backend/lab/probegate.py), so its network
+probes run in the jump host's network, on real time while they run.
 
 Routing: `route(host, port)` maps a guest's DHCP address and port 22 to its SSH listener on
 127.0.0.1 (its port is allocated once per guest and kept), and any (address, port) registered
@@ -63,6 +64,7 @@ from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
 from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
+from backend.lab.probegate import ProbeGate
 from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
 from backend.lab.worldclock import as_world_clock, hold, release
@@ -119,6 +121,7 @@ class GuestLab:
         self._sweep_until: dict[int, float] = {}  # vmid -> monotonic time until which sessions are swept
         self._boot_holds: dict[int, tuple[int, int]] = {}  # vmid -> (generation, token of its clock hold)
         self.segment = LabSegment(on_lan=jump_host == "on-lan")
+        self.probe_gate = ProbeGate(self.clock)  # the segment runs on real time while it is probed
 
     # -- life of the lab process --------------------------------------------------------------------
     def start(self) -> GuestLab:
@@ -130,6 +133,7 @@ class GuestLab:
             self.segment.start()
         except SegmentUnavailable as exc:
             raise GuestUnavailable(f"The lab guest's network cannot be made here ({exc}).") from None
+        self.probe_gate.start()
         ready = threading.Event()
 
         def run() -> None:
@@ -161,6 +165,7 @@ class GuestLab:
             self._thread.join(timeout=10)
         self._loop = None
         self.segment.close()
+        self.probe_gate.close()
 
     def shutdown(self) -> None:
         """Power every guest off (hard) and close: nothing of the lab keeps running."""
@@ -297,7 +302,7 @@ class GuestLab:
         password = self.passwords.get("centos")
         return {"known_hosts": self.known_hosts_path(), "route": self.route,
                 "guest_password": Secret(password, public=password == "centos") if password else None,
-                "probe_prefix": self.segment.probe_prefix()}
+                "probe_prefix": self.probe_gate.prefix(self.segment.probe_prefix())}
 
     def boot_state(self, vmid: int) -> str:
         guest = self._guests.get(vmid)

@@ -79,7 +79,8 @@ class Failed(Exception):
 
 class LabClock:
     """lab time = origin_target + scale * (wall - origin_wall), capped by the holds in force
-    ([limit, until_wall]: the lab is doing real work the world does in no time; see
+    ([limit, until_wall, pace, since_wall]: the lab is doing real work the world does in a known
+    time, the limit moving on at `pace` lab seconds per wall second since `since_wall`; see
     backend/lab/worldclock.py, whose `evaluate` this repeats); re-read when the file changes."""
 
     def __init__(self):
@@ -103,7 +104,7 @@ class LabClock:
             self.scale = float(data["scale"])
             self.origin_wall = float(data["origin_wall"])
             self.origin_target = float(data["origin_target"])
-            self.holds = [(float(limit), float(until)) for limit, until in data.get("holds") or []]
+            self.holds = [[float(x) for x in (list(hold) + [0.0, 0.0])[:4]] for hold in data.get("holds") or []]
             self._key = key
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -112,7 +113,8 @@ class LabClock:
         self._load()
         wall = time.time()
         value = self.origin_target + self.scale * (wall - self.origin_wall)
-        for limit, until_wall in self.holds:
+        for limit, until_wall, pace, since_wall in self.holds:
+            limit += pace * max(0.0, wall - since_wall)
             if wall < until_wall and limit < value:
                 value = limit
         return value
