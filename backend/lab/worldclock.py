@@ -175,16 +175,6 @@ class WorldClock(Clock):
             self.origin_wall, self.origin_target = wall, current
             self._changed()
 
-    def rebase(self, scale: float) -> None:
-        """Run on at another speed from the time it is now."""
-        with self._lock:
-            wall = time.time()
-            current = self.now()
-            self._remember(wall)
-            self.scale, self.origin_wall, self.origin_target = float(scale), wall, current
-            self._past.clear()  # the past's pieces were at the old speed
-            self._changed()
-
     def _remember(self, wall: float) -> None:
         self._past.append(_Piece(wall, self.origin_wall, self.origin_target, tuple(self._holds.values())))
         if len(self._past) > HISTORY_PIECES:

@@ -240,7 +240,8 @@ class GuestLab:
                 guest.state, guest.boot_lab = "booting", self.clock.now()
                 guest.save()
             if guest.state == "booting":
-                self._hold_boot(guest)
+                with self._lock:
+                    self._hold_boot(guest)
                 if guest.holder is not None and guest.holder.alive():  # a boot cut off half-way
                     await asyncio.to_thread(guest.stop_namespace, False)
                 asyncio.get_running_loop().create_task(self._boot(guest, guest.generation))
