@@ -61,8 +61,12 @@ class Clock:
         """Wait until the target's clock shows `target_epoch`. On the clock, not the wall: a target's
         time need not run evenly with the wall (it may stand still for a while), so the wait checks
         the clock again after each stretch it expected to need."""
-        while (left := target_epoch - self.now()) > EPSILON_S:
+        left = target_epoch - self.now()
+        if left <= EPSILON_S:
+            await asyncio.sleep(0)  # a wait already over still lets the others run, as asyncio.sleep(0)
+        while left > EPSILON_S:
             await asyncio.sleep(max(left / self.scale, MIN_WAIT_WALL_S))
+            left = target_epoch - self.now()
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "origin_wall": self.origin_wall, "origin_target": self.origin_target}
