@@ -95,7 +95,7 @@ def describe(containers: list[dict]) -> str:
 
 async def _vms_answers(ctx: RunContext) -> bool:
     try:
-        return await install.vms_client(ctx).reachable()
+        return await (await install.vms_client(ctx)).reachable()
     except (VmsUnreachable, RunFailed):
         return False
 
@@ -108,7 +108,7 @@ async def wait_online(ctx: RunContext, timeout_s: float = ONLINE_TIMEOUT_S) -> s
     while ctx.clock.now() - started <= timeout_s:
         if await _vms_answers(ctx):  # one quiet attempt: no retry events while VMS is still coming up
             try:
-                cluster = await install.vms_client(ctx).cluster()
+                cluster = await (await install.vms_client(ctx)).cluster()
             except VmsUnreachable:
                 cluster = None
             if cluster and cluster.get("state"):
