@@ -154,9 +154,9 @@ async def test_restoring_vast_online_is_a_boot_and_start_vms_brings_the_cluster_
     ctx.bus.subscribe(seen.append)
     try:
         boot_id = await _boot(ctx, "vast-online")
-        assert not await install.vms_client(ctx).reachable()  # no RAM state: VMS is not running
+        assert not await (await install.vms_client(ctx)).reachable()  # no RAM state: VMS is not running
         result = await restart.restart_vast(ctx, boot_id, ctx.clock.now())
-        cluster = await install.vms_client(ctx).cluster()
+        cluster = await (await install.vms_client(ctx)).cluster()
     finally:
         await ctx.close()
         await ctx.target.close()
