@@ -13,10 +13,12 @@ import sys
 import threading
 from pathlib import Path
 
+import certifi
 import pytest
 
 from backend.secrets import Secret
 from backend.vms import VmsClient
+from backend.vmstrust import VmsTrust
 from tests.recorded_runs import write_recorded_run
 from tests.security_support import REPO
 from tui.cli import main
@@ -123,7 +125,8 @@ async def test_the_vms_client_reaches_an_ipv6_host_in_brackets():
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
-    client = VmsClient(("::1", server.getsockname()[1]), "admin", Secret("not-the-password"))
+    any_ca = VmsTrust(source="a CA bundle (the handshake never gets that far)", ca_file=certifi.where())
+    client = VmsClient(("::1", server.getsockname()[1]), "admin", Secret("not-the-password"), trust=any_ca)
     try:
         assert client.label == f"VMS at [::1]:{server.getsockname()[1]}"
         assert await client.reachable() is False
