@@ -18,12 +18,15 @@ from backend.clock import Clock
 from backend.engine import RunContext
 from backend.errors import RunFailed
 from backend.journal import Journal, RunDir
+from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.scenarios import VastBehaviour
 from backend.lab.vast import EVENTS_PATH
 from backend.lab.vast.state import append_event
 from backend.lab.vms.server import VmsServer
 from backend.secrets import Secret
 from backend.target import Target
+from backend.vms import VmsClient
+from backend.vmstrust import VmsTrust
 from backend.vtask import UNKNOWN_TASK_GRACE_S, task_messages
 from tests.vast_lab_helpers import FIELD_START, IP, make_guest
 
@@ -51,6 +54,11 @@ class _World:
                         clock=self.clock, route=lambda host, port: ("127.0.0.1", self.server.port))
         self.ctx = RunContext(answers=Answers(), target=target, bus=self.bus, run=self.run)
         self.ctx.facts["guest_address"] = IP
+        # the VMS's certificate is vouched for by its own file, as a CA (the run pins it from the guest
+        # over SSH, which this world has not): the client is the engine's own, with that trust
+        trust = VmsTrust(source="the lab VMS's own certificate", ca_file=str(self.guest.root / VMS_CERT_PATH.lstrip("/")),
+                         server_name=IP)
+        self.ctx.services[install.VMS] = VmsClient.for_run(self.ctx, IP, trust=trust)
         # the install log follower runs on (as while vman.sh works): only the VMS decides here
         self.ctx.services[install.LOG_FOLLOWER] = install._TaskService(asyncio.ensure_future(asyncio.sleep(3600)))
 
