@@ -11,6 +11,9 @@ import asyncio
 import time
 from dataclasses import dataclass
 
+EPSILON_S = 1e-6  # target seconds within which a wait's end counts as reached (float rounding)
+MIN_WAIT_WALL_S = 0.002  # shortest stretch of a wait (no spinning while the clock stands still)
+
 
 @dataclass
 class Clock:
@@ -52,7 +55,18 @@ class Clock:
 
     async def sleep(self, target_seconds: float) -> None:
         """Wait `target_seconds` of target time."""
-        await asyncio.sleep(max(0.0, target_seconds / self.scale))
+        await self.sleep_until(self.now() + max(0.0, target_seconds))
+
+    async def sleep_until(self, target_epoch: float) -> None:
+        """Wait until the target's clock shows `target_epoch`. On the clock, not the wall: a target's
+        time need not run evenly with the wall (it may stand still for a while), so the wait checks
+        the clock again after each stretch it expected to need."""
+        left = target_epoch - self.now()
+        if left <= EPSILON_S:
+            await asyncio.sleep(0)  # a wait already over still lets the others run, as asyncio.sleep(0)
+        while left > EPSILON_S:
+            await asyncio.sleep(max(left / self.scale, MIN_WAIT_WALL_S))
+            left = target_epoch - self.now()
 
     def to_dict(self) -> dict:
         return {"scale": self.scale, "origin_wall": self.origin_wall, "origin_target": self.origin_target}

@@ -49,9 +49,6 @@ class Target:
     guest_password: Secret | None = None  # default credentials, when the answers name none
     vms_password: Secret | None = None
     route: Route = _direct  # how (host, port) in the guest's world is reached from here
-    # Target seconds a boot takes here beyond what the guest itself needs (0 on a real host; the lab's
-    # wall-time costs of starting a guest, which its compressed clock counts many times over).
-    boot_overhead_s: float = 0.0
     # Where this machine's own network probes run (its subnets, its neighbour table: see
     # backend/clients/jumpnet.py): a command prefix that enters that network; empty: right here, in this process.
     probe_prefix: tuple[str, ...] = ()

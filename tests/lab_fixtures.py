@@ -28,10 +28,10 @@ from pathlib import Path
 import asyncssh
 import pytest
 
-from backend.clock import Clock
 from backend.lab.guest.lab import GuestLab
 from backend.lab.guest.support import guest_unavailable_reason
 from backend.lab.world import GuestHardware
+from backend.lab.worldclock import WorldClock
 
 SPEED = 600.0
 
@@ -81,7 +81,7 @@ def boot(lab: GuestLab, hw: GuestHardware, timeout: float = 30.0) -> RunningGues
 
 def open_lab(path: Path, speed: float = SPEED, **kwargs: object) -> GuestLab:
     require_lab_guest()
-    return GuestLab(path, Clock.scaled(speed), **kwargs).start()
+    return GuestLab(path, WorldClock.scaled(speed), **kwargs).start()
 
 
 @pytest.fixture(scope="module")

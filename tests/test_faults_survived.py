@@ -15,9 +15,9 @@ RecoveredFromFault, GuestDisconnected/GuestReconnected, SamplingGapped) and in t
 --json` and the Markdown's "Faults and Recoveries").
 
 Speed: 240 (measured on the 2-core machine: 24-37 s wall for seeds 1-9, all passing; about 40 s at
-120). At 480 and above the wall-bound parts (the guest's boot, the client's 1.5 s wall floor on a
-Proxmox timeout) eat so much lab time that a 15-minute wait for a rebooted guest runs out, which
-would be the lab's artefact, not the engine's fault. For the same reason random faults leave
+120). At 480 and above the engine's own wall-bound parts (the client's 1.5 s wall floor on a Proxmox
+timeout, its requests and retries) eat much lab time, which would be the lab's artefact, not the
+engine's fault (the lab's own work, a guest's boot, costs none: backend/lab/worldclock.py). For the same reason random faults leave
 `pve_timeout` out; one timeout is scheduled (on the VM create, whose answer it loses).
 `VLB_FAULT_SEED=N` replays the run with another seed.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 import pytest
 
 from backend.events import BootAttemptFailed, GuestAddressResolved
-from backend.lab.guest.lab import BOOT_WALL_S
 from backend.model import vmconfig
 from backend.steps import provision
 from tests.lab_fixtures import require_lab_guest
@@ -19,7 +18,7 @@ from tests.proxmox_lab_support import lab_answers, open_lab, requests_to, run_pr
 pytestmark = pytest.mark.lab
 
 SPEED = 600.0
-BOUND = provision.BOOT_WAIT_S + BOOT_WALL_S * SPEED  # what the lab target allows a boot
+BOUND = provision.BOOT_WAIT_S  # what the product allows a boot (the lab's own work costs no lab time)
 
 
 @pytest.fixture
@@ -27,8 +26,8 @@ async def lab(tmp_path):
     require_lab_guest()
     opened = []
 
-    async def open_(ova: str = "host-only"):
-        target = await open_lab(tmp_path / "lab", "seed", SPEED, ova=ova)
+    async def open_(ova: str = "host-only", speed: float = SPEED):
+        target = await open_lab(tmp_path / "lab", "seed", speed, ova=ova)
         opened.append(target)
         return target
 
@@ -59,7 +58,10 @@ async def test_the_default_ova_boots_at_once_on_pvscsi(tmp_path, lab):
 
 async def test_an_lsi_first_boot_is_detected_within_the_bound_and_pvscsi_is_tried(tmp_path, lab, monkeypatch):
     force_lsi_first(monkeypatch, ("lsi", "pvscsi"))
-    target = await lab()
+    # The lab's own work (the boots, its network's replies) costs no lab time, but the product's does:
+    # each address round's requests and probe start count speed-fold, so the wait's end is measured
+    # at a speed where a round's overrun of the bound stays within a lab minute on a busy machine.
+    target = await lab(speed=120)
     code, rec, ctx = await run_provision(tmp_path, target, lab_answers("seed"))
     assert code == 0, [e.to_dict() for e in rec.of("RunFinished")]
     assert created_scsihw(tmp_path) == "lsi"

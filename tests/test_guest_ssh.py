@@ -191,7 +191,10 @@ async def test_a_command_cut_by_a_drop_is_not_rerun_when_it_must_not_be(sshd):
     guest = await connect(sshd)
     marker = sshd.home / "runs"
     task = asyncio.create_task(guest.run(f"echo x >> {marker}; sleep 5", retry=False))
-    await asyncio.sleep(0.3)
+    for _ in range(3000):  # the command has run its first part (a generous minute on a busy machine)
+        if marker.exists():
+            break
+        await asyncio.sleep(0.02)
     sshd.drop_all()
     with pytest.raises(GuestConnectionLost):
         await task

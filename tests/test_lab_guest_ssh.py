@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import shlex
+import time
 from pathlib import Path
 
 import asyncssh
@@ -111,13 +113,25 @@ async def test_sftp_uploads_land_in_the_guest(running_guest):
     assert result.stdout == "from the jump host\n600\n"
 
 
+async def sleeps_settle(guest, expected: list[str], pattern: str = "^sleep", seconds: float = 60.0) -> list[str]:  # noqa: ANN001
+    """The guest's `sleep` processes once they are `expected` (a hung-up command ends a moment after
+    its connection, later on a busy machine), or as they are after a generous `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = (await asyncio.to_thread(guest.run, f"ps -eo args | grep {shlex.quote(pattern)} || true")).stdout
+        lines = found.split("\n")[:-1]
+        if lines == expected or time.monotonic() > deadline:
+            return lines
+        await asyncio.sleep(0.05)
+
+
 async def test_a_detached_job_survives_the_connection_and_power_off_ends_it(guest_lab, tmp_path):
     guest = boot(guest_lab, hardware(101, ip="192.168.30.110", mac="BC:24:11:5A:3C:0A"))
     async with connect(guest) as conn:
         await conn.run("setsid nohup sleep 600 > /tmp/job.log 2>&1 < /dev/null &")
         await conn.create_process("sleep 500")  # still running when the client goes: SIGHUP, as with sshd
         await asyncio.sleep(0.1)
-    await asyncio.sleep(0.3)
+    assert await sleeps_settle(guest, ["sleep 600"]) == ["sleep 600"]  # the hung-up one ends, the job stays
     async with connect(guest) as conn:
         result = await conn.run("ps -eo args | grep '^sleep'")
     assert result.stdout.split("\n")[:-1] == ["sleep 600"]
@@ -134,7 +148,7 @@ async def test_a_dropped_connection_hangs_up_running_commands_but_not_detached_j
         assert running_guest.lab.drop_connections(running_guest.vmid) >= 1
         with pytest.raises((asyncssh.Error, OSError)):
             await asyncio.wait_for(conn.run("true"), 5)
-    await asyncio.sleep(0.3)
+    await sleeps_settle(running_guest, ["sleep 601"], "^sleep 60")
     async with connect(running_guest) as conn:
         result = await conn.run("ps -eo args | grep '^sleep 60'")
         await conn.run("pkill -f 'sleep 601'")

@@ -13,7 +13,7 @@ import pytest
 
 from backend.clients.installlog import clean_lines, parse_line
 from backend.lab.scenarios import VastBehaviour
-from backend.lab.vast import HERE
+from backend.lab.vast import HERE, timeline
 from tests.vast_lab_helpers import BUILD, CREATE_ARGS, IP, VMS_PASSWORD, hardware, make_guest, serve_vms
 
 REPO = Path(__file__).resolve().parent.parent
@@ -146,7 +146,9 @@ def test_the_world_moves_on_whatever_the_lab_clock_speed_is_changed_to(tmp_path)
     guest = make_guest(tmp_path, speed=1.0)
     running = guest.start("/vast/bundles/vast_bootstrap.sh", "--interface", IP, "--skip-prompt")
     try:
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60
+        while "bootstrap" not in guest.world().tools and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert running.poll() is None  # at speed 1 bootstrap would take 15 minutes
         guest.write_clock(20000.0, origin_target=guest.world().tools["bootstrap"].started + 1)  # a faster lab
         assert running.wait(timeout=10) == 0
@@ -195,7 +197,8 @@ def test_overcommit_panics_in_the_keepalive_fiber_and_falls_back_to_init(tmp_pat
     assert unknown - activating == pytest.approx(117, abs=0.01)  # the support case's 10:39:56 -> 10:41:53
     assert world.tasks[2]["state"] == "FAILED"
     workers = (tmp_path / "vast/vman/vms/log/workers.log").read_text()
-    assert workers.startswith('PANIC[P653:E9:S255:F28d time="2025-12-29 ')
+    panicked = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(activating + timeline.PANIC_AFTER))
+    assert workers.startswith(f'PANIC[P653:E9:S255:F28d time="{panicked}.')  # lab time: the world's, not the wall's
     assert "vmsg_keepalive_fiber" in workers and "test_if_stuck" in workers
     panic = next(f for f in map(parse_line, workers.splitlines()) if f)
     assert (panic.kind, panic.value) == ("panic", "P653")

@@ -112,8 +112,8 @@ def _run(tmp_path, answers_text: str, *args: str, name: str = "run"):
     answers = tmp_path / f"{name}.yaml"
     answers.write_text(answers_text)
     run = tmp_path / name
-    # 120x, as the other lab runs here: the guest's reboot takes wall time that a faster lab clock
-    # would count as many lab minutes
+    # 120x, as the other lab runs here: the engine's own wall-bound work counts speed-fold in lab
+    # time (the lab's, a guest's reboot, costs none)
     result = cli("--auto", str(answers), "--run-dir", str(run), "--speed", "120", *args,
                  env={"TMPDIR": str(tmp_path)}, timeout=240)
     assert "Traceback" not in result.stdout + result.stderr

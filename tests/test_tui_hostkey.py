@@ -79,6 +79,8 @@ async def test_rejecting_the_guest_key_fails_the_ssh_step_clearly(tmp_path):
             assert end.exit_code == 1 and end.outcome == "failed"
             assert end.message == (f"the host key {shown} of the guest centos@192.168.30.109 was not accepted; "
                                    "not connecting")
+            # the screen is on top before it has mounted its widgets: wait for its outcome, then read it
+            await until(pilot, lambda: app.screen.query_one("#outcome"), 10, "the result's outcome")
             assert "not accepted" in str(app.screen.query_one("#outcome").render())
             assert not [e for e in RunDir.open(run_dir).events() if isinstance(e, GuestConnected)]
     finally:

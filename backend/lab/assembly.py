@@ -20,10 +20,11 @@ from backend.lab.facts import VMS_CERT_PATH
 from backend.lab.faults import FaultPlan
 from backend.lab.guest.lab import GuestLab
 from backend.lab.guest.machine import LabGuest
-from backend.lab.vast import GuestPaths, write_guest_clock, write_guest_vms_address
+from backend.lab.vast import CLOCK_PATH, GuestPaths, write_guest_clock, write_guest_vms_address
 from backend.lab.vast.guestload import StallDriver, VastGuestLoad
 from backend.lab.vms.server import VmsServer
 from backend.lab.world import GuestFactory, GuestHardware, PowerHooks
+from backend.lab.worldclock import publish, subscribe
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ class VastGuestLab(GuestLab):
         self.vms: dict[int, VmsServer] = {}
         self.stalls: dict[int, StallDriver] = {}
         self._vast_lock = threading.Lock()
+        self._unsubscribe = subscribe(clock, self._clock_changed)
 
     def paths(self, vmid: int) -> GuestPaths:
         folder = self.guests_dir / str(vmid)
@@ -70,7 +72,7 @@ class VastGuestLab(GuestLab):
         if guest.state == "up" and paths.runtime is not None and paths.runtime.is_dir():
             # The VAST tools still running in it keep the lab's time, also when a resumed lab runs at
             # another speed (its clock was re-based): they read the clock file, never the lab.
-            write_guest_clock(paths, self.clock.to_dict())
+            publish(self.clock, lambda state: write_guest_clock(paths, state))
         if guest.state in ("booting", "up"):
             self._attach(guest.hw)
 
@@ -91,7 +93,16 @@ class VastGuestLab(GuestLab):
                 self.stalls[vmid] = StallDriver(self.paths(vmid), self.clock,
                                                 pause=lambda lab_ms: self.pause(vmid, lab_ms)).start()
 
+    def _clock_changed(self, state: dict) -> None:
+        """The lab clock changed (a hold, a release): every running guest's tools learn it. Called
+        under the clock's lock: reads the guests without taking the lab's lock."""
+        for guest in list(self._guests.values()):
+            paths = self.paths(guest.vmid)
+            if guest.state in ("booting", "up") and paths.host(CLOCK_PATH).exists():
+                write_guest_clock(paths, state)
+
     def close(self) -> None:
+        self._unsubscribe()
         with self._vast_lock:
             drivers, self.stalls = list(self.stalls.values()), {}
             servers, self.vms = list(self.vms.values()), {}

@@ -41,6 +41,7 @@ from backend.lab.vast import (
 )
 from backend.lab.vast.curves import GIB, demand_at, demand_crossing, guest_mem_total
 from backend.lab.world import GuestHardware
+from backend.lab.worldclock import publish
 
 SUCCESS, OOM, OVERCOMMIT = "success", "oom", "overcommit"
 SCENARIOS = (SUCCESS, OOM, OVERCOMMIT)  # the demo's scenarios, by name (listed here only)
@@ -202,5 +203,5 @@ def on_boot(guest: GuestPaths, hw: GuestHardware, clock: Clock, *, behaviour: Va
     """Everything the VAST side needs when a lab guest boots: the current tools on its disk, the lab
     clock and this boot's scenario in its /run. Returns the scenario."""
     install_guest_files(guest.disk)
-    write_guest_clock(guest, clock.to_dict())
+    publish(clock, lambda state: write_guest_clock(guest, state))
     return write_guest_scenario(guest, hw, clock.now(), behaviour=behaviour, vms_cert_path=vms_cert_path)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from backend.clock import Clock
+from backend.lab.worldclock import WorldClock
 from backend.run.safefiles import write_private
 
 if TYPE_CHECKING:
@@ -96,23 +97,22 @@ class PowerHooks(Protocol):
         """action: "reboot" | "poweroff"."""
 
 
-def load_clock(state_dir: Path, speed: float) -> Clock:
+def load_clock(state_dir: Path, speed: float) -> WorldClock:
     """The lab clock of this state directory; created on first use, continued afterwards.
 
     A resumed world keeps its origin, so lab time = origin + speed x wall time since the origin,
     including the time the process was dead; a new speed re-bases the clock at the current lab time.
+    The file follows the clock at every change (a hold, its release: backend/lab/worldclock.py).
     """
     path = state_dir / "clock.json"
     if path.exists():
-        data = json.loads(path.read_text())
-        clock = Clock(float(data["scale"]), float(data["origin_wall"]), float(data["origin_target"]))
-        if clock.scale == speed:
-            return clock
-        clock = Clock.scaled(speed, origin_wall=time.time(), origin_target=clock.now())
+        clock = WorldClock.from_snapshot(json.loads(path.read_text()), speed)
     else:
-        clock = Clock.scaled(speed)
+        now = time.time()
+        clock = WorldClock(speed, now, now)
     state_dir.mkdir(parents=True, exist_ok=True)
-    write_private(path, json.dumps(clock.to_dict()))
+    write_private(path, json.dumps(clock.snapshot()))
+    clock.subscribe(lambda snapshot: write_private(path, json.dumps(snapshot)))
     return clock
 
 

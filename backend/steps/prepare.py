@@ -46,9 +46,9 @@ from backend.run.engine import RunContext, Step
 from backend.steps import rootgrow, tuning
 from backend.steps.preflight import run_preflight
 from backend.steps.provision import (
+    BOOT_WAIT_S,
     GUEST_NEEDS,
     VM_NEEDS,
-    boot_wait_s,
     power_recheck_applies,
     proxmox_client,
     vm_ref,
@@ -92,7 +92,7 @@ async def guest_client(ctx: RunContext, *, fresh: bool = False) -> GuestClient:
         bus=ctx.bus, clock=ctx.clock,
         label=f"{creds.user}@{address}",
         route=ctx.target.route,
-        wait_s=SSH_WAIT_S + ctx.target.boot_overhead_s,
+        wait_s=SSH_WAIT_S,
     )
     ctx.services[GUEST] = guest
     ctx.facts.guest_host_key = guest.host_key
@@ -131,7 +131,7 @@ async def _wait_for_agent(ctx: RunContext, vm: VmRef, why: str) -> list[str]:
     """Wait for the guest agent to answer; returns the addresses it reports."""
     client = await proxmox_client(ctx)
     started = ctx.clock.now()
-    wait = boot_wait_s(ctx)
+    wait = BOOT_WAIT_S
     ctx.progress(f"waiting for the guest agent ({why})")
     while True:
         if await client.agent_ping(vm):

@@ -29,7 +29,8 @@ network namespaces; a running VM's NIC is on it with the VM's MAC from the boot'
 answers ARP with its DHCP address exactly while the guest is up, never while it boots, is
 unbootable or off (facts.NO_ADDRESS_IN_EMERGENCY_SHELL). `jump_host` says where the jump host is: "on-lan" (it
 shares vmbr0's layer 2) or "elsewhere" (another subnet). `target_fields()` hands the product the
-segment's `probe_prefix`, so its network probes run in the jump host's network.
+segment's `probe_prefix` behind the lab's probe gate (backend/lab/probegate.py), so its network
+probes run in the jump host's network, on real time while they run.
 
 Routing: `route(host, port)` maps a guest's DHCP address and port 22 to its SSH listener on
 127.0.0.1 (its port is allocated once per guest and kept), and any (address, port) registered
@@ -63,16 +64,14 @@ from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
 from backend.lab.guest.sshd import GuestSSHServer, load_host_key
 from backend.lab.guest.support import GuestUnavailable, own, require_guest_support
+from backend.lab.probegate import ProbeGate
 from backend.lab.segment import LabSegment, SegmentUnavailable
 from backend.lab.world import GuestHardware, PowerHooks
+from backend.lab.worldclock import as_world_clock, hold, release
 from backend.run.safefiles import write_private
 
 log = logging.getLogger("vlb.lab.guest")
 DEFAULT_PASSWORDS = {"centos": "centos"}
-# Wall seconds a boot may take in the lab besides its boot delay (the namespace, the runtime files, the
-# guest's boot script: about 1.5 to 2.5 s alone, more on a loaded machine); the lab's clock counts
-# them speed-fold, so the Target tells the product (`boot_overhead_s`).
-BOOT_WALL_S = 8.0
 DROP_WITHIN_LAB_S = 3.0  # an `ssh_drop` cuts the connections at a random moment this soon after its session opened
 SESSION_SWEEP_S = 1.0  # wall seconds after a stall during which stopped sessions are continued (see pause)
 
@@ -100,7 +99,7 @@ class GuestLab:
         self.state_dir = Path(state_dir).resolve()  # the guests' mounts need absolute paths
         self.guests_dir = self.state_dir / "guests"
         self.ssh_dir = self.state_dir / "ssh"
-        self.clock = clock
+        self.clock = as_world_clock(clock)  # the lab holds it while it boots a guest
         self.power = power
         self.boot_seconds = boot_seconds
         self.tick_seconds = tick_seconds
@@ -120,7 +119,9 @@ class GuestLab:
         self._host_key: asyncssh.SSHKey | None = None
         self._pausing: dict[int, int] = {}  # vmid -> stalls under way (touched in the lab's loop only)
         self._sweep_until: dict[int, float] = {}  # vmid -> monotonic time until which sessions are swept
+        self._boot_holds: dict[int, tuple[int, int]] = {}  # vmid -> (generation, token of its clock hold)
         self.segment = LabSegment(on_lan=jump_host == "on-lan")
+        self.probe_gate = ProbeGate(self.clock)  # the segment runs on real time while it is probed
 
     # -- life of the lab process --------------------------------------------------------------------
     def start(self) -> GuestLab:
@@ -132,6 +133,7 @@ class GuestLab:
             self.segment.start()
         except SegmentUnavailable as exc:
             raise GuestUnavailable(f"The lab guest's network cannot be made here ({exc}).") from None
+        self.probe_gate.start()
         ready = threading.Event()
 
         def run() -> None:
@@ -163,6 +165,7 @@ class GuestLab:
             self._thread.join(timeout=10)
         self._loop = None
         self.segment.close()
+        self.probe_gate.close()
 
     def shutdown(self) -> None:
         """Power every guest off (hard) and close: nothing of the lab keeps running."""
@@ -180,6 +183,8 @@ class GuestLab:
     async def _close(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        for vmid in list(self._boot_holds):
+            self._release_boot(vmid)
         for guest in list(self._guests.values()):
             if guest.ssh is not None:
                 await guest.ssh.stop()
@@ -235,6 +240,8 @@ class GuestLab:
                 guest.state, guest.boot_lab = "booting", self.clock.now()
                 guest.save()
             if guest.state == "booting":
+                with self._lock:
+                    self._hold_boot(guest)
                 if guest.holder is not None and guest.holder.alive():  # a boot cut off half-way
                     await asyncio.to_thread(guest.stop_namespace, False)
                 asyncio.get_running_loop().create_task(self._boot(guest, guest.generation))
@@ -266,6 +273,7 @@ class GuestLab:
             guest.generation += 1
             guest.save()
             generation = guest.generation
+            self._hold_boot(guest)
         self._write_known_hosts()
         self._submit(self._boot(guest, generation))
 
@@ -277,6 +285,7 @@ class GuestLab:
             guest.state = "off"
             guest.generation += 1
             guest.save()
+            self._release_boot(vmid)
         self._call(self._stop(guest, graceful))
 
     def resume(self, running: list[GuestHardware]) -> None:
@@ -287,15 +296,14 @@ class GuestLab:
                 self.power_on(hw)
 
     def target_fields(self) -> dict:
-        """What the lab's Target gets from the guest side: known_hosts, route, default password, and
-        how much longer than the guest's own boot a boot takes in lab time."""
+        """What the lab's Target gets from the guest side: known_hosts, route, default password and
+        where this machine's network probes run."""
         from backend.secrets import Secret
 
         password = self.passwords.get("centos")
         return {"known_hosts": self.known_hosts_path(), "route": self.route,
                 "guest_password": Secret(password, public=password == "centos") if password else None,
-                "boot_overhead_s": BOOT_WALL_S * self.clock.scale,
-                "probe_prefix": self.segment.probe_prefix()}
+                "probe_prefix": self.probe_gate.prefix(self.segment.probe_prefix())}
 
     def boot_state(self, vmid: int) -> str:
         guest = self._guests.get(vmid)
@@ -358,9 +366,33 @@ class GuestLab:
         self._write_known_hosts()
 
     # -- boot and stop (on the lab's loop) ------------------------------------------------------------
+    def _hold_boot(self, guest: LabGuest) -> None:
+        """A guest boots in `boot_seconds` of lab time, whatever the lab's own work to start it costs
+        on this machine's wall: lab time does not pass the end of its boot delay until that work
+        is done (the boot's outcome is known). Called under self._lock."""
+        self._release_boot(guest.vmid)
+        token = hold(self.clock, guest.boot_lab + self.boot_seconds, f"the boot of guest {guest.vmid}")
+        if token is not None:
+            self._boot_holds[guest.vmid] = (guest.generation, token)
+
+    def _release_boot(self, vmid: int, generation: int | None = None) -> None:
+        """End the clock hold of this guest's boot (of that generation only, when given)."""
+        with self._lock:
+            entry = self._boot_holds.get(vmid)
+            if entry is None or (generation is not None and entry[0] != generation):
+                return
+            del self._boot_holds[vmid]
+        release(self.clock, entry[1])
+
     async def _boot(self, guest: LabGuest, generation: int) -> None:
+        try:
+            await self._boot_work(guest, generation)
+        finally:
+            self._release_boot(guest.vmid, generation)
+
+    async def _boot_work(self, guest: LabGuest, generation: int) -> None:
         self.segment.plug(guest.vmid, guest.hw.mac, guest.hw.bridge)  # QEMU's tap is on the bridge from its start
-        await self.clock.sleep(guest.boot_lab + self.boot_seconds - self.clock.now())
+        await self.clock.sleep_until(guest.boot_lab + self.boot_seconds)
         async with self._glock(guest.vmid):
             if guest.generation != generation or guest.state != "booting":
                 return
@@ -418,12 +450,18 @@ class GuestLab:
                 guest.save()
 
     async def _reboot(self, guest: LabGuest) -> None:
-        with self._lock:
-            guest.state = "off"
-            guest.generation += 1
-            guest.save()
-        await self._stop(guest, graceful=True)
-        self.power_on(guest.hw)
+        # The reboot's own work (ending the guest's processes) is part of its boot: held like it.
+        token = hold(self.clock, self.clock.now(), f"the reboot of guest {guest.vmid}")
+        try:
+            with self._lock:
+                guest.state = "off"
+                guest.generation += 1
+                guest.save()
+                self._release_boot(guest.vmid)
+            await self._stop(guest, graceful=True)
+            self.power_on(guest.hw)
+        finally:
+            release(self.clock, token)
 
     # -- faults -------------------------------------------------------------------------------------
     def _session_opened(self, guest: LabGuest, what: str) -> None:

@@ -10,7 +10,7 @@ the world keeps moving while the lab process is dead, and a restarted lab reads 
 
 Paths inside the guest (`GuestPaths` maps them to the host: /run and /dev/kmsg live in the boot's
 runtime directory, the rest on the guest's disk):
-    /run/lab/clock.json                the lab clock {scale, origin_wall, origin_target} (lab writes)
+    /run/lab/clock.json                the lab clock {scale, origin_wall, origin_target, holds} (lab writes)
     /run/lab/vast/scenario.json        the scenario timeline for this boot (lab writes at power-on)
     /run/lab/vast/vms.json             where this guest's VMS listens {host, port}, for vcli's login
                                        (lab writes whenever it gives the guest its VMS)
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -94,14 +95,15 @@ def install_guest_files(disk: Path, with_package: bool = False) -> None:
 def _write_json(guest: GuestPaths | Path, guest_path: str, data: dict) -> None:
     target = as_paths(guest).host(guest_path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, target)
 
 
 def write_guest_clock(guest: GuestPaths | Path, clock_dict: dict) -> None:
-    """Write the lab clock ({scale, origin_wall, origin_target}, `Clock.to_dict()`) where the guest's
-    tools read it; call it at every boot and whenever the lab's clock is re-based (a new speed)."""
+    """Write the lab clock (`WorldClock.snapshot()`: {scale, origin_wall, origin_target, holds}) where
+    the guest's tools read it; at every boot and whenever the lab's clock changes (a hold, a release,
+    a new speed)."""
     _write_json(guest, CLOCK_PATH, clock_dict)
 
 

@@ -78,12 +78,16 @@ class Failed(Exception):
 # --- the lab clock -----------------------------------------------------------------------------
 
 class LabClock:
-    """lab time = origin_target + scale * (wall - origin_wall), re-read when the file changes."""
+    """lab time = origin_target + scale * (wall - origin_wall), capped by the holds in force
+    ([limit, until_wall, pace, since_wall]: the lab is doing real work the world does in a known
+    time, the limit moving on at `pace` lab seconds per wall second since `since_wall`; see
+    backend/lab/worldclock.py, whose `evaluate` this repeats); re-read when the file changes."""
 
     def __init__(self):
         self._key = None
         now = time.time()
         self.scale, self.origin_wall, self.origin_target = 1.0, now, now
+        self.holds = []
         self._load()
 
     def _load(self):
@@ -91,7 +95,7 @@ class LabClock:
             stat = os.stat(path(CLOCK))
         except OSError:
             return
-        key = (stat.st_mtime, stat.st_size, stat.st_ino)
+        key = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
         if key == self._key:
             return
         try:
@@ -100,20 +104,27 @@ class LabClock:
             self.scale = float(data["scale"])
             self.origin_wall = float(data["origin_wall"])
             self.origin_target = float(data["origin_target"])
+            self.holds = [[float(x) for x in (list(hold) + [0.0, 0.0])[:4]] for hold in data.get("holds") or []]
             self._key = key
         except (OSError, ValueError, KeyError, TypeError):
             pass
 
     def now(self):
         self._load()
-        return self.origin_target + self.scale * (time.time() - self.origin_wall)
+        wall = time.time()
+        value = self.origin_target + self.scale * (wall - self.origin_wall)
+        for limit, until_wall, pace, since_wall in self.holds:
+            limit += pace * max(0.0, wall - since_wall)
+            if wall < until_wall and limit < value:
+                value = limit
+        return value
 
     def sleep_until(self, lab_t):
         while True:
             remaining = lab_t - self.now()
-            if remaining <= 0:
+            if remaining <= 1e-6:
                 return
-            time.sleep(min(remaining / self.scale, MAX_SLEEP))
+            time.sleep(max(0.002, min(remaining / self.scale, MAX_SLEEP)))
 
 
 def stamp(lab_t):
