@@ -101,3 +101,4 @@ kernel_storage_modules  # unused variable (backend/model/recording.py)
 kernel_builtin_modules  # unused variable (backend/model/recording.py)
 free_bytes  # unused variable (backend/model/recording.py)
 vcpus_used  # unused variable (backend/model/placement.py): shown in the fleet plan's JSON
+_.scaled  # Clock.scaled (backend/clock.py): the clock the tests build at a speed (the lab builds its WorldClock)
