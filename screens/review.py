@@ -73,7 +73,7 @@ run; Esc goes back to change something."""
         findings.show_info = False
         findings.show_evidence = False
         findings.overridden = state.overridden
-        findings.findings = result.findings + state.host_changes()
+        findings.findings = result.findings  # the host changes among them (backend/steps/hostcheck.py)
         unresolved = state.unresolved_blockers(result)
         overridden = [f.id for f in result.blockers if f.id not in unresolved]
         forced = self.query_one("#forced", Static)

@@ -17,8 +17,6 @@ from backend.events import HostChanged
 from backend.run.journal import RunDir
 from backend.steps import hostchanges
 from tests.proxmox_lab_support import lab_answers, open_lab, requests_to, run_provision
-from tests.tui_helpers import make_app, to_step
-from tui.widgets.wizard.findings import FindingsList
 
 pytestmark = pytest.mark.slow
 
@@ -100,11 +98,3 @@ async def _provision_ok(tmp_path, target, answers):  # noqa: ANN001
     assert code == 0, [e.to_dict() for e in rec.of("RunFinished")]
     return code, rec, ctx
 
-
-async def test_review_warns_what_the_run_will_change_on_the_host_and_that_it_is_undone():
-    app = make_app()
-    async with app.run_test(size=(100, 40)) as pilot:
-        await to_step(pilot, app, "review")
-        shown = app.screen.query_one(FindingsList).render().plain
-    assert "adds the 'images' content type to storage 'local'" in shown
-    assert "removes it again once the OVA's disk is imported" in shown

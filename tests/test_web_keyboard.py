@@ -184,7 +184,7 @@ async def walk(screen: Screen) -> None:
     await screen.press("Escape")
     await screen.shows("not overridden")
     await screen.press("F8")
-    text = await screen.shows("vCPUs 12 ", "VM RAM GiB 120 ", "1 warning")
+    text = await screen.shows("vCPUs 12 ", "VM RAM GiB 120 ", "2 warnings")
     assert "BLOCKER" not in text, text
     await screen.press("F2")
     await screen.shows("Storage & network", "vmbr0")

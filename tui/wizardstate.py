@@ -16,12 +16,11 @@ from pydantic import BaseModel, ValidationError
 
 import backend.lab  # noqa: F401  - the wizard's default target, the built-in lab, registered
 from backend.errors import BadInput
-from backend.model import vmconfig
 from backend.model.answers import Answers, errors_to_message
 from backend.model.hostfacts import HostInventory, NodeFacts
 from backend.model.sizing import Finding, SizingResult, pick_node, recommend
 from backend.run.service import evaluate
-from backend.steps import guestaddr, hostchanges
+from backend.steps import guestaddr
 from backend.steps.guestaddr import LocalNetworks
 from backend.steps.hostcheck import HOST_FINDINGS, HostView
 
@@ -153,16 +152,6 @@ class WizardState:
             return ()
         result = self._evaluate(answers)
         return tuple(f for f in result.findings if f.id in guestaddr.FINDINGS)
-
-    def host_changes(self) -> tuple[Finding, ...]:
-        """What the run will change on the host beyond its VM (backend.hostchanges), as `check` says it."""
-        if self.node is None:
-            return ()
-        try:
-            storage, _ = vmconfig.split_volid(self.answers.ova)
-        except ValueError:
-            return ()
-        return tuple(hostchanges.findings(self.node, storage, self.answers.proxmox.keep_host_changes))
 
     def unresolved_blockers(self, result: SizingResult) -> list[str]:
         """Blocker ids that stop the wizard: not overridden on purpose (and no --force)."""
