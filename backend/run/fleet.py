@@ -51,6 +51,7 @@ from backend.run.journal import (
 )
 from backend.run.runlock import RunLock
 from backend.run.safefiles import make_private_dir, write_private
+from backend.run.service import state_dir_of
 from backend.steps import hostcheck
 from backend.target import Target, TargetOptions, default_speed, open_target
 
@@ -467,15 +468,6 @@ async def claimed_vms(client: ProxmoxClient, run_ids: set[str]) -> dict[str, lis
     return found
 
 
-def target_state(run: RunDir, meta: dict) -> Path:
-    """Where the run's target keeps its state, as its run.json records it (a fleet's shared one)."""
-    state = meta.get("target_state")
-    if not isinstance(state, str) or not state:
-        raise BadInput(f"{run.meta_path} does not record where its target keeps its state",
-                       hint="a run made by an older vast-loopback: delete its VM in the Proxmox UI")
-    return Path(state)
-
-
 async def _open_for(run_path: Path, *, speed: float | None) -> tuple[Answers, Target]:
     """The target of a finished (or stopped) run, opened again on its recorded state."""
     run = RunDir.open(run_path)
@@ -485,7 +477,7 @@ async def _open_for(run_path: Path, *, speed: float | None) -> tuple[Answers, Ta
     if isinstance(recorded, bool) or not isinstance(recorded, int | float) or not 1 <= recorded <= 10_000:
         recorded = default_speed(answers.proxmox.url)
     target = await open_target(answers, TargetOptions(speed=speed or float(recorded),
-                                                      state_dir=target_state(run, meta), resume=True))
+                                                      state_dir=state_dir_of(run, answers), resume=True))
     return answers, target
 
 
