@@ -21,7 +21,7 @@ from backend.clients.installlog import line_timestamp
 from backend.model.guestmemory import sized
 from backend.model.hostfacts import GIB
 from backend.run.journal import RUN_META, SAMPLES, DamagedMeta, RunDir
-from backend.run.safefiles import Skipped, bounded_lines, open_regular, parse_json_line, too_long
+from backend.run.safefiles import Skipped, json_lines
 
 BIN_S = 10.0
 STALL_EDGES = (50, 100, 250, 500, 1000, 2000, 5000)
@@ -60,7 +60,7 @@ def read_samples(path: Path, skipped: Skipped | None = None) -> Iterator[dict]:
     """Sample dicts from samples.jsonl, without building event objects (the fast path). Lines that
     are not samples are skipped and said in `skipped`; a sample's values are only ever read by
     name, so nesting is limited by what Python's JSON reader can read."""
-    for number, data, reason in _json_lines(path):
+    for number, data, reason in json_lines(path):
         sample = data.get("sample") if isinstance(data, dict) else None
         if isinstance(sample, dict):
             if "t" not in sample:
@@ -70,22 +70,6 @@ def read_samples(path: Path, skipped: Skipped | None = None) -> Iterator[dict]:
                 continue
         if skipped is not None:
             skipped.add(path.name, number, reason or "not a sample (no sample with a time)")
-
-
-def _json_lines(path: Path) -> Iterator[tuple[int, object, str]]:
-    """(line number, value, "") or (line number, None, why not) for each non-blank line of a
-    JSON-lines file; nothing when it is missing (NotRegular when it is not a regular file)."""
-    try:
-        handle = open_regular(path)
-    except FileNotFoundError:
-        return
-    with handle:
-        for number, raw in bounded_lines(handle):
-            if raw is None:
-                yield number, None, too_long()
-            elif raw.strip():
-                value, reason = parse_json_line(raw)
-                yield number, value, reason
 
 
 class Stages:

@@ -39,14 +39,12 @@ from backend.errors import BadInput, RunFailed
 from backend.events import Event, InstallLogAppended, RunFinished, RunStarted, SampleTaken, StepFinished
 from backend.run.safefiles import (
     Skipped,
-    bounded_lines,
+    json_lines,
     make_private_dir,
     open_append,
-    open_regular,
     overwrite_in_place,
     parse_json_line,
     read_small,
-    too_long,
     write_private,
 )
 from backend.secrets import redact, redact_data
@@ -212,29 +210,17 @@ def read_events(path: Path, skipped: Skipped | None = None) -> Iterator[Event]:
     """The events of a journal file (a regular file: NotRegular otherwise). A line that is not an
     event (torn by a kill mid-write, or damaged: not JSON, too long, nested too deep, a field
     missing, a time that is not a finite number) is skipped, and said in `skipped`."""
-    try:
-        handle = open_regular(path)
-    except FileNotFoundError:
-        return
-    with handle:
-        for number, raw in bounded_lines(handle):
-            if raw is None:
-                reason = too_long()
-            elif not raw.strip():
+    for number, data, reason in json_lines(path, MAX_EVENT_DEPTH):
+        if not reason:
+            event, reason = _event(data)
+            if event is not None:
+                yield event
                 continue
-            else:
-                event, reason = _event(raw)
-                if event is not None:
-                    yield event
-                    continue
-            if skipped is not None:
-                skipped.add(path.name, number, reason)
+        if skipped is not None:
+            skipped.add(path.name, number, reason)
 
 
-def _event(raw: bytes) -> tuple[Event | None, str]:
-    data, reason = parse_json_line(raw, MAX_EVENT_DEPTH)
-    if reason:
-        return None, reason
+def _event(data: object) -> tuple[Event | None, str]:
     try:
         event = Event.from_dict(data) if isinstance(data, dict) else None
     except (ValueError, TypeError):

@@ -236,3 +236,19 @@ def skipped_line(row: dict) -> str:
     """`events.jsonl line 3: why` (line 0: the whole file, `run.json: why`)."""
     where = f" line {row['line']}" if row["line"] else ""
     return f"{row['file']}{where}: {row['reason']}"
+
+
+def json_lines(path: Path, max_depth: int | None = None) -> Iterator[tuple[int, Any, str]]:
+    """(line number, value, "") or (line number, None, why not) for each non-blank line of a
+    JSON-lines file; nothing when it is missing (NotRegular when it is not a regular file)."""
+    try:
+        handle = open_regular(path)
+    except FileNotFoundError:
+        return
+    with handle:
+        for number, raw in bounded_lines(handle):
+            if raw is None:
+                yield number, None, too_long()
+            elif raw.strip():
+                value, reason = parse_json_line(raw, max_depth)
+                yield number, value, reason
