@@ -3,6 +3,7 @@ references only), Start (^n) creates the run directory with the answers in it an
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 from textual.app import ComposeResult
@@ -21,6 +22,15 @@ from tui.widgets.wizard.summary import AnswersSummary, summary_rows
 DEFAULT_ANSWERS_FILE = "vast-loopback-answers.yaml"
 
 
+def replay_command(path: Path, *, count: int = 1, forced: bool = False) -> str:
+    """The command that runs saved answers as Start runs them (the answers hold no run options): `fleet
+    up` for a class of `count` clusters (its placement refuses a sizing blocker, overridden or not:
+    backend/run/fleet.py), else `--auto`, with `--force` when blockers were overridden on purpose."""
+    if count > 1:
+        return f"vast-loopback fleet up {shlex.quote(str(path))} --count {count} --run-dir DIR"
+    return f"vast-loopback --auto {shlex.quote(str(path))}" + (" --force" if forced else "")
+
+
 class ReviewScreen(WizardScreen):
     STEP = "review"
     TITLE = "Review and start"
@@ -33,7 +43,9 @@ once the disk is imported unless proxmox.keep_host_changes is set).
 
 ^s saves the answers file to the path shown (YAML, mode 0600). It holds every value, defaults
 included, and secrets only as references (env:NAME / file:PATH), so
-`vast-loopback --auto FILE` replays the same run headless.
+`vast-loopback --auto FILE` replays the same run headless. What Start does beyond the answers is
+said when saving, with the command that replays it: a run past blockers overridden on purpose
+(`--auto FILE --force`), a class of several clusters (`fleet up FILE --count N`).
 
 On a multi-node cluster, Clusters asks how many loopback clusters to bring up (a class: one per
 member, `<vm.name>-1..N`, placed across the nodes); more than one opens the fleet view.
@@ -100,19 +112,34 @@ run; Esc goes back to change something."""
             return
         path = Path(raw).expanduser()
         try:
+            count = self._clusters()
+        except BadInput as exc:
+            self.say(str(exc), error=True)
+            return
+        try:
             saved = answers_mod.save(self.wizard.answers, path)
         except OSError as exc:
             self.say(f"cannot save {path}: {exc.strerror or exc.__class__.__name__}", error=True)
             return
         self.say(f"saved {saved}")
+        forced = self.wizard.forced
+        if count > 1 or forced:  # Start does more than `--auto FILE` would: say how to replay it
+            why = f"a class of {count} clusters" if count > 1 else "past blockers overridden on purpose"
+            self.notify(f"Start runs {why}, which the answers do not hold; replay it with "
+                        f"{replay_command(saved, count=count, forced=forced)}", severity="warning", timeout=20)
         self.post_message(AnswersSaved(str(saved)))
 
+    def _clusters(self) -> int:
+        """How many loopback clusters Start brings up: the Clusters field, where it is shown."""
+        if not self.query_one("#fleet-row").display:
+            return self.wizard.fleet_count
+        raw = self.query_one("#fleet-count", Input).value.strip()
+        if not raw.isdigit() or not 1 <= int(raw) <= 64:
+            raise BadInput(f"clusters: '{raw[:10]}' is not a number of clusters (1-64)")
+        return int(raw)
+
     def commit(self) -> None:
-        if self.query_one("#fleet-row").display:
-            raw = self.query_one("#fleet-count", Input).value.strip()
-            if not raw.isdigit() or not 1 <= int(raw) <= 64:
-                raise BadInput(f"clusters: '{raw[:10]}' is not a number of clusters (1-64)")
-            self.wizard.fleet_count = int(raw)
+        self.wizard.fleet_count = self._clusters()
         result = self.wizard.sizing()
         if self.wizard.unresolved_blockers(result):
             raise BadInput("a sizing blocker is left: go back to Sizing to fix or override it")

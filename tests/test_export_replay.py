@@ -37,7 +37,7 @@ from backend.run.journal import RunDir
 from backend.run.plan import build_plan
 from tests.proxmox_lab_support import requests_log
 from tests.tui_lab_helpers import end_guests, require_lab, screen_name, until
-from tui.app import WizardApp
+from tui.app import WizardApp, demo_state
 from tui.cli import main
 from tui.wizardstate import WizardState
 
@@ -50,10 +50,14 @@ SIZES = {"vcpus": "16", "memory": "130", "disk": "800"}  # none of them the reco
 RUN_ID = re.compile(r"(vast-loopback run: )\S+")
 
 
-def up_to_until():
-    """The wizard's run, stopped where `--until UNTIL` stops the replay."""
-    steps = build_plan()
-    return steps[: [s.id for s in steps].index(UNTIL) + 1]
+def up_to(until: str):
+    """The wizard's run, stopped where `--until` stops the replay."""
+
+    def plan():  # noqa: ANN202
+        steps = build_plan()
+        return steps[: [s.id for s in steps].index(until) + 1]
+
+    return plan
 
 
 # --- the comparison ---------------------------------------------------------------------------------
@@ -115,11 +119,31 @@ def differences(wizard: Path, replay: Path) -> list[str]:
 # --- the wizard -------------------------------------------------------------------------------------
 
 
-def wizard_app(run_dir: Path) -> WizardApp:
-    # The lab's world with an SDN VNet next to vmbr0, so the host offers a second bridge to choose.
-    answers = Answers.model_validate({"proxmox": {"url": "lab"}, "lab": {"network": {"sdn_vnet": True}}})
+def wizard_app(run_dir: Path, until: str, answers: Answers | None = None) -> WizardApp:
+    # By default the lab's world with an SDN VNet next to vmbr0, so the host offers a second bridge.
+    answers = answers or Answers.model_validate({"proxmox": {"url": "lab"}, "lab": {"network": {"sdn_vnet": True}}})
     state = WizardState(answers=answers, speed=SPEED, run_dir=str(run_dir))
-    return WizardApp(state, first_step="connect", runs_root=run_dir.parent / "none", plan=up_to_until, blink=False)
+    return WizardApp(state, first_step="connect", runs_root=run_dir.parent / "none", plan=up_to(until), blink=False)
+
+
+async def connect(pilot, app: WizardApp) -> None:  # noqa: ANN001 - Pilot
+    await pilot.press("ctrl+t")
+    await until(pilot, lambda: screen_name(app) == "FingerprintDialog", 60, "the lab's certificate")
+    await pilot.press("y")
+    await until(pilot, lambda: getattr(app.screen, "tested", False), 60, "the connection test")
+
+
+async def save_and_start(pilot, app: WizardApp, saved: Path) -> None:  # noqa: ANN001 - Pilot
+    """On Review: ^s to `saved`, then ^n, and wait for the end of the wizard's own run."""
+    review = app.screen
+    review.query_one("#save-path", Input).value = str(saved)
+    await pilot.press("ctrl+s")
+    await until(pilot, saved.exists, 10, "the saved answers")
+    assert review.status == f"saved {saved}"
+    await pilot.press("ctrl+n")
+    await until(pilot, lambda: screen_name(app) == "DashboardScreen", 10, "the wizard's run")
+    await until(pilot, lambda: screen_name(app) == "ResultScreen", 180, "the end of the wizard's run")
+    assert app.screen.session.end.exit_code == 0, app.screen.session.end
 
 
 async def drive_and_save(pilot, app: WizardApp, saved: Path) -> None:  # noqa: ANN001 - Pilot
@@ -127,10 +151,7 @@ async def drive_and_save(pilot, app: WizardApp, saved: Path) -> None:  # noqa: A
     defaults, then ^s to `saved` and ^n to start the wizard's own run."""
     app.screen.query_one("#profile", Select).value = "big"
     await pilot.pause()
-    await pilot.press("ctrl+t")
-    await until(pilot, lambda: screen_name(app) == "FingerprintDialog", 60, "the lab's certificate")
-    await pilot.press("y")
-    await until(pilot, lambda: getattr(app.screen, "tested", False), 60, "the connection test")
+    await connect(pilot, app)
     await pilot.press("ctrl+n")
     await until(pilot, lambda: screen_name(app) == "HostScreen", 10, "the host step")
 
@@ -168,23 +189,13 @@ async def drive_and_save(pilot, app: WizardApp, saved: Path) -> None:  # noqa: A
     guest.query_one("#limits", Checkbox).value = False
     await pilot.press("ctrl+n")
     await until(pilot, lambda: screen_name(app) == "ReviewScreen", 10, "the review step")
-
-    review = app.screen
-    review.query_one("#save-path", Input).value = str(saved)
-    await pilot.press("ctrl+s")
-    await until(pilot, saved.exists, 10, "the saved answers")
-    assert review.status == f"saved {saved}"
-    await pilot.press("ctrl+n")
-    await until(pilot, lambda: screen_name(app) == "DashboardScreen", 10, "the wizard's run")
-    await until(pilot, lambda: screen_name(app) == "ResultScreen", 180, "the end of the wizard's run")
-    assert app.screen.session.end.exit_code == 0, app.screen.session.end
+    await save_and_start(pilot, app, saved)
 
 
-async def replay(saved: Path, run_dir: Path) -> None:
-    """The saved answers headless, through the command line's front door, on a fresh lab."""
-    args = ["--auto", str(saved), "--run-dir", str(run_dir), "--speed", str(int(SPEED)), "--until", UNTIL]
-    code = await asyncio.to_thread(main, args)  # main runs its own event loop
-    assert code == 0, (run_dir / "run.json").read_text() if (run_dir / "run.json").exists() else code
+async def replay(saved: Path, run_dir: Path, until: str = UNTIL, *flags: str) -> int:
+    """The saved answers headless, through the command line's front door, on a fresh lab: its exit code."""
+    args = ["--auto", str(saved), "--run-dir", str(run_dir), "--speed", str(int(SPEED)), "--until", until, *flags]
+    return await asyncio.to_thread(main, args)  # main runs its own event loop
 
 
 # --- the tests --------------------------------------------------------------------------------------
@@ -194,11 +205,11 @@ async def test_the_answers_saved_at_review_replay_the_wizards_run_exactly(tmp_pa
     require_lab()
     saved, wizard_run, replay_run, lacking_run = (tmp_path / "answers.yaml", tmp_path / "wizard",
                                                   tmp_path / "replay", tmp_path / "lacking")
-    app = wizard_app(wizard_run)
+    app = wizard_app(wizard_run, UNTIL)
     try:
         async with app.run_test(size=(100, 40)) as pilot:
             await drive_and_save(pilot, app, saved)
-        await replay(saved, replay_run)
+        assert await replay(saved, replay_run) == 0
 
         # The wizard's run did what was chosen: the create POST on the chosen node, the sizes, the
         # name and the bridge; the resize to the chosen disk; no limits tuning.
@@ -222,11 +233,49 @@ async def test_the_answers_saved_at_review_replay_the_wizards_run_exactly(tmp_pa
         del data["vm"]["memory_gib"], data["tuning"]["limits"]
         lacking = tmp_path / "lacking.yaml"
         lacking.write_text(yaml.safe_dump(data))
-        await replay(lacking, lacking_run)
+        assert await replay(lacking, lacking_run) == 0
         said = differences(wizard_run, lacking_run)
         assert any(line.startswith(f"POST /nodes/{node}/qemu: memory: '133120' (wizard) != ") for line in said), said
         assert any("tuning only in the replay: ('applied', 'limits" in line for line in said), said
         assert not [line for line in said if ": cores:" in line or ": name:" in line], said
+    finally:
+        end_guests(tmp_path)
+    capsys.readouterr()
+
+
+async def test_a_run_past_an_overridden_blocker_replays_with_the_force_review_names(tmp_path, capsys):
+    """The demo's overcommit (24 vCPUs on the seed's 12 cores), overridden on purpose at Sizing: the
+    saved file alone is refused (exit 3, nothing created), and with the `--force` that Review names
+    when saving it creates the VM the wizard's run created."""
+    require_lab()
+    saved, wizard_run = tmp_path / "answers.yaml", tmp_path / "wizard"
+    app = wizard_app(wizard_run, "create_vm", demo_state("overcommit", SPEED).answers)
+    seen: list = []
+    try:
+        async with app.run_test(size=(100, 40), message_hook=seen.append) as pilot:
+            await connect(pilot, app)
+            for name in ("HostScreen", "SizingScreen"):
+                await pilot.press("ctrl+n")
+                await until(pilot, lambda name=name: screen_name(app) == name, 10, name)
+            assert not app.screen.next_enabled
+            await pilot.press("ctrl+o")
+            await until(pilot, lambda: screen_name(app) == "OverrideDialog", 10, "the override dialog")
+            await pilot.press("o")
+            await until(pilot, lambda: screen_name(app) == "SizingScreen" and app.screen.next_enabled, 10, "it")
+            for name in ("StorageNetworkScreen", "GuestScreen", "ReviewScreen"):
+                await pilot.press("ctrl+n")
+                await until(pilot, lambda name=name: screen_name(app) == name, 10, name)
+            await save_and_start(pilot, app, saved)
+        named = [m.notification.message for m in seen if type(m).__name__ == "Notify"]
+        assert any(text.endswith(f"replay it with vast-loopback --auto {saved} --force") for text in named), named
+
+        assert await replay(saved, tmp_path / "refused", "create_vm") == 3
+        refused = tmp_path / "refused" / "lab"
+        assert requests_log(refused) and normalised(refused) == []  # the host was read, nothing changed
+        assert await replay(saved, tmp_path / "forced", "create_vm", "--force") == 0
+        create = next(r for r in normalised(wizard_run / "lab") if r["request"] == "POST /nodes/pve/qemu")
+        assert create["params"]["cores"] == "24"
+        assert differences(wizard_run, tmp_path / "forced") == []
     finally:
         end_guests(tmp_path)
     capsys.readouterr()

@@ -9,7 +9,7 @@ from textual.widgets import Input, Select
 
 from backend.model import answers as answers_mod
 from backend.run.journal import ANSWERS, RunDir
-from tests.tui_helpers import Opener, make_app, posted, small_plan, to_step
+from tests.tui_helpers import BIG_INVENTORY, Opener, make_app, posted, small_plan, to_step
 from tui.messages import AbortConfirmed, AnswersSaved, RunEnded, RunLaunched, StorageNetworkChosen
 from tui.widgets.wizard.findings import FindingsList
 from tui.widgets.wizard.summary import AnswersSummary
@@ -181,3 +181,60 @@ async def test_back_walks_all_the_way_to_connect():
             await pilot.pause()
             names.append(type(app.screen).__name__)
         assert names == ["GuestScreen", "StorageNetworkScreen", "SizingScreen", "HostScreen", "ConnectScreen"]
+
+
+def _warned(seen: list) -> list[str]:
+    """What the app said in its notifications (Textual's Notify messages)."""
+    return [m.notification.message for m in seen if type(m).__name__ == "Notify"]
+
+
+async def test_saving_says_how_to_replay_what_start_does_beyond_the_answers(tmp_path):
+    """A blocker overridden on purpose is a run option, not an answer: the saved file alone is refused
+    (exit 3), so saving says the command that replays Start's run (`--force`). Nothing is said when
+    `--auto FILE` alone replays it."""
+    app = make_app()
+    seen: list = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await to_step(pilot, app, "review")
+        plain = tmp_path / "plain.yaml"
+        app.screen.query_one("#save-path", Input).value = str(plain)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert plain.exists() and not _warned(seen)
+        await pilot.press("escape", "escape", "escape")  # back to Sizing
+        await pilot.pause()
+        assert type(app.screen).__name__ == "SizingScreen"
+        app.screen.query_one("#vcpus", Input).value = "24"  # 24 vCPUs on 12 cores: a blocker
+        await pilot.pause()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        await pilot.press("o")
+        await pilot.pause()
+        for _ in range(3):
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+        forced = tmp_path / "forced answers.yaml"
+        app.screen.query_one("#save-path", Input).value = str(forced)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert answers_mod.load(forced).vm.vcpus == 24
+        assert _warned(seen) == [f"Start runs past blockers overridden on purpose, which the answers do not hold; "
+                                 f"replay it with vast-loopback --auto '{forced}' --force"]
+
+
+async def test_saving_a_class_says_it_replays_with_fleet_up(tmp_path):
+    app = make_app(opener=Opener(facts=BIG_INVENTORY))
+    seen: list = []
+    async with app.run_test(size=(80, 24), message_hook=seen.append) as pilot:
+        await to_step(pilot, app, "review")
+        saved = tmp_path / "class.yaml"
+        app.screen.query_one("#save-path", Input).value = str(saved)
+        app.screen.query_one("#fleet-count", Input).value = "many"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen.status == "clusters: 'many' is not a number of clusters (1-64)" and not saved.exists()
+        app.screen.query_one("#fleet-count", Input).value = "3"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert _warned(seen) == ["Start runs a class of 3 clusters, which the answers do not hold; replay it with "
+                                 f"vast-loopback fleet up {saved} --count 3 --run-dir DIR"]
