@@ -141,7 +141,7 @@ test."""
         """The Proxmox and lab sections as the form stands; BadInput names what is wrong."""
         current = self.wizard.answers
         url = self.scheme if self.scheme != "https" else self.query_one("#url", Input).value.strip()
-        data: dict = {"url": url, "node": current.proxmox.node}
+        data: dict = {"url": url, "node": current.proxmox.node, "keep_host_changes": current.proxmox.keep_host_changes}
         token_id = self.query_one("#token-id", Input).value.strip()
         secret = self.query_one("#token-secret", Input).value.strip()
         if self.scheme == "https":

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from textual.widgets import Input, Select
 
 from backend.model import answers as answers_mod
 from backend.run.journal import ANSWERS, RunDir
-from tests.tui_helpers import BIG_INVENTORY, Opener, make_app, posted, small_plan, to_step
+from tests.tui_helpers import BIG_INVENTORY, FINGERPRINT, Opener, make_app, posted, small_plan, to_step
 from tui.messages import AbortConfirmed, AnswersSaved, RunEnded, RunLaunched, StorageNetworkChosen
 from tui.widgets.wizard.findings import FindingsList
 from tui.widgets.wizard.summary import AnswersSummary
@@ -238,3 +239,57 @@ async def test_saving_a_class_says_it_replays_with_fleet_up(tmp_path):
         await pilot.pause()
         assert _warned(seen) == ["Start runs a class of 3 clusters, which the answers do not hold; replay it with "
                                  f"vast-loopback fleet up {saved} --count 3 --run-dir DIR"]
+
+
+KEPT_HTTPS = f"""\
+proxmox:
+  url: https://pve.example:8006
+  token_id: root@pam!vlb
+  token_secret: env:PVE_TOKEN
+  node: pve
+  fingerprint: {FINGERPRINT}
+  keep_host_changes: true
+"""
+KEPT_LAB = """\
+proxmox: {url: lab, keep_host_changes: true}
+lab: {host_profile: small, network: {sdn_vnet: true, jump_host: elsewhere}, ova: generic}
+"""
+KEPT_REST = f"""\
+vm: {{name: lb-kept, vcpus: 11, memory_gib: 120, disk_gib: 900, vmid: 4242, first_boot_controller: sata}}
+ova: local:import/other.ova
+guest:
+  address: 10.0.0.50
+  user: vastdata
+  port: 2222
+  password: env:GUEST_PW
+  key: file:/keys/id
+  host_key: SHA256:Mkq2l/F71ofgIefIwt/YZGoNv5yEtEOfce05zXNPZbE
+vast:
+  build: release-5-4-1-1234567
+  cluster_name: kept
+  admin_user: ops
+  admin_password: env:VMS_PW
+  reboot_test: false
+  cert_path: /etc/vms.crt
+  fingerprint: {FINGERPRINT}
+tuning: {{limits: false}}
+"""
+
+
+@pytest.mark.parametrize("target", [KEPT_HTTPS, KEPT_LAB], ids=["https", "lab"])
+async def test_every_answer_the_wizard_holds_is_saved_as_it_was(tmp_path, target):
+    """Answers with no default left, taken through every step unchanged (the connection tested, Next on
+    each), save equal to what they were: no step drops a value it does not ask for (a saved file is
+    what the wizard's run uses: tests/test_export_replay.py)."""
+    start = answers_mod.parse(target + KEPT_REST)
+    app = make_app(WizardState(answers=start.model_copy(deep=True)))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await to_step(pilot, app, "review")
+        saved = tmp_path / "answers.yaml"
+        app.screen.query_one("#save-path", Input).value = str(saved)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+    loaded = answers_mod.load(saved)
+    assert loaded.model_dump() == start.model_dump()
+    own = start.proxmox.url  # the target provider's own section ('lab'); a real host's has none
+    assert loaded.section(own) == start.section(own)
