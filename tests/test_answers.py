@@ -61,7 +61,8 @@ def _error(text: str) -> str:
         ("vm: {name: -bad}\n", ["vm.name", "DNS name"]),
         ("proxmox: {url: 'https://x:8006', token_id: 'root@pam!t', token_secret: hunter2}\n",
          ["proxmox.token_secret", "reference"]),
-        ("proxmox: {url: 'https://x:8006'}\n", ["token_id and token_secret"]),
+        ("proxmox: {url: 'https://x:8006'}\n", ["proxmox.token_id: required for a real Proxmox host",
+                                               "proxmox.token_secret: required for a real Proxmox host"]),
         ("proxmox: {url: 'http://x:8006', token_id: 'root@pam!t', token_secret: 'env:X'}\n", ["proxmox.url", "https"]),
         ("guest: {address: 300.1.1.1}\n", ["guest.address"]),
         ("ova: /tmp/x.ova\n", ["ova", "volid"]),
@@ -133,10 +134,21 @@ def test_redaction_keeps_json_numbers_intact_and_public_defaults_visible():
 
 def test_an_answers_file_must_name_its_target():
     """No default target: an empty file, or one without proxmox.url, is bad input naming the field
-    (the built-in lab is `url: lab`, a provider registered by name)."""
-    for text in ("{}\n", "vm: {vcpus: 12}\n", "proxmox: {node: auto}\n"):
+    by its dotted name (the built-in lab is `url: lab`, a provider registered by name), with the hint
+    where a complete file comes from."""
+    for text in ("", "{}\n", "vm: {vcpus: 12}\n", "proxmox: {node: auto}\n", "proxmox:\n"):
         message = _error(text)
-        assert "proxmox" in message and "required but missing" in message, message
+        assert "proxmox.url: required but missing" in message, message
+        assert "hint: run the wizard (vast-loopback)" in message and "vast-loopback schema" in message, message
+
+
+def test_every_missing_required_answer_is_named_at_once():
+    """A real host without its token: both fields named, beside any other problem of the file."""
+    message = _error("proxmox: {url: 'https://pve.example:8006'}\nvm: {vcpus: lots}\n")
+    lines = [line for line in message.splitlines() if not line.startswith("  hint:")]
+    assert [line.split(": ")[1] for line in lines] == ["proxmox.token_id", "proxmox.token_secret", "vm.vcpus"]
+    assert "hint: run the wizard" in message
+    assert "hint:" not in _error("proxmox: {url: lab}\nvm: {vcpus: lots}\n")  # nothing missing: no such hint
     assert A.parse("proxmox: {url: lab}\n").proxmox.url == "lab"
     assert "'lab' or https://" in _error("proxmox: {url: 'ftp://x'}\n")
 

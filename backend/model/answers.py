@@ -13,6 +13,7 @@ import ipaddress
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -30,7 +31,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_core import InitErrorDetails
+from pydantic_core import InitErrorDetails, PydanticCustomError, core_schema
 
 from backend.errors import BadInput
 from backend.model import yamlsafe
@@ -49,6 +50,8 @@ VOLID = re.compile(r"^(?P<storage>[a-z][a-z0-9\-_.]*[a-z0-9]):import/(?P<file>[a
 SHA256_COLON = re.compile(r"^([0-9A-Fa-f]{2}:){31}[0-9A-Fa-f]{2}$")
 SSH_FP = re.compile(r"^SHA256:[A-Za-z0-9+/]{43}=?$")
 GUEST_PATH = re.compile(r"^/[A-Za-z0-9._+\-/]{1,255}$")
+# The type of the error for a field required only with other values (a real host's token fields).
+REQUIRED_HERE = "required_here"
 # Where the VMS keeps its TLS certificate on the guest. No public source names it for VAST 5.4: a
 # guess under /vast/vman, the VMS container's persistent mount (see backend/clients/vmstrust.py), and
 # configurable; a guest without it is handled (the wizard asks, headless needs vast.fingerprint).
@@ -175,8 +178,16 @@ class ProxmoxAnswers(_Section):
 
     @model_validator(mode="after")
     def _credentials(self) -> ProxmoxAnswers:
-        if self.url not in _PROVIDERS and (self.token_id is None or self.token_secret is None):
-            raise ValueError("a real Proxmox host needs token_id and token_secret (env:NAME or file:PATH)")
+        """A real host's token id and secret are required: each one missing is named by its field."""
+        if self.url in _PROVIDERS:
+            return self
+        missing = [InitErrorDetails(type=PydanticCustomError(REQUIRED_HERE, "required for a real Proxmox host: "
+                                                             "{what}", {"what": what}), loc=(name,), input=None)
+                   for name, what in (("token_id", "its API token id, USER@REALM!TOKENID"),
+                                      ("token_secret", "env:NAME or file:PATH of the token secret"))
+                   if getattr(self, name) is None]
+        if missing:
+            raise ValidationError.from_exception_data(type(self).__name__, missing)
         return self
 
 
@@ -386,9 +397,15 @@ def provider_names() -> list[str]:
     return sorted(_PROVIDERS)
 
 
+_BUILT_IN_ERRORS = frozenset(get_args(core_schema.ErrorType))
+
+
 def _errors(exc: ValidationError, *within: str) -> list[InitErrorDetails]:
-    """A validation's errors, placed under `within` (a provider's section)."""
-    return [InitErrorDetails(type=e["type"], loc=(*within, *e["loc"]), input=e["input"], ctx=e.get("ctx") or {})
+    """A validation's errors, placed under `within` (a provider's section); our own kinds of error
+    (REQUIRED_HERE) keep their message."""
+    return [InitErrorDetails(type=e["type"] if e["type"] in _BUILT_IN_ERRORS
+                             else PydanticCustomError(e["type"], "{message}", {"message": e["msg"]}),
+                             loc=(*within, *e["loc"]), input=e["input"], ctx=e.get("ctx") or {})
             for e in exc.errors()]
 
 
@@ -413,6 +430,8 @@ class Answers(_Section):
         sections: dict[str, BaseModel] = {}
         if isinstance(data, dict):
             data = dict(data)
+            if data.get("proxmox") is None:  # absent or empty: name the field that is required, proxmox.url
+                data["proxmox"] = {}
             for name, model in _PROVIDERS.items():
                 if model is not None and name in data:
                     try:
@@ -535,9 +554,34 @@ def _describe(error: dict[str, Any]) -> tuple[str, str | None]:
 
 
 MAX_PROBLEMS = 12  # problems listed in one message; the rest are counted
+MISSING = ("missing", REQUIRED_HERE)  # the error types of a required value not given
 
 
-def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Located | None) -> str:
+def missing_hint() -> str:
+    """What to do about required answers not given: where a complete answers file comes from."""
+    named = "".join(f"'{name}' or " for name in provider_names())
+    return ("run the wizard (vast-loopback), whose Review saves a complete answers file (^s), or read "
+            f"`vast-loopback schema`; proxmox.url is {named}https://HOST:8006")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in the answers: where (its keys), what, a hint, and whether it is a required
+    value not given."""
+
+    loc: tuple
+    message: str
+    hint: str | None = None
+    missing: bool = False
+
+    @property
+    def field(self) -> str:
+        """Its dotted name, as the answers file nests it (proxmox.url)."""
+        return ".".join(yamlsafe.shown(repr(p) if p == "" else p) for p in self.loc) or "(top level)"
+
+
+def problems(exc: ValidationError) -> list[Problem]:
+    """A validation's errors, one Problem per field, in the model's words."""
     by_path: dict[tuple, list[dict[str, Any]]] = {}
     for error in exc.errors():
         # pydantic adds union member names to loc ('int', "literal['auto']"); drop them (never a key
@@ -546,11 +590,8 @@ def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Locat
         if error.get("type") != "extra_forbidden":
             loc = tuple(p for p in loc if not (isinstance(p, str) and (p == "int" or p.startswith("literal["))))
         by_path.setdefault(loc, []).append(error)
-    lines = []
-    for loc, errors in list(by_path.items())[:MAX_PROBLEMS]:
-        path = ".".join(yamlsafe.shown(repr(p) if p == "" else p) for p in loc) or "(top level)"
-        position = located.where(loc) if located else None
-        where = f"{source}:{position[0]}:{position[1]}" if position else source
+    found = []
+    for loc, errors in by_path.items():
         kinds = {e.get("type") for e in errors}
         hint = None
         if "literal_error" in kinds and len(errors) > 1:
@@ -561,25 +602,43 @@ def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Locat
             message, hint = _describe(errors[0])
             if errors[0].get("type") == "extra_forbidden":
                 hint = _hint_unknown(loc, Answers)
-        lines.append(f"{where}: {path}: {message}" + (f"\n  hint: {hint}" if hint else ""))
-    if len(by_path) > MAX_PROBLEMS:
-        lines.append(f"{source}: and {len(by_path) - MAX_PROBLEMS} more problems")
+        found.append(Problem(loc, message, hint, missing=bool(kinds & set(MISSING))))
+    return found
+
+
+def errors_to_message(exc: ValidationError, source: str, located: yamlsafe.Located | None) -> str:
+    found = problems(exc)
+    lines = []
+    for problem in found[:MAX_PROBLEMS]:
+        position = located.where(problem.loc) if located else None
+        where = f"{source}:{position[0]}:{position[1]}" if position else source
+        lines.append(f"{where}: {problem.field}: {problem.message}" + (f"\n  hint: {problem.hint}" if problem.hint else ""))
+    if len(found) > MAX_PROBLEMS:
+        lines.append(f"{source}: and {len(found) - MAX_PROBLEMS} more problems")
     return "\n".join(lines)
 
 
 def parse(text: str | bytes, source: str = "answers") -> Answers:
-    """Parse and validate answers text. Raises BadInput with file:line:col messages."""
-    located = yamlsafe.load(text, source)
-    if not isinstance(located.data, dict):
-        raise BadInput(f"{source}: the answers file must be a mapping of sections (proxmox, vm, ...)")
+    """Parse and validate answers text. Raises BadInput with file:line:col messages, every problem
+    at once; required answers not given get the hint where a complete file comes from."""
+    located = read(text, source)
     try:
         return Answers.model_validate(located.data)
     except ValidationError as exc:
-        raise BadInput(errors_to_message(exc, source, located)) from None
+        missing = any(problem.missing for problem in problems(exc))
+        raise BadInput(errors_to_message(exc, source, located), hint=missing_hint() if missing else None) from None
 
 
-def load(path: str | os.PathLike[str]) -> Answers:
-    """Read and validate an answers file."""
+def read(text: str | bytes, source: str = "answers") -> yamlsafe.Located:
+    """Answers text as YAML data with positions, a mapping (not yet validated); BadInput otherwise."""
+    located = yamlsafe.load(text, source)
+    if not isinstance(located.data, dict):
+        raise BadInput(f"{source}: the answers file must be a mapping of sections (proxmox, vm, ...)")
+    return located
+
+
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """An answers file's bytes; BadInput saying why it cannot be read."""
     p = Path(path)
     try:
         if p.is_dir():
@@ -587,14 +646,18 @@ def load(path: str | os.PathLike[str]) -> Answers:
         size = p.stat().st_size
         if size > yamlsafe.MAX_BYTES:
             raise BadInput(f"{p}: file is {size} bytes; answers files are limited to {yamlsafe.MAX_BYTES}")
-        data = p.read_bytes()
+        return p.read_bytes()
     except FileNotFoundError:
         raise BadInput(f"{p}: no such answers file") from None
     except PermissionError:
         raise BadInput(f"{p}: permission denied") from None
     except OSError as exc:
         raise BadInput(f"{p}: cannot read: {exc.strerror or exc.__class__.__name__}") from None
-    return parse(data, str(p))
+
+
+def load(path: str | os.PathLike[str]) -> Answers:
+    """Read and validate an answers file."""
+    return parse(read_file(path), str(path))
 
 
 def load_saved(path: str | os.PathLike[str]) -> Answers:
