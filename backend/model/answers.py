@@ -672,10 +672,12 @@ def load_saved(path: str | os.PathLike[str]) -> Answers:
     return parse(data, str(path))
 
 
+SECRET_FIELDS = ("proxmox.token_secret", "guest.password", "guest.key", "vast.admin_password")  # references only
+
+
 def secret_refs(answers: Answers) -> dict[str, SecretRef]:
     """Every secret reference the answers give, by field ('guest.password': env:NAME, ...)."""
-    refs = {"proxmox.token_secret": answers.proxmox.token_secret, "guest.password": answers.guest.password,
-            "guest.key": answers.guest.key, "vast.admin_password": answers.vast.admin_password}
+    refs = {field: getattr(getattr(answers, field.split(".")[0]), field.split(".")[1]) for field in SECRET_FIELDS}
     return {field: ref for field, ref in refs.items() if ref is not None}
 
 
