@@ -2,7 +2,9 @@
 status line for the one clear sentence about what is wrong, and the footer.
 
 A step's screen reads and changes the app's `WizardState`; `commit()` writes the step's answers
-(raising BadInput with the reason) and the app decides which screen comes next.
+(raising BadInput with the reason) and the app decides which screen comes next. Reopened answers
+(`--answers FILE`) with a problem in a step's fields show it above the step's form until the step's
+answers are written.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import TYPE_CHECKING, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.markup import escape
 from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Static
@@ -53,6 +56,7 @@ class WizardScreen(Screen):
         yield WizardProgress(self.STEP, where=self.wizard.target)
         yield Static(self.TITLE, classes="step-title")
         with VerticalScroll(classes="step-body"):
+            yield Static("", id="loaded")
             yield from self.compose_body()
         with Horizontal(classes="step-nav"):
             yield Button("Back esc", id="back", compact=True)
@@ -67,6 +71,21 @@ class WizardScreen(Screen):
         for field in self.query(Input):
             field.cursor_blink = self.wizard_app.blink
         self.query_one("#next", Button).disabled = not self.next_enabled
+        self.show_problems()
+
+    def on_screen_resume(self) -> None:
+        self.show_problems()  # back from a later step: what is settled since is no longer said
+
+    def show_problems(self) -> None:
+        """The problems of the reopened answers in this step's fields, in the model's words."""
+        problems = self.wizard.problems_of(self.STEP)
+        loaded = self.query_one("#loaded", Static)
+        loaded.display = bool(problems)
+        if problems:
+            where = f" in {self.wizard.source}" if self.wizard.source else ""
+            what = "left out, the defaults shown are used" if self.STEP == "review" else "fix them here"
+            loaded.update(f"[b $error]Answers{where} not loaded ({what}):[/]\n" + "\n".join(
+                f"[$error]✖[/] {escape(dotted)}: {escape(message)}" for dotted, message in problems.items()))
 
     # --- status line and the Next button --------------------------------------------------------
 
@@ -105,16 +124,23 @@ class WizardScreen(Screen):
     def commit(self) -> None:
         """Write this step's answers into the wizard state; raise BadInput when they are wrong."""
 
-    def action_next(self) -> None:
-        if not self.next_enabled:
-            self.app.bell()
-            return
+    def committed(self) -> bool:
+        """Write this step's answers (`commit`), as Next does: False with the reason said when they
+        are wrong; once written, the step's problems from reopened answers are settled."""
         try:
             self.commit()
         except VlbError as exc:
             self.say(first_line(exc), error=True)
+            return False
+        self.wizard.settled(self.STEP)
+        return True
+
+    def action_next(self) -> None:
+        if not self.next_enabled:
+            self.app.bell()
             return
-        self.wizard_app.go_next(self.STEP)
+        if self.committed():
+            self.wizard_app.go_next(self.STEP)
 
     def action_back(self) -> None:
         self.wizard_app.go_back()

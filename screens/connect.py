@@ -45,7 +45,11 @@ environment variable) or file:PATH. The secret itself is never typed here, saved
 
 ^t tests the connection: the host's TLS certificate is shown first and nothing is sent until you
 trust it (y). Its fingerprint is then pinned in the answers. Next is available after a successful
-test."""
+test.
+
+Reopened answers (--answers FILE) are tested without asking when the certificate is vouched for (a
+pin in the file, or the built-in lab's own); a real host's unpinned certificate waits for your ^t.
+After the test the wizard goes on to the first step that needs you."""
 
     BINDINGS = [
         *WizardScreen.BINDINGS,
@@ -55,15 +59,24 @@ test."""
     scheme: reactive[str] = reactive("lab")
     tested: reactive[bool] = reactive(False)
 
-    def __init__(self, scheme: str | None = None) -> None:
+    def __init__(self, scheme: str | None = None, *, auto: bool = False) -> None:
         super().__init__()
         self._first_scheme = scheme  # the start screen's choice; else the answers' url decides
+        self._auto = auto  # reopened answers: test the connection on mount, no question for a vouched certificate
         self._tested_with: ProxmoxAnswers | None = None
+
+    def _url(self) -> str:
+        """The answers' URL, or the text a reopened file gave for it (not loaded)."""
+        return self.wizard.shown("proxmox.url", self.wizard.answers.proxmox.url)
+
+    def _scheme(self) -> str:
+        scheme = provider_scheme(self._url())
+        return self._first_scheme or (scheme if scheme in (LAB, "https") else "https")
 
     def compose_body(self) -> ComposeResult:
         answers = self.wizard.answers
         proxmox = answers.proxmox
-        scheme = self._first_scheme or provider_scheme(proxmox.url)
+        scheme = self._scheme()
         demo = self.wizard_app.demo
         if demo is not None and demo.hint_for(self.STEP):
             yield Static(demo.hint_for(self.STEP), classes="demo-hint")
@@ -81,15 +94,16 @@ test."""
                          allow_blank=False, id="profile", compact=True)
         with Horizontal(classes="form-row https-only"):
             yield Label("URL", classes="label")
-            yield Input(proxmox.url if provider_scheme(proxmox.url) == "https" else "", placeholder="https://pve.example:8006",
+            yield Input(self._url() if provider_scheme(self._url()) != LAB else "", placeholder="https://pve.example:8006",
                         id="url", compact=True)
         with Horizontal(classes="form-row https-only"):
             yield Label("Token id", classes="label")
-            yield Input(proxmox.token_id or "", placeholder="root@pam!vlb", id="token-id", compact=True)
+            yield Input(self.wizard.shown("proxmox.token_id", proxmox.token_id), placeholder="root@pam!vlb",
+                        id="token-id", compact=True)
         with Horizontal(classes="form-row https-only"):
             yield Label("Token secret", classes="label")
-            yield Input(str(proxmox.token_secret or ""), placeholder="env:PVE_TOKEN or file:~/.pve-token",
-                        id="token-secret", compact=True)
+            yield Input(self.wizard.shown("proxmox.token_secret", proxmox.token_secret),
+                        placeholder="env:PVE_TOKEN or file:~/.pve-token", id="token-secret", compact=True)
         yield Static("The secret is a reference (env:NAME or file:PATH), never the value.",
                      classes="hint https-only")
         yield Button(self.wizard_app.keys_in("Test connection ^t"), id="test", compact=True)
@@ -97,7 +111,7 @@ test."""
 
     def on_mount(self) -> None:
         super().on_mount()
-        self.scheme = self._first_scheme or provider_scheme(self.wizard.answers.proxmox.url)
+        self.scheme = self._scheme()
         self.next_enabled = False
         if self.wizard.inventory is not None:  # came back from a later step: still connected
             self._tested_with = self.wizard.answers.proxmox.model_copy()
@@ -105,6 +119,12 @@ test."""
                                  len(self.wizard.inventory.nodes))
             self.tested = True
         self.query_one("#test", Button).focus()
+        if self._auto:
+            self._auto = False
+            self._test(ask=False)
+        elif self.wizard_app.reopening:
+            self.say("fix the target, then test the connection (^t)" if self.wizard.problems_of(self.STEP) else
+                     "the host's certificate is not pinned in the answers: test the connection (^t) to see it")
 
     # --- form ---------------------------------------------------------------------------------
 
@@ -168,6 +188,11 @@ test."""
             super().on_button_pressed(event)
 
     def action_test(self) -> None:
+        self._test(ask=True)
+
+    def _test(self, ask: bool) -> None:
+        """Test the connection with the form's target; `ask` False: a certificate the target vouches
+        for (a pin in the answers, a provider's own) is not asked about."""
         try:
             proxmox, lab = self._form_answers()
         except VlbError as exc:
@@ -177,14 +202,14 @@ test."""
         self.tested = False
         self.query_one("#result", Static).update("")
         self.say(f"connecting to {self._where(proxmox)}…")
-        self.test_connection(answers)
+        self.test_connection(answers, ask)
 
     @staticmethod
     def _where(proxmox: ProxmoxAnswers) -> str:
         return "the built-in lab" if provider_scheme(proxmox.url) != "https" else proxmox.url
 
     @work(exclusive=True, group="connect", exit_on_error=False, description="test the connection")
-    async def test_connection(self, answers: Answers) -> None:
+    async def test_connection(self, answers: Answers, ask: bool = True) -> None:
         url = answers.proxmox.url
         try:
             probe = await self.wizard_app.probe_opener(answers)
@@ -192,7 +217,9 @@ test."""
             self.post_message(ConnectionFailed(url, describe_error(exc, url)))
             return
         try:
-            trusted = await self.app.push_screen_wait(FingerprintDialog(probe.label, probe.url, probe.fingerprint))
+            vouched = not ask and probe.pin_to_save is None
+            trusted = vouched or await self.app.push_screen_wait(FingerprintDialog(probe.label, probe.url,
+                                                                                   probe.fingerprint))
             if not trusted:
                 self.post_message(CertificateRejected(url, probe.fingerprint))
                 return
@@ -205,6 +232,7 @@ test."""
         finally:
             await probe.close()
         self.wizard.answers = answers
+        self.wizard.settled(self.STEP)
         self.wizard.connected(host, probe.fingerprint, probe.pin_to_save, target=probe.description or probe.label)
         self._tested_with = answers.proxmox.model_copy()
         self.post_message(ConnectionTested(url, inventory.pve_version, probe.fingerprint, inventory))
@@ -213,8 +241,11 @@ test."""
         self.query_one(WizardProgress).where = self.wizard.target  # the header names the target from now on
         self._show_connected(message.pve_version, message.fingerprint, len(message.inventory.nodes))
         self.tested = True
+        self.show_problems()
         self.say("connected: Next (^n) to choose the host")
         self.query_one("#next").focus()
+        if self.wizard_app.reopening:  # reopened answers: on to the first step that needs the user
+            self.wizard_app.skip_ahead()
 
     def on_connection_failed(self, message: ConnectionFailed) -> None:
         self.say(message.error, error=True)

@@ -57,18 +57,19 @@ env:NAME (an environment variable) or file:PATH; they are read when the run need
         answers = self.wizard.answers
         guest, vast = answers.guest, answers.vast
         kiosk = self.wizard_app.kiosk  # the web demo reads nothing on the server: no references there
+        shown = self.wizard.shown  # a value of a reopened file not loaded: its text (a secret's only as a reference)
         default = "the OVA's default (no references in the web demo)" if kiosk else None
         rows = (
-            ("Guest user", Input(guest.user, id="user", compact=True)),
-            ("Password", Input(str(guest.password or ""),
+            ("Guest user", Input(shown("guest.user", guest.user), id="user", compact=True)),
+            ("Password", Input(shown("guest.password", guest.password),
                                placeholder=default or "env:NAME or file:PATH (empty: the OVA's default)",
                                id="password", compact=True, disabled=kiosk)),
-            ("SSH key", Input(str(guest.key or ""), placeholder=default or "file:~/.ssh/id_ed25519 (optional)",
+            ("SSH key", Input(shown("guest.key", guest.key), placeholder=default or "file:~/.ssh/id_ed25519 (optional)",
                               id="key", compact=True, disabled=kiosk)),
-            ("Host key", Input(guest.host_key or "", placeholder="SHA256:... (empty: known_hosts, or ask)",
+            ("Host key", Input(shown("guest.host_key", guest.host_key), placeholder="SHA256:... (empty: known_hosts, or ask)",
                                id="host-key", compact=True)),
-            ("VMS admin", Input(vast.admin_user, id="vms-user", compact=True)),
-            ("VMS password", Input(str(vast.admin_password or ""),
+            ("VMS admin", Input(shown("vast.admin_user", vast.admin_user), id="vms-user", compact=True)),
+            ("VMS password", Input(shown("vast.admin_password", vast.admin_password),
                                    placeholder=default or "env:NAME or file:PATH (empty: the OVA's default)",
                                    id="vms-password", compact=True, disabled=kiosk)),
         )

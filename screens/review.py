@@ -70,7 +70,9 @@ run; Esc goes back to change something."""
                         tooltip="how many loopback clusters (a class): one per member, across the nodes")
         with Horizontal(classes="form-row", id="save-row"):
             yield Label("Save to", classes="label")
-            yield Input(DEFAULT_ANSWERS_FILE, id="save-path", compact=True, disabled=self.wizard_app.kiosk)
+            # reopened answers are saved back to their file by default
+            yield Input(self.wizard.source or DEFAULT_ANSWERS_FILE, id="save-path", compact=True,
+                        disabled=self.wizard_app.kiosk)
 
     def on_mount(self) -> None:
         super().on_mount()

@@ -94,7 +94,9 @@ why it blocks (the run will most likely fail as the field report's did)."""
         with Horizontal(id="sizes"):
             for (key, label), value in zip(FIELDS, (vcpus, memory, disk), strict=True):
                 yield Label(label, classes="size-label")
-                yield Input(str(value), id=key, type="integer", max_length=7, compact=True, classes="size")
+                # a reopened file's value that did not validate is shown as it was written, to be fixed here
+                yield Input(self.wizard.shown(f"vm.{ANSWER_FIELDS[key]}", value), id=key, type="integer",
+                            max_length=7, compact=True, classes="size")
         yield Static("", id="guest-memory")
         yield Static("", id="recommendation")
         yield Static("", id="override-banner")

@@ -57,12 +57,12 @@ class StorageNetworkScreen(WizardScreen):
         bridges = [(b, b) for b in node.bridges] or [(answers.vm.bridge, answers.vm.bridge)]
         bridge_value = answers.vm.bridge if any(v == answers.vm.bridge for _, v in bridges) else bridges[0][1]
         rows = (
-            ("VM name", Input(answers.vm.name, id="name", compact=True)),
+            ("VM name", Input(self.wizard.shown("vm.name", answers.vm.name), id="name", compact=True)),
             ("Storage", Select(storages, value=storage_value, id="storage", compact=True,
                                prompt="no storage holds VM disks")),
             ("Bridge", Select(bridges, value=bridge_value, allow_blank=False, id="bridge", compact=True)),
-            ("OVA", Input(answers.ova, id="ova", compact=True)),
-            ("Guest address", Input(answers.guest.address, placeholder="dhcp or an IP address", id="address",
+            ("OVA", Input(self.wizard.shown("ova", answers.ova), id="ova", compact=True)),
+            ("Guest address", Input(self.wizard.shown("guest.address", answers.guest.address), placeholder="dhcp or an IP address", id="address",
                                     compact=True, disabled=self.wizard_app.kiosk)),  # the web demo: the lab's own
         )
         for label, field in rows:

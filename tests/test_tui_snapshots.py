@@ -12,6 +12,7 @@ from tests.tui_helpers import BIG_INVENTORY, Opener, connect, make_app, small_pl
 from tui.wizardstate import WizardState
 
 RUN_DIR = Path("/tmp/vlb-snapshot-run")  # shown on the run screen, so it must not vary
+REOPENED = Path("/tmp/vlb-snapshot-answers.yaml")  # named on the reopened step, so it must not vary
 
 
 def test_start_screen(snap_compare, tmp_path):
@@ -141,3 +142,21 @@ def test_sizing_screen_on_a_big_terminal(snap_compare):
 
     app = make_app(opener=Opener(facts=BIG_INVENTORY))
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_sizing_screen_reopened_with_an_invalid_value(snap_compare):
+    """`--answers FILE` with 24 vCPUs and RAM written as text: Sizing opens with both as written, the
+    model's message about the RAM above the form, the field as the finding, and Next off."""
+    REOPENED.write_text("proxmox: {url: lab}\nvm: {vcpus: 24, memory_gib: lots}\n")
+
+    async def run_before(pilot):
+        for _ in range(3):
+            await pilot.pause()
+            await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    try:
+        app = make_app(WizardState.reopen(REOPENED), first_step="reopen")
+        assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+    finally:
+        REOPENED.unlink(missing_ok=True)

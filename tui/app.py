@@ -5,6 +5,12 @@ The app owns the `WizardState` being edited and the order of the steps; each ste
 workers. Seams for tests and the demo: the probe opener (how Connect reaches a host), the plan and
 the target opener the run uses, where unfinished runs are looked for, and the run screen factory
 (the live dashboard by default; tests may give their own).
+
+Reopened answers (`--answers FILE`, Subiquity's interactive sections as the model): the wizard opens
+on Connect, tests the connection itself when it can (`WizardState.tests_alone`), then passes every
+step whose answers are valid as Next would and stops on the first that needs the user: a problem
+in its fields, a blocker, or a step that refuses its answers. Every step passed stays on the stack,
+prefilled, for Back.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from textual.app import App
 from textual.binding import Binding
 from textual.screen import Screen
 
-from backend.errors import VlbError
+from backend.errors import BadInput, VlbError
 from backend.model.answers import Answers
 from backend.run import service
 from backend.run.engine import RunOptions, Step
@@ -107,6 +113,7 @@ class WizardApp(App[int]):
         self.blink = blink  # cursor blink off keeps snapshots deterministic
         self.exit_code = 0
         self.launched: Run | None = None
+        self.reopening = first_step == "reopen"  # until the connection is tested and the steps passed
 
     @property
     def kiosk(self) -> bool:
@@ -126,6 +133,10 @@ class WizardApp(App[int]):
             from screens.start import StartScreen
 
             self.push_screen(StartScreen())
+        elif self.first_step == "reopen":
+            from screens.connect import ConnectScreen
+
+            self.push_screen(ConnectScreen(auto=self.state.tests_alone))
         else:
             self.push_screen(self.make_step(self.first_step))
 
@@ -155,6 +166,22 @@ class WizardApp(App[int]):
 
             return ReviewScreen()
         raise ValueError(f"unknown wizard step {step}")
+
+    def skip_ahead(self) -> None:
+        """Reopened answers, connected: pass each step as Next would, up to the first that needs the user."""
+        self.reopening = False
+        self.run_worker(self._skip_ahead(), group="reopen", exclusive=True, description="open the first step "
+                        "that needs the user")
+
+    async def _skip_ahead(self) -> None:
+        from screens.base import WizardScreen
+
+        for step in STEP_ORDER[STEP_ORDER.index("connect") + 1:]:
+            screen = self.make_step(step)
+            await self.push_screen(screen)
+            assert isinstance(screen, WizardScreen)
+            if step == "review" or self.state.problems_of(step) or not screen.next_enabled or not screen.committed():
+                return
 
     def go_next(self, step: str) -> None:
         index = STEP_ORDER.index(step)
@@ -306,21 +333,28 @@ class WizardApp(App[int]):
 # --- entry points (called from tui/cli.py) ------------------------------------------------------------
 
 
-def run_wizard(speed: float | None, run_dir: str | None, force: bool) -> int:
-    """The wizard: start screen (new run, resume, lab), then the steps. Returns the exit code."""
-    app = WizardApp(WizardState(speed=speed, run_dir=run_dir, force=force))
+def run_wizard(speed: float | None, run_dir: str | None, force: bool, answers: str | None = None) -> int:
+    """The wizard: start screen (new run, resume, lab), then the steps; with `answers` (a saved
+    answers file) prefilled from it, on the first step that needs the user. Returns the exit code."""
+    options = {"speed": speed, "run_dir": run_dir, "force": force}
+    if answers:  # an unreadable file is bad input here, before any UI
+        app = WizardApp(WizardState.reopen(answers, **options), first_step="reopen")
+    else:
+        app = WizardApp(WizardState(**options))
     result = app.run()
     return int(result) if result is not None else app.exit_code
 
 
-def run_demo(scenario: str, speed: float, web: bool, port: int, kiosk: bool = False) -> int:
+def run_demo(scenario: str, speed: float, web: bool, port: int, kiosk: bool = False, answers: str | None = None) -> int:
     """The wizard on the lab with the field report's host; `--web` serves it in a browser, where
-    each visitor's session is the kiosk (`tui/kiosk.py`)."""
+    each visitor's session is the kiosk (`tui/kiosk.py`); `answers`: reopened from a saved file."""
     if web:
         from tui.webdemo import serve
 
+        if answers:
+            raise BadInput("demo --web serves the lab's own answers: --answers FILE opens them in a terminal")
         return serve(scenario, speed, port)
-    app = demo_app(scenario, speed, kiosk=kiosk)
+    app = demo_app(scenario, speed, kiosk=kiosk, answers=answers)
     try:
         result = app.run()
     finally:
@@ -329,15 +363,18 @@ def run_demo(scenario: str, speed: float, web: bool, port: int, kiosk: bool = Fa
 
 
 def demo_app(scenario: str, speed: float, *, kiosk: bool = False, probe_opener: ProbeOpener | None = None,
-             run_target_opener: TargetOpener = open_target, **seams: object) -> WizardApp:
+             run_target_opener: TargetOpener = open_target, answers: str | None = None,
+             **seams: object) -> WizardApp:
     """The demo's wizard; in kiosk mode (a browser's session) both openers refuse anything but the
-    lab and any secret reference (`tui.kiosk.lab_only`)."""
+    lab and any secret reference (`tui.kiosk.lab_only`). `answers`: a saved answers file reopened
+    (in place of the scenario's sizing preset), on the first step that needs the user."""
     probe_opener = probe_opener or probe_opener_for(speed)
     if kiosk:
         from tui.kiosk import lab_only
 
         probe_opener, run_target_opener = lab_only(probe_opener), lab_only(run_target_opener)
-    return WizardApp(demo_state(scenario, speed), first_step="connect", demo=Demo(scenario, kiosk=kiosk),
+    state = WizardState.reopen(answers, speed=speed) if answers else demo_state(scenario, speed)
+    return WizardApp(state, first_step="reopen" if answers else "connect", demo=Demo(scenario, kiosk=kiosk),
                      probe_opener=probe_opener, run_target_opener=run_target_opener, **seams)  # type: ignore[arg-type]
 
 

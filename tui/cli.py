@@ -26,11 +26,12 @@ DESCRIPTION = """\
 A terminal wizard that takes a Proxmox VE host and the VAST Data 5.4 loopback OVA to a tuned VAST
 loopback cluster, ONLINE, snapshotted, with a deployment analysis report.
 
-With no arguments it starts the wizard (the built-in lab is offered first)."""
+With no arguments it starts the wizard (the built-in lab is offered first); with --answers FILE the
+wizard opens prefilled from a saved answers file, on the first step that needs you."""
 
 EPILOG = """\
 commands:
-  demo            the wizard on the built-in lab, the field report's host pre-selected
+  demo            the wizard on the built-in lab, the field report's host pre-selected (--answers FILE)
   check ANSWERS   validate answers and sizing against the host, change nothing
   probe ANSWERS --record FILE      record the host, read-only, for a bug report or the lab
   probe --guest RUN_DIR --record FILE   record a run's guest over its SSH, read-only
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--auto", metavar="ANSWERS", help="run headless from an answers file")
+    parser.add_argument("--answers", metavar="FILE", dest="reopen",
+                        help="open the wizard prefilled from a saved answers file, on the first step that needs you")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run")
     parser.add_argument("--run-dir", metavar="DIR", help="where the run's journal goes")
     parser.add_argument("--json", action="store_true", help="one JSON object per line instead of text")
@@ -116,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--web", action="store_true",
                       help="serve the demo in a browser (textual-serve), on the loopback, at a URL with a token")
     demo.add_argument("--port", type=_port, default=8000, help="port for --web")
+    demo.add_argument("--answers", metavar="FILE", dest="demo_answers",
+                      help="open the demo's wizard prefilled from a saved answers file (instead of the scenario's sizes)")
     demo.add_argument("--kiosk", action="store_true", help=argparse.SUPPRESS)  # each --web session runs this
 
     check = sub.add_parser("check", help="validate answers and sizing, change nothing")
@@ -238,6 +243,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     import backend.lab  # noqa: F401  - registers the 'lab' target provider (the entry point's choice)
 
     command = args.command
+    reopen = args.reopen or getattr(args, "demo_answers", None)
+    if reopen and (args.auto or args.resume or command not in (None, "demo")):
+        raise BadInput("--answers FILE opens the wizard; give the file to --auto (headless) or to the command itself")
     if command is None and args.auto and args.resume:
         raise BadInput("--auto and --resume cannot be used together")
     if command is None and (args.auto or args.resume):
@@ -257,12 +265,12 @@ def _dispatch(args: argparse.Namespace) -> int:
     if command is None:
         from tui.app import run_wizard
 
-        return run_wizard(speed=args.speed, run_dir=args.run_dir, force=args.force)
+        return run_wizard(speed=args.speed, run_dir=args.run_dir, force=args.force, answers=reopen)
     if command == "demo":
         from tui.app import run_demo
 
         return run_demo(scenario=args.scenario, speed=args.speed or args.demo_speed, web=args.web, port=args.port,
-                        kiosk=args.kiosk)
+                        kiosk=args.kiosk, answers=reopen)
     if command == "check":
         from tui import headless
 

@@ -9,6 +9,7 @@ door (`backend.run.service.evaluate`, what `check` and the run use), on what the
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,13 +19,38 @@ import backend.lab  # noqa: F401  - the wizard's default target, the built-in la
 from backend.errors import BadInput
 from backend.model.answers import Answers, errors_to_message
 from backend.model.hostfacts import HostInventory, NodeFacts
+from backend.model.partial import load_partial
 from backend.model.sizing import Finding, SizingResult, pick_node, recommend
 from backend.run.service import evaluate
 from backend.steps import guestaddr
 from backend.steps.guestaddr import LocalNetworks
 from backend.steps.hostcheck import HOST_FINDINGS, HostView
+from backend.target import provider_scheme
 
 DEFAULT_TARGET = "lab"  # the wizard starts on the built-in lab (backend/lab registers it: imported above)
+
+# The answers each step edits, by dotted field or by section ("lab": every field of the lab's own
+# section); a field no step edits is the Review's to show. Reopened answers with a problem in a step's
+# fields open that step.
+STEP_FIELDS: dict[str, tuple[str, ...]] = {
+    "connect": ("proxmox", "lab"),
+    "host": ("proxmox.node",),
+    "sizing": ("vm.vcpus", "vm.memory_gib", "vm.disk_gib"),
+    "storage_network": ("vm.name", "vm.storage", "vm.bridge", "ova", "guest.address"),
+    "guest": ("guest.user", "guest.password", "guest.key", "guest.host_key", "vast.admin_user",
+              "vast.admin_password", "tuning"),
+}
+
+
+def step_of(dotted: str) -> str:
+    """The wizard step where a field of the answers is edited ('review' for one no step edits)."""
+    for step, fields in STEP_FIELDS.items():
+        if dotted in fields:
+            return step
+    for step, fields in STEP_FIELDS.items():
+        if dotted.split(".")[0] in fields:
+            return step
+    return "review"
 
 
 def validated(model: type[BaseModel], data: dict[str, Any], section: str) -> Any:
@@ -53,6 +79,46 @@ class WizardState:
     run_dir: str | None = None
     fleet_count: int = 1  # loopback clusters to bring up (more than one: a class across the nodes)
     target: str = ""  # where the wizard points, once connected (the Target's description): its header
+    source: str = ""  # the answers file the wizard was reopened from (`--answers FILE`)
+    problems: dict[str, str] = field(default_factory=dict)  # dotted field -> what is wrong with its value
+    raw: dict[str, str] = field(default_factory=dict)  # dotted field -> the file's text for a value not loaded
+
+    @classmethod
+    def reopen(cls, path: str | os.PathLike[str], **options: Any) -> WizardState:
+        """The wizard on a saved answers file: what validates loaded, each value that does not set
+        aside with its problem and its text (backend.model.partial); BadInput when the file cannot
+        be read at all."""
+        partial = load_partial(path, {"proxmox": {"url": DEFAULT_TARGET}})
+        return cls(answers=partial.answers, source=partial.source, problems=dict(partial.problems),
+                   raw=dict(partial.raw), **options)
+
+    # --- reopened answers ------------------------------------------------------------------------
+
+    def shown(self, dotted: str, value: object) -> str:
+        """What an input for this field shows: the file's text when its value was not loaded, else
+        the value (secrets are references: their text, never what they hold)."""
+        if dotted in self.raw:
+            return self.raw[dotted]
+        return "" if value is None else str(value)
+
+    def problems_of(self, step: str) -> dict[str, str]:
+        """The problems with the answers a step edits (the Review's: those no step edits)."""
+        return {dotted: message for dotted, message in self.problems.items() if step_of(dotted) == step}
+
+    def settled(self, step: str) -> None:
+        """A step's answers were written from its form: its problems and set-aside texts are gone."""
+        for dotted in [*self.problems, *self.raw]:
+            if step_of(dotted) == step:
+                self.problems.pop(dotted, None)
+                self.raw.pop(dotted, None)
+
+    @property
+    def tests_alone(self) -> bool:
+        """Whether the connection can be tested without the user: the Connect step's answers have
+        no problem, and the certificate is vouched for (a pin in the answers, or a registered
+        provider's own target); a real host's unpinned certificate is the user's to trust."""
+        proxmox = self.answers.proxmox
+        return not self.problems_of("connect") and (provider_scheme(proxmox.url) != "https" or bool(proxmox.fingerprint))
 
     # --- connection and host -----------------------------------------------------------------
 
@@ -77,6 +143,8 @@ class WizardState:
         wanted = self.answers.proxmox.node
         self.node = inventory.node(wanted) if wanted != "auto" else None
         if self.node is None:
+            if wanted != "auto":
+                self.problems["proxmox.node"] = f"node {wanted} is not in this cluster: choose one"
             self.node = pick_node(inventory)
             self.answers.proxmox.node = "auto"
 
@@ -88,11 +156,20 @@ class WizardState:
             raise BadInput("no node is online" if name == "auto" else f"node {name} is not in this cluster")
         self.answers.proxmox.node = name
         self.node = chosen
-        if self.node.storage(self.answers.vm.storage) is None:
-            self.answers.vm.storage = recommend(self.node).storage or self.answers.vm.storage
-        if self.node.bridges and self.answers.vm.bridge not in self.node.bridges:
-            self.answers.vm.bridge = self.node.bridges[0]
+        vm = self.answers.vm
+        if self.node.storage(vm.storage) is None:
+            self._replaced("vm.storage", vm.storage, "storage", recommend(self.node).storage or vm.storage)
+            vm.storage = recommend(self.node).storage or vm.storage
+        if self.node.bridges and vm.bridge not in self.node.bridges:
+            self._replaced("vm.bridge", vm.bridge, "bridge", self.node.bridges[0])
+            vm.bridge = self.node.bridges[0]
         return chosen
+
+    def _replaced(self, dotted: str, wanted: str, what: str, chosen: str) -> None:
+        """A value of the reopened file the chosen node does not have is said on its step."""
+        if self.source and wanted != chosen:
+            assert self.node is not None
+            self.problems[dotted] = f"node {self.node.node} has no {what} {wanted}: {chosen} is chosen, check it"
 
     @property
     def best_node(self) -> NodeFacts | None:
