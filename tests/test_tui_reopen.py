@@ -174,12 +174,38 @@ async def test_a_real_host_pinned_in_the_file_is_tested_without_a_question(tmp_p
         assert opener.asked[0].proxmox.fingerprint == FINGERPRINT
 
 
+async def test_a_target_that_does_not_vouch_for_its_certificate_is_asked_about_even_when_tested_alone(tmp_path):
+    """The negative of the lab's case: a provider's target whose certificate nothing pins (a pin to
+    save) is shown to the user, and nothing is read before the answer."""
+    opener = Opener(pin=True)
+    app = reopen(tmp_path, LAB_ANSWERS, opener)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for_screen(pilot, app, "FingerprintDialog")
+        assert not opener.probes[0].inventory_read
+        await pilot.press("n")
+        await reopened(pilot, app)
+        assert screens(app) == ["ConnectScreen"] and not opener.probes[0].inventory_read
+
+
 async def test_a_node_the_cluster_does_not_have_opens_the_host_step(tmp_path):
     app = reopen(tmp_path, "proxmox: {url: lab, node: pve9}\n")
     async with app.run_test(size=(80, 24)) as pilot:
         await reopened(pilot, app)
         assert screens(app)[-1] == "HostScreen"
         assert "proxmox.node: node pve9 is not in this cluster" in loaded_problems(app)
+
+
+async def test_a_storage_the_node_does_not_have_opens_storage_and_network_saying_what_was_chosen(tmp_path):
+    app = reopen(tmp_path, "proxmox: {url: lab}\nvm: {storage: local-zfs, bridge: vmbr9}\n")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await reopened(pilot, app)
+        assert screens(app)[-1] == "StorageNetworkScreen"
+        problems = loaded_problems(app)
+        assert "vm.storage: node pve has no storage local-zfs: local-lvm is chosen, check it" in problems
+        assert "vm.bridge: node pve has no bridge vmbr9: vmbr0 is chosen, check it" in problems
+        await pilot.press(key(app, "next"))
+        await pilot.pause()
+        assert type(app.screen).__name__ == "GuestScreen" and app.state.problems == {}
 
 
 async def test_answers_saved_at_review_reopen_on_review(tmp_path):
