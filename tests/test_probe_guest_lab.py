@@ -1,5 +1,5 @@
-"""`vast-loopback probe --guest` on the lab guest over real SSH: kernel release, storage drivers in
-the running kernel and in the initramfs, disk layout, MemTotal against the VM's memory, free, OS
+"""`vast-loopback probe --guest` on the lab guest over real SSH: kernel release, storage drivers
+loaded, in the kernel and in the initramfs, disk layout, MemTotal against the VM's memory, free, OS
 release and NICs; and a guest recording loaded back as the lab OVA's initramfs (`lab: {ova:
 file:PATH}`), which then decides what the guest can boot from."""
 # ruff: noqa: F811  (pytest fixtures imported from tests.lab_fixtures are parameters by design)
@@ -29,6 +29,9 @@ async def test_the_guest_is_recorded_over_ssh(fresh_guest, tmp_path):
     assert found.kernel_release == rocky.KERNEL_RELEASE and found.os_release["ID"] == "rocky"
     assert set(found.initramfs_modules) == set(facts.OVA_INITRAMFS["host-only"])  # PVSCSI, no VirtIO
     assert "vmw_pvscsi" in found.kernel_storage_modules and "virtio_scsi" not in found.kernel_storage_modules
+    # the controllers' drivers the kernel has (modinfo: the lab guest has no modules.dep), loaded or not
+    assert {"virtio_scsi", "virtio_blk", "vmw_pvscsi", "ahci", "ata_piix"} <= set(found.kernel_modules)
+    assert "sym53c8xx" not in found.kernel_modules  # CONFIG_SCSI_SYM53C8XX_2 is not set
     (disk,) = [d for d in found.disks if d.type == "disk"]
     assert [(p.name, p.fstype, p.mountpoint) for p in disk.children] == [
         ("sda1", "xfs", "/boot"), ("sda2", "swap", "[SWAP]"), ("sda3", "xfs", "/")]

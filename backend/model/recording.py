@@ -164,8 +164,11 @@ class DiskRecord:
 class GuestRecording:
     kernel_release: str  # uname -r
     os_release: dict = field(default_factory=dict)  # /etc/os-release
-    kernel_storage_modules: tuple[str, ...] = ()  # storage drivers the running kernel has loaded
+    kernel_storage_modules: tuple[str, ...] = ()  # storage drivers the running kernel has loaded (lsmod)
     kernel_builtin_modules: tuple[str, ...] = ()  # storage drivers built into it (modules.builtin)
+    # storage drivers it has as loadable modules (modules.dep; `modinfo` of the disk controllers'
+    # drivers where modules.dep cannot be read): what modprobe and dracut find; () when not recorded
+    kernel_modules: tuple[str, ...] = ()
     initramfs_modules: tuple[str, ...] = ()  # storage drivers in the initramfs (lsinitrd)
     disks: tuple[DiskRecord, ...] = ()
     mem_total_kib: int = 0  # /proc/meminfo MemTotal

@@ -6,8 +6,9 @@ and SDN VNets with their zones' IPAM and DHCP, the VMs already there (sizing and
 configuration) and the OVA the answers name (where it is, and its import-metadata).
 
 The guest over the run's SSH (its pinned host key, its answers' credentials), read-only too: kernel
-release, the storage drivers the running kernel has loaded and those in its initramfs (`lsinitrd`),
-the disk layout (`lsblk -J`), MemTotal against the VM's `memory`, `free -b`, /etc/os-release and the
+release, the storage drivers the running kernel has loaded, those it has as modules (modules.dep,
+and `modinfo` of the drivers of the disk controllers vast-loopback boots from, which answers where
+modules.dep cannot be read) and those in its initramfs (`lsinitrd`), the disk layout (`lsblk -J`), MemTotal against the VM's `memory`, `free -b`, /etc/os-release and the
 NIC names.
 
 Nothing secret is read, so nothing secret is written: no token, password, key or certificate.
@@ -27,6 +28,7 @@ from backend.clients.commands import sh
 from backend.clients.guestssh import GuestClient
 from backend.clients.proxmox import ProxmoxApiError, ProxmoxClient, VmRef, parse_node_facts, parse_storages
 from backend.errors import BadInput, RunFailed
+from backend.model import vmconfig
 from backend.model.answers import Answers
 from backend.model.recording import (
     BridgeRecord,
@@ -41,6 +43,7 @@ from backend.model.recording import (
     VmRecord,
 )
 from backend.run.engine import RunContext
+from backend.steps.tuning import VIRTIO_DRIVERS
 from backend.target import Target
 
 log = logging.getLogger(__name__)
@@ -52,6 +55,10 @@ MIB = 1024**2
 # /lib/modules/<release>/kernel: what decides whether a disk controller can be booted from.
 STORAGE_MODULE_DIRS = ("/drivers/scsi/", "/drivers/ata/", "/drivers/block/", "/drivers/nvme/",
                        "/drivers/virtio/", "/drivers/message/", "/drivers/cdrom/", "/drivers/md/", "/fs/")
+# The drivers whose presence decides which controller the guest can boot from: asked of `modinfo`
+# by name, so a kernel whose modules.dep cannot be read still tells which of them it has.
+CONTROLLER_DRIVERS = tuple(sorted({c.module for c in vmconfig.CONTROLLERS.values()} | set(VIRTIO_DRIVERS)
+                                  | set(vmconfig.EL8_UNBOOTABLE.values())))
 
 
 def _now() -> str:
@@ -206,6 +213,9 @@ async def record_guest(guest: GuestClient, *, vm_memory: int = 0, vmid: int = 0,
     builtin_file = f"/lib/modules/{release}/modules.builtin"
     builtin = sorted({_module_name(p) for p in (await out(sh("cat", builtin_file) + " 2>/dev/null")).split()
                       if _storage_path(p)})
+    found = await out(sh("cat", f"/lib/modules/{release}/modules.dep") + " 2>/dev/null; "
+                      + sh("modinfo", "-n", *CONTROLLER_DRIVERS) + " 2>/dev/null")
+    modules = sorted({_module_name(p.rstrip(":")) for p in found.split() if ".ko" in p and _storage_path(p)})
     progress("reading the initramfs (lsinitrd)")
     listing = await out(sh("lsinitrd", f"/boot/initramfs-{release}.img"), sudo=True)
     initramfs = sorted({_module_name(p) for p in re.findall(r"\S+\.ko(?:\.xz|\.gz|\.zst)?\b", listing)
@@ -218,7 +228,8 @@ async def record_guest(guest: GuestClient, *, vm_memory: int = 0, vmid: int = 0,
     os_release = _os_release(await out(sh("cat", "/etc/os-release")))
     nics = sorted(n for n in (await out(sh("ls", "-1", "/sys/class/net"))).split() if n != "lo")
     return GuestRecording(kernel_release=release, os_release=os_release, kernel_storage_modules=tuple(running),
-                          kernel_builtin_modules=tuple(builtin), initramfs_modules=tuple(initramfs),
+                          kernel_builtin_modules=tuple(builtin), kernel_modules=tuple(modules),
+                          initramfs_modules=tuple(initramfs),
                           disks=disks, mem_total_kib=mem_total, vm_memory_mib=vm_memory, free_bytes=free,
                           nics=tuple(nics), vmid=vmid, recorded_at=_now())
 
