@@ -125,6 +125,14 @@ SCSIHW_DEFAULT = "lsi"  # Proxmox's default when `scsihw` is not set [apidata, �
 BUS_MODULE = {("sata", "q35"): "ahci", ("ide", "q35"): "ahci", ("sata", "pc"): "ahci", ("ide", "pc"): "ata_piix",
               ("virtio", "q35"): "virtio_blk", ("virtio", "pc"): "virtio_blk"}
 
+# SCSI HBA drivers and virtio_blk load only when the VM has that controller (udev matches the
+# device's modalias): a recorded guest's own HBA driver is replaced by the replaying VM's.
+HBA_MODULES = frozenset(SCSIHW_MODULE.values()) | {"virtio_blk"}
+# (I) The storage drivers a Rocky guest on KVM has loaded besides its disk controller's: the disk
+# (sd_mod, sg), the CD drive (sr_mod, cdrom), libata with ata_piix, the root's xfs. The lab's choice,
+# as `lsmod` of the lab guest always showed them; a guest recording gives its own.
+LOADED_AT_BOOT = ("sd_mod", "sr_mod", "cdrom", "sg", "ata_piix", "libata", "xfs")
+
 
 def controller_module(bus: str, scsihw: str | None, machine: str) -> str:
     """The kernel module the guest needs to find a disk on `bus` of a `machine` ("q35" | "pc")."""
@@ -283,6 +291,28 @@ XFS_LOG_BLOCKS = 2565
 OVA_DISK_BYTES = 600 * 1024**3
 # growpart on MBR caps a partition's end at 2^32 sectors (canonical/cloud-utils bin/growpart, §9).
 MBR_MAX_SECTORS = 2**32
+# The boot partition's XFS (1 GiB) has a log of 2560 blocks, as mkfs.xfs makes it for that size: df's
+# 1038336 1K-blocks of /boot (I: the lab's, no trace shows /boot's df).
+BOOT_XFS_LOG_BLOCKS = 2560
+# An ext4 (a guest recording's root or /boot may be one) as df counts it: its blocks less the inode
+# tables (mke2fs.conf's ext4 defaults, inode_ratio 16384 and inode_size 256: 1/64 of the space) and
+# the journal, sized by mke2fs for the filesystem it made and never grown by resize2fs
+# (e2fsprogs 1.45 lib/ext2fs/mkjournal.c ext2fs_default_journal_size, in 4 KiB blocks). Block
+# bitmaps and group descriptors (under 0.01 %) are left out.
+EXT4_INODE_TABLE_FRACTION = 64
+EXT4_JOURNAL_BLOCKS = ((32_768, 1024), (256 * 1024, 4096), (512 * 1024, 8192), (4096 * 1024, 16_384),
+                       (8192 * 1024, 32_768), (16_384 * 1024, 65_536), (32_768 * 1024, 131_072))
+EXT4_JOURNAL_TOP_BLOCKS = 262_144
+ROOT_FSTYPES = ("xfs", "ext4")  # what the lab's guest tools know how to show and grow
+
+
+def fs_log_blocks(fstype: str, blocks: int) -> int:
+    """The internal log (XFS) or journal (ext4) of a filesystem made with `blocks` 4 KiB blocks."""
+    if fstype != "ext4":
+        return XFS_LOG_BLOCKS
+    return next((size for below, size in EXT4_JOURNAL_BLOCKS if blocks < below), EXT4_JOURNAL_TOP_BLOCKS)
+
+
 # Exit codes of growpart: 0 CHANGED, 1 NOCHANGE, 2 FAILED (canonical/cloud-utils bin/growpart, §9).
 GROWPART_CHANGED, GROWPART_NOCHANGE, GROWPART_FAILED = 0, 1, 2
 
@@ -291,6 +321,13 @@ def root_df_kib(root_sectors: int) -> int:
     """What df shows as the size of an XFS spanning `root_sectors` (1K-blocks)."""
     blocks = root_sectors * SECTOR_BYTES // XFS_BLOCK_BYTES
     return (blocks - XFS_LOG_BLOCKS) * XFS_BLOCK_BYTES // 1024
+
+
+def df_kib(fstype: str, blocks: int, log_blocks: int) -> int:
+    """What df shows as the size (1K-blocks) of a filesystem of `blocks` 4 KiB blocks with an internal
+    log or journal of `log_blocks` (the guest's stub tools compute the same, stubs/lib/labstub.sh)."""
+    tables = blocks // EXT4_INODE_TABLE_FRACTION if fstype == "ext4" else 0
+    return (blocks - tables - log_blocks) * XFS_BLOCK_BYTES // 1024
 
 
 # --- VAST: the install's and the VMS's behaviour ---------------------------------------------------

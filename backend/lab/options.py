@@ -79,7 +79,9 @@ class LabAnswers(_Section):
     ova: str = Field(
         "host-only", description="the lab's OVA: 'host-only' (an initramfs dracut built on VMware: PVSCSI, no "
         "VirtIO drivers), 'generic' (built with --no-hostonly: VirtIO drivers included), or file:/PATH of a "
-        "guest recording (`vast-loopback probe --guest`): its initramfs")
+        "guest recording (`vast-loopback probe --guest`): the recorded guest's kernel drivers, initramfs, disk "
+        "layout (partition sizes and filesystem types, fitted to the VM's disk) and memory overhead (MemTotal "
+        "is the VM's memory less the recorded overhead)")
     faults: FaultAnswers = Field(default_factory=FaultAnswers)
     start_vms_after_reboot: Literal["works", "fails"] = Field(
         "works", description="the lab's answer to start_vms.sh after a reboot (never tried in the field): "

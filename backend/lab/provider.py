@@ -26,7 +26,7 @@ from pathlib import Path
 from backend.errors import RunFailed
 from backend.lab.assembly import vast_guest_factory
 from backend.lab.faults import FAULTS_FILE, FaultReports, plan_from_answers
-from backend.lab.guest.rootfs import ova_initramfs
+from backend.lab.guest.image import guest_image
 from backend.lab.guest.support import GuestUnavailable
 from backend.lab.options import LabAnswers
 from backend.lab.profiles import PROFILE_DESCRIPTIONS, load_profile
@@ -70,7 +70,7 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
     network = lab.network
     profile = load_profile(lab.host_profile)
     if lab.ova.startswith("file:"):  # a guest recording: bad input now, not at the VM's first boot
-        ova_initramfs(lab.ova)
+        guest_image(lab.ova)
     profile = dataclasses.replace(profile, sdn_vnet=profile.sdn_vnet or network.sdn_vnet)
     world = LabWorld(state_dir, profile, options.speed, token_id=token_id,
                      token_secret=secret.reveal() if secret else None, faults=faults,

@@ -4,7 +4,8 @@ The scenario follows from the VM's hardware and the world's facts (backend/lab/f
 from a flag the client passes nor from the product's rules:
 - `oom` when the containers' demand exceeds what this VM's guest has. The demand replays the field
   run's used memory (MemTotal - MemAvailable, memory.log); the guest's MemTotal follows from the VM's
-  RAM as the EL8 kernel leaves it (facts.guest_memtotal_kib). The kill comes at the moment the demand
+  RAM as the EL8 kernel on its disk leaves it (facts.guest_memtotal_kib, or the overhead of the guest
+  recording the OVA was loaded from: backend/lab/guest/image.py). The kill comes at the moment the demand
   crosses it: during activation for a 112 GiB VM (the field's ramp to 112 GiB at 18:49:33), just
   after ONLINE for a 117 GiB one, after the deploy finished for a 118 GiB one (the field's peak,
   116.3 GiB, came 17 min after it); a 120 GiB VM (MemTotal 117.5 GiB) never meets it.
@@ -30,6 +31,7 @@ from pathlib import Path
 from backend.clock import Clock
 from backend.lab import facts
 from backend.lab.facts import VMS_CERT_DAYS, VMS_CERT_PATH
+from backend.lab.guest.image import read_kernel
 from backend.lab.vast import (
     BUILD,
     SCENARIO_PATH,
@@ -56,9 +58,11 @@ def _when(since: float) -> str:
     return f"{since - timeline.DEPLOY_DONE_AT:.0f} s after the deploy finished"
 
 
-def choose(hw: GuestHardware, overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND) -> tuple[str, str, float | None]:
-    """(scenario, the reason in one sentence, seconds into cluster create of the first OOM kill)."""
-    mem_total = guest_mem_total(hw.memory_mib)
+def choose(hw: GuestHardware, overcommit_demand: str = DEFAULT_OVERCOMMIT_DEMAND,
+           mem_total: int | None = None) -> tuple[str, str, float | None]:
+    """(scenario, the reason in one sentence, seconds into cluster create of the first OOM kill);
+    `mem_total` (bytes) is the guest's MemTotal when its kernel is not the lab's own."""
+    mem_total = mem_total or guest_mem_total(hw.memory_mib)
     guest = f"the {mem_total / GIB:.1f} GiB MemTotal of a {hw.memory_mib / 1024:g} GiB VM's guest"
     overcommitted = hw.vcpus > hw.host_cores
     model = overcommit_demand if overcommitted else None
@@ -123,13 +127,15 @@ class VastBehaviour:
 
 
 def build(hw: GuestHardware, boot_t: float, *, build_name: str = BUILD,
-          behaviour: VastBehaviour | None = None, vms_cert_path: str = VMS_CERT_PATH) -> dict:
-    """The scenario of a guest booted at lab time `boot_t` with hardware `hw`."""
+          behaviour: VastBehaviour | None = None, vms_cert_path: str = VMS_CERT_PATH,
+          mem_total: int | None = None) -> dict:
+    """The scenario of a guest booted at lab time `boot_t` with hardware `hw` (and MemTotal
+    `mem_total` in bytes, when its kernel is not the lab's own)."""
     behaviour = behaviour or VastBehaviour()
     restart = facts.PLATFORM_RESTART_POLICY[behaviour.start_vms_after_reboot]
     overcommit_demand = behaviour.overcommit_demand
-    name, reason, crossing = choose(hw, overcommit_demand)
-    mem_total = guest_mem_total(hw.memory_mib)
+    mem_total = mem_total or guest_mem_total(hw.memory_mib)
+    name, reason, crossing = choose(hw, overcommit_demand, mem_total)
     times: dict[str, float] = {"activating": timeline.ACTIVATING_AT, "init": timeline.INIT_AT}
     if name == OOM:
         # the timeline models kills from activation on (a guest too small for what comes before is no VM
@@ -181,8 +187,10 @@ def build(hw: GuestHardware, boot_t: float, *, build_name: str = BUILD,
 
 
 def write_guest_scenario(guest: GuestPaths | Path, hw: GuestHardware, boot_t: float, **options: object) -> dict:
-    """Write the scenario into the guest (at every boot: it lives in /run); returns it."""
-    scenario = build(hw, boot_t, **options)
+    """Write the scenario into the guest (at every boot: it lives in /run); returns it. The guest's
+    MemTotal is what the kernel on its disk leaves of the VM's RAM."""
+    mem_total = read_kernel(as_paths(guest).disk).memtotal_kib(hw.memory_mib) * 1024
+    scenario = build(hw, boot_t, mem_total=mem_total, **options)
     target = as_paths(guest).host(SCENARIO_PATH)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")

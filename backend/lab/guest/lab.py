@@ -18,8 +18,9 @@ Hooks for the rest of the lab: `on_boot(disk, runtime, hw)` runs at every boot b
 own boot (the VAST side writes its tools, clock and scenario there), `load_factory(hw)` gives each
 boot's load model (`set_load` changes it), `pause(vmid, lab_ms)` stops the guest for a stall,
 `kmsg` appends kernel messages, `exec` runs a command inside without SSH, `target_fields()` and
-`resume(running)` serve the provider and the Proxmox side after a restart. `ova` names the OVA
-variant a new VM's disk is imported from (`backend.lab.facts.OVA_INITRAMFS`: its initramfs).
+`resume(running)` serve the provider and the Proxmox side after a restart. `ova` names the OVA a
+new VM's disk is imported from (`lab.ova`: a variant of `backend.lab.facts.OVA_INITRAMFS` or a
+guest recording; backend/lab/guest/image.py): its initramfs, kernel, disk layout and memory overhead.
 
 After a lab restart (`GuestLab(...).start()` on the same state directory) every guest that was up
 is found again when its namespace still runs (detached jobs included), else booted again.
@@ -59,6 +60,7 @@ from backend.clock import Clock
 from backend.lab import facts
 from backend.lab.faults import Fault, FaultPlan
 from backend.lab.guest.fsutil import open_beneath, read_beneath, remove_tree
+from backend.lab.guest.image import guest_image
 from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.machine import BootHook, LabGuest
 from backend.lab.guest.namespace import GuestBootError
@@ -107,7 +109,7 @@ class GuestLab:
         self.load_factory = load_factory or (lambda hw: IdleLoad())
         self.on_boot = on_boot
         self.faults = faults
-        self.ova = ova  # the OVA's variant a new VM's disk is imported from (backend.lab.facts)
+        self.image = guest_image(ova)  # the OVA a new VM's disk is imported from (RecordingError if unusable)
         self.extra_keys: list[asyncssh.SSHKey] = []
         self._guests: dict[int, LabGuest] = {}
         self._routes: dict[tuple[str, int], tuple[str, int]] = {}
@@ -260,7 +262,7 @@ class GuestLab:
             guest = self._guests.get(hw.vmid)
             if guest is None:
                 guest = LabGuest(vmid=hw.vmid, path=self.guests_dir / str(hw.vmid), hw=hw)
-                guest.ensure_disk(self.ova)
+                guest.ensure_disk(self.image)
                 own(guest.path)
                 guest.ssh_port = _free_port()
                 self._adopt(guest)

@@ -140,9 +140,11 @@ class DiskCounters:
 class ProcState:
     """The kernel's counters of one boot, advanced by a load and rendered as /proc files."""
 
-    def __init__(self, vcpus: int, memory_mib: int, boot_wall: float, thp: str = "always") -> None:
+    def __init__(self, vcpus: int, mem_total_kib: int, boot_wall: float, thp: str = "always",
+                 swap_kib: int = rocky.SWAP_KIB) -> None:
         self.ncpu = max(1, vcpus)
-        self.mem_total_kib = rocky.memtotal_kib(memory_mib)
+        self.mem_total_kib = mem_total_kib  # MemTotal, as the kernel on the disk leaves it (image.GuestKernel)
+        self.swap_kib = swap_kib  # the swap partition's (blockdev.Layout.swap_kib)
         self.boot_wall = boot_wall
         self.now_wall = boot_wall
         self.thp = thp
@@ -258,11 +260,11 @@ class ProcState:
             ("Cached", cached), ("SwapCached", 0), ("Active", anon // 2 + cached // 3),
             ("Inactive", anon // 2 + cached * 2 // 3), ("Active(anon)", anon // 2), ("Inactive(anon)", anon // 2),
             ("Active(file)", cached // 3), ("Inactive(file)", cached * 2 // 3), ("Unevictable", 0), ("Mlocked", 0),
-            ("SwapTotal", rocky.SWAP_KIB), ("SwapFree", rocky.SWAP_KIB), ("Dirty", 120), ("Writeback", 0),
+            ("SwapTotal", self.swap_kib), ("SwapFree", self.swap_kib), ("Dirty", 120), ("Writeback", 0),
             ("AnonPages", anon), ("Mapped", 90_000 + cached // 10), ("Shmem", shmem),
             ("KReclaimable", slab_r), ("Slab", slab_r + slab_u), ("SReclaimable", slab_r), ("SUnreclaim", slab_u),
             ("KernelStack", 6_000 + 400 * self.ncpu), ("PageTables", 8_000 + anon // 500), ("NFS_Unstable", 0),
-            ("Bounce", 0), ("WritebackTmp", 0), ("CommitLimit", total // 2 + rocky.SWAP_KIB),
+            ("Bounce", 0), ("WritebackTmp", 0), ("CommitLimit", total // 2 + self.swap_kib),
             ("Committed_AS", anon + 400_000), ("VmallocTotal", 34359738367), ("VmallocUsed", 0),
             ("VmallocChunk", 0), ("Percpu", 2_000 * self.ncpu), ("HardwareCorrupted", 0),
             ("AnonHugePages", hugepages_anon), ("ShmemHugePages", 0), ("ShmemPmdMapped", 0),

@@ -9,8 +9,8 @@
 
 Boot states: "off", "booting" (for the boot delay on the lab clock), "up" (namespace running, SSH
 listening), "unbootable" (the VM runs but never reaches userspace: the controller's driver is not
-in the initramfs, so dracut ends in its emergency shell; no network, no SSH, no agent). What the
-console would show is kept in `error` (and guest.json).
+in the initramfs, or the kernel on the disk does not have it at all, so dracut ends in its emergency
+shell; no network, no SSH, no agent). What the console would show is kept in `error` (and guest.json).
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from backend.lab import facts
 from backend.lab.guest import namespace, rocky
 from backend.lab.guest.blockdev import read_layout
 from backend.lab.guest.fsutil import copy_tree, read_beneath, remove_tree, write_beneath
+from backend.lab.guest.image import GuestImage, guest_image, read_kernel
 from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.rootfs import PY36, hw_env, initramfs_drivers, py36_available, rebuild_bins, seed_disk
 from backend.lab.guest.runtime import Runtime, build_runtime, mount_plan, open_runtime
@@ -87,22 +88,25 @@ class LabGuest:
                    boot_wall=float(data.get("boot_wall", 0)), boot_lab=float(data.get("boot_lab", 0)),
                    generation=int(data.get("generation", 0)), error=str(data.get("error", "")))
 
-    def ensure_disk(self, ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
-        """The VM's disk: a fresh import of the OVA (`ova` names its variant) the first time."""
+    def ensure_disk(self, image: GuestImage | None = None) -> None:
+        """The VM's disk: a fresh import of the OVA's `image` (the default variant's) the first time."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.disk.exists():
-            seed_disk(self.disk, self.hw, ova)
+            seed_disk(self.disk, self.hw, image or guest_image(facts.OVA_DEFAULT_VARIANT))
 
     # -- boot -------------------------------------------------------------------------------------
     def bootable(self) -> tuple[bool, str]:
-        """Whether the initramfs on the disk holds the driver of the VM's disk controller."""
+        """Whether the initramfs on the disk holds the driver of the VM's disk controller (and the
+        kernel on the disk has that driver at all)."""
         image = read_beneath(self.disk, rocky.INITRAMFS.lstrip("/"), "")
         needed = rocky.controller_driver(self.hw)
-        if needed in initramfs_drivers(image) and needed not in facts.KERNEL_NOT_BUILT:
+        in_kernel = read_kernel(self.disk).has(needed)
+        if needed in initramfs_drivers(image) and in_kernel:
             return True, ""
         console = "; ".join(line.format(pid=392, root_uuid=facts.ROOT_UUID) for line in facts.DRACUT_NO_ROOT)
         controller = self.hw.scsihw if self.hw.disk_bus == "scsi" else f"{self.hw.disk_bus} on {self.hw.machine}"
-        return False, f"{console} ({needed} is not in the initramfs; controller {controller})"
+        kernel = "" if in_kernel else ", nor in the kernel on the disk"
+        return False, f"{console} ({needed} is not in the initramfs{kernel}; controller {controller})"
 
     def start_namespace(self, speed: float, on_boot: BootHook | None = None) -> None:
         """Build this boot's runtime files and start the guest's namespace (blocking, ~0.3 s).
@@ -112,7 +116,8 @@ class LabGuest:
         """
         self.boot_wall = time.time()
         rebuild_bins(self.disk)
-        self.runtime = build_runtime(self.runtime_dir, self.hw, self.boot_wall, speed, read_layout(self.disk))
+        self.runtime = build_runtime(self.runtime_dir, self.hw, self.boot_wall, speed, read_layout(self.disk),
+                                     read_kernel(self.disk))
         if on_boot is not None:
             on_boot(self.disk, self.runtime_dir, self.hw)
             own_tree(self.disk)
@@ -127,9 +132,10 @@ class LabGuest:
         telling the guest's tools the lab's speed, which may have changed)."""
         if self.holder is None or not self.holder.alive() or not self.runtime_dir.exists():
             return False
-        self.runtime = open_runtime(self.runtime_dir, self.hw, self.boot_wall)
+        self.runtime = open_runtime(self.runtime_dir, self.hw, self.boot_wall, read_layout(self.disk),
+                                    read_kernel(self.disk))
         write_beneath(self.runtime_dir, "run/lab/speed", f"{speed}\n")
-        write_beneath(self.runtime_dir, "run/lab/hw.env", hw_env(self.hw, speed))
+        write_beneath(self.runtime_dir, "run/lab/hw.env", hw_env(self.hw, speed, read_kernel(self.disk)))
         return True
 
     def stop_namespace(self, graceful: bool) -> None:

@@ -14,8 +14,9 @@ The values a fresh boot starts from are those of the OVA's Rocky Linux 8.10 on t
 - The OS disk's I/O scheduler depends on the controller, as with blk-mq on RHEL 8: a single-queue
   controller (PVSCSI, SATA: a first boot) gets `[mq-deadline] kyber bfq none`; VirtIO SCSI, which
   has one queue per vCPU, gets `mq-deadline kyber bfq [none]`.
-- The OVA's initramfs and the kernel's drivers are `backend.lab.facts`' (kernel and OVA sections):
-  a VM whose disk controller's driver is not in the initramfs never leaves dracut.
+- The OVA's initramfs and the kernel's drivers are `backend.lab.facts`' (kernel and OVA sections),
+  or a guest recording's (backend/lab/guest/image.py): a VM whose disk controller's driver is not in
+  the initramfs never leaves dracut.
 """
 
 from __future__ import annotations
@@ -436,12 +437,6 @@ def kernel_sysctls(vcpus: int, mem_kib: int) -> dict[str, str]:
 # The sysctl directories bound over the guest's /proc/sys (the rest of /proc/sys is the host's and
 # read-only for the guest's user).
 SYSCTL_DIRS = ("vm", "kernel", "fs")
-
-
-def memtotal_kib(memory_mib: int) -> int:
-    """MemTotal of a VM with `memory_mib` of RAM, as the EL8 kernel leaves it (the world fact
-    backend.lab.facts.guest_memtotal_kib: 120 GiB of RAM -> the field's MemTotal 123223064 kB)."""
-    return facts.guest_memtotal_kib(memory_mib)
 
 
 SWAP_KIB = facts.SWAP_KIB  # the OVA's swap partition, sda2 (free shows 819Mi)

@@ -5,8 +5,9 @@ it (release files, accounts with `centos` (uid 1000) in wheel, hosts, resolv.con
 sudoers, tuned, dracut, sysctl, yum repositories, enabled units), /home/centos, /root, /boot with
 the OVA's initramfs, /vast/bundles with `vast_bootstrap.sh` and a small placeholder
 `vastdata_release_2043819.vast.tar.gz`, /vast/deploy, /var, /tmp, /opt, and the lab's own state
-(/var/lib/lab: the package database, the disk's layout: backend/lab/guest/blockdev.py). The
-initramfs in /boot is the OVA variant's (`backend.lab.facts.OVA_INITRAMFS`).
+(/var/lib/lab: the package database, the disk's layout: backend/lab/guest/blockdev.py, and its
+kernel: backend/lab/guest/image.py). The initramfs, layout and kernel are the OVA's image's
+(`backend.lab.guest.image`: a variant of the lab's OVA, or a guest recording).
 
 /usr is assembled at boot: /usr/lib, /usr/lib64 and /usr/share are this machine's (read-only bind
 mounts), while /usr/bin and /usr/sbin belong to the guest and hold only what a Rocky guest has:
@@ -24,13 +25,15 @@ import shlex
 import tarfile
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backend.lab import facts
 from backend.lab.guest import rocky
-from backend.lab.guest.blockdev import LAYOUT, ova_layout
 from backend.lab.guest.support import own_tree
 from backend.lab.world import GuestHardware
-from backend.model import recording
+
+if TYPE_CHECKING:
+    from backend.lab.guest.image import GuestImage, GuestKernel
 
 STUBS = Path(__file__).resolve().parent / "stubs"
 HOST_PREFIXES = {"/usr/bin/": "/usr/.host/bin/", "/usr/sbin/": "/usr/.host/sbin/",
@@ -123,23 +126,9 @@ def initramfs_drivers(text: str | None) -> set[str]:
     return {line[7:] for line in (text or "").splitlines() if line.startswith("driver=")}
 
 
-def ova_initramfs(ova: str) -> tuple[tuple[str, ...], str]:
-    """The drivers in the initramfs of the OVA `ova` names and dracut's arguments: a variant of
-    `backend.lab.facts.OVA_INITRAMFS`, or `file:PATH` of a guest recording (`vast-loopback probe
-    --guest`), whose initramfs the OVA then has."""
-    if ova.startswith("file:"):
-        recorded = recording.load(ova[len("file:"):], kind="guest")
-        assert isinstance(recorded, recording.GuestRecording)
-        return recorded.initramfs_modules, "--kver " + rocky.KERNEL_RELEASE
-    if ova not in facts.OVA_INITRAMFS:
-        raise ValueError(f"unknown OVA variant {ova!r} (known: {', '.join(facts.OVA_VARIANTS)})")
-    return facts.OVA_INITRAMFS[ova], "--kver " + rocky.KERNEL_RELEASE + (" --no-hostonly" if ova == "generic" else "")
-
-
-def seed_disk(disk: Path, hw: GuestHardware, ova: str = facts.OVA_DEFAULT_VARIANT) -> None:
-    """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet); `ova` is
-    the OVA's variant (its initramfs, `ova_initramfs`)."""
-    drivers, arguments = ova_initramfs(ova)
+def seed_disk(disk: Path, hw: GuestHardware, image: GuestImage) -> None:
+    """Create a freshly imported OVA's root filesystem in `disk` (which must not exist yet) from the
+    OVA's `image`: its initramfs, its kernel, and its disk layout fitted to the VM's disk."""
     disk.mkdir(parents=True)
     for rel in DIRS:
         (disk / rel).mkdir(parents=True, exist_ok=True)
@@ -174,8 +163,8 @@ def seed_disk(disk: Path, hw: GuestHardware, ova: str = facts.OVA_DEFAULT_VARIAN
     _write(disk, "etc/shadow", "".join(f"{line.split(':')[0]}:*:19000:0:99999:7:::\n"
                                          for line in rocky.PASSWD.splitlines()), 0o000)
     _write(disk, "boot/vmlinuz-" + rocky.KERNEL_RELEASE, b"", 0o755)
-    _write(disk, rocky.INITRAMFS.lstrip("/"), initramfs_text(drivers, arguments), 0o600)
-    _write(disk, LAYOUT, ova_layout().env())
+    for rel, (text, mode) in image.disk_files(hw.disk_gib).items():
+        _write(disk, rel, text, mode)
     _write(disk, "vast/bundles/" + BUNDLE, _bundle_placeholder())
     bootstrap = STUBS / "vast" / "vast_bootstrap.sh"
     _write(disk, "vast/bundles/vast_bootstrap.sh", bootstrap.read_text(), 0o755)
@@ -263,17 +252,20 @@ def rebuild_bins(disk: Path) -> None:
         os.symlink(target, link)
 
 
-def hw_env(hw: GuestHardware, speed: float) -> str:
-    """/run/lab/hw.env: what the stubs know of their VM (shell-quoted assignments)."""
+def hw_env(hw: GuestHardware, speed: float, kernel: GuestKernel) -> str:
+    """/run/lab/hw.env: what the stubs know of their VM and of the kernel on its disk (shell-quoted
+    assignments)."""
     values = {
         "LAB_VMID": hw.vmid, "LAB_NAME": hw.name, "LAB_VCPUS": hw.vcpus, "LAB_SOCKETS": hw.sockets,
-        "LAB_CORES": hw.cores, "LAB_MEMORY_MIB": hw.memory_mib, "LAB_MEMTOTAL_KIB": rocky.memtotal_kib(hw.memory_mib),
+        "LAB_CORES": hw.cores, "LAB_MEMORY_MIB": hw.memory_mib, "LAB_MEMTOTAL_KIB": kernel.memtotal_kib(hw.memory_mib),
         "LAB_CPU_TYPE": hw.cpu_type, "LAB_SCSIHW": hw.scsihw, "LAB_IOTHREAD": int(hw.disk_iothread),
         "LAB_DISK_GIB": hw.disk_gib, "LAB_MAC": hw.mac.lower(), "LAB_IP": hw.ip, "LAB_GATEWAY": _gateway(hw.ip),
         "LAB_CPU_MODEL": cpu_model(hw), "LAB_KERNEL": rocky.KERNEL_RELEASE, "LAB_SPEED": speed,
         "LAB_CONTROLLER_DRIVER": rocky.controller_driver(hw), "LAB_MACHINE": hw.machine,
         "LAB_DRACUT_ALWAYS": " ".join(facts.INITRAMFS_ALWAYS),
-        "LAB_KERNEL_STORAGE_MODULES": " ".join(sorted(facts.KERNEL_STORAGE_MODULES)),
+        "LAB_KERNEL_STORAGE_MODULES": " ".join(sorted(kernel.modules)),
+        "LAB_KERNEL_MISSING": " ".join(sorted(kernel.missing)),
+        "LAB_LOADED_AT_BOOT": " ".join(kernel.loaded),
     }
     return "".join(f"{key}={shlex.quote(str(value))}\n" for key, value in values.items())
 

@@ -40,6 +40,7 @@ from backend.lab import facts
 from backend.lab.guest import rocky
 from backend.lab.guest.blockdev import Layout, ova_layout, sysfs_files
 from backend.lab.guest.fsutil import InPlaceFile, open_beneath, read_beneath, remove_tree
+from backend.lab.guest.image import GuestKernel
 from backend.lab.guest.load import UPTIME_AT_BOOT, ProcState, cgroup_memory_files
 from backend.lab.guest.rootfs import STUBS, cpu_model, hw_env, link_table_text
 from backend.lab.guest.support import own_tree
@@ -194,41 +195,48 @@ BOOT_MESSAGES = (
     (5, "sd 2:0:0:0: [sda] {sectors} 512-byte logical blocks: ({disk_gb} GB/{disk_gib} GiB)"),
     (6, " sda: sda1 sda2 sda3"),
     (5, "sd 2:0:0:0: [sda] Attached SCSI disk"),
-    (6, "XFS (sda3): Mounting V5 Filesystem"),
-    (6, "XFS (sda3): Ending clean mount"),
+    (6, "{root_mounting}"),
+    (6, "{root_mounted}"),
     (6, "Adding {swap_kib}k swap on /dev/sda2.  Priority:-2 extents:1 across:{swap_kib}k SSFS"),
     (6, "systemd[1]: systemd 239 (239-82.el8_10.5) running in system mode."),
     (6, "systemd[1]: Detected virtualization kvm."),
     (6, "systemd[1]: Set hostname to <localhost.localdomain>."),
 )
+# What the kernel says when it mounts the root filesystem, by type (fs/xfs/xfs_super.c, fs/ext4/super.c).
+ROOT_MOUNT_LINES = {"xfs": ("XFS (sda3): Mounting V5 Filesystem", "XFS (sda3): Ending clean mount"),
+                    "ext4": ("EXT4-fs (sda3): mounted filesystem with ordered data mode. Opts: (null)",
+                             "EXT4-fs (sda3): re-mounted. Opts: (null)")}
 
 
-def boot_messages(hw: GuestHardware) -> list[tuple[int, str]]:
+def boot_messages(hw: GuestHardware, layout: Layout, kernel: GuestKernel) -> list[tuple[int, str]]:
     driver = rocky.controller_driver(hw)
     driver_line = {"virtio_scsi": "scsi host2: Virtio SCSI HBA", "ahci": "scsi host2: ahci",
                    "ata_piix": "scsi host2: ata_piix", "vmw_pvscsi": "vmw_pvscsi: using 64bit dma"
                    }.get(driver, f"{driver}: controller found")
+    mounting, mounted = ROOT_MOUNT_LINES.get(layout.root_fstype, ROOT_MOUNT_LINES["xfs"])
     values = {"kver": rocky.KERNEL_RELEASE, "root_uuid": facts.ROOT_UUID, "swap_uuid": facts.SWAP_UUID,
-              "swap_kib": facts.SWAP_KIB, "memk": rocky.memtotal_kib(hw.memory_mib),
+              "swap_kib": layout.swap_kib, "memk": kernel.memtotal_kib(hw.memory_mib),
               "ramk": hw.memory_mib * 1024, "vcpus": hw.vcpus, "driver_line": driver_line,
-              "sectors": hw.disk_gib * 2097152, "disk_gb": int(hw.disk_gib * 1.073741824), "disk_gib": hw.disk_gib}
+              "sectors": hw.disk_gib * 2097152, "disk_gb": int(hw.disk_gib * 1.073741824), "disk_gib": hw.disk_gib,
+              "root_mounting": mounting, "root_mounted": mounted}
     return [(level, text.format(**values)) for level, text in BOOT_MESSAGES]
 
 
 def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float,
-                  layout: Layout | None = None) -> Runtime:
-    """Recreate the runtime directory for a fresh boot of `hw` whose disk holds `layout` (the OVA's
-    when not given)."""
+                  layout: Layout | None = None, kernel: GuestKernel | None = None) -> Runtime:
+    """Recreate the runtime directory for a fresh boot of `hw` whose disk holds `layout` and `kernel`
+    (the OVA's when not given)."""
+    layout, kernel = layout or ova_layout(), kernel or GuestKernel()
     remove_tree(path)
     path.mkdir(parents=True)
-    mem_kib = rocky.memtotal_kib(hw.memory_mib)
+    mem_kib = kernel.memtotal_kib(hw.memory_mib)
     static = {
         "proc/cpuinfo": cpuinfo(hw),
         "proc/version": BOOT_MESSAGES[0][1] + "\n",
         "proc/cmdline": BOOT_MESSAGES[1][1].format(kver=rocky.KERNEL_RELEASE, root_uuid=facts.ROOT_UUID,
                                                    swap_uuid=facts.SWAP_UUID)[len("Command line: "):] + "\n",
         "proc/swaps": f"Filename\t\t\t\tType\t\tSize\tUsed\tPriority\n/dev/sda2                               "
-                      f"partition\t{rocky.SWAP_KIB}\t0\t-2\n",
+                      f"partition\t{layout.swap_kib}\t0\t-2\n",
         "sys/devices/system/cpu/online": f"0-{hw.vcpus - 1}\n" if hw.vcpus > 1 else "0\n",
         "sys/devices/system/cpu/possible": f"0-{hw.vcpus - 1}\n" if hw.vcpus > 1 else "0\n",
         "sys/devices/system/cpu/present": f"0-{hw.vcpus - 1}\n" if hw.vcpus > 1 else "0\n",
@@ -254,10 +262,10 @@ def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float,
         "sys/block/sda/queue/hw_sector_size": "512\n",
         "sys/block/sda/queue/nr_hw_queues": f"{hw.vcpus if rocky.multiqueue(hw) else 1}\n",
         "sys/block/sda/device/rescan": "",
-        **sysfs_files(layout or ova_layout()),
+        **sysfs_files(layout),
         "sys/fs/cgroup/memory/memory.usage_in_bytes": f"{(mem_kib - 110_000_000 // 1024) * 1024}\n",
         "sys/fs/cgroup/memory/memory.limit_in_bytes": "9223372036854771712\n",
-        "run/lab/hw.env": hw_env(hw, speed),
+        "run/lab/hw.env": hw_env(hw, speed, kernel),
         "run/lab/speed": f"{speed}\n",
         "run/utmp": "",
         "dev/kmsg": "",
@@ -277,19 +285,19 @@ def build_runtime(path: Path, hw: GuestHardware, boot_wall: float, speed: float,
     shutil.copytree(STUBS, path / "stubs", symlinks=True)
     _put(path, "stubs/lib/links.tsv", link_table_text())
     own_tree(path)
-    proc = ProcState(hw.vcpus, hw.memory_mib, boot_wall, thp=rocky.THP_DEFAULTS["enabled"])
+    proc = ProcState(hw.vcpus, mem_kib, boot_wall, thp=rocky.THP_DEFAULTS["enabled"], swap_kib=layout.swap_kib)
     runtime = Runtime(path, hw, proc)
     runtime.write_proc()
-    for level, text in boot_messages(hw):
+    for level, text in boot_messages(hw, layout, kernel):
         runtime.kmsg(text, level)
     for rel, _choices in CHOICE_FILES.items():
         runtime.last_good[rel] = selected((path / rel).read_text())
     return runtime
 
 
-def open_runtime(path: Path, hw: GuestHardware, boot_wall: float) -> Runtime:
+def open_runtime(path: Path, hw: GuestHardware, boot_wall: float, layout: Layout, kernel: GuestKernel) -> Runtime:
     """The runtime of a guest still running from a previous lab process: continue its counters."""
-    proc = ProcState(hw.vcpus, hw.memory_mib, boot_wall)
+    proc = ProcState(hw.vcpus, kernel.memtotal_kib(hw.memory_mib), boot_wall, swap_kib=layout.swap_kib)
     runtime = Runtime(path, hw, proc)
     proc.restore(runtime.file("proc/stat").read(), runtime.file("proc/diskstats").read(),
                  runtime.file("proc/vmstat").read())

@@ -133,8 +133,9 @@ def interp(points: Points, x: float) -> float:
 
 
 def guest_mem_total(memory_mib: int) -> int:
-    """MemTotal (bytes) of a guest with `memory_mib` of RAM: the world fact the lab guest's
-    /proc/meminfo shows too (facts.guest_memtotal_kib, via backend/lab/guest/rocky.memtotal_kib)."""
+    """MemTotal (bytes) of a guest of the lab's own kernel with `memory_mib` of RAM: the world fact the
+    lab guest's /proc/meminfo shows too (facts.guest_memtotal_kib; a guest recording's kernel keeps
+    its own overhead, backend/lab/guest/image.py GuestKernel.memtotal_kib)."""
     return facts.guest_memtotal_kib(memory_mib) * 1024
 
 

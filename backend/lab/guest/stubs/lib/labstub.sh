@@ -82,6 +82,16 @@ lab_installed() { # package
     [ -r "$LAB_RPMDB" ] && awk -F'\t' -v p="$1" '$1 == p { found = 1 } END { exit !found }' "$LAB_RPMDB"
 }
 
+# -- kernel modules (stubs/lib/kmods.tsv: module, path, what it needs) -----------------------------
+# The row of a module the guest's kernel has, or nothing: the table lists the lab's Rocky kernel's
+# modules; LAB_KERNEL_MISSING (hw.env) names the storage drivers the kernel on this disk lacks
+# (backend/lab/guest/image.py: a guest recording's kernel).
+lab_kmod_row() { # module
+    local module=${1//-/_}
+    case " ${LAB_KERNEL_MISSING:-} " in *" $module "*) return 0 ;; esac
+    awk -F'\t' -v m="$module" '!/^#/ && $1 == m { print; exit }' "$LAB_LIB/kmods.tsv"
+}
+
 # -- units -----------------------------------------------------------------------------------------
 # Print the catalog row of a unit whose package is installed: unit package comm exec wanted_by
 # condition preset description (tab-separated); fail when the unit does not exist on the guest.
@@ -195,11 +205,13 @@ LAB_SCHEDULER=/sys/block/sda/queue/scheduler
 # -- the disk's layout (backend/lab/guest/blockdev.py: the partition table and the root XFS) ------
 LAB_DISK_ENV=$LAB_STATE/disk.env
 
-# Load the layout (SDA{1,2,3}_{START,SECTORS}, ROOT_FS_BLOCKS, XFS_LOG_BLOCKS, XFS_BLOCK_BYTES,
-# ROOT_UUID, MBR_MAX_SECTORS) and DISK_SECTORS, the disk's size as the kernel sees it.
+# Load the layout (SDA{1,2,3}_{START,SECTORS}, ROOT_FS_BLOCKS, ROOT_LOG_BLOCKS, XFS_BLOCK_BYTES,
+# ROOT_FSTYPE, BOOT_FSTYPE, BOOT_DF_KIB, ROOT_UUID, MBR_MAX_SECTORS; a disk seeded before fs types
+# were kept has XFS) and DISK_SECTORS, the disk's size as the kernel sees it.
 lab_disk_load() {
     # shellcheck source=/dev/null
     . "$LAB_DISK_ENV"
+    : "${ROOT_FSTYPE:=xfs}" "${BOOT_FSTYPE:=xfs}" "${BOOT_DF_KIB:=1038336}" "${ROOT_LOG_BLOCKS:=$XFS_LOG_BLOCKS}"
     DISK_SECTORS=$(cat /sys/block/sda/size 2>/dev/null || printf '0')
 }
 
@@ -208,7 +220,10 @@ lab_disk_set() { # key value
     sed -i "s/^$1=.*/$1=$2/" "$LAB_DISK_ENV"
 }
 
-# What df shows as the root XFS's size, in KiB: its data blocks minus its internal log.
+# What df shows as the root filesystem's size, in KiB: its blocks minus its internal log (XFS) or
+# journal and inode tables (ext4), as backend.lab.facts.df_kib.
 lab_root_df_kib() {
-    printf '%s' $(( (ROOT_FS_BLOCKS - XFS_LOG_BLOCKS) * XFS_BLOCK_BYTES / 1024 ))
+    local log=${ROOT_LOG_BLOCKS:-$XFS_LOG_BLOCKS} tables=0
+    [ "${ROOT_FSTYPE:-xfs}" = ext4 ] && tables=$(( ROOT_FS_BLOCKS / ${EXT4_INODE_TABLE_FRACTION:-64} ))
+    printf '%s' $(( (ROOT_FS_BLOCKS - tables - log) * XFS_BLOCK_BYTES / 1024 ))
 }
