@@ -83,11 +83,13 @@ _INFO: dict[str, ProviderInfo] = {}
 @dataclass(frozen=True)
 class ProviderInfo:
     """How a screen shows a provider's targets: its title, and the one choice of its answers section
-    the Connect screen offers (`choice` names the field, `choices` maps each value to a description)."""
+    the Connect screen offers (`choice` names the field, `choices` maps each value to a description;
+    `file_choice`, when the field also takes a `file:/PATH`, says what that file is)."""
 
     title: str
     choice: str = ""
     choices: dict[str, str] = field(default_factory=dict)
+    file_choice: str = ""
 
 
 def register_provider(scheme: str, provider: Provider, default_speed: float = 1.0,

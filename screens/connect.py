@@ -1,8 +1,11 @@
-"""Step 1, Connect: the built-in lab or a Proxmox VE host (URL, API token id, and a reference to the
-token secret). "Test connection" opens the target in a worker, shows the certificate's fingerprint
-for the user to trust, and only then sends the token and reads the PVE version and the nodes."""
+"""Step 1, Connect: the built-in lab (one of its hosts, or a recording of a real one: `file:/PATH`)
+or a Proxmox VE host (URL, API token id, and a reference to the token secret). "Test connection"
+opens the target in a worker, shows the certificate's fingerprint for the user to trust, and only
+then sends the token and reads the PVE version and the nodes."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from pydantic import BaseModel
 from textual import work
@@ -12,7 +15,7 @@ from textual.containers import Horizontal
 from textual.reactive import reactive
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select, Static
 
-from backend.errors import VlbError
+from backend.errors import BadInput, VlbError
 from backend.model.answers import Answers, ProxmoxAnswers
 from backend.run.service import describe_error
 from backend.target import provider_info, provider_scheme
@@ -23,12 +26,25 @@ from tui.widgets.wizard.progress import WizardProgress
 from tui.wizardstate import first_line, validated
 
 LAB = "lab"  # the built-in target's provider (backend/lab): its hosts and their descriptions are its own
+FILE = "file:"  # the host choice whose file (a recording) is named in the Recording field
 
 
-def lab_choice() -> tuple[str, dict[str, str]]:
-    """The field of the lab's answers section the form chooses, and each value's description."""
+def lab_choice() -> tuple[str, dict[str, str], str]:
+    """The field of the lab's answers section the form chooses, each value's description, and what a
+    file:/PATH value is ("" when the field takes none)."""
     info = provider_info(LAB)
-    return (info.choice, info.choices) if info is not None else ("", {})
+    return (info.choice, info.choices, info.file_choice) if info is not None else ("", {}, "")
+
+
+def file_reference(text: str, field: str) -> str:
+    """`file:/ABSOLUTE/PATH` of an existing file typed as PATH, file:PATH or ~/PATH; BadInput otherwise."""
+    typed = text.strip().removeprefix(FILE)
+    if not typed:
+        raise BadInput(f"{LAB}.{field}: give the path of the recording")
+    path = Path(typed).expanduser().absolute()
+    if not path.is_file():
+        raise BadInput(f"{LAB}.{field}: {path}: no such file" if not path.exists() else f"{LAB}.{field}: {path}: not a file")
+    return f"{FILE}{path}"
 
 
 class ConnectScreen(WizardScreen):
@@ -37,7 +53,8 @@ class ConnectScreen(WizardScreen):
     CSS_PATH = "connect.tcss"
     HELP = """\
 Pick the built-in lab (a Proxmox VE API, a guest and a VMS that behave like the field report's
-host) or a real Proxmox VE host.
+host) or a real Proxmox VE host. The lab plays one of its own hosts, or a real host recorded with
+`vast-loopback probe ANSWERS --record FILE`: choose "recording" and give the file's path.
 
 For a real host give its URL (https://HOST:8006), an API token id (USER@REALM!TOKENID, create it
 under Datacenter → Permissions → API Tokens) and where the token secret is: env:NAME (an
@@ -87,11 +104,21 @@ After the test the wizard goes on to the first step that needs you."""
                 # the web demo (kiosk) stays on the lab: a real host is not offered there
                 yield RadioButton("Proxmox VE host", id="scheme-https", value=scheme == "https",
                                   disabled=self.wizard_app.kiosk)
+        field, choices, file_choice = lab_choice()
+        loaded = str(getattr(answers.section(LAB), field, ""))
+        chosen = self.wizard.shown(f"{LAB}.{field}", loaded)  # a reopened file's text when it was not valid
+        recorded = bool(file_choice) and chosen not in choices
+        chosen = chosen if recorded or chosen in choices else loaded
+        options = [(text, name) for name, text in choices.items()]
+        if file_choice:
+            options.append((f"recording: {file_choice}", FILE))
         with Horizontal(classes="form-row lab-only"):
             yield Label("Lab host", classes="label")
-            field, choices = lab_choice()
-            yield Select([(text, name) for name, text in choices.items()], value=getattr(answers.section(LAB), field),
-                         allow_blank=False, id="profile", compact=True)
+            yield Select(options, value=FILE if recorded else chosen, allow_blank=False, id="profile", compact=True)
+        with Horizontal(classes="form-row lab-only file-only"):
+            yield Label("Recording", classes="label")
+            yield Input(chosen.removeprefix(FILE) if recorded else "", placeholder="/PATH/host.json",
+                        id="recording", compact=True)
         with Horizontal(classes="form-row https-only"):
             yield Label("URL", classes="label")
             yield Input(self._url() if provider_scheme(self._url()) != LAB else "", placeholder="https://pve.example:8006",
@@ -112,6 +139,7 @@ After the test the wizard goes on to the first step that needs you."""
     def on_mount(self) -> None:
         super().on_mount()
         self.scheme = self._scheme()
+        self.set_class(self.query_one("#profile", Select).value == FILE, "-file")
         self.next_enabled = False
         if self.wizard.inventory is not None:  # came back from a later step: still connected
             self._tested_with = self.wizard.answers.proxmox.model_copy()
@@ -143,6 +171,7 @@ After the test the wizard goes on to the first step that needs you."""
         self._form_changed()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        self.set_class(event.value == FILE, "-file")
         self._form_changed()
 
     def _form_changed(self) -> None:
@@ -166,16 +195,19 @@ After the test the wizard goes on to the first step that needs you."""
         secret = self.query_one("#token-secret", Input).value.strip()
         if self.scheme == "https":
             if not url:
-                from backend.errors import BadInput
-
                 raise BadInput("proxmox.url: give the host's URL, e.g. https://pve.example:8006")
             data.update(token_id=token_id or None, token_secret=secret or None)
             if url == current.proxmox.url:
                 data["fingerprint"] = current.proxmox.fingerprint  # keep a pin for the same host
         proxmox = validated(ProxmoxAnswers, data, "proxmox")
+        field = lab_choice()[0]
         profile = self.query_one("#profile", Select).value
+        if profile == FILE and self.scheme != "https":
+            profile = file_reference(self.query_one("#recording", Input).value, field)
+        elif profile == FILE:
+            profile = getattr(current.section(LAB), field)  # a real host: the lab's choice stays as it was
         section = current.section(LAB)
-        lab = validated(type(section), {**section.model_dump(), lab_choice()[0]: profile}, LAB)
+        lab = validated(type(section), {**section.model_dump(), field: profile}, LAB)
         return proxmox, lab
 
     # --- testing ------------------------------------------------------------------------------

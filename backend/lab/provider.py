@@ -125,5 +125,6 @@ async def open_lab(answers: Answers, options: TargetOptions) -> Target:
 DEFAULT_SPEED = 30.0
 
 register_provider(NAME, open_lab, default_speed=DEFAULT_SPEED,
-                  info=ProviderInfo("built-in lab", "host_profile", PROFILE_DESCRIPTIONS))
+                  info=ProviderInfo("built-in lab", "host_profile", PROFILE_DESCRIPTIONS,
+                                    file_choice="a real host (vast-loopback probe --record FILE)"))
 register_answers(NAME, LabAnswers)
