@@ -31,7 +31,7 @@ from backend.lab import facts
 from backend.lab.guest import namespace, rocky
 from backend.lab.guest.blockdev import read_layout
 from backend.lab.guest.fsutil import copy_tree, read_beneath, remove_tree, write_beneath
-from backend.lab.guest.image import GuestImage, guest_image, read_kernel
+from backend.lab.guest.image import GuestImage, read_kernel
 from backend.lab.guest.load import GuestLoad, IdleLoad
 from backend.lab.guest.rootfs import PY36, hw_env, initramfs_drivers, py36_available, rebuild_bins, seed_disk
 from backend.lab.guest.runtime import Runtime, build_runtime, mount_plan, open_runtime
@@ -88,11 +88,11 @@ class LabGuest:
                    boot_wall=float(data.get("boot_wall", 0)), boot_lab=float(data.get("boot_lab", 0)),
                    generation=int(data.get("generation", 0)), error=str(data.get("error", "")))
 
-    def ensure_disk(self, image: GuestImage | None = None) -> None:
-        """The VM's disk: a fresh import of the OVA's `image` (the default variant's) the first time."""
+    def ensure_disk(self, image: GuestImage) -> None:
+        """The VM's disk: a fresh import of the OVA's `image` the first time."""
         self.path.mkdir(parents=True, exist_ok=True)
         if not self.disk.exists():
-            seed_disk(self.disk, self.hw, image or guest_image(facts.OVA_DEFAULT_VARIANT))
+            seed_disk(self.disk, self.hw, image)
 
     # -- boot -------------------------------------------------------------------------------------
     def bootable(self) -> tuple[bool, str]:

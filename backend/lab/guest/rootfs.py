@@ -1,6 +1,6 @@
 """The guest's disk: a Rocky Linux 8.10 root filesystem seeded once, and its curated /usr/bin.
 
-`seed_disk(disk, hw)` creates the directory tree a fresh OVA import has: /etc as Rocky 8.10 ships
+`seed_disk(disk, hw, image)` creates the directory tree a fresh OVA import has: /etc as Rocky 8.10 ships
 it (release files, accounts with `centos` (uid 1000) in wheel, hosts, resolv.conf, nsswitch,
 sudoers, tuned, dracut, sysctl, yum repositories, enabled units), /home/centos, /root, /boot with
 the OVA's initramfs, /vast/bundles with `vast_bootstrap.sh` and a small placeholder
