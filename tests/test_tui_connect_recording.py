@@ -15,6 +15,7 @@ from backend.model import recording
 from backend.run import probe
 from screens.connect import FILE
 from tests.proxmox_lab_support import lab_answers, open_lab
+from tests.test_tui_reopen import loaded_problems, reopen, reopened
 from tests.tui_helpers import Opener, make_app, wait_for_screen
 from tests.tui_lab_helpers import require_lab, until
 from tui.app import WizardApp
@@ -69,6 +70,16 @@ async def test_answers_naming_a_recording_open_with_it_chosen(tmp_path):
         await pilot.press("ctrl+t")
         await wait_for_screen(pilot, app, "FingerprintDialog")
         assert opener.asked[0].section("lab").host_profile == f"file:{recorded}"
+
+
+async def test_reopened_answers_with_a_bad_recording_path_show_it_as_written(tmp_path):
+    app = reopen(tmp_path, "proxmox: {url: lab}\nlab: {host_profile: 'file:host.json'}\n", Opener())
+    async with app.run_test(size=(80, 24)) as pilot:
+        await reopened(pilot, app)
+        assert type(app.screen).__name__ == "ConnectScreen"
+        assert app.screen.query_one("#profile", Select).value == FILE
+        assert app.screen.query_one("#recording", Input).value == "host.json"
+        assert "lab.host_profile" in loaded_problems(app) and "ABSOLUTE/PATH" in loaded_problems(app)
 
 
 async def test_an_invalid_recording_is_the_labs_one_clear_line(tmp_path):
