@@ -221,7 +221,9 @@ def test_a_guests_boot_takes_its_boot_delay_of_lab_time_however_slow_the_labs_wo
         boot(lab, hardware(100))
         if holding:
             assert spans[0] == pytest.approx(0.0, abs=1e-6)  # the clock stood still meanwhile...
-            assert lab.clock.snapshot()["holds"] == []  # ...and runs on once the guest is up
+            # ...and runs on once the guest is up: its boot's hold ends as the boot's work does, just
+            # after the guest is seen up (a moment that a busy machine stretches)
+            until(lambda: lab.clock.snapshot()["holds"] == [])
         else:
             assert spans[0] >= 0.5 * 600.0  # the bad lab: the work cost 5 lab minutes
     finally:
