@@ -59,9 +59,9 @@ def serve_foreground(profile: str = "seed", speed: float = 1.0, state_dir: str |
             "",
             "Ctrl-C stops the lab.",
         ]
-        print("\n".join(lines), flush=True)
         shown: set[tuple[int, int]] = set()
-        try:
+        try:  # Ctrl-C from the moment the lab says how to stop it (a busy machine may deliver it at once)
+            print("\n".join(lines), flush=True)
             while not stop.wait(0.5):
                 for line in _guest_lines(world, shown):
                     print(line, flush=True)
