@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import shlex
+import threading
 import time
 from pathlib import Path
 
@@ -138,6 +139,29 @@ async def test_a_detached_job_survives_the_connection_and_power_off_ends_it(gues
     guest_lab.power_off(guest.vmid, graceful=True)
     assert guest_lab.boot_state(guest.vmid) == "off"
     assert not guest_lab.guest(guest.vmid).processes()
+
+
+async def test_a_command_whose_client_left_before_it_started_is_hung_up_as_it_starts(running_guest, monkeypatch):
+    """sshd never leaves a command running for a client that is gone. On a busy machine the client can
+    leave while the command's process is still being started: it is hung up the moment it exists."""
+    from backend.lab.guest import sshd
+
+    spawned = threading.Event()  # set on the lab's loop, waited for on this one
+    real = asyncio.create_subprocess_exec
+
+    async def slow_start(*args, **kwargs):
+        await asyncio.sleep(0.5)  # the client leaves meanwhile
+        process = await real(*args, **kwargs)
+        spawned.set()
+        return process
+
+    async with connect(running_guest) as conn:
+        monkeypatch.setattr(sshd.asyncio, "create_subprocess_exec", slow_start)
+        await conn.create_process("sleep 503 & wait")  # the hang-up reaches its whole process group
+        await asyncio.sleep(0.1)
+    assert await asyncio.to_thread(spawned.wait, 30.0)
+    monkeypatch.undo()
+    assert await sleeps_settle(running_guest, [], "^sleep 503", seconds=10.0) == []
 
 
 async def test_a_dropped_connection_hangs_up_running_commands_but_not_detached_jobs(running_guest):

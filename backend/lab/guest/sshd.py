@@ -141,6 +141,7 @@ class _Session(asyncssh.SSHServerSession):
         self.writable = asyncio.Event()
         self.writable.set()
         self.ended = False
+        self.hung_up = False  # the client went away, maybe before the command's process existed
 
     # -- requests ---------------------------------------------------------------------------------
     def connection_made(self, chan: asyncssh.SSHServerChannel) -> None:
@@ -199,10 +200,21 @@ class _Session(asyncssh.SSHServerSession):
 
     # -- the process ------------------------------------------------------------------------------
     def hang_up(self) -> None:
-        """The client went away: like sshd, the command's process group gets SIGHUP."""
+        """The client went away: like sshd, the command's process group gets SIGHUP (now, or as soon
+        as it exists: a command whose client is gone before it started is hung up as it starts)."""
+        self.hung_up = True
         if not self.ended:
             self._signal(signal.SIGHUP)
             self._signal(signal.SIGCONT)
+
+    def _started(self) -> None:
+        """The command's process exists: give it the input that came first, and the hang-up if its
+        client is already gone."""
+        for data in self.stdin_queue:
+            self._write_stdin(data)
+        self.stdin_queue.clear()
+        if self.hung_up:
+            self.hang_up()
 
     def _signal(self, sig: int | None) -> None:
         if sig is None or self.process is None or self.process.returncode is not None:
@@ -284,9 +296,7 @@ class _Session(asyncssh.SSHServerSession):
         self.process = await asyncio.create_subprocess_exec(
             *argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env, cwd="/", start_new_session=True,
             **self.guest.spawn_kwargs())
-        for data in self.stdin_queue:
-            self._write_stdin(data)
-        self.stdin_queue.clear()
+        self._started()
         assert self.process.stdout is not None and self.process.stderr is not None
         assert self.chan is not None
         await asyncio.gather(self._pump(self.process.stdout.read, self.chan.write),
@@ -321,9 +331,7 @@ class _Session(asyncssh.SSHServerSession):
                 preexec_fn=take_terminal, **self.guest.spawn_kwargs())
         finally:
             os.close(slave)
-        for data in self.stdin_queue:
-            self._write_stdin(data)
-        self.stdin_queue.clear()
+        self._started()
         loop = asyncio.get_running_loop()
         done = loop.create_future()
 
