@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -46,6 +47,14 @@ BIG = node(32, 64, 503.8, sockets=2, storage_gib=7000)
 @pytest.fixture
 def seed_node() -> NodeFacts:
     return SEED
+
+
+def ctrl_c_reaches_it() -> None:
+    """`preexec_fn` of a child a test stops with Ctrl-C (SIGINT): it starts as from a terminal, with
+    SIGINT's default action. A suite started in the background (`cmd &` in a script, as a CI runner
+    or a nohup'd run may start it) has SIGINT ignored, a child inherits that, and Python then sets
+    up no KeyboardInterrupt: the test's Ctrl-C would never reach it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

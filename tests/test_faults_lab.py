@@ -23,7 +23,7 @@ from backend.lab.faults import FaultPlan, ScheduledFault, plan_from_answers
 from backend.lab.guest import lab as guest_lab_mod
 from backend.lab.options import FaultAnswers
 from backend.model import answers as answers_mod
-from tests.conftest import REPO
+from tests.conftest import REPO, ctrl_c_reaches_it
 from tests.guest_lab_support import client, recording_bus
 from tests.lab_fixtures import boot, hardware, open_lab
 
@@ -127,7 +127,7 @@ def test_the_lab_command_injects_faults_when_asked(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "lab", "--speed", "60", "--state-dir", str(tmp_path / "lab"),
          "--fault-rate", "1", "--fault-seed", "3"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_it)
     try:
         lines = []
         while True:

@@ -14,7 +14,7 @@ import requests
 import backend.lab  # noqa: F401  - registers the 'lab' provider, as the entry points do
 from backend.model.answers import parse
 from backend.target import TargetOptions, fetch_certificate_fingerprint, open_target
-from tests.conftest import REPO
+from tests.conftest import REPO, ctrl_c_reaches_it
 
 pytestmark = pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
 
@@ -23,7 +23,7 @@ def test_lab_command_prints_its_endpoints_serves_and_stops_on_ctrl_c(tmp_path):
     process = subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "lab", "--host-profile", "small", "--speed", "60",
          "--state-dir", str(tmp_path / "lab")],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ctrl_c_reaches_it)
     try:
         lines = []
         deadline = time.monotonic() + 20

@@ -18,6 +18,7 @@ import pytest
 
 from backend.run import service
 from backend.run.runlock import RunInUse, RunLock
+from tests.conftest import ctrl_c_reaches_it
 from tests.security_support import REPO, stop_lab_guests
 
 LAB_ANSWERS = "proxmox: {url: lab}\nvm: {name: vast-lb, vcpus: 12, memory_gib: 120, disk_gib: 1000}\n"
@@ -47,7 +48,8 @@ def test_a_second_resume_of_a_run_in_use_is_refused_saying_who_holds_it(tmp_path
     answers = tmp_path / "answers.yaml"
     answers.write_text(LAB_ANSWERS)
     first = subprocess.Popen(vlb("--auto", str(answers), "--run-dir", str(run_dir), "--speed", "30"), cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=ctrl_c_reaches_it)
     try:
         wait_for_step(run_dir, first, "create_vm")
         meta_before = (run_dir / "run.json").read_bytes()
