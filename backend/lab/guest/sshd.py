@@ -40,6 +40,15 @@ SIGNALS = {name[3:]: getattr(signal, name) for name in ("SIGHUP", "SIGINT", "SIG
 SIGNAL_NAMES = {number: name for name, number in SIGNALS.items()}
 
 
+def _default_signals() -> None:
+    """A session's process starts with every signal's default action, as sshd's children do (it
+    resets them before running the user's shell), whatever the lab inherited: a lab started with
+    nohup or in the background has SIGHUP or SIGINT ignored, and a hang-up would then end nothing."""
+    for sig in SIGNALS.values():
+        if sig != signal.SIGKILL:
+            signal.signal(sig, signal.SIG_DFL)
+
+
 @dataclass(frozen=True)
 class Login:
     """Who logged in, as the guest's /etc/passwd and /etc/group say."""
@@ -295,7 +304,7 @@ class _Session(asyncssh.SSHServerSession):
         pipe = asyncio.subprocess.PIPE
         self.process = await asyncio.create_subprocess_exec(
             *argv, stdin=pipe, stdout=pipe, stderr=pipe, env=env, cwd="/", start_new_session=True,
-            **self.guest.spawn_kwargs())
+            preexec_fn=_default_signals, **self.guest.spawn_kwargs())
         self._started()
         assert self.process.stdout is not None and self.process.stderr is not None
         assert self.chan is not None
@@ -323,6 +332,7 @@ class _Session(asyncssh.SSHServerSession):
         self.master = master
 
         def take_terminal() -> None:
+            _default_signals()
             fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
         try:
